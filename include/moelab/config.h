@@ -1,0 +1,83 @@
+// The run configuration: every knob of a moelab run, with its default. Read from TOML (configs/*.toml), overridden
+// with --set section.key=value, validated as a whole, and stored as JSON next to every checkpoint so that a
+// checkpoint is self-describing. docs/config.md documents each field (default, meaning, trade-off).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace moelab {
+
+struct DataConfig {
+  std::string dir = "data/brown";  // a folder written by `moelab data`: meta.json, *.bin, tokenizer.model
+};
+
+struct ModelConfig {
+  int64_t vocab_size = 0;         // 0: take it from the data folder's meta.json
+  int64_t d_model = 256;
+  int64_t n_layers = 4;
+  int64_t n_heads = 4;
+  int64_t n_kv_heads = 0;         // 0: equal to n_heads (plain multi-head); fewer: grouped-query attention
+  double rope_theta = 10000.0;
+  double rms_eps = 1e-6;
+  double init_std = 0.02;         // N(0, init_std^2) for every matrix; norms start at 1
+  bool tie_embeddings = false;    // LM head shares the token embedding matrix
+  int64_t max_seq_len = 256;      // longest context the model is used with (generation truncates to it)
+};
+
+struct MoeConfig {
+  int64_t n_experts = 8;
+  int64_t expert_hidden = 704;    // SwiGLU intermediate size of one expert
+  int64_t first_dense_layers = 0; // the first layers use a dense SwiGLU FFN instead of experts
+  int64_t moe_every = 1;          // after those, every moe_every-th layer is MoE, the others dense
+  int64_t dense_hidden = 0;       // hidden size of dense FFN layers; 0: expert_hidden * routing.top_k
+};
+
+struct RoutingConfig {
+  std::string router = "learned";     // learned (only kind built so far)
+  std::string gating = "softmax";     // softmax (only gating built so far)
+  std::string rule = "top_k";         // top_k (only rule built so far)
+  int64_t top_k = 2;
+  bool renormalize = true;            // divide the k kept probabilities by their sum (Mixtral) or keep them raw
+  std::string granularity = "token";  // token (only granularity built so far)
+  double capacity_factor = 0.0;       // 0: dropless (only mode built so far)
+  double load_balance_coef = 0.01;    // Switch load-balance loss, averaged over MoE layers
+  double z_loss_coef = 0.001;         // router z-loss, averaged over MoE layers
+};
+
+struct TrainConfig {
+  int64_t seq_len = 256;
+  int64_t batch_size = 8;             // sequences per micro-batch
+  int64_t grad_accum = 1;             // micro-batches per optimizer step
+  int64_t steps = 600;                // optimizer steps
+  double lr = 1e-3;                   // peak learning rate
+  double min_lr_ratio = 0.1;          // cosine decays to lr * min_lr_ratio
+  int64_t warmup_steps = 50;          // linear warmup from lr/warmup_steps to lr
+  double weight_decay = 0.1;          // decoupled (AdamW)
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double adam_eps = 1e-8;
+  bool decay_norms = false;           // apply weight decay to RMSNorm gains
+  bool decay_router = true;           // apply weight decay to router weights
+  bool decay_embeddings = true;       // apply weight decay to the token embedding (and untied LM head)
+  double grad_clip = 1.0;             // global-norm clipping threshold; 0 disables
+  uint64_t seed = 1234;
+  int64_t eval_every = 100;           // steps between evaluations; 0: only at the end
+  int64_t eval_tokens = 0;            // validation tokens per evaluation; 0: the whole split
+  int64_t checkpoint_every = 200;     // steps between checkpoints; 0: only at the end
+  int64_t log_every = 10;             // steps between metrics lines
+  std::string out_dir = "runs/brown-tiny";
+  int64_t threads = 0;                // 0: all cores
+};
+
+struct Config {
+  DataConfig data;
+  ModelConfig model;
+  MoeConfig moe;
+  RoutingConfig routing;
+  TrainConfig train;
+  std::string source;  // where this config came from (file path), for error messages; not a setting
+};
+
+}  // namespace moelab

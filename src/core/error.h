@@ -1,0 +1,39 @@
+// Errors. Two kinds, kept apart on purpose:
+//  - moelab::Error: something in the environment is wrong (a file, a config field, a checkpoint, the data).
+//    Thrown with a message that names the file/field/step and what was expected; caught by the CLI, which prints
+//    it and exits non-zero. Callers higher up (the trainer) may catch it to save work before exiting.
+//  - MOELAB_ASSERT: an internal invariant (a shape mismatch between two of our own buffers). A bug: abort with
+//    file:line, never caught.
+#pragma once
+
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace moelab {
+
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& what) : std::runtime_error(what) {}
+};
+
+// Builds a message from any streamable pieces: throw_error("file ", path, ": expected ", n, " bytes").
+template <typename... Parts>
+[[noreturn]] void throw_error(const Parts&... parts) {
+  std::ostringstream os;
+  (os << ... << parts);
+  throw Error(os.str());
+}
+
+}  // namespace moelab
+
+#define MOELAB_ASSERT(cond, msg)                                                          \
+  do {                                                                                    \
+    if (!(cond)) {                                                                        \
+      std::fprintf(stderr, "moelab: internal error at %s:%d: %s (%s)\n", __FILE__, __LINE__, \
+                   msg, #cond);                                                           \
+      std::abort();                                                                       \
+    }                                                                                     \
+  } while (0)

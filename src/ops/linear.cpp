@@ -1,0 +1,35 @@
+#include "ops/linear.h"
+
+#include "backend/cpu/gemm.h"
+
+namespace moelab::ops {
+
+using cpu::Trans;
+
+template <typename T>
+void linear_forward(T* out, const T* in, const T* weight, int64_t N, int64_t in_features, int64_t out_features) {
+  cpu::gemm(Trans::N, Trans::T, N, out_features, in_features, T(1), in, in_features, weight, in_features, T(0), out,
+            out_features);
+}
+
+template <typename T>
+void linear_backward(T* d_in, T* d_weight, const T* d_out, const T* in, const T* weight, int64_t N,
+                     int64_t in_features, int64_t out_features) {
+  if (d_in) {
+    cpu::gemm(Trans::N, Trans::N, N, in_features, out_features, T(1), d_out, out_features, weight, in_features, T(0),
+              d_in, in_features);
+  }
+  if (d_weight) {
+    cpu::gemm(Trans::T, Trans::N, out_features, in_features, N, T(1), d_out, out_features, in, in_features, T(1),
+              d_weight, in_features);
+  }
+}
+
+template void linear_forward<float>(float*, const float*, const float*, int64_t, int64_t, int64_t);
+template void linear_forward<double>(double*, const double*, const double*, int64_t, int64_t, int64_t);
+template void linear_backward<float>(float*, float*, const float*, const float*, const float*, int64_t, int64_t,
+                                     int64_t);
+template void linear_backward<double>(double*, double*, const double*, const double*, const double*, int64_t,
+                                      int64_t, int64_t);
+
+}  // namespace moelab::ops
