@@ -1,2 +1,24 @@
+// The `moelab` command: data preparation, training, evaluation and generation for MoE language models.
 #include <cstdio>
-int main() { std::puts("moelab"); return 0; }
+#include <exception>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"moelab: train, evaluate and dissect Mixture-of-Experts language models"};
+  app.require_subcommand(1);
+  moelab::cli::register_data_command(app);
+  moelab::cli::register_train_command(app);
+  moelab::cli::register_eval_command(app);
+  moelab::cli::register_generate_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const moelab::Error& e) {
+    std::fprintf(stderr, "moelab: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,15 @@
+// Each subcommand lives in its own file src/cli/cmd_<name>.cpp and adds itself to the app here.
+// A register function declares the subcommand, its options and help text, and sets its callback; the callback
+// throws moelab::Error on bad input, which main() turns into a message and exit code 1.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace moelab::cli {
+
+void register_data_command(CLI::App& app);
+void register_train_command(CLI::App& app);
+void register_eval_command(CLI::App& app);
+void register_generate_command(CLI::App& app);
+
+}  // namespace moelab::cli
