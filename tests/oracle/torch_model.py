@@ -1,0 +1,696 @@
+#!/usr/bin/python3
+"""The independent PyTorch oracle for moelab's whole-model tests.
+
+Written from ../shared/papers/SPEC.md sections 1-3 with nothing shared with the C++ engine: it reads a checkpoint
+folder (config.json + model.safetensors, Hugging Face Mixtral names), runs the forward pass on a batch of tokens
+with autograd, and writes the logits, the losses and the gradient of the total loss for every parameter.
+
+  /usr/bin/python3 tests/oracle/torch_model.py --checkpoint DIR --tokens TOKENS.safetensors --out OUT.safetensors
+                                               [--dtype float64|float32] [--threads N]
+  /usr/bin/python3 tests/oracle/torch_model.py --self-test
+
+Needs only the Debian packages python3-torch (1.13, CPU) and python3-numpy; safetensors is read and written by
+hand. Any inconsistency (missing or extra tensor, wrong shape or dtype, bad config, token out of range) ends the
+program with exit status 1 and a message naming the file and what was expected.
+"""
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+class OracleError(Exception):
+    """An inconsistency in the inputs; main() prints it and exits 1."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# safetensors, by hand
+# ---------------------------------------------------------------------------------------------------------------
+
+_DTYPE_SIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
+               "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1}
+_DTYPE_NUMPY = {"F64": "<f8", "F32": "<f4", "I64": "<i8", "I32": "<i4"}
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+class SafetensorsFile:
+    """A whole safetensors file in memory, validated entirely on open."""
+
+    def __init__(self, path):
+        self.path = path
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            raise OracleError(f"file {path}: cannot read: {e.strerror}")
+        if len(raw) < 8:
+            raise OracleError(f"file {path}: {len(raw)} bytes, too short for a safetensors header")
+        n = int.from_bytes(raw[:8], "little")
+        if n > len(raw) - 8 or n > _MAX_HEADER:
+            raise OracleError(f"file {path}: header length {n} exceeds the file ({len(raw)} bytes)")
+        try:
+            header = json.loads(raw[8:8 + n].decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise OracleError(f"file {path}: header is not valid JSON: {e}")
+        if not isinstance(header, dict):
+            raise OracleError(f"file {path}: header is not a JSON object")
+        self.metadata = header.pop("__metadata__", {}) or {}
+        self._data = memoryview(raw)[8 + n:]
+        self.entries = {}
+        spans = []
+        for name, e in header.items():
+            where = f"file {path}: tensor '{name}'"
+            if not isinstance(e, dict) or not {"dtype", "shape", "data_offsets"} <= e.keys():
+                raise OracleError(f"{where}: expected an object with dtype, shape and data_offsets")
+            dtype, shape, offs = e["dtype"], e["shape"], e["data_offsets"]
+            if dtype not in _DTYPE_SIZE:
+                raise OracleError(f"{where}: unknown dtype {dtype!r}")
+            if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+                raise OracleError(f"{where}: shape {shape!r} is not a list of non-negative integers")
+            if not isinstance(offs, list) or len(offs) != 2 or not all(_is_int(o) for o in offs):
+                raise OracleError(f"{where}: data_offsets {offs!r} is not a pair of integers")
+            begin, end = offs
+            if not 0 <= begin <= end <= len(self._data):
+                raise OracleError(f"{where}: data_offsets [{begin}, {end}] outside the data section "
+                                  f"of {len(self._data)} bytes")
+            want = math.prod(shape) * _DTYPE_SIZE[dtype]
+            if end - begin != want:
+                raise OracleError(f"{where}: {end - begin} data bytes, expected {want} for {dtype} {shape}")
+            self.entries[name] = (dtype, tuple(shape), begin, end)
+            spans.append((begin, end, name))
+        spans.sort()
+        for (b0, e0, n0), (b1, e1, n1) in zip(spans, spans[1:]):
+            if b1 < e0:
+                raise OracleError(f"file {path}: tensors '{n0}' and '{n1}' overlap")
+
+    def names(self):
+        return list(self.entries)
+
+    def read(self, name, dtype, shape):
+        """The tensor as a numpy array, checking that it exists with this dtype and shape."""
+        if name not in self.entries:
+            raise OracleError(f"file {self.path}: missing tensor '{name}'")
+        found_dtype, found_shape, begin, end = self.entries[name]
+        if found_dtype != dtype:
+            raise OracleError(f"file {self.path}: tensor '{name}': expected {dtype}, found {found_dtype}")
+        if shape is not None and tuple(shape) != found_shape:
+            raise OracleError(f"file {self.path}: tensor '{name}': expected shape {list(shape)}, "
+                              f"found {list(found_shape)}")
+        return np.frombuffer(self._data[begin:end], dtype=_DTYPE_NUMPY[dtype]).reshape(found_shape).copy()
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def write_safetensors(path, tensors, metadata):
+    """tensors: list of (name, numpy array of float32/float64/int32/int64); written via a temp file + rename."""
+    codes = {np.dtype("float64"): "F64", np.dtype("float32"): "F32", np.dtype("int64"): "I64",
+             np.dtype("int32"): "I32"}
+    header, blobs, offset = {}, [], 0
+    for name, a in tensors:
+        a = np.array(a, order="C", copy=False)  # keeps 0-d scalars 0-d (ascontiguousarray would not)
+        code = codes[a.dtype]
+        blob = a.astype(_DTYPE_NUMPY[code], copy=False).tobytes()
+        header[name] = {"dtype": code, "shape": list(a.shape), "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # the format's convention: data starts 8-byte aligned
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(len(text).to_bytes(8, "little"))
+            f.write(text)
+            for blob in blobs:
+                f.write(blob)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise OracleError(f"file {path}: cannot write: {e.strerror}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# config.json
+# ---------------------------------------------------------------------------------------------------------------
+
+# (section, key, type): the keys the oracle reads, all required. The checkpoint's config.json holds every field of
+# moelab::Config; keys not listed here (data, train, init_std, ...) do not change the function computed.
+_KEYS = [
+    ("model", "vocab_size", int), ("model", "d_model", int), ("model", "n_layers", int),
+    ("model", "n_heads", int), ("model", "n_kv_heads", int), ("model", "rope_theta", float),
+    ("model", "rms_eps", float), ("model", "tie_embeddings", bool),
+    ("moe", "n_experts", int), ("moe", "expert_hidden", int), ("moe", "first_dense_layers", int),
+    ("moe", "moe_every", int), ("moe", "dense_hidden", int),
+    ("routing", "top_k", int), ("routing", "renormalize", bool), ("routing", "load_balance_coef", float),
+    ("routing", "z_loss_coef", float),
+]
+# Routing designs this oracle implements; a config naming another one is refused rather than silently misread.
+_FIXED = {("routing", "router"): "learned", ("routing", "gating"): "softmax", ("routing", "rule"): "top_k",
+          ("routing", "granularity"): "token", ("routing", "capacity_factor"): 0}
+
+
+def load_config(path):
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            raw = json.load(f)
+    except OSError as e:
+        raise OracleError(f"config {path}: cannot read: {e.strerror}")
+    except json.JSONDecodeError as e:
+        raise OracleError(f"config {path}: not valid JSON: {e}")
+    if not isinstance(raw, dict):
+        raise OracleError(f"config {path}: expected a JSON object with sections model, moe, routing")
+    cfg = {}
+    for section, key, kind in _KEYS:
+        sec = raw.get(section)
+        if not isinstance(sec, dict):
+            raise OracleError(f"config {path}: missing section '{section}'")
+        if key not in sec:
+            raise OracleError(f"config {path}: missing key '{section}.{key}'")
+        v = sec[key]
+        ok = {int: _is_int(v), bool: isinstance(v, bool),
+              float: isinstance(v, (int, float)) and not isinstance(v, bool)}[kind]
+        if not ok:
+            raise OracleError(f"config {path}: key '{section}.{key}': expected {kind.__name__}, found {v!r}")
+        cfg[key] = kind(v)
+    for (section, key), want in _FIXED.items():
+        v = raw.get(section, {}).get(key, want)
+        if v != want:
+            raise OracleError(f"config {path}: {section}.{key} = {v!r}: the oracle implements only {want!r}")
+
+    def need(cond, what):
+        if not cond:
+            raise OracleError(f"config {path}: {what}")
+
+    if cfg["n_kv_heads"] == 0:
+        cfg["n_kv_heads"] = cfg["n_heads"]
+    if cfg["dense_hidden"] == 0:
+        cfg["dense_hidden"] = cfg["expert_hidden"] * cfg["top_k"]
+    for key in ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "n_experts", "expert_hidden",
+                "dense_hidden", "moe_every"):
+        need(cfg[key] >= 1, f"{key} = {cfg[key]} must be >= 1")
+    need(cfg["first_dense_layers"] >= 0, "moe.first_dense_layers must be >= 0")
+    need(cfg["d_model"] % cfg["n_heads"] == 0,
+         f"model.d_model = {cfg['d_model']} is not divisible by model.n_heads = {cfg['n_heads']}")
+    need((cfg["d_model"] // cfg["n_heads"]) % 2 == 0, "the head dimension d_model / n_heads must be even (RoPE)")
+    need(cfg["n_heads"] % cfg["n_kv_heads"] == 0,
+         f"model.n_heads = {cfg['n_heads']} is not divisible by model.n_kv_heads = {cfg['n_kv_heads']}")
+    need(1 <= cfg["top_k"] <= cfg["n_experts"],
+         f"routing.top_k = {cfg['top_k']} must be in [1, moe.n_experts = {cfg['n_experts']}]")
+    need(cfg["rms_eps"] > 0, "model.rms_eps must be > 0")
+    need(cfg["rope_theta"] > 0, "model.rope_theta must be > 0")
+    return cfg
+
+
+def is_moe_layer(cfg, i):
+    return i >= cfg["first_dense_layers"] and (i - cfg["first_dense_layers"]) % cfg["moe_every"] == 0
+
+
+def param_specs(cfg):
+    """Every parameter as (name, shape), in checkpoint order."""
+    V, d, H, Hkv = cfg["vocab_size"], cfg["d_model"], cfg["n_heads"], cfg["n_kv_heads"]
+    hd, h, hdense, E = d // H, cfg["expert_hidden"], cfg["dense_hidden"], cfg["n_experts"]
+    specs = [("model.embed_tokens.weight", (V, d))]
+    for i in range(cfg["n_layers"]):
+        p = f"model.layers.{i}."
+        specs += [(p + "input_layernorm.weight", (d,)),
+                  (p + "self_attn.q_proj.weight", (H * hd, d)), (p + "self_attn.k_proj.weight", (Hkv * hd, d)),
+                  (p + "self_attn.v_proj.weight", (Hkv * hd, d)), (p + "self_attn.o_proj.weight", (d, H * hd)),
+                  (p + "post_attention_layernorm.weight", (d,))]
+        if is_moe_layer(cfg, i):
+            specs.append((p + "block_sparse_moe.gate.weight", (E, d)))
+            for j in range(E):
+                q = p + f"block_sparse_moe.experts.{j}."
+                specs += [(q + "w1.weight", (h, d)), (q + "w2.weight", (d, h)), (q + "w3.weight", (h, d))]
+        else:
+            specs += [(p + "mlp.gate_proj.weight", (hdense, d)), (p + "mlp.up_proj.weight", (hdense, d)),
+                      (p + "mlp.down_proj.weight", (d, hdense))]
+    specs.append(("model.norm.weight", (d,)))
+    if not cfg["tie_embeddings"]:
+        specs.append(("lm_head.weight", (V, d)))
+    return specs
+
+
+def load_params(path, cfg, dtype):
+    """The checkpoint's F32 tensors as leaf tensors of `dtype` requiring gradients; exactly the expected set."""
+    st = SafetensorsFile(path)
+    specs = param_specs(cfg)
+    expected = {name for name, _ in specs}
+    extra = sorted(set(st.names()) - expected)
+    if extra:
+        raise OracleError(f"file {path}: unexpected tensor '{extra[0]}' for this config "
+                          f"({len(extra)} unexpected in all)")
+    params = {}
+    for name, shape in specs:
+        a = st.read(name, "F32", shape)
+        params[name] = torch.from_numpy(a).to(dtype).requires_grad_(True)
+    return params
+
+
+def load_tokens(path, vocab_size):
+    st = SafetensorsFile(path)
+    if "tokens" not in st.entries:
+        raise OracleError(f"file {path}: missing tensor 'tokens'")
+    a = st.read("tokens", "I32", None)
+    if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 2:
+        raise OracleError(f"file {path}: tensor 'tokens': expected shape [B, T+1] with B >= 1 and T >= 1, "
+                          f"found {list(a.shape)}")
+    if a.min() < 0 or a.max() >= vocab_size:
+        bad = int(a.min()) if a.min() < 0 else int(a.max())
+        raise OracleError(f"file {path}: tensor 'tokens': token id {bad} outside [0, vocab_size = {vocab_size})")
+    return torch.from_numpy(a.astype(np.int64))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The model, written plainly from the math
+# ---------------------------------------------------------------------------------------------------------------
+
+def rms_norm(x, w, eps):
+    return w * x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps)
+
+
+def rope(x, theta):
+    """x [B, heads, T, hd]: the pair (x[i], x[i + hd/2]) at position t rotates by t * theta^(-2i/hd)."""
+    T, hd = x.shape[2], x.shape[3]
+    # Angles in float64 whatever the run dtype, so that float32 runs see correctly rounded cos/sin.
+    inv_freq = theta ** (-2.0 * torch.arange(hd // 2, dtype=torch.float64) / hd)
+    ang = torch.arange(T, dtype=torch.float64)[:, None] * inv_freq[None, :]
+    cos = torch.cat([ang.cos(), ang.cos()], dim=-1).to(x.dtype)
+    sin = torch.cat([ang.sin(), ang.sin()], dim=-1).to(x.dtype)
+    x1, x2 = x[..., : hd // 2], x[..., hd // 2:]
+    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+
+
+def attention(u, params, p, cfg):
+    B, T, d = u.shape
+    H, Hkv = cfg["n_heads"], cfg["n_kv_heads"]
+    hd = d // H
+    q = (u @ params[p + "self_attn.q_proj.weight"].T).view(B, T, H, hd).transpose(1, 2)
+    k = (u @ params[p + "self_attn.k_proj.weight"].T).view(B, T, Hkv, hd).transpose(1, 2)
+    v = (u @ params[p + "self_attn.v_proj.weight"].T).view(B, T, Hkv, hd).transpose(1, 2)
+    q, k = rope(q, cfg["rope_theta"]), rope(k, cfg["rope_theta"])
+    # Query head h reads kv head h // (H / Hkv): repeat_interleave lays kv heads out in exactly that order.
+    k = k.repeat_interleave(H // Hkv, dim=1)
+    v = v.repeat_interleave(H // Hkv, dim=1)
+    scores = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    scores = scores.masked_fill(~causal, float("-inf"))
+    out = torch.softmax(scores, dim=-1) @ v  # [B, H, T, hd]
+    return out.transpose(1, 2).reshape(B, T, H * hd) @ params[p + "self_attn.o_proj.weight"].T
+
+
+def swiglu(u, w_gate, w_up, w_down):
+    return (F.silu(u @ w_gate.T) * (u @ w_up.T)) @ w_down.T
+
+
+def select_top_k(prob, k):
+    """The k largest probabilities per row, ties to the lower expert index: (indices [N,k], values [N,k])."""
+    order = torch.sort(prob, dim=-1, descending=True, stable=True).indices[:, :k]
+    return order, prob.gather(1, order)
+
+
+def moe_ffn(u, params, p, cfg):
+    """u [N, d] -> (out [N, d], load-balance loss, z-loss) for one MoE layer, experts run on their tokens only."""
+    N = u.shape[0]
+    E, k = cfg["n_experts"], cfg["top_k"]
+    logits_r = u @ params[p + "block_sparse_moe.gate.weight"].T  # [N, E]
+    prob = torch.softmax(logits_r, dim=-1)
+    idx, w = select_top_k(prob, k)
+    if cfg["renormalize"]:
+        w = w / w.sum(dim=-1, keepdim=True)
+    out = torch.zeros_like(u)
+    for e in range(E):
+        hit = idx == e  # [N, k]; an expert appears at most once per row
+        rows = hit.any(dim=-1).nonzero().squeeze(1)
+        if rows.numel() == 0:
+            continue
+        q = p + f"block_sparse_moe.experts.{e}."
+        y = swiglu(u[rows], params[q + "w1.weight"], params[q + "w3.weight"], params[q + "w2.weight"])
+        gate = (w * hit).sum(dim=-1)[rows]
+        out = out.index_add(0, rows, gate[:, None] * y)
+    counts = torch.bincount(idx.reshape(-1), minlength=E).to(u.dtype)  # a count: no gradient
+    f = counts / (N * k)
+    lb = E * (f * prob.mean(dim=0)).sum()
+    z = torch.logsumexp(logits_r, dim=-1).pow(2).mean()
+    return out, lb, z
+
+
+def forward(params, cfg, tokens):
+    """tokens [B, T+1] -> dict of logits [B,T,V], ce, load_balance, z, loss (tensors of the params' dtype)."""
+    inputs, targets = tokens[:, :-1], tokens[:, 1:]
+    B, T = inputs.shape
+    d, eps = cfg["d_model"], cfg["rms_eps"]
+    embed = params["model.embed_tokens.weight"]
+    x = embed[inputs]
+    lbs, zs = [], []
+    for i in range(cfg["n_layers"]):
+        p = f"model.layers.{i}."
+        x = x + attention(rms_norm(x, params[p + "input_layernorm.weight"], eps), params, p, cfg)
+        u = rms_norm(x, params[p + "post_attention_layernorm.weight"], eps)
+        if is_moe_layer(cfg, i):
+            y, lb, z = moe_ffn(u.reshape(B * T, d), params, p, cfg)
+            x = x + y.view(B, T, d)
+            lbs.append(lb)
+            zs.append(z)
+        else:
+            x = x + swiglu(u, params[p + "mlp.gate_proj.weight"], params[p + "mlp.up_proj.weight"],
+                           params[p + "mlp.down_proj.weight"])
+    x = rms_norm(x, params["model.norm.weight"], eps)
+    head = embed if cfg["tie_embeddings"] else params["lm_head.weight"]
+    logits = x @ head.T
+    ce = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1))
+    zero = torch.zeros((), dtype=x.dtype)
+    lb = torch.stack(lbs).mean() if lbs else zero
+    z = torch.stack(zs).mean() if zs else zero
+    loss = ce + cfg["load_balance_coef"] * lb + cfg["z_loss_coef"] * z
+    return {"logits": logits, "ce_loss": ce, "load_balance_loss": lb, "z_loss": z, "loss": loss}
+
+
+def run_oracle(checkpoint, tokens_path, out_path, dtype_name):
+    dtype = {"float64": torch.float64, "float32": torch.float32}[dtype_name]
+    cfg = load_config(os.path.join(checkpoint, "config.json"))
+    params = load_params(os.path.join(checkpoint, "model.safetensors"), cfg, dtype)
+    tokens = load_tokens(tokens_path, cfg["vocab_size"])
+    res = forward(params, cfg, tokens)
+    res["loss"].backward()
+    out = [(name, res[name].detach().numpy()) for name in ("logits", "loss", "ce_loss", "load_balance_loss",
+                                                           "z_loss")]
+    for name, _ in param_specs(cfg):
+        g = params[name].grad
+        out.append(("grad." + name, (g if g is not None else torch.zeros_like(params[name])).numpy()))
+    write_safetensors(out_path, out, {"producer": "moelab tests/oracle/torch_model.py", "dtype": dtype_name})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# --self-test
+# ---------------------------------------------------------------------------------------------------------------
+
+def forward_alt(params, cfg, tokens):
+    """A deliberately different formulation of the same function: one-hot embedding, an explicit rotation matrix
+    for RoPE, a loop over query heads, every expert run on every token weighted by a dense [N, E] gate matrix built
+    from ranks, cross-entropy as logsumexp minus the target logit. Only for the self-test."""
+    inputs, targets = tokens[:, :-1], tokens[:, 1:]
+    B, T = inputs.shape
+    d, V, H, Hkv, E, k = (cfg[n] for n in ("d_model", "vocab_size", "n_heads", "n_kv_heads", "n_experts", "top_k"))
+    hd, eps, dt = d // H, cfg["rms_eps"], params["model.embed_tokens.weight"].dtype
+
+    def norm(x, w):
+        return x / torch.sqrt((x * x).sum(dim=-1, keepdim=True) / d + eps) * w
+
+    # R[t] maps a head vector to its rotated self at position t.
+    R = torch.zeros(T, hd, hd, dtype=torch.float64)
+    for t in range(T):
+        for i in range(hd // 2):
+            a = t / cfg["rope_theta"] ** (2.0 * i / hd)
+            c, s = math.cos(a), math.sin(a)
+            R[t, i, i], R[t, i, i + hd // 2], R[t, i + hd // 2, i + hd // 2], R[t, i + hd // 2, i] = c, -s, c, s
+    R = R.to(dt)
+    future = torch.arange(T)[None, :] > torch.arange(T)[:, None]
+
+    x = F.one_hot(inputs, V).to(dt) @ params["model.embed_tokens.weight"]
+    lbs, zs = [], []
+    for li in range(cfg["n_layers"]):
+        p = f"model.layers.{li}."
+        u = norm(x, params[p + "input_layernorm.weight"])
+        heads = []
+        for h in range(H):
+            g = h // (H // Hkv)
+            q = u @ params[p + "self_attn.q_proj.weight"][h * hd:(h + 1) * hd].T  # [B, T, hd]
+            kk = u @ params[p + "self_attn.k_proj.weight"][g * hd:(g + 1) * hd].T
+            vv = u @ params[p + "self_attn.v_proj.weight"][g * hd:(g + 1) * hd].T
+            q = torch.einsum("tij,btj->bti", R, q)
+            kk = torch.einsum("tij,btj->bti", R, kk)
+            s = torch.einsum("bti,bsi->bts", q, kk) / math.sqrt(hd)
+            s = s.masked_fill(future, -1e300 if dt == torch.float64 else -1e30)
+            e = torch.exp(s - s.max(dim=-1, keepdim=True).values)
+            heads.append((e / e.sum(dim=-1, keepdim=True)) @ vv)
+        x = x + torch.cat(heads, dim=-1) @ params[p + "self_attn.o_proj.weight"].T
+        u = norm(x, params[p + "post_attention_layernorm.weight"]).reshape(B * T, d)
+        if is_moe_layer(cfg, li):
+            lr = u @ params[p + "block_sparse_moe.gate.weight"].T
+            m = lr.max(dim=-1, keepdim=True).values
+            lse = (m + torch.log(torch.exp(lr - m).sum(dim=-1, keepdim=True))).squeeze(-1)
+            prob = torch.exp(lr - lse[:, None])
+            # Expert i is kept iff fewer than k experts beat it (higher probability, or equal with a lower index).
+            pi, pj = prob.detach()[:, :, None], prob.detach()[:, None, :]
+            lower = torch.arange(E)[None, :] < torch.arange(E)[:, None]  # [i, j]: j < i
+            beats = (pj > pi) | ((pj == pi) & lower[None])
+            mask = (beats.sum(dim=-1) < k).to(dt)  # [N, E]
+            gates = prob * mask
+            if cfg["renormalize"]:
+                gates = gates / gates.sum(dim=-1, keepdim=True)
+            y = torch.zeros_like(u)
+            for j in range(E):
+                q = p + f"block_sparse_moe.experts.{j}."
+                hid = F.silu(u @ params[q + "w1.weight"].T) * (u @ params[q + "w3.weight"].T)
+                y = y + gates[:, j:j + 1] * (hid @ params[q + "w2.weight"].T)
+            lbs.append(E * (mask.sum(dim=0) / (B * T * k) * prob.sum(dim=0) / (B * T)).sum())
+            zs.append((lse * lse).sum() / (B * T))
+        else:
+            hid = F.silu(u @ params[p + "mlp.gate_proj.weight"].T) * (u @ params[p + "mlp.up_proj.weight"].T)
+            y = hid @ params[p + "mlp.down_proj.weight"].T
+        x = x + y.view(B, T, d)
+    x = norm(x, params["model.norm.weight"])
+    logits = x @ (params["model.embed_tokens.weight"] if cfg["tie_embeddings"] else params["lm_head.weight"]).T
+    flat = logits.reshape(B * T, V)
+    target_logit = (flat * F.one_hot(targets.reshape(-1), V).to(dt)).sum(dim=-1)
+    ce = (torch.logsumexp(flat, dim=-1) - target_logit).mean()
+    lb = sum(lbs) / len(lbs) if lbs else torch.zeros((), dtype=dt)
+    z = sum(zs) / len(zs) if zs else torch.zeros((), dtype=dt)
+    loss = ce + cfg["load_balance_coef"] * lb + cfg["z_loss_coef"] * z
+    return {"logits": logits, "ce_loss": ce, "load_balance_loss": lb, "z_loss": z, "loss": loss}
+
+
+_SELF_TEST_CASES = [
+    # GQA 4 query heads on 2 kv heads, layers dense/MoE/dense/MoE, renormalized top-2 of 4, untied head.
+    {"model": {"vocab_size": 11, "d_model": 16, "n_layers": 4, "n_heads": 4, "n_kv_heads": 2, "rope_theta": 10000.0,
+               "rms_eps": 1e-6, "tie_embeddings": False},
+     "moe": {"n_experts": 4, "expert_hidden": 6, "first_dense_layers": 1, "moe_every": 2, "dense_hidden": 0},
+     "routing": {"top_k": 2, "renormalize": True, "load_balance_coef": 0.3, "z_loss_coef": 0.05},
+     "batch": (3, 7)},
+    # GQA 3 query heads on 1 kv head, dense then two MoE layers, raw top-3 of 5, tied embeddings.
+    {"model": {"vocab_size": 13, "d_model": 18, "n_layers": 3, "n_heads": 3, "n_kv_heads": 1, "rope_theta": 500.0,
+               "rms_eps": 1e-5, "tie_embeddings": True},
+     "moe": {"n_experts": 5, "expert_hidden": 7, "first_dense_layers": 1, "moe_every": 1, "dense_hidden": 9},
+     "routing": {"top_k": 3, "renormalize": False, "load_balance_coef": 0.2, "z_loss_coef": 0.1},
+     "batch": (3, 5)},
+]
+
+
+def _full_config(case):
+    """A config.json as the engine writes it: the oracle's keys plus the fixed routing choices and other fields."""
+    cfg = {s: dict(case[s]) for s in ("model", "moe", "routing")}
+    cfg["model"].update({"init_std": 0.02, "max_seq_len": 64})
+    cfg["routing"].update({"router": "learned", "gating": "softmax", "rule": "top_k", "granularity": "token",
+                           "capacity_factor": 0.0})
+    cfg["data"] = {"dir": "unused"}
+    cfg["train"] = {"seq_len": case["batch"][1], "batch_size": case["batch"][0]}
+    return cfg
+
+
+def _write_case(case, folder, gen):
+    """A random float32 checkpoint and token file for one case in `folder`; returns (checkpoint dir, tokens path)."""
+    ckpt = os.path.join(folder, "ckpt")
+    os.makedirs(ckpt, exist_ok=True)
+    with open(os.path.join(ckpt, "config.json"), "w") as f:
+        json.dump(_full_config(case), f, indent=2)
+    cfg = load_config(os.path.join(ckpt, "config.json"))
+    tensors = []
+    for name, shape in param_specs(cfg):
+        if len(shape) == 1:
+            w = 1.0 + 0.2 * torch.randn(shape, generator=gen, dtype=torch.float64)
+        elif "gate.weight" in name and "block_sparse_moe" in name:
+            # Router logits of std ~1.5: clear top-k margins for finite differences, yet every expert gets tokens.
+            w = 1.5 * torch.randn(shape, generator=gen, dtype=torch.float64) / math.sqrt(shape[1])
+        else:
+            w = torch.randn(shape, generator=gen, dtype=torch.float64) / math.sqrt(shape[1])
+        tensors.append((name, w.numpy().astype(np.float32)))
+    write_safetensors(os.path.join(ckpt, "model.safetensors"), tensors, {"format": "pt"})
+    B, T = case["batch"]
+    tok = torch.randint(0, cfg["vocab_size"], (B, T + 1), generator=gen).numpy().astype(np.int32)
+    tok_path = os.path.join(folder, "tokens.safetensors")
+    write_safetensors(tok_path, [("tokens", tok)], None)
+    return ckpt, tok_path, cfg, tensors
+
+
+def self_test():
+    t0 = time.time()
+    failures = []
+
+    def check(cond, what):
+        print(("  ok    " if cond else "  FAIL  ") + what)
+        if not cond:
+            failures.append(what)
+
+    def rel(a, b):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30)) if a.size else 0.0
+
+    # The tie rule and the two top-k formulations on a hand-made example.
+    prob = torch.tensor([[0.25, 0.25, 0.25, 0.25], [0.1, 0.4, 0.1, 0.4], [0.3, 0.1, 0.3, 0.3]], dtype=torch.float64)
+    idx, _ = select_top_k(prob, 2)
+    wide = torch.full((2, 64), 1.0 / 64, dtype=torch.float64)  # wide enough that an unstable sort scrambles ties
+    wide[1, 10:] = 0.5 / 54
+    wide_idx, _ = select_top_k(wide, 5)
+    check([sorted(r) for r in idx.tolist()] == [[0, 1], [1, 3], [0, 2]] and
+          wide_idx.tolist() == [[0, 1, 2, 3, 4]] * 2, "top-k ties go to the lower expert index")
+
+    gen = torch.Generator().manual_seed(20240613)
+    with tempfile.TemporaryDirectory(prefix="moelab-oracle-") as tmp:
+        for ci, case in enumerate(_SELF_TEST_CASES):
+            print(f"case {ci}: {case['model']['n_layers']} layers, H={case['model']['n_heads']} "
+                  f"Hkv={case['model']['n_kv_heads']}, top-{case['routing']['top_k']} of {case['moe']['n_experts']}, "
+                  f"renormalize={case['routing']['renormalize']}, tied={case['model']['tie_embeddings']}")
+            folder = os.path.join(tmp, f"case{ci}")
+            ckpt, tok_path, cfg, tensors = _write_case(case, folder, gen)
+            check(any(is_moe_layer(cfg, i) for i in range(cfg["n_layers"])) and
+                  not all(is_moe_layer(cfg, i) for i in range(cfg["n_layers"])), "has both MoE and dense layers")
+            out64 = os.path.join(folder, "out64.safetensors")
+            if ci == 0:  # through the real command line once
+                r = subprocess.run([sys.executable, os.path.abspath(__file__), "--checkpoint", ckpt, "--tokens",
+                                    tok_path, "--out", out64], capture_output=True, text=True)
+                check(r.returncode == 0, f"command line exits 0 {r.stderr.strip()}")
+            else:
+                run_oracle(ckpt, tok_path, out64, "float64")
+            res = SafetensorsFile(out64)
+            B, T = case["batch"]
+            V = cfg["vocab_size"]
+            shapes = {"logits": (B, T, V), "loss": (), "ce_loss": (), "load_balance_loss": (), "z_loss": ()}
+            shapes.update({"grad." + n: s for n, s in param_specs(cfg)})
+            check(set(res.names()) == set(shapes), "output holds exactly logits, the 4 losses and every gradient")
+            got = {n: res.read(n, "F64", s) for n, s in shapes.items()}
+
+            # The second formulation: same values and, through its own autograd graph, the same gradients.
+            params = {n: torch.from_numpy(a).to(torch.float64).requires_grad_(True) for n, a in tensors}
+            tokens = torch.from_numpy(SafetensorsFile(tok_path).read("tokens", "I32", None).astype(np.int64))
+            alt = forward_alt(params, cfg, tokens)
+            alt["loss"].backward()
+            for n in ("loss", "ce_loss", "load_balance_loss", "z_loss", "logits"):
+                e = rel(got[n], alt[n].detach().numpy())
+                check(e < 1e-12, f"{n} equals the dense-MoE formulation (rel err {e:.1e})")
+            check(float(got["load_balance_loss"]) > 0.5 and float(got["z_loss"]) > 0,
+                  "auxiliary losses are live (LB near 1 and z > 0)")
+            worst = max(rel(got["grad." + n], params[n].grad.numpy()) for n, _ in param_specs(cfg))
+            check(worst < 1e-10, f"every gradient equals the dense-MoE formulation's (worst rel err {worst:.1e})")
+
+            # Central finite differences on the oracle's own loss, 3 entries of every parameter.
+            base = {n: torch.from_numpy(a).to(torch.float64) for n, a in tensors}
+
+            def loss_at(name, flat_index, delta):
+                ps = dict(base)
+                w = ps[name].clone()
+                w.view(-1)[flat_index] += delta
+                ps[name] = w
+                with torch.no_grad():
+                    return float(forward(ps, cfg, tokens)["loss"])
+
+            h, worst_fd, worst_name = 1e-5, 0.0, ""
+            for n, shape in param_specs(cfg):
+                g = got["grad." + n].reshape(-1)
+                for fi in torch.randint(0, g.size, (3,), generator=gen).tolist():
+                    fd = (loss_at(n, fi, h) - loss_at(n, fi, -h)) / (2 * h)
+                    err = abs(fd - g[fi]) / max(abs(g[fi]), 1e-3)
+                    if err > worst_fd:
+                        worst_fd, worst_name = err, n
+            check(worst_fd < 1e-5, f"finite differences match the written gradients on 3 entries of every "
+                                   f"parameter (worst rel err {worst_fd:.1e} at {worst_name})")
+            dead = [n for n in base if not np.abs(got["grad." + n]).max() > 0]
+            check(not dead, f"every parameter has a nonzero gradient {dead}")
+
+            # The float32 mode writes F32 and agrees to float32 accuracy.
+            out32 = os.path.join(folder, "out32.safetensors")
+            run_oracle(ckpt, tok_path, out32, "float32")
+            r32 = SafetensorsFile(out32)
+            e_loss = rel(r32.read("loss", "F32", ()), got["loss"])
+            e_grad = max(rel(r32.read("grad." + n, "F32", s), got["grad." + n]) for n, s in param_specs(cfg))
+            check(e_loss < 1e-5 and e_grad < 1e-3,
+                  f"--dtype float32 writes F32 close to float64 (loss {e_loss:.1e}, worst grad {e_grad:.1e})")
+
+            # Inconsistent inputs are refused with a message naming the problem.
+            def refused(fn, needle, what):
+                try:
+                    fn()
+                except OracleError as e:
+                    check(needle in str(e), f"{what} is refused: {e}")
+                    return
+                check(False, f"{what} is refused")
+
+            bad = os.path.join(folder, "bad")
+            os.makedirs(bad, exist_ok=True)
+            with open(os.path.join(bad, "config.json"), "w") as f:
+                json.dump(_full_config(case), f)
+            bad_model = os.path.join(bad, "model.safetensors")
+            missing = tensors[1][0]
+            write_safetensors(bad_model, tensors[:1] + tensors[2:], None)
+            refused(lambda: run_oracle(bad, tok_path, os.path.join(bad, "o"), "float64"), missing, "a missing tensor")
+            wrong = [(n, a[:-1] if i == 3 else a) for i, (n, a) in enumerate(tensors)]
+            write_safetensors(bad_model, wrong, None)
+            refused(lambda: run_oracle(bad, tok_path, os.path.join(bad, "o"), "float64"), "expected shape",
+                    "a tensor of the wrong shape")
+            write_safetensors(bad_model, tensors + [("lm_head.weight" if cfg["tie_embeddings"] else "extra.weight",
+                                                     tensors[0][1])], None)
+            refused(lambda: run_oracle(bad, tok_path, os.path.join(bad, "o"), "float64"), "unexpected tensor",
+                    "an extra tensor")
+            write_safetensors(bad_model, tensors, None)
+            bad_tok = os.path.join(bad, "tokens.safetensors")
+            write_safetensors(bad_tok, [("tokens", np.full((1, 3), V, dtype=np.int32))], None)
+            refused(lambda: run_oracle(bad, bad_tok, os.path.join(bad, "o"), "float64"), "outside",
+                    "a token id >= vocab_size")
+            if ci == 0:
+                cfg_bad = _full_config(case)
+                cfg_bad["routing"]["rule"] = "top_p"
+                with open(os.path.join(bad, "config.json"), "w") as f:
+                    json.dump(cfg_bad, f)
+                refused(lambda: run_oracle(bad, tok_path, os.path.join(bad, "o"), "float64"), "routing.rule",
+                        "a routing rule the oracle does not implement")
+                with open(os.path.join(bad, "config.json"), "w") as f:
+                    json.dump(_full_config(case), f)
+                with open(bad_model, "r+b") as f:
+                    f.truncate(100)
+                r = subprocess.run([sys.executable, os.path.abspath(__file__), "--checkpoint", bad, "--tokens",
+                                    tok_path, "--out", os.path.join(bad, "o")], capture_output=True, text=True)
+                check(r.returncode == 1 and "error:" in r.stderr,
+                      f"the command line exits 1 on a truncated file: {r.stderr.strip()}")
+
+    dt = time.time() - t0
+    if failures:
+        print(f"self-test FAILED: {len(failures)} check(s) failed ({dt:.1f} s)")
+        return 1
+    print(f"self-test passed ({dt:.1f} s)")
+    return 0
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description="moelab's independent PyTorch oracle: logits, losses and gradients.")
+    ap.add_argument("--checkpoint", help="folder with config.json and model.safetensors")
+    ap.add_argument("--tokens", help="safetensors file with 'tokens' I32 [B, T+1]")
+    ap.add_argument("--out", help="safetensors file to write")
+    ap.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    ap.add_argument("--self-test", action="store_true", help="check the oracle itself on tiny random models")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(max(1, args.threads))
+    if args.self_test:
+        return self_test()
+    if not (args.checkpoint and args.tokens and args.out):
+        ap.error("--checkpoint, --tokens and --out are required (or --self-test)")
+    try:
+        run_oracle(args.checkpoint, args.tokens, args.out, args.dtype)
+    except OracleError as e:
+        print(f"torch_model.py: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
