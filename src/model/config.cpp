@@ -1,0 +1,597 @@
+#include "model/config.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace moelab {
+namespace {
+
+struct SectionDoc {
+  std::string_view name;
+  std::string_view doc;
+};
+
+// Tables of the TOML file (and objects of config.json), in order, with what each configures.
+constexpr SectionDoc kSections[] = {
+    {"data", "Where the tokenized corpus is."},
+    {"model", "The decoder-only transformer (LLaMA style: RMSNorm, RoPE attention, SwiGLU feed-forward)."},
+    {"moe", "Which layers are Mixture-of-Experts layers, and the size of their experts."},
+    {"routing", "How a token is assigned to experts, and the auxiliary losses that shape the router."},
+    {"train", "Optimisation, schedule, evaluation, checkpoints and logging."},
+};
+
+// Section and key are spelled once, as the C++ member names: the TOML, --set and JSON names cannot drift from the
+// struct, and a renamed member fails to compile here.
+// clang-format off
+#define MOELAB_FIELD(section, key, ...) \
+  ConfigField { #section, #key, [](Config& c) -> ConfigFieldRef { return &c.section.key; }, __VA_ARGS__ }
+// clang-format on
+
+std::vector<ConfigField> make_fields() {
+  return {
+      MOELAB_FIELD(data, dir, "A folder written by `moelab data`: meta.json, the token files and tokenizer.model."),
+
+      MOELAB_FIELD(model, vocab_size,
+                   "Vocabulary size. 0 takes it from the data folder's meta.json (the usual choice); a nonzero value "
+                   "must match the tokenizer."),
+      MOELAB_FIELD(model, d_model,
+                   "Width of the residual stream. Attention parameters and compute grow as d_model^2, expert "
+                   "parameters as d_model * expert_hidden."),
+      MOELAB_FIELD(model, n_layers, "Transformer blocks. Time per step grows linearly with depth."),
+      MOELAB_FIELD(model, n_heads,
+                   "Attention heads. The head size d_model / n_heads must be a whole, even number (RoPE rotates pairs "
+                   "of dimensions)."),
+      MOELAB_FIELD(model, n_kv_heads,
+                   "Key/value heads. 0 means n_heads (plain multi-head attention); a divisor of n_heads gives "
+                   "grouped-query attention: smaller K/V projections and generation cache, usually a small quality "
+                   "cost."),
+      MOELAB_FIELD(model, rope_theta,
+                   "RoPE base. A larger base stretches the longest rotary wavelength, which suits longer contexts."),
+      MOELAB_FIELD(model, rms_eps,
+                   "Added to the mean square inside RMSNorm; keeps the division finite for near-zero activations."),
+      MOELAB_FIELD(model, init_std,
+                   "Every weight matrix starts as N(0, init_std^2); norm gains start at 1. Larger values learn faster "
+                   "early on and risk instability."),
+      MOELAB_FIELD(
+          model, tie_embeddings,
+          "The LM head shares the token embedding matrix: vocab_size * d_model fewer parameters; untied (as in "
+          "Mixtral) usually trains slightly better."),
+      MOELAB_FIELD(model, max_seq_len,
+                   "Longest context the model is used with. train.seq_len may not exceed it; generation truncates its "
+                   "context to it."),
+
+      MOELAB_FIELD(moe, n_experts,
+                   "Routed experts per MoE layer. More experts add parameters, not compute per token (compute follows "
+                   "routing.top_k)."),
+      MOELAB_FIELD(moe, expert_hidden,
+                   "SwiGLU intermediate size of one expert (704 = 2.75 * 256, the ratio of the papers' models)."),
+      MOELAB_FIELD(moe, first_dense_layers,
+                   "The first layers use a dense SwiGLU FFN instead of experts (DeepSeekMoE keeps layer 0 dense). "
+                   "Setting it to model.n_layers gives a dense baseline."),
+      MOELAB_FIELD(
+          moe, moe_every,
+          "After first_dense_layers, every moe_every-th layer is MoE and the others dense: 1 makes every layer "
+          "MoE (as in the papers), 2 alternates (GShard, Switch)."),
+      MOELAB_FIELD(moe, dense_hidden,
+                   "Intermediate size of dense FFN layers. 0 means expert_hidden * routing.top_k, which gives a dense "
+                   "layer the compute of one MoE layer's active experts."),
+
+      MOELAB_FIELD(routing, router,
+                   "Where router weights come from: learned (trained like every weight), frozen (random, never "
+                   "updated), resampled (redrawn every step: paper 1's random baseline), hash (a fixed token-id to "
+                   "expert table, no router).",
+                   {"learned", "frozen", "resampled", "hash"}, {"learned"}),
+      MOELAB_FIELD(routing, gating,
+                   "Scores from router logits: softmax over all experts, or sigmoid (each expert scored on its own).",
+                   {"softmax", "sigmoid"}, {"softmax"}),
+      MOELAB_FIELD(
+          routing, rule,
+          "Which experts a token uses: top_k (the k most probable), top_p (the fewest whose probability passes "
+          "p: paper 2's dynamic routing), expert_choice (each expert picks its tokens; this sees other tokens "
+          "of the batch and so breaks causality).",
+          {"top_k", "top_p", "expert_choice"}, {"top_k"}),
+      MOELAB_FIELD(routing, top_k,
+                   "Experts per token under rule = top_k: expert compute per token grows linearly with it (1: Switch, "
+                   "2: Mixtral)."),
+      MOELAB_FIELD(routing, renormalize,
+                   "Divide the k kept probabilities by their sum so the weights add to 1 (Mixtral), or keep the raw "
+                   "softmax probabilities (Switch, DeepSeekMoE)."),
+      MOELAB_FIELD(routing, granularity,
+                   "What a routing decision sees: token (its own hidden state), sequence (the mean over the whole "
+                   "sequence, which looks ahead of the token), prefix (the running mean up to the token: causal).",
+                   {"token", "sequence", "prefix"}, {"token"}),
+      MOELAB_FIELD(routing, capacity_factor,
+                   "0: dropless, every token reaches its experts. cf > 0 caps each expert at ceil(cf * T * k / E) "
+                   "token slots per batch and drops the overflow: bounded load, at the cost of dropped tokens. Only 0 "
+                   "is built so far."),
+      MOELAB_FIELD(routing, load_balance_coef,
+                   "Weight of the Switch load-balance loss E * sum_i f_i * P_i, averaged over MoE layers. Too small "
+                   "lets routing collapse onto few experts; too large forces uniform routing. 0 disables it."),
+      MOELAB_FIELD(routing, z_loss_coef,
+                   "Weight of the router z-loss (mean squared logsumexp of the router logits, ST-MoE), averaged over "
+                   "MoE layers; keeps logits small and training stable. 0 disables it."),
+
+      MOELAB_FIELD(train, seq_len,
+                   "Tokens per training sequence, at most model.max_seq_len. Attention cost grows as seq_len^2."),
+      MOELAB_FIELD(train, batch_size, "Sequences per micro-batch. Activation memory grows with batch_size * seq_len."),
+      MOELAB_FIELD(train, grad_accum,
+                   "Micro-batches whose gradients are summed before each optimizer step: an effective batch of "
+                   "batch_size * grad_accum sequences without the memory of one large batch."),
+      MOELAB_FIELD(train, steps, "Optimizer steps. Tokens trained on: steps * grad_accum * batch_size * seq_len."),
+      MOELAB_FIELD(train, lr, "Peak learning rate of AdamW, reached at the end of warmup."),
+      MOELAB_FIELD(
+          train, min_lr_ratio,
+          "The cosine schedule decays from lr to lr * min_lr_ratio at the last step: 0 decays to zero, 1 keeps "
+          "the rate constant after warmup."),
+      MOELAB_FIELD(train, warmup_steps,
+                   "Linear warmup from lr / warmup_steps up to lr over this many steps (at most train.steps); avoids "
+                   "large early updates while Adam's moment estimates are still noisy."),
+      MOELAB_FIELD(
+          train, weight_decay,
+          "Decoupled weight decay (AdamW) of weight matrices; the decay_* switches extend it to other tensors."),
+      MOELAB_FIELD(train, beta1, "AdamW decay rate of the gradient's running mean."),
+      MOELAB_FIELD(train, beta2,
+                   "AdamW decay rate of the squared gradient's running mean; 0.95 (not 0.999) adapts faster to changes "
+                   "of gradient scale, the usual choice for language models."),
+      MOELAB_FIELD(train, adam_eps, "Added to AdamW's denominator; keeps updates finite for tiny gradients."),
+      MOELAB_FIELD(train, decay_norms,
+                   "Weight-decay the RMSNorm gains too (usually off: decay pulls gains towards 0, not their start 1)."),
+      MOELAB_FIELD(train, decay_router, "Weight-decay the router weights, which keeps router logits small."),
+      MOELAB_FIELD(train, decay_embeddings, "Weight-decay the token embedding and the untied LM head."),
+      MOELAB_FIELD(train, grad_clip,
+                   "Scale gradients down when their global norm exceeds this value, which guards against loss spikes; "
+                   "0 disables clipping."),
+      MOELAB_FIELD(train, seed,
+                   "Seed of every random draw (initialisation, batches, sampling). The same config, seed and thread "
+                   "count reproduce a run bit for bit."),
+      MOELAB_FIELD(train, eval_every, "Steps between validation evaluations; 0: only at the end."),
+      MOELAB_FIELD(train, eval_tokens,
+                   "Validation tokens per evaluation; 0: the whole validation split. Fewer is faster and noisier."),
+      MOELAB_FIELD(train, checkpoint_every, "Steps between checkpoints; 0: only at the end."),
+      MOELAB_FIELD(train, log_every, "Steps between metrics lines."),
+      MOELAB_FIELD(train, out_dir, "Folder for the run's checkpoints, metrics and config.json."),
+      MOELAB_FIELD(train, threads,
+                   "OpenMP threads; 0: all cores. Runs are bit-identical only under the same thread count."),
+  };
+}
+
+#undef MOELAB_FIELD
+
+// A value read from TOML or JSON, before it is checked against the field it is meant for.
+struct Value {
+  // An integer is int64_t unless it only fits uint64_t (JSON); std::monostate: a type no field takes.
+  std::variant<int64_t, uint64_t, double, bool, std::string, std::monostate> v;
+  std::string type;  // "an integer", "a table", ...
+  std::string text;  // the value as written, for messages
+};
+
+Value from_toml(const toml::node& n) {
+  std::ostringstream os;
+  n.visit([&](const auto& x) { os << x; });
+  switch (n.type()) {
+    case toml::node_type::integer: return {n.as_integer()->get(), "an integer", os.str()};
+    case toml::node_type::floating_point: return {n.as_floating_point()->get(), "a float", os.str()};
+    case toml::node_type::boolean: return {n.as_boolean()->get(), "a boolean", os.str()};
+    case toml::node_type::string: return {n.as_string()->get(), "a string", os.str()};
+    case toml::node_type::table: return {std::monostate{}, "a table", os.str()};
+    case toml::node_type::array: return {std::monostate{}, "an array", os.str()};
+    case toml::node_type::date: return {std::monostate{}, "a date", os.str()};
+    case toml::node_type::time: return {std::monostate{}, "a time", os.str()};
+    default: return {std::monostate{}, "a date-time", os.str()};
+  }
+}
+
+Value from_json(const nlohmann::json& j) {
+  const std::string text = j.dump();
+  if (j.is_number_unsigned()) {
+    const uint64_t u = j.get<uint64_t>();
+    if (u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+      return {static_cast<int64_t>(u), "an integer", text};
+    return {u, "an integer", text};
+  }
+  if (j.is_number_integer()) return {j.get<int64_t>(), "an integer", text};
+  if (j.is_number_float()) return {j.get<double>(), "a float", text};
+  if (j.is_boolean()) return {j.get<bool>(), "a boolean", text};
+  if (j.is_string()) return {j.get<std::string>(), "a string", text};
+  if (j.is_object()) return {std::monostate{}, "an object", text};
+  if (j.is_array()) return {std::monostate{}, "an array", text};
+  return {std::monostate{}, "null", text};
+}
+
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+
+// Stores `value` into the field, or throws "<where>: key 'train.lr': expected a float, found a string ('x')".
+void assign(Config& cfg, const ConfigField& field, const Value& value, const std::string& where) {
+  auto mismatch = [&](std::string_view expected) {
+    throw_error(where, ": key '", field.name(), "': expected ", expected, ", found ", value.type, " (", value.text,
+                ")");
+  };
+  std::visit(Overloaded{
+                 [&](int64_t* p) {
+                   if (auto* i = std::get_if<int64_t>(&value.v))
+                     *p = *i;
+                   else if (std::holds_alternative<uint64_t>(value.v))
+                     mismatch("an integer that fits 64 bits signed");
+                   else
+                     mismatch("an integer");
+                 },
+                 [&](uint64_t* p) {
+                   if (auto* i = std::get_if<int64_t>(&value.v); i && *i >= 0)
+                     *p = static_cast<uint64_t>(*i);
+                   else if (auto* u = std::get_if<uint64_t>(&value.v))
+                     *p = *u;
+                   else
+                     mismatch("a non-negative integer");
+                 },
+                 [&](double* p) {
+                   if (auto* d = std::get_if<double>(&value.v))
+                     *p = *d;
+                   else if (auto* i = std::get_if<int64_t>(&value.v))
+                     *p = static_cast<double>(*i);
+                   else if (auto* u = std::get_if<uint64_t>(&value.v))
+                     *p = static_cast<double>(*u);
+                   else
+                     mismatch("a float");
+                 },
+                 [&](bool* p) {
+                   if (auto* b = std::get_if<bool>(&value.v))
+                     *p = *b;
+                   else
+                     mismatch("a boolean");
+                 },
+                 [&](std::string* p) {
+                   if (auto* s = std::get_if<std::string>(&value.v))
+                     *p = *s;
+                   else
+                     mismatch("a string");
+                 },
+             },
+             field.ref(cfg));
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1] ? 1 : 0)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// " (did you mean 'x'?)" for the closest candidate within edit distance 2, else "".
+std::string suggestion(std::string_view name, const std::vector<std::string>& candidates) {
+  const std::string* best = nullptr;
+  size_t best_distance = 3;
+  for (const auto& c : candidates) {
+    const size_t d = edit_distance(name, c);
+    if (d < best_distance) best = &c, best_distance = d;
+  }
+  return best ? " (did you mean '" + *best + "'?)" : "";
+}
+
+bool is_section(std::string_view name) {
+  return std::any_of(std::begin(kSections), std::end(kSections), [&](const auto& s) { return s.name == name; });
+}
+
+const ConfigField* find_field(std::string_view section, std::string_view key) {
+  for (const auto& f : config_fields())
+    if (f.section == section && f.key == key) return &f;
+  return nullptr;
+}
+
+[[noreturn]] void unknown_section(const std::string& where, std::string_view section) {
+  std::vector<std::string> names;
+  std::string list;
+  for (const auto& s : kSections) {
+    names.emplace_back(s.name);
+    list += (list.empty() ? "" : ", ") + std::string(s.name);
+  }
+  throw_error(where, ": unknown table '", section, "'", suggestion(section, names), " (tables: ", list, ")");
+}
+
+// An unknown "section.key": suggest the same key in another section, or the closest full name.
+[[noreturn]] void unknown_key(const std::string& where, std::string_view section, std::string_view key) {
+  const std::string name = section.empty() ? std::string(key) : std::string(section) + "." + std::string(key);
+  for (const auto& f : config_fields())
+    if (f.key == key) throw_error(where, ": unknown key '", name, "' (did you mean '", f.name(), "'?)");
+  std::vector<std::string> names;
+  for (const auto& f : config_fields()) names.push_back(f.name());
+  throw_error(where, ": unknown key '", name, "'", suggestion(name, names));
+}
+
+std::string toml_where(const std::string& path, const toml::source_region& src) {
+  return "config " + path + ":" + std::to_string(src.begin.line) + ":" + std::to_string(src.begin.column);
+}
+
+// Shortest text that reads back to the same double, always with a '.' or an exponent so it reads as a float.
+std::string format_double(double v) {
+  char buf[64];
+  const auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
+  std::string s(buf, end);
+  if (std::isfinite(v) && s.find_first_of(".e") == std::string::npos) s += ".0";
+  return s;
+}
+
+std::string format_value(const ConfigFieldRef& ref) {
+  return std::visit(Overloaded{
+                        [](const int64_t* p) { return std::to_string(*p); },
+                        [](const uint64_t* p) { return std::to_string(*p); },
+                        [](const double* p) { return format_double(*p); },
+                        [](const bool* p) { return std::string(*p ? "true" : "false"); },
+                        [](const std::string* p) { return "\"" + *p + "\""; },
+                    },
+                    ref);
+}
+
+const char* type_name(const ConfigFieldRef& ref) {
+  return std::visit(Overloaded{
+                        [](const int64_t*) { return "integer"; },
+                        [](const uint64_t*) { return "integer >= 0"; },
+                        [](const double*) { return "float"; },
+                        [](const bool*) { return "boolean"; },
+                        [](const std::string*) { return "string"; },
+                    },
+                    ref);
+}
+
+// Reading a field of a const Config: the table's accessors take Config& so one accessor serves reading and writing;
+// the pointer obtained here is only read.
+ConfigFieldRef read_ref(const ConfigField& f, const Config& cfg) { return f.ref(const_cast<Config&>(cfg)); }
+
+std::string join(const std::vector<std::string_view>& items, std::string_view quote) {
+  std::string s;
+  for (const auto& item : items)
+    s += (s.empty() ? "" : ", ") + std::string(quote) + std::string(item) + std::string(quote);
+  return s;
+}
+
+}  // namespace
+
+const std::vector<ConfigField>& config_fields() {
+  static const std::vector<ConfigField> fields = make_fields();
+  return fields;
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  if (!std::ifstream(path)) throw_error("config ", path, ": cannot open (", std::strerror(errno), ")");
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    throw_error(toml_where(path, e.source()), ": ", e.description());
+  }
+  Config cfg;
+  cfg.source = path;
+  for (const auto& [section_key, section_node] : root) {
+    const std::string_view section = section_key.str();
+    if (!is_section(section)) {
+      if (section_node.is_table()) unknown_section(toml_where(path, section_key.source()), section);
+      unknown_key(toml_where(path, section_key.source()), "", section);
+    }
+    const toml::table* table = section_node.as_table();
+    if (!table)
+      throw_error(toml_where(path, section_key.source()), ": '", section, "' must be a table ([", section, "]), found ",
+                  from_toml(section_node).type);
+    for (const auto& [key, node] : *table) {
+      const ConfigField* field = find_field(section, key.str());
+      if (!field) unknown_key(toml_where(path, key.source()), section, key.str());
+      assign(cfg, *field, from_toml(node), toml_where(path, node.source()));
+    }
+  }
+  apply_overrides(cfg, overrides);
+  return cfg;
+}
+
+void apply_overrides(Config& cfg, const std::vector<std::string>& overrides) {
+  auto trim = [](std::string_view s) {
+    const size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+    return b == std::string_view::npos ? std::string_view{} : s.substr(b, e - b + 1);
+  };
+  for (const std::string& item : overrides) {
+    const std::string where = "--set " + item;
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos) throw_error(where, ": expected section.key=value");
+    const std::string_view name = trim(std::string_view(item).substr(0, eq));
+    const std::string_view text = trim(std::string_view(item).substr(eq + 1));
+    const size_t dot = name.find('.');
+    const std::string_view section = dot == std::string_view::npos ? std::string_view{} : name.substr(0, dot);
+    const std::string_view key = dot == std::string_view::npos ? name : name.substr(dot + 1);
+    const ConfigField* field = find_field(section, key);
+    if (!field) unknown_key(where, section, key);
+
+    const std::string raw(text);
+    Value value{raw, "a string", std::string("'").append(raw).append("'")};  // quoted as toml++ prints strings
+    try {
+      const toml::table parsed = toml::parse(std::string("v = ").append(raw));
+      if (parsed.size() == 1 && parsed.contains("v")) value = from_toml(*parsed.get("v"));
+    } catch (const toml::parse_error&) {
+      // Not a TOML value: a bare word, taken as the string it spells.
+    }
+    if (std::holds_alternative<std::string*>(field->ref(cfg)) && !std::holds_alternative<std::string>(value.v))
+      throw_error(where, ": key '", field->name(), "': expected a string, found ", value.type, " (", value.text,
+                  "); quote it to pass it as a string: ", field->name(), "='\"", text, "\"'");
+    assign(cfg, *field, value, where);
+  }
+}
+
+void validate(const Config& cfg) {
+  const std::string where = "config " + cfg.source;
+  auto check = [&](bool ok, const auto&... parts) {
+    if (!ok) throw_error(where, ": ", parts...);
+  };
+  auto at_least = [&](std::string_view name, int64_t v, int64_t lo) {
+    check(v >= lo, name, " = ", v, " must be at least ", lo);
+  };
+  auto positive = [&](std::string_view name, double v) { check(v > 0, name, " = ", v, " must be > 0"); };
+  auto non_negative = [&](std::string_view name, double v) { check(v >= 0, name, " = ", v, " must be >= 0"); };
+
+  // Generic rules from the table: numbers finite, design names known and built.
+  for (const auto& f : config_fields()) {
+    const ConfigFieldRef ref = read_ref(f, cfg);
+    if (const auto* d = std::get_if<double*>(&ref))
+      check(std::isfinite(**d), f.name(), " = ", format_double(**d), " must be a finite number");
+    if (f.choices.empty()) continue;
+    const std::string& value = *std::get<std::string*>(ref);
+    if (std::find(f.choices.begin(), f.choices.end(), value) == f.choices.end()) {
+      const std::vector<std::string> choices(f.choices.begin(), f.choices.end());
+      throw_error(where, ": ", f.name(), " = '", value, "' is not a valid value", suggestion(value, choices),
+                  "; valid values: ", join(f.choices, "'"));
+    }
+    check(std::find(f.built.begin(), f.built.end(), value) != f.built.end(), f.name(), " = '", value,
+          "' is not available yet: this build supports ", join(f.built, "'"));
+  }
+
+  check(!cfg.data.dir.empty(), "data.dir must not be empty");
+
+  const ModelConfig& m = cfg.model;
+  at_least("model.vocab_size", m.vocab_size, 0);
+  at_least("model.d_model", m.d_model, 1);
+  at_least("model.n_layers", m.n_layers, 1);
+  at_least("model.n_heads", m.n_heads, 1);
+  check(m.d_model % m.n_heads == 0, "model.d_model = ", m.d_model, " must be divisible by model.n_heads = ", m.n_heads);
+  check((m.d_model / m.n_heads) % 2 == 0, "model.d_model / model.n_heads = ", m.d_model / m.n_heads,
+        " (the head size) must be even: RoPE rotates pairs of dimensions");
+  check(m.n_kv_heads >= 0 && m.n_kv_heads <= m.n_heads, "model.n_kv_heads = ", m.n_kv_heads,
+        " must be between 0 (= n_heads) and model.n_heads = ", m.n_heads);
+  check(m.n_kv_heads == 0 || m.n_heads % m.n_kv_heads == 0, "model.n_heads = ", m.n_heads,
+        " must be divisible by model.n_kv_heads = ", m.n_kv_heads);
+  positive("model.rope_theta", m.rope_theta);
+  positive("model.rms_eps", m.rms_eps);
+  positive("model.init_std", m.init_std);
+  at_least("model.max_seq_len", m.max_seq_len, 1);
+
+  const MoeConfig& e = cfg.moe;
+  at_least("moe.n_experts", e.n_experts, 1);
+  at_least("moe.expert_hidden", e.expert_hidden, 1);
+  check(e.first_dense_layers >= 0 && e.first_dense_layers <= m.n_layers,
+        "moe.first_dense_layers = ", e.first_dense_layers, " must be between 0 and model.n_layers = ", m.n_layers);
+  at_least("moe.moe_every", e.moe_every, 1);
+  at_least("moe.dense_hidden", e.dense_hidden, 0);
+
+  const RoutingConfig& r = cfg.routing;
+  check(r.top_k >= 1 && r.top_k <= e.n_experts, "routing.top_k = ", r.top_k,
+        " must be between 1 and moe.n_experts = ", e.n_experts);
+  non_negative("routing.capacity_factor", r.capacity_factor);
+  check(r.capacity_factor == 0, "routing.capacity_factor = ", r.capacity_factor,
+        " is not available yet: this build supports only 0 (dropless)");
+  non_negative("routing.load_balance_coef", r.load_balance_coef);
+  non_negative("routing.z_loss_coef", r.z_loss_coef);
+
+  const TrainConfig& t = cfg.train;
+  at_least("train.seq_len", t.seq_len, 1);
+  check(t.seq_len <= m.max_seq_len, "train.seq_len = ", t.seq_len,
+        " must not exceed model.max_seq_len = ", m.max_seq_len);
+  at_least("train.batch_size", t.batch_size, 1);
+  at_least("train.grad_accum", t.grad_accum, 1);
+  at_least("train.steps", t.steps, 1);
+  positive("train.lr", t.lr);
+  check(t.min_lr_ratio >= 0 && t.min_lr_ratio <= 1, "train.min_lr_ratio = ", t.min_lr_ratio,
+        " must be between 0 and 1");
+  check(t.warmup_steps >= 0 && t.warmup_steps <= t.steps, "train.warmup_steps = ", t.warmup_steps,
+        " must be between 0 and train.steps = ", t.steps);
+  non_negative("train.weight_decay", t.weight_decay);
+  check(t.beta1 >= 0 && t.beta1 < 1, "train.beta1 = ", t.beta1, " must be in [0, 1)");
+  check(t.beta2 >= 0 && t.beta2 < 1, "train.beta2 = ", t.beta2, " must be in [0, 1)");
+  positive("train.adam_eps", t.adam_eps);
+  non_negative("train.grad_clip", t.grad_clip);
+  at_least("train.eval_every", t.eval_every, 0);
+  at_least("train.eval_tokens", t.eval_tokens, 0);
+  at_least("train.checkpoint_every", t.checkpoint_every, 0);
+  at_least("train.log_every", t.log_every, 1);
+  check(!t.out_dir.empty(), "train.out_dir must not be empty");
+  at_least("train.threads", t.threads, 0);
+}
+
+nlohmann::json config_to_json(const Config& cfg) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& f : config_fields()) {
+    nlohmann::json& slot = j[std::string(f.section)][std::string(f.key)];
+    std::visit([&](const auto* p) { slot = *p; }, read_ref(f, cfg));
+  }
+  return j;
+}
+
+Config config_from_json(const nlohmann::json& j, const std::string& source) {
+  const std::string where = "config " + source;
+  if (!j.is_object()) throw_error(where, ": expected a JSON object of sections, found ", j.type_name());
+  Config cfg;
+  cfg.source = source;
+  for (const auto& [section, body] : j.items()) {
+    if (!is_section(section)) {
+      if (body.is_object()) unknown_section(where, section);
+      unknown_key(where, "", section);
+    }
+    if (!body.is_object()) throw_error(where, ": '", section, "' must be an object, found ", body.type_name());
+    for (const auto& [key, value] : body.items()) {
+      const ConfigField* field = find_field(section, key);
+      if (!field) unknown_key(where, section, key);
+      assign(cfg, *field, from_json(value), where);
+    }
+  }
+  return cfg;
+}
+
+bool same_settings(const Config& a, const Config& b) {
+  return std::all_of(config_fields().begin(), config_fields().end(), [&](const ConfigField& f) {
+    return std::visit([&](auto* pa) { return *pa == *std::get<decltype(pa)>(read_ref(f, b)); }, read_ref(f, a));
+  });
+}
+
+std::string config_reference_markdown() {
+  const Config defaults;
+  std::ostringstream md;
+  md << "# Run configuration\n\n"
+     << "<!-- Generated from the field table in src/model/config.cpp; do not edit by hand. After changing the table,\n"
+     << "     regenerate with: MOELAB_UPDATE_DOCS=1 moelab_tests --gtest_filter='ConfigDoc.*' -->\n\n"
+     << "A run is described by one TOML file with the tables below (`configs/brown-tiny.toml` is the default run).\n"
+     << "A key left out keeps its default. An unknown table or key, or a value of the wrong type, is an error that\n"
+     << "names the file, line and key (with a suggestion for a near-miss such as `train.lrr`). An integer may be\n"
+     << "given for a float; a float is not accepted for an integer.\n\n"
+     << "Any field can be overridden on the command line with `--set section.key=value` (repeatable). The value is\n"
+     << "read as a TOML value (`3e-4`, `true`, `\"text\"`); a bare word that is not TOML is taken as a string, so\n"
+     << "`--set routing.rule=top_k` needs no quotes.\n\n"
+     << "After loading, the whole configuration is validated (for example: `model.d_model` divisible by\n"
+     << "`model.n_heads` with an even head size, `1 <= routing.top_k <= moe.n_experts`,\n"
+     << "`train.warmup_steps <= train.steps`). Every checkpoint stores the configuration as `config.json`, with the\n"
+     << "same sections and key names.\n";
+  for (const auto& s : kSections) {
+    md << "\n## [" << s.name << "]\n\n"
+       << s.doc << "\n\n"
+       << "| key | type | default | meaning |\n|---|---|---|---|\n";
+    for (const auto& f : config_fields()) {
+      if (f.section != s.name) continue;
+      const ConfigFieldRef ref = read_ref(f, defaults);
+      md << "| `" << f.key << "` | " << type_name(ref) << " | `" << format_value(ref) << "` | " << f.doc;
+      if (!f.choices.empty()) {
+        std::vector<std::string_view> planned;
+        for (const auto& c : f.choices)
+          if (std::find(f.built.begin(), f.built.end(), c) == f.built.end()) planned.push_back(c);
+        md << " Built: " << join(f.built, "`") << ".";
+        if (!planned.empty()) md << " Planned: " << join(planned, "`") << ".";
+      }
+      md << " |\n";
+    }
+  }
+  return md.str();
+}
+
+}  // namespace moelab

@@ -1,0 +1,66 @@
+// Loading, overriding, validating and serialising the run configuration (the struct is include/moelab/config.h).
+//
+// One table, config_fields(), describes every field once: section, key (the C++ member names), type, meaning,
+// and for fields naming a design the values planned and the values this build implements. TOML loading, --set
+// overrides, JSON in and out, equality, and docs/config.md are all derived from it, so they cannot drift apart.
+//
+// Strictness: an unknown table or key, or a value of the wrong type, is an error naming the source (file:line:column
+// for TOML, "--set section.key=value" for overrides, the source name for JSON), the key, and what was expected; an
+// unknown key within edit distance 2 of a valid one gets a "did you mean" suggestion. A missing key keeps its
+// default. An integer is accepted for a float field; a float is not accepted for an integer field.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "moelab/config.h"
+
+namespace moelab {
+
+// Where one field lives inside a Config; the alternative held says the field's type.
+using ConfigFieldRef = std::variant<int64_t*, uint64_t*, double*, bool*, std::string*>;
+
+struct ConfigField {
+  std::string_view section;                 // "train"
+  std::string_view key;                     // "lr"
+  ConfigFieldRef (*ref)(Config&);           // the field inside a given Config
+  std::string_view doc;                     // meaning and trade-off, as docs/config.md shows it
+  std::vector<std::string_view> choices{};  // string fields naming a design: every value the project plans
+  std::vector<std::string_view> built{};    // the subset this build implements; validate() refuses the rest
+
+  std::string name() const { return std::string(section) + "." + std::string(key); }  // "train.lr"
+};
+
+// Every field, grouped by section in the order of include/moelab/config.h.
+const std::vector<ConfigField>& config_fields();
+
+// Reads a TOML file (tables [data] [model] [moe] [routing] [train]) over the defaults, then applies `overrides`
+// ("section.key=value", as given to --set). Sets Config::source to `path`. Does not validate: the caller fills
+// what comes from the data (vocab_size 0) as it sees fit, then calls validate().
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Applies "section.key=value" assignments in order. The value is read as a TOML value (3e-4, true, "x", 12); text
+// that is not valid TOML is taken as a string, so routing.rule=top_k works without quotes.
+void apply_overrides(Config& cfg, const std::vector<std::string>& overrides);
+
+// Checks every field and the rules between fields; throws moelab::Error naming cfg.source, the key(s) and the rule.
+// Values that name a design this build does not implement yet are refused with the values it does implement.
+void validate(const Config& cfg);
+
+// {"data": {...}, "model": {...}, ...} with the C++ field names as keys; Config::source is not stored.
+nlohmann::json config_to_json(const Config& cfg);
+// The inverse, as strict as TOML loading; `source` (e.g. "runs/x/config.json") names it in errors and becomes
+// Config::source.
+Config config_from_json(const nlohmann::json& j, const std::string& source);
+
+// Whether every field of a and b is equal (Config::source is not a setting and is ignored).
+bool same_settings(const Config& a, const Config& b);
+
+// The text of docs/config.md, generated from config_fields() (a test keeps the file in step with it).
+std::string config_reference_markdown();
+
+}  // namespace moelab
