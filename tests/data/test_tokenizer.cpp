@@ -1,0 +1,109 @@
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "data/tokenizer.h"
+#include "io/temp_dir.h"
+
+namespace moelab {
+namespace {
+
+using data::Tokenizer;
+using data::TokenSpan;
+
+std::vector<std::string> tiny_sentences() {
+  std::vector<std::string> s;
+  const std::vector<std::string> base = {
+      "The jury said it did find that the election was conducted .",
+      "The House passed the bill on Sunday , and the governor signed it .",
+      "Who will pay for it ?",
+      "We don't think the plan is wise ;",
+      "My dog ate the 4-7/8 inch pie .",
+      "Why did the cat cross the road ?",
+  };
+  for (int r = 0; r < 5; ++r) s.insert(s.end(), base.begin(), base.end());
+  s.push_back("");  // empty sentences are skipped
+  return s;
+}
+
+const Tokenizer& tiny_tokenizer() {
+  static const Tokenizer tok = Tokenizer::train(tiny_sentences(), 400);
+  return tok;
+}
+
+TEST(Tokenizer, TrainsDeterministicallyWithReservedIds) {
+  const Tokenizer& a = tiny_tokenizer();
+  const Tokenizer b = Tokenizer::train(tiny_sentences(), 400);
+  EXPECT_EQ(a.vocab_size(), 400);
+  EXPECT_EQ(a.eod_id(), 2);
+  EXPECT_EQ(a.model_bytes(), b.model_bytes());
+  const std::string text = "The governor said the cat was wise .";
+  EXPECT_EQ(a.encode_ids(text), b.encode_ids(text));
+}
+
+TEST(Tokenizer, EncodesWithByteRangesLineByLine) {
+  const Tokenizer& tok = tiny_tokenizer();
+  const std::string text = "The jury passed the bill .\n\nWho said that ?\nzebra";
+  std::vector<TokenSpan> spans;
+  tok.encode(text, spans);
+  ASSERT_FALSE(spans.empty());
+  // Ranges tile each line in order: every byte of a line belongs to exactly one token, nothing of the '\n's.
+  std::string rebuilt;
+  size_t expect_begin = 0;
+  for (const auto& s : spans) {
+    if (s.begin != expect_begin) {
+      ASSERT_EQ(text.substr(expect_begin, s.begin - expect_begin).find_first_not_of('\n'), std::string::npos)
+          << "gap before a token at " << s.begin << " holds more than line breaks";
+      rebuilt += text.substr(expect_begin, s.begin - expect_begin);
+    }
+    ASSERT_LE(s.begin, s.end);
+    rebuilt += text.substr(s.begin, s.end - s.begin);
+    expect_begin = s.end;
+    EXPECT_NE(s.id, tok.eod_id());
+    EXPECT_NE(s.id, 0) << "no unknown tokens with byte fallback";
+  }
+  EXPECT_EQ(expect_begin, text.size());
+  EXPECT_EQ(rebuilt, text);
+  // Each token's piece text matches its range (SentencePiece's ▁ is the space before a word).
+  std::vector<int32_t> ids;
+  for (const auto& s : spans) ids.push_back(s.id);
+  EXPECT_EQ(tok.decode(ids), "The jury passed the bill . Who said that ? zebra");
+  EXPECT_EQ(tok.encode_ids(text), ids);
+}
+
+TEST(Tokenizer, ByteFallbackCoversUnseenCharacters) {
+  const Tokenizer& tok = tiny_tokenizer();
+  const std::string text = "caf\xC3\xA9 \xE2\x98\x83 Q";  // é and a snowman were never seen in training
+  std::vector<TokenSpan> spans;
+  tok.encode(text, spans);
+  for (const auto& s : spans) EXPECT_NE(s.id, 0);
+  std::vector<int32_t> ids;
+  for (const auto& s : spans) ids.push_back(s.id);
+  EXPECT_EQ(tok.decode(ids), text);
+  EXPECT_GE(spans.size(), 8u);  // at least 2 + 3 byte tokens for the two characters
+  EXPECT_EQ(spans.back().end, text.size());
+}
+
+TEST(Tokenizer, LoadsSavedModelAndRejectsGarbage) {
+  testing::TempDir dir;
+  testing::write_all(dir.file("tokenizer.model"), tiny_tokenizer().model_bytes());
+  const Tokenizer loaded = Tokenizer::load(dir.file("tokenizer.model"));
+  EXPECT_EQ(loaded.vocab_size(), 400);
+  EXPECT_EQ(loaded.encode_ids("the cat ."), tiny_tokenizer().encode_ids("the cat ."));
+  testing::write_all(dir.file("bad.model"), "this is not a model");
+  try {
+    Tokenizer::load(dir.file("bad.model"));
+    FAIL() << "garbage must not load";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(dir.file("bad.model")), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(Tokenizer::load(dir.file("absent.model")), Error);
+}
+
+TEST(Tokenizer, TooSmallVocabularyIsAnError) { EXPECT_THROW(Tokenizer::train(tiny_sentences(), 200), Error); }
+
+}  // namespace
+}  // namespace moelab
