@@ -1,0 +1,86 @@
+#include "model/attention_block.h"
+
+#include "backend/cpu/gemm.h"
+#include "ops/attention.h"
+#include "ops/linear.h"
+#include "ops/rmsnorm.h"
+#include "ops/rope.h"
+
+namespace moelab {
+
+template <typename T>
+void AttentionActivations<T>::resize(const AttentionShape& s) {
+  const int64_t N = s.rows();
+  normed.resize(N * s.d);
+  rstd.resize(N);
+  q.resize(N * s.H * s.D);
+  k.resize(N * s.Hkv * s.D);
+  v.resize(N * s.Hkv * s.D);
+  probs.resize(s.B * s.H * s.T * s.T);
+  ctx.resize(N * s.H * s.D);
+}
+
+template <typename T>
+void AttentionScratch<T>::resize(const AttentionShape& s) {
+  const int64_t N = s.rows();
+  d_ctx.resize(N * s.H * s.D);
+  d_q.resize(N * s.H * s.D);
+  d_k.resize(N * s.Hkv * s.D);
+  d_v.resize(N * s.Hkv * s.D);
+  d_normed.resize(N * s.d);
+}
+
+template <typename T>
+void attention_block_forward(T* out, AttentionActivations<T>& act, const T* x, const AttentionWeights<T>& w,
+                             const AttentionShape& s) {
+  const int64_t N = s.rows(), qw = s.H * s.D, kvw = s.Hkv * s.D;
+  act.resize(s);
+  ops::rmsnorm_forward(act.normed.data(), act.rstd.data(), x, w.norm, N, s.d, s.rms_eps);
+  ops::linear_forward(act.q.data(), act.normed.data(), w.wq, N, s.d, qw);
+  ops::linear_forward(act.k.data(), act.normed.data(), w.wk, N, s.d, kvw);
+  ops::linear_forward(act.v.data(), act.normed.data(), w.wv, N, s.d, kvw);
+  ops::rope_forward(act.q.data(), s.B, s.T, s.H, s.D, s.rope_theta);
+  ops::rope_forward(act.k.data(), s.B, s.T, s.Hkv, s.D, s.rope_theta);
+  ops::attention_forward(act.ctx.data(), act.probs.data(), act.q.data(), act.k.data(), act.v.data(), s.B, s.T, s.H,
+                         s.Hkv, s.D);
+  ops::linear_forward(out, act.ctx.data(), w.wo, N, qw, s.d);
+}
+
+template <typename T>
+void attention_block_backward(T* d_x, const AttentionGrads<T>& grads, AttentionScratch<T>& sc, const T* d_out,
+                              const T* x, const AttentionActivations<T>& act, const AttentionWeights<T>& w,
+                              const AttentionShape& s) {
+  const int64_t N = s.rows(), qw = s.H * s.D, kvw = s.Hkv * s.D;
+  sc.resize(s);
+  ops::linear_backward(sc.d_ctx.data(), grads.wo, d_out, act.ctx.data(), w.wo, N, qw, s.d);
+  ops::attention_backward(sc.d_q.data(), sc.d_k.data(), sc.d_v.data(), sc.d_ctx.data(), act.q.data(), act.k.data(),
+                          act.v.data(), act.probs.data(), s.B, s.T, s.H, s.Hkv, s.D);
+  ops::rope_backward(sc.d_q.data(), s.B, s.T, s.H, s.D, s.rope_theta);
+  ops::rope_backward(sc.d_k.data(), s.B, s.T, s.Hkv, s.D, s.rope_theta);
+  // The normed input feeds three projections: its gradient is the sum of the three branches.
+  ops::linear_backward(sc.d_normed.data(), grads.wq, sc.d_q.data(), act.normed.data(), w.wq, N, s.d, qw);
+  cpu::gemm(cpu::Trans::N, cpu::Trans::N, N, s.d, kvw, T(1), sc.d_k.data(), kvw, w.wk, s.d, T(1),
+            sc.d_normed.data(), s.d);
+  cpu::gemm(cpu::Trans::N, cpu::Trans::N, N, s.d, kvw, T(1), sc.d_v.data(), kvw, w.wv, s.d, T(1),
+            sc.d_normed.data(), s.d);
+  ops::linear_backward<T>(nullptr, grads.wk, sc.d_k.data(), act.normed.data(), w.wk, N, s.d, kvw);
+  ops::linear_backward<T>(nullptr, grads.wv, sc.d_v.data(), act.normed.data(), w.wv, N, s.d, kvw);
+  ops::rmsnorm_backward(d_x, grads.norm, sc.d_normed.data(), x, w.norm, act.rstd.data(), N, s.d);
+}
+
+template struct AttentionActivations<float>;
+template struct AttentionActivations<double>;
+template struct AttentionScratch<float>;
+template struct AttentionScratch<double>;
+template void attention_block_forward<float>(float*, AttentionActivations<float>&, const float*,
+                                             const AttentionWeights<float>&, const AttentionShape&);
+template void attention_block_forward<double>(double*, AttentionActivations<double>&, const double*,
+                                              const AttentionWeights<double>&, const AttentionShape&);
+template void attention_block_backward<float>(float*, const AttentionGrads<float>&, AttentionScratch<float>&,
+                                              const float*, const float*, const AttentionActivations<float>&,
+                                              const AttentionWeights<float>&, const AttentionShape&);
+template void attention_block_backward<double>(double*, const AttentionGrads<double>&, AttentionScratch<double>&,
+                                               const double*, const double*, const AttentionActivations<double>&,
+                                               const AttentionWeights<double>&, const AttentionShape&);
+
+}  // namespace moelab

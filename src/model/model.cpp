@@ -1,0 +1,271 @@
+#include "model/model.h"
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "ops/cross_entropy.h"
+#include "ops/embedding.h"
+#include "ops/linear.h"
+#include "ops/rmsnorm.h"
+
+namespace moelab {
+
+namespace {
+
+// Adds b into a elementwise: a[i] += b[i].
+void add_into(float* a, const float* b, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) a[i] += b[i];
+}
+
+// out[i] = a[i] + b[i]: a residual connection.
+void add_to(float* out, const float* a, const float* b, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+}
+
+uint64_t name_hash(const std::string& s) {  // FNV-1a: a stable stream id per tensor name
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace
+
+// One transformer block: its weights (pointers into the flat buffers) and what its forward saved.
+struct Model::Layer {
+  bool moe = false;
+  AttentionWeights<float> attn_w{};
+  AttentionGrads<float> attn_g{};
+  const float* ffn_norm_w = nullptr;  // [d]
+  float* ffn_norm_g = nullptr;        // [d]
+  MoeFfnWeights<float> moe_w;
+  MoeFfnGrads<float> moe_g;
+  SwigluMlpWeights<float> dense_w{};
+  SwigluMlpGrads<float> dense_g{};
+  int64_t dense_hidden = 0;
+
+  std::vector<float> x_in;        // [N,d] residual stream entering the block
+  std::vector<float> x_mid;       // [N,d] residual stream after the attention sublayer
+  AttentionActivations<float> attn;
+  std::vector<float> ffn_normed;  // [N,d]
+  std::vector<float> ffn_rstd;    // [N]
+  MoeFfnActivations<float> moe_act;
+  std::vector<float> dense_g_act, dense_u_act, dense_act;  // [N,h_dense]
+  MoeAuxLosses aux;
+};
+
+// Buffers shared across layers: the final norm, logits, and backward scratch (one layer at a time).
+struct Model::Workspace {
+  int64_t B = 0, T = 0;
+  std::vector<int32_t> inputs, targets;  // [N]
+  std::vector<float> x_final;            // [N,d] residual stream after the last block
+  std::vector<float> final_normed;       // [N,d]
+  std::vector<float> final_rstd;         // [N]
+  std::vector<float> logits;             // [N,V]; backward turns it into d_logits in place
+  std::vector<float> row_loss;           // [N]
+  std::vector<float> sub_out;            // [N,d] a sublayer's output before it joins the residual
+  std::vector<float> d_resid;            // [N,d] gradient of the residual stream
+  std::vector<float> d_sub;              // [N,d]
+  std::vector<float> d_normed;           // [N,d]
+  AttentionScratch<float> attn_scratch;
+  MoeFfnScratch<float> moe_scratch;
+  std::vector<float> d_act, d_g, d_u;    // [N,h_dense]
+  bool has_targets = false;
+  Losses losses;
+};
+
+Model::Model(const Config& cfg) : cfg_(cfg), table_(cfg), ws_(std::make_unique<Workspace>()) {
+  MOELAB_ASSERT(cfg.model.vocab_size > 0, "vocab_size must be resolved before building a model");
+  params_.assign(table_.total_numel(), 0.0f);
+  grads_.assign(table_.total_numel(), 0.0f);
+  auto p = [&](const std::string& n) { return params_.data() + table_.find(n).offset; };
+  auto g = [&](const std::string& n) { return grads_.data() + table_.find(n).offset; };
+  for (int64_t i = 0; i < cfg.model.n_layers; ++i) {
+    auto layer = std::make_unique<Layer>();
+    const std::string pre = "model.layers." + std::to_string(i) + ".";
+    layer->attn_w = {p(pre + "input_layernorm.weight"), p(pre + "self_attn.q_proj.weight"),
+                     p(pre + "self_attn.k_proj.weight"), p(pre + "self_attn.v_proj.weight"),
+                     p(pre + "self_attn.o_proj.weight")};
+    layer->attn_g = {g(pre + "input_layernorm.weight"), g(pre + "self_attn.q_proj.weight"),
+                     g(pre + "self_attn.k_proj.weight"), g(pre + "self_attn.v_proj.weight"),
+                     g(pre + "self_attn.o_proj.weight")};
+    layer->ffn_norm_w = p(pre + "post_attention_layernorm.weight");
+    layer->ffn_norm_g = g(pre + "post_attention_layernorm.weight");
+    layer->moe = is_moe_layer(cfg.moe, i);
+    if (layer->moe) {
+      const std::string m = pre + "block_sparse_moe.";
+      layer->moe_w.router = p(m + "gate.weight");
+      layer->moe_g.router = g(m + "gate.weight");
+      for (int64_t j = 0; j < cfg.moe.n_experts; ++j) {
+        const std::string e = m + "experts." + std::to_string(j) + ".";
+        layer->moe_w.experts.push_back({p(e + "w1.weight"), p(e + "w3.weight"), p(e + "w2.weight")});
+        layer->moe_g.experts.push_back({g(e + "w1.weight"), g(e + "w3.weight"), g(e + "w2.weight")});
+      }
+    } else {
+      layer->dense_hidden = dense_ffn_hidden(cfg);
+      layer->dense_w = {p(pre + "mlp.gate_proj.weight"), p(pre + "mlp.up_proj.weight"),
+                        p(pre + "mlp.down_proj.weight")};
+      layer->dense_g = {g(pre + "mlp.gate_proj.weight"), g(pre + "mlp.up_proj.weight"),
+                        g(pre + "mlp.down_proj.weight")};
+    }
+    layers_.push_back(std::move(layer));
+  }
+}
+
+Model::~Model() = default;
+
+void Model::init_params(uint64_t seed) {
+  for (const auto& spec : table_.specs()) {
+    float* w = params_.data() + spec.offset;
+    if (spec.init == ParamInit::Ones) {
+      std::fill(w, w + spec.numel, 1.0f);
+      continue;
+    }
+    Rng rng(seed, name_hash(spec.name));
+    for (int64_t i = 0; i < spec.numel; ++i) w[i] = static_cast<float>(rng.normal() * cfg_.model.init_std);
+  }
+}
+
+void Model::zero_grads() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
+
+const float* Model::logits() const { return ws_->logits.data(); }
+const std::vector<float>& Model::row_losses() const { return ws_->row_loss; }
+
+std::vector<const routing::DispatchPlan<float>*> Model::dispatch_plans() const {
+  std::vector<const routing::DispatchPlan<float>*> plans;
+  for (const auto& l : layers_)
+    if (l->moe) plans.push_back(&l->moe_act.plan);
+  return plans;
+}
+
+std::vector<int64_t> Model::moe_layer_indices() const {
+  std::vector<int64_t> idx;
+  for (size_t i = 0; i < layers_.size(); ++i)
+    if (layers_[i]->moe) idx.push_back(static_cast<int64_t>(i));
+  return idx;
+}
+
+Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T) {
+  const auto& m = cfg_.model;
+  const int64_t N = B * T, d = m.d_model, V = m.vocab_size;
+  auto& ws = *ws_;
+  ws.B = B, ws.T = T;
+  ws.inputs.assign(inputs, inputs + N);
+  ws.has_targets = targets != nullptr;
+  if (targets) ws.targets.assign(targets, targets + N);
+  ws.sub_out.resize(N * d);
+
+  const float* embed = param("model.embed_tokens.weight");
+  const AttentionShape shape{B, T, d, m.n_heads, m.n_kv_heads > 0 ? m.n_kv_heads : m.n_heads, d / m.n_heads,
+                             m.rope_theta, m.rms_eps};
+  const MoeFfnShape moe_shape{N, d, cfg_.moe.n_experts, cfg_.moe.expert_hidden, cfg_.routing.top_k,
+                              cfg_.routing.renormalize};
+
+  layers_[0]->x_in.resize(N * d);
+  ops::embedding_forward(layers_[0]->x_in.data(), ws.inputs.data(), embed, N, d);
+  // Block by block: x_in -> x_mid = x_in + attn(x_in) -> next x_in = x_mid + ffn(x_mid).
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Layer& L = *layers_[i];
+    L.x_mid.resize(N * d);
+    attention_block_forward(ws.sub_out.data(), L.attn, L.x_in.data(), L.attn_w, shape);
+    add_to(L.x_mid.data(), L.x_in.data(), ws.sub_out.data(), N * d);
+
+    L.ffn_normed.resize(N * d);
+    L.ffn_rstd.resize(N);
+    ops::rmsnorm_forward(L.ffn_normed.data(), L.ffn_rstd.data(), L.x_mid.data(), L.ffn_norm_w, N, d, m.rms_eps);
+    if (L.moe) {
+      L.aux = moe_ffn_forward(ws.sub_out.data(), L.moe_act, L.ffn_normed.data(), L.moe_w, moe_shape);
+    } else {
+      const int64_t h = L.dense_hidden;
+      L.dense_g_act.resize(N * h), L.dense_u_act.resize(N * h), L.dense_act.resize(N * h);
+      swiglu_mlp_forward(ws.sub_out.data(), L.dense_g_act.data(), L.dense_u_act.data(), L.dense_act.data(),
+                         L.ffn_normed.data(), L.dense_w, N, d, h);
+    }
+    std::vector<float>& next = i + 1 < layers_.size() ? layers_[i + 1]->x_in : ws.x_final;
+    next.resize(N * d);
+    add_to(next.data(), L.x_mid.data(), ws.sub_out.data(), N * d);
+  }
+
+  ws.final_normed.resize(N * d);
+  ws.final_rstd.resize(N);
+  ops::rmsnorm_forward(ws.final_normed.data(), ws.final_rstd.data(), ws.x_final.data(), param("model.norm.weight"),
+                       N, d, m.rms_eps);
+  const float* head = m.tie_embeddings ? embed : param("lm_head.weight");
+  ws.logits.resize(N * V);
+  ops::linear_forward(ws.logits.data(), ws.final_normed.data(), head, N, d, V);
+
+  Losses out;
+  if (targets) {
+    ws.row_loss.resize(N);
+    const double sum = ops::cross_entropy_forward(ws.row_loss.data(), ws.logits.data(), ws.targets.data(), N, V);
+    for (int64_t j = 0; j < N; ++j) out.n_targets += ws.targets[j] >= 0;
+    out.ce = out.n_targets > 0 ? sum / out.n_targets : 0.0;
+    int64_t n_moe = 0;
+    for (const auto& l : layers_) {
+      if (!l->moe) continue;
+      out.load_balance += l->aux.load_balance, out.z_loss += l->aux.z_loss, ++n_moe;
+    }
+    if (n_moe > 0) out.load_balance /= n_moe, out.z_loss /= n_moe;
+    out.total = out.ce + cfg_.routing.load_balance_coef * out.load_balance + cfg_.routing.z_loss_coef * out.z_loss;
+  }
+  ws.losses = out;
+  return out;
+}
+
+void Model::backward(double scale) {
+  auto& ws = *ws_;
+  MOELAB_ASSERT(ws.has_targets, "backward needs a forward with targets");
+  const auto& m = cfg_.model;
+  const int64_t B = ws.B, T = ws.T, N = B * T, d = m.d_model, V = m.vocab_size;
+  const AttentionShape shape{B, T, d, m.n_heads, m.n_kv_heads > 0 ? m.n_kv_heads : m.n_heads, d / m.n_heads,
+                             m.rope_theta, m.rms_eps};
+  const MoeFfnShape moe_shape{N, d, cfg_.moe.n_experts, cfg_.moe.expert_hidden, cfg_.routing.top_k,
+                              cfg_.routing.renormalize};
+  int64_t n_moe = 0;
+  for (const auto& l : layers_) n_moe += l->moe;
+  const double lb_coef = n_moe ? scale * cfg_.routing.load_balance_coef / n_moe : 0.0;
+  const double z_coef = n_moe ? scale * cfg_.routing.z_loss_coef / n_moe : 0.0;
+
+  // Loss -> logits (in place) -> LM head -> final norm.
+  const int64_t n_targets = ws.losses.n_targets;
+  ops::cross_entropy_backward(ws.logits.data(), ws.logits.data(), ws.targets.data(), N, V,
+                              n_targets > 0 ? scale / n_targets : 0.0);
+  float* embed = param("model.embed_tokens.weight");
+  float* d_embed = grads_.data() + table_.find("model.embed_tokens.weight").offset;
+  const float* head = m.tie_embeddings ? embed : param("lm_head.weight");
+  float* d_head = m.tie_embeddings ? d_embed : grads_.data() + table_.find("lm_head.weight").offset;
+  ws.d_normed.resize(N * d), ws.d_resid.resize(N * d), ws.d_sub.resize(N * d);
+  ops::linear_backward(ws.d_normed.data(), d_head, ws.logits.data(), ws.final_normed.data(), head, N, d, V);
+  ops::rmsnorm_backward(ws.d_resid.data(), grads_.data() + table_.find("model.norm.weight").offset,
+                        ws.d_normed.data(), ws.x_final.data(), param("model.norm.weight"), ws.final_rstd.data(), N,
+                        d);
+
+  for (size_t i = layers_.size(); i-- > 0;) {
+    Layer& L = *layers_[i];
+    // FFN sublayer: next = x_mid + ffn(norm(x_mid)).
+    if (L.moe) {
+      moe_ffn_backward(ws.d_normed.data(), L.moe_g, ws.moe_scratch, ws.d_resid.data(), L.ffn_normed.data(),
+                       L.moe_act, L.moe_w, moe_shape, lb_coef, z_coef);
+    } else {
+      const int64_t h = L.dense_hidden;
+      ws.d_act.resize(N * h), ws.d_g.resize(N * h), ws.d_u.resize(N * h);
+      swiglu_mlp_backward(ws.d_normed.data(), L.dense_g, ws.d_act.data(), ws.d_g.data(), ws.d_u.data(),
+                          ws.d_resid.data(), L.ffn_normed.data(), L.dense_g_act.data(), L.dense_u_act.data(),
+                          L.dense_act.data(), L.dense_w, N, d, h);
+    }
+    ops::rmsnorm_backward(ws.d_sub.data(), L.ffn_norm_g, ws.d_normed.data(), L.x_mid.data(), L.ffn_norm_w,
+                          L.ffn_rstd.data(), N, d);
+    add_into(ws.d_resid.data(), ws.d_sub.data(), N * d);  // now d/dx_mid
+    // Attention sublayer: x_mid = x_in + attn(x_in).
+    attention_block_backward(ws.d_sub.data(), L.attn_g, ws.attn_scratch, ws.d_resid.data(), L.x_in.data(), L.attn,
+                             L.attn_w, shape);
+    add_into(ws.d_resid.data(), ws.d_sub.data(), N * d);  // now d/dx_in
+  }
+  ops::embedding_backward(d_embed, ws.d_resid.data(), ws.inputs.data(), N, d);
+}
+
+}  // namespace moelab

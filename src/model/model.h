@@ -1,0 +1,70 @@
+// The MoE language model: token embedding; L blocks of pre-RMSNorm causal attention (RoPE) and a feed-forward
+// sublayer (MoE or dense SwiGLU); final RMSNorm; LM head (untied by default). Hand-written forward and backward.
+//
+// Parameters and their gradients live in two flat f32 buffers laid out by the ParamTable, so the optimizer,
+// clipping and checkpoints treat the model as one vector. Activations are kept per layer in named buffers,
+// sized on first use for a (B, T) and reused across steps.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/attention_block.h"
+#include "model/moe_ffn.h"
+#include "model/param_table.h"
+#include "moelab/config.h"
+
+namespace moelab {
+
+struct Losses {
+  double ce = 0;            // mean cross-entropy over the valid targets of the batch
+  double load_balance = 0;  // mean over MoE layers, before its coefficient
+  double z_loss = 0;        // mean over MoE layers, before its coefficient
+  double total = 0;         // ce + coefficients x aux losses: what backward differentiates
+  int64_t n_targets = 0;    // targets that counted (target >= 0)
+};
+
+class Model {
+ public:
+  // cfg must be validated and have model.vocab_size resolved (> 0).
+  explicit Model(const Config& cfg);
+  ~Model();
+
+  const Config& config() const { return cfg_; }
+  const ParamTable& table() const { return table_; }
+  std::vector<float>& params() { return params_; }
+  const std::vector<float>& params() const { return params_; }
+  std::vector<float>& grads() { return grads_; }
+  float* param(const std::string& name) { return params_.data() + table_.find(name).offset; }
+
+  // Draws every parameter from its ParamInit: a pure function of (seed, tensor name).
+  void init_params(uint64_t seed);
+  void zero_grads();
+
+  // Runs inputs [B,T] through the model; with targets [B,T] (-1 = ignore) computes the losses. Saves what
+  // backward needs. logits() and row_losses() are valid until the next forward or backward.
+  Losses forward(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T);
+  // Accumulates d(scale * losses.total)/d(params) into grads(). Requires a forward with targets just before.
+  void backward(double scale);
+
+  const float* logits() const;                 // [B*T, V]
+  const std::vector<float>& row_losses() const; // [B*T] cross-entropy per position (0 where ignored)
+  // The dispatch plans of the last forward, one per MoE layer in depth order (routing statistics read them).
+  std::vector<const routing::DispatchPlan<float>*> dispatch_plans() const;
+  std::vector<int64_t> moe_layer_indices() const;
+
+ private:
+  struct Layer;
+  struct Workspace;
+
+  Config cfg_;
+  ParamTable table_;
+  std::vector<float> params_;  // [table_.total_numel()]
+  std::vector<float> grads_;   // [table_.total_numel()]
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::unique_ptr<Workspace> ws_;
+};
+
+}  // namespace moelab

@@ -1,0 +1,75 @@
+#include "model/param_table.h"
+
+#include "core/error.h"
+
+namespace moelab {
+
+bool is_moe_layer(const MoeConfig& moe, int64_t layer) {
+  return layer >= moe.first_dense_layers && (layer - moe.first_dense_layers) % moe.moe_every == 0;
+}
+
+int64_t dense_ffn_hidden(const Config& cfg) {
+  return cfg.moe.dense_hidden > 0 ? cfg.moe.dense_hidden : cfg.moe.expert_hidden * cfg.routing.top_k;
+}
+
+ParamTable::ParamTable(const Config& cfg) {
+  const auto& m = cfg.model;
+  const int64_t d = m.d_model, V = m.vocab_size;
+  const int64_t head_dim = d / m.n_heads;
+  const int64_t kv_heads = m.n_kv_heads > 0 ? m.n_kv_heads : m.n_heads;
+  add("model.embed_tokens.weight", {V, d}, ParamInit::Normal, ParamGroup::Embedding);
+  for (int64_t i = 0; i < m.n_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    add(p + "input_layernorm.weight", {d}, ParamInit::Ones, ParamGroup::Norm);
+    add(p + "self_attn.q_proj.weight", {m.n_heads * head_dim, d}, ParamInit::Normal, ParamGroup::Attention);
+    add(p + "self_attn.k_proj.weight", {kv_heads * head_dim, d}, ParamInit::Normal, ParamGroup::Attention);
+    add(p + "self_attn.v_proj.weight", {kv_heads * head_dim, d}, ParamInit::Normal, ParamGroup::Attention);
+    add(p + "self_attn.o_proj.weight", {d, m.n_heads * head_dim}, ParamInit::Normal, ParamGroup::Attention);
+    add(p + "post_attention_layernorm.weight", {d}, ParamInit::Ones, ParamGroup::Norm);
+    if (is_moe_layer(cfg.moe, i)) {
+      const int64_t h = cfg.moe.expert_hidden;
+      add(p + "block_sparse_moe.gate.weight", {cfg.moe.n_experts, d}, ParamInit::Normal, ParamGroup::Router);
+      for (int64_t j = 0; j < cfg.moe.n_experts; ++j) {
+        const std::string e = p + "block_sparse_moe.experts." + std::to_string(j) + ".";
+        add(e + "w1.weight", {h, d}, ParamInit::Normal, ParamGroup::Expert);
+        add(e + "w2.weight", {d, h}, ParamInit::Normal, ParamGroup::Expert);
+        add(e + "w3.weight", {h, d}, ParamInit::Normal, ParamGroup::Expert);
+      }
+    } else {
+      const int64_t h = dense_ffn_hidden(cfg);
+      add(p + "mlp.gate_proj.weight", {h, d}, ParamInit::Normal, ParamGroup::DenseFfn);
+      add(p + "mlp.up_proj.weight", {h, d}, ParamInit::Normal, ParamGroup::DenseFfn);
+      add(p + "mlp.down_proj.weight", {d, h}, ParamInit::Normal, ParamGroup::DenseFfn);
+    }
+  }
+  add("model.norm.weight", {d}, ParamInit::Ones, ParamGroup::Norm);
+  if (!m.tie_embeddings) add("lm_head.weight", {V, d}, ParamInit::Normal, ParamGroup::LmHead);
+}
+
+void ParamTable::add(std::string name, std::vector<int64_t> shape, ParamInit init, ParamGroup group) {
+  int64_t numel = 1;
+  for (int64_t s : shape) numel *= s;
+  specs_.push_back({std::move(name), std::move(shape), init, group, total_, numel});
+  total_ += numel;
+}
+
+const ParamSpec& ParamTable::find(const std::string& name) const {
+  for (const auto& s : specs_)
+    if (s.name == name) return s;
+  throw_error("no parameter named '", name, "' in this model");
+}
+
+bool decays(const TrainConfig& train, ParamGroup group) {
+  switch (group) {
+    case ParamGroup::Norm: return train.decay_norms;
+    case ParamGroup::Router: return train.decay_router;
+    case ParamGroup::Embedding:
+    case ParamGroup::LmHead: return train.decay_embeddings;
+    case ParamGroup::Attention:
+    case ParamGroup::Expert:
+    case ParamGroup::DenseFfn: return true;
+  }
+  return true;
+}
+
+}  // namespace moelab

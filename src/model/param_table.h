@@ -1,0 +1,52 @@
+// The parameter table: the one list of every trainable tensor of a model (name, shape, initialisation, optimizer
+// group). Allocation, initialisation, the optimizer, checkpoints and the PyTorch oracle test all derive from it.
+// Names are the checkpoint keys and follow the Hugging Face Mixtral layout (docs/checkpoints.md).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "moelab/config.h"
+
+namespace moelab {
+
+enum class ParamInit { Normal, Ones };  // N(0, init_std^2), or all ones (norm gains)
+
+// Which weight-decay switch of the train config applies to a tensor.
+enum class ParamGroup { Embedding, LmHead, Attention, Norm, Router, Expert, DenseFfn };
+
+struct ParamSpec {
+  std::string name;            // checkpoint key, e.g. "model.layers.0.self_attn.q_proj.weight"
+  std::vector<int64_t> shape;  // [out, in] for matrices, PyTorch layout
+  ParamInit init;
+  ParamGroup group;
+  int64_t offset = 0;          // first element in the flat parameter buffer
+  int64_t numel = 0;
+};
+
+// Whether layer i has an MoE FFN (else a dense SwiGLU): layers from first_dense_layers on, every moe_every-th.
+bool is_moe_layer(const MoeConfig& moe, int64_t layer);
+// Hidden size of a dense FFN layer (dense_hidden, or expert_hidden * top_k so it matches the active MoE width).
+int64_t dense_ffn_hidden(const Config& cfg);
+
+class ParamTable {
+ public:
+  explicit ParamTable(const Config& cfg);
+
+  const std::vector<ParamSpec>& specs() const { return specs_; }
+  int64_t total_numel() const { return total_; }
+  // Index of a tensor by name; throws moelab::Error naming the missing key.
+  const ParamSpec& find(const std::string& name) const;
+
+ private:
+  void add(std::string name, std::vector<int64_t> shape, ParamInit init, ParamGroup group);
+
+  std::vector<ParamSpec> specs_;
+  int64_t total_ = 0;
+};
+
+// Whether a tensor of this group is weight-decayed under the train config.
+bool decays(const TrainConfig& train, ParamGroup group);
+
+}  // namespace moelab

@@ -1,0 +1,43 @@
+#include "model/swiglu_mlp.h"
+
+#include "backend/cpu/gemm.h"
+#include "ops/linear.h"
+#include "ops/swiglu.h"
+
+namespace moelab {
+
+template <typename T>
+void swiglu_mlp_forward(T* out, T* g, T* u, T* act, const T* x, const SwigluMlpWeights<T>& w, int64_t n, int64_t d,
+                        int64_t h) {
+  if (n == 0) return;
+  ops::linear_forward(g, x, w.gate, n, d, h);
+  ops::linear_forward(u, x, w.up, n, d, h);
+  ops::swiglu_forward(act, g, u, n * h);
+  ops::linear_forward(out, act, w.down, n, h, d);
+}
+
+template <typename T>
+void swiglu_mlp_backward(T* d_x, const SwigluMlpGrads<T>& grads, T* d_act, T* d_g, T* d_u, const T* d_out,
+                         const T* x, const T* g, const T* u, const T* act, const SwigluMlpWeights<T>& w, int64_t n,
+                         int64_t d, int64_t h) {
+  if (n == 0) return;
+  ops::linear_backward(d_act, grads.down, d_out, act, w.down, n, h, d);
+  ops::swiglu_backward(d_g, d_u, d_act, g, u, n * h);
+  ops::linear_backward(d_x, grads.gate, d_g, x, w.gate, n, d, h);
+  // d_x += d_u · up: the second branch adds to the first (linear_backward assigns, so call the GEMM with beta 1).
+  cpu::gemm(cpu::Trans::N, cpu::Trans::N, n, d, h, T(1), d_u, h, w.up, d, T(1), d_x, d);
+  if (grads.up) ops::linear_backward<T>(nullptr, grads.up, d_u, x, w.up, n, d, h);
+}
+
+template void swiglu_mlp_forward<float>(float*, float*, float*, float*, const float*, const SwigluMlpWeights<float>&,
+                                        int64_t, int64_t, int64_t);
+template void swiglu_mlp_forward<double>(double*, double*, double*, double*, const double*,
+                                         const SwigluMlpWeights<double>&, int64_t, int64_t, int64_t);
+template void swiglu_mlp_backward<float>(float*, const SwigluMlpGrads<float>&, float*, float*, float*, const float*,
+                                         const float*, const float*, const float*, const float*,
+                                         const SwigluMlpWeights<float>&, int64_t, int64_t, int64_t);
+template void swiglu_mlp_backward<double>(double*, const SwigluMlpGrads<double>&, double*, double*, double*,
+                                          const double*, const double*, const double*, const double*, const double*,
+                                          const SwigluMlpWeights<double>&, int64_t, int64_t, int64_t);
+
+}  // namespace moelab

@@ -1,0 +1,36 @@
+// The SwiGLU feed-forward network over a block of rows: out = down(silu(gate · x) ⊙ up · x).
+// One primitive for both a dense FFN layer (all tokens) and one expert (the tokens routed to it).
+#pragma once
+
+#include <cstdint>
+
+namespace moelab {
+
+template <typename T>
+struct SwigluMlpWeights {
+  const T* gate;  // [h,d]  (Mixtral w1)
+  const T* up;    // [h,d]  (Mixtral w3)
+  const T* down;  // [d,h]  (Mixtral w2)
+};
+
+template <typename T>
+struct SwigluMlpGrads {  // accumulated; all null for a frozen MLP
+  T* gate;  // [h,d]
+  T* up;    // [h,d]
+  T* down;  // [d,h]
+};
+
+// Saves g = gate·x, u = up·x and act = silu(g) ⊙ u for backward.
+template <typename T>
+void swiglu_mlp_forward(T* out /*[n,d]*/, T* g /*[n,h]*/, T* u /*[n,h]*/, T* act /*[n,h]*/, const T* x /*[n,d]*/,
+                        const SwigluMlpWeights<T>& w, int64_t n, int64_t d, int64_t h);
+
+// d_x is assigned. d_act, d_g and d_u are caller-provided scratch of [n,h] each (kept out of this function so
+// the training step allocates nothing).
+template <typename T>
+void swiglu_mlp_backward(T* d_x /*[n,d]*/, const SwigluMlpGrads<T>& grads, T* d_act /*[n,h]*/, T* d_g /*[n,h]*/,
+                         T* d_u /*[n,h]*/, const T* d_out /*[n,d]*/, const T* x /*[n,d]*/, const T* g /*[n,h]*/,
+                         const T* u /*[n,h]*/, const T* act /*[n,h]*/, const SwigluMlpWeights<T>& w, int64_t n,
+                         int64_t d, int64_t h);
+
+}  // namespace moelab
