@@ -64,7 +64,7 @@ struct TrainConfig {
   double grad_clip = 1.0;             // global-norm clipping threshold; 0 disables
   uint64_t seed = 1234;
   int64_t eval_every = 100;           // steps between evaluations; 0: only at the end
-  int64_t eval_tokens = 0;            // validation tokens per evaluation; 0: the whole split
+  int64_t eval_tokens = 32768;        // validation tokens per evaluation during training; 0: the whole split
   int64_t checkpoint_every = 200;     // steps between checkpoints; 0: only at the end
   int64_t log_every = 10;             // steps between metrics lines
   std::string out_dir = "runs/brown-tiny";

@@ -1,0 +1,70 @@
+// End-to-end training and inference throughput of the whole model on the peer's two shapes (random tokens: the
+// cost of a step does not depend on the data). Reports tokens/s and achieved GFLOP/s in model FLOPs, counted as
+// the PyTorch peer counts them (../shared/peer/README.md): training 6 x active matmul parameters per token plus
+// 12·L·T·d for attention; inference 2 x active + 4·L·T·d.
+#include <benchmark/benchmark.h>
+
+#include <vector>
+
+#include "core/rng.h"
+#include "model/model.h"
+
+namespace {
+
+using moelab::Config;
+
+struct Shape {
+  int64_t d, layers, heads, experts, hidden, seq, batch;
+};
+
+Config config_for(const Shape& s) {
+  Config cfg;
+  cfg.model.vocab_size = 8192;
+  cfg.model.d_model = s.d, cfg.model.n_layers = s.layers, cfg.model.n_heads = s.heads;
+  cfg.model.max_seq_len = s.seq;
+  cfg.moe.n_experts = s.experts, cfg.moe.expert_hidden = s.hidden;
+  cfg.train.seq_len = s.seq, cfg.train.batch_size = s.batch;
+  return cfg;
+}
+
+// Active matmul parameters per token: attention, router, k experts per MoE layer, and the LM head.
+double active_matmul_params(const Config& c) {
+  const double d = c.model.d_model;
+  const double per_layer = 4 * d * d + d * c.moe.n_experts + c.routing.top_k * 3 * d * c.moe.expert_hidden;
+  return c.model.n_layers * per_layer + c.model.vocab_size * d;
+}
+
+void run(benchmark::State& state, const Shape& shape, bool training) {
+  const Config cfg = config_for(shape);
+  moelab::Model model(cfg);
+  model.init_params(1);
+  const int64_t B = shape.batch, T = shape.seq, N = B * T;
+  std::vector<int32_t> inputs(N), targets(N);
+  moelab::Rng rng(3, 0);
+  for (int64_t i = 0; i < N; ++i) inputs[i] = rng.below(8192), targets[i] = rng.below(8192);
+  for (auto _ : state) {
+    model.forward(inputs.data(), training ? targets.data() : nullptr, B, T);
+    if (training) model.backward(1.0);
+    benchmark::ClobberMemory();
+  }
+  const double attn = 4.0 * cfg.model.n_layers * T * cfg.model.d_model;
+  const double flops_per_token = training ? 6 * active_matmul_params(cfg) + 3 * attn : 2 * active_matmul_params(cfg) + attn;
+  state.counters["tokens/s"] = benchmark::Counter(N, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/s"] = benchmark::Counter(N * flops_per_token, benchmark::Counter::kIsIterationInvariantRate,
+                                                benchmark::Counter::kIs1000);
+}
+
+const Shape kSmall{256, 4, 4, 8, 704, 256, 8};
+const Shape kLarge{512, 8, 8, 16, 1408, 512, 4};
+
+void BM_TrainStepSmall(benchmark::State& s) { run(s, kSmall, true); }
+void BM_TrainStepLarge(benchmark::State& s) { run(s, kLarge, true); }
+void BM_ForwardSmall(benchmark::State& s) { run(s, kSmall, false); }
+void BM_ForwardLarge(benchmark::State& s) { run(s, kLarge, false); }
+
+BENCHMARK(BM_TrainStepSmall)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_ForwardSmall)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_TrainStepLarge)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+BENCHMARK(BM_ForwardLarge)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+
+}  // namespace

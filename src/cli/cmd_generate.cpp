@@ -1,0 +1,58 @@
+// moelab generate CHECKPOINT --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--seed S]
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "data/loader.h"
+#include "data/tokenizer.h"
+#include "eval/generate.h"
+#include "model/model.h"
+#include "train/checkpoint.h"
+
+namespace moelab::cli {
+
+namespace {
+
+struct GenerateArgs {
+  std::string checkpoint;
+  std::string prompt;
+  std::string data_dir;
+  SamplingOptions sampling;
+};
+
+void run_generate(GenerateArgs a) {
+  const std::string ckpt = resolve_checkpoint(a.checkpoint);
+  Config cfg = load_checkpoint_config(ckpt);
+  if (!a.data_dir.empty()) cfg.data.dir = a.data_dir;
+  const auto data = data::TokenData::open(cfg.data.dir);
+  const auto tokenizer = data::Tokenizer::load(data.tokenizer_path());
+  if (tokenizer.vocab_size() != cfg.model.vocab_size)
+    throw_error("vocab mismatch: checkpoint ", ckpt, " was trained with vocab_size ", cfg.model.vocab_size,
+                " but the tokenizer ", data.tokenizer_path(), " has ", tokenizer.vocab_size(), " tokens");
+  Model model(cfg);
+  load_model_weights(ckpt, model);
+  a.sampling.stop_token = tokenizer.eod_id();
+  const std::vector<int32_t> produced = generate(model, tokenizer.encode_ids(a.prompt), a.sampling);
+  std::printf("%s%s\n", a.prompt.c_str(), tokenizer.decode(produced).c_str());
+}
+
+}  // namespace
+
+void register_generate_command(CLI::App& app) {
+  auto args = std::make_shared<GenerateArgs>();
+  CLI::App* cmd = app.add_subcommand("generate", "Continue a prompt by sampling from a checkpoint");
+  cmd->add_option("checkpoint", args->checkpoint, "A checkpoint folder, or a run folder (its latest checkpoint)")
+      ->required();
+  cmd->add_option("--prompt", args->prompt, "Text to continue")->required();
+  cmd->add_option("--max-tokens", args->sampling.max_new_tokens, "Tokens to generate at most")
+      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  cmd->add_option("--temperature", args->sampling.temperature, "Softmax temperature; 0 picks the most likely token")
+      ->capture_default_str()->check(CLI::Range(0.0, 100.0));
+  cmd->add_option("--top-k", args->sampling.top_k, "Sample among the k most likely tokens; 0: all")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--seed", args->sampling.seed, "Random seed of the sampler")->capture_default_str();
+  cmd->add_option("--data", args->data_dir, "Data folder with the tokenizer (default: the checkpoint config's)");
+  cmd->callback([args] { run_generate(*args); });
+}
+
+}  // namespace moelab::cli

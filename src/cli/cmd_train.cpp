@@ -1,0 +1,60 @@
+// moelab train CONFIG [--set key=value ...] [--resume DIR]
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "model/config.h"
+#include "train/checkpoint.h"
+#include "train/trainer.h"
+
+namespace moelab::cli {
+
+namespace {
+
+struct TrainArgs {
+  std::string config;
+  std::vector<std::string> overrides;
+  std::string resume;
+};
+
+void run_train(const TrainArgs& a) {
+  Config cfg;
+  if (!a.resume.empty()) {
+    // A resumed run continues with exactly the configuration it was started with; --set may still change
+    // settings that do not alter the model (e.g. train.steps to train longer).
+    const std::string ckpt = resolve_checkpoint(a.resume);
+    cfg = load_checkpoint_config(ckpt);
+    apply_overrides(cfg, a.overrides);
+    if (!a.config.empty()) {
+      Config given = load_config(a.config, a.overrides);
+      given.model.vocab_size = cfg.model.vocab_size;
+      if (!same_settings(given, cfg))
+        throw_error("--resume ", a.resume, ": the checkpoint was trained with a different configuration than ",
+                    a.config, "; omit CONFIG to continue with the checkpoint's own (", ckpt, "/config.json)");
+    }
+  } else {
+    if (a.config.empty()) throw_error("moelab train: a CONFIG file is required (or --resume DIR)");
+    cfg = load_config(a.config, a.overrides);
+  }
+  validate(cfg);
+  const TrainOutcome out = train(cfg, a.resume);
+  if (out.interrupted) throw CLI::RuntimeError(130);  // the conventional status of a run stopped by SIGINT
+  std::printf("trained %lld steps; final validation loss %.4f; checkpoint %s\n",
+              static_cast<long long>(out.steps_done), out.final_val_loss, out.checkpoint.c_str());
+}
+
+}  // namespace
+
+void register_train_command(CLI::App& app) {
+  auto args = std::make_shared<TrainArgs>();
+  CLI::App* cmd = app.add_subcommand("train", "Train a model from a TOML config");
+  cmd->add_option("config", args->config, "TOML config file (see configs/ and docs/config.md)");
+  cmd->add_option("--set", args->overrides, "Override one setting: section.key=value (repeatable)")
+      ->type_name("KEY=VALUE");
+  cmd->add_option("--resume", args->resume,
+                  "Continue an interrupted run from its run folder or a checkpoint folder, exactly where it stopped");
+  cmd->callback([args] { run_train(*args); });
+}
+
+}  // namespace moelab::cli

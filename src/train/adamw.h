@@ -1,0 +1,22 @@
+// AdamW (Loshchilov & Hutter): Adam with decoupled weight decay, exactly as torch.optim.AdamW computes it:
+//   p -= lr * wd * p;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+//   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)          (t = 1-based step count)
+#pragma once
+
+#include <cstdint>
+
+namespace moelab {
+
+struct AdamWHyper {
+  double lr;
+  double beta1;
+  double beta2;
+  double eps;
+  double weight_decay;  // 0 for tensors that are not decayed
+  int64_t t;            // 1-based step number (bias correction)
+};
+
+template <typename T>
+void adamw_step(T* params /*[n]*/, const T* grads /*[n]*/, T* m /*[n]*/, T* v /*[n]*/, int64_t n, const AdamWHyper& h);
+
+}  // namespace moelab

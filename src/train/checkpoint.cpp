@@ -1,0 +1,161 @@
+#include "train/checkpoint.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "io/safetensors.h"
+#include "model/config.h"
+
+namespace moelab {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kPrefix = "step-";
+
+std::string step_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%s%08lld", kPrefix, static_cast<long long>(step));
+  return buf;
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw_error("cannot read ", path.string(), ": file missing or unreadable");
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
+
+nlohmann::json read_json(const fs::path& path) {
+  const std::string text = read_text(path);
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw_error(path.string(), ": not valid JSON (", e.what(), ")");
+  }
+}
+
+std::vector<TensorView> tensor_views(const Model& model, const float* base, const std::string& prefix) {
+  std::vector<TensorView> views;
+  for (const auto& spec : model.table().specs())
+    views.push_back({prefix + spec.name, DType::F32, spec.shape, base + spec.offset});
+  return views;
+}
+
+// Reads every tensor of the table from file (with the given name prefix) into base, and rejects extra tensors.
+void read_tensors(const SafetensorsFile& file, const Model& model, float* base, const std::string& prefix) {
+  for (const auto& spec : model.table().specs()) file.read(prefix + spec.name, DType::F32, spec.shape, base + spec.offset);
+  if (file.names().size() != model.table().specs().size()) {
+    for (const auto& name : file.names()) {
+      bool known = name.rfind(prefix, 0) == 0;
+      if (known) {
+        try {
+          model.table().find(name.substr(prefix.size()));
+        } catch (const Error&) {
+          known = false;
+        }
+      }
+      if (!known)
+        throw_error(file.path(), ": unexpected tensor '", name, "' (this model has no such parameter: the checkpoint ",
+                    "belongs to another architecture or config)");
+    }
+  }
+}
+
+}  // namespace
+
+std::string save_checkpoint(const std::string& run_dir, const Model& model, const OptimizerState& opt,
+                            const TrainState& state, int keep) {
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  const fs::path final_dir = root / step_name(state.step);
+  const fs::path tmp_dir = root / (step_name(state.step) + ".tmp");
+  std::error_code ec;
+  fs::remove_all(tmp_dir, ec);
+  fs::create_directories(tmp_dir, ec);
+  if (ec) throw_error("cannot create checkpoint folder ", tmp_dir.string(), ": ", ec.message());
+
+  const std::map<std::string, std::string> meta = {{"format", "moelab"}, {"step", std::to_string(state.step)}};
+  write_safetensors((tmp_dir / "model.safetensors").string(), tensor_views(model, model.params().data(), ""), meta);
+  auto opt_views = tensor_views(model, opt.exp_avg.data(), "exp_avg.");
+  auto sq_views = tensor_views(model, opt.exp_avg_sq.data(), "exp_avg_sq.");
+  opt_views.insert(opt_views.end(), sq_views.begin(), sq_views.end());
+  write_safetensors((tmp_dir / "optimizer.safetensors").string(), opt_views, meta);
+  write_file_atomic((tmp_dir / "config.json").string(), config_to_json(model.config()).dump(2) + "\n");
+  const nlohmann::json st = {{"step", state.step}, {"tokens_seen", state.tokens_seen}};
+  write_file_atomic((tmp_dir / "state.json").string(), st.dump(2) + "\n");
+
+  fs::remove_all(final_dir, ec);
+  fs::rename(tmp_dir, final_dir, ec);
+  if (ec) throw_error("cannot rename ", tmp_dir.string(), " to ", final_dir.string(), ": ", ec.message());
+  write_file_atomic((root / "latest").string(), step_name(state.step) + "\n");
+
+  // Keep the newest `keep` complete checkpoints.
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(root)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && name.rfind(kPrefix, 0) == 0 && name.find(".tmp") == std::string::npos)
+      names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  for (size_t i = 0; i + keep < names.size(); ++i) fs::remove_all(root / names[i], ec);
+  return final_dir.string();
+}
+
+std::string resolve_checkpoint(const std::string& path) {
+  const fs::path p(path);
+  if (fs::exists(p / "model.safetensors")) return p.string();
+  for (const fs::path& root : {p / "checkpoints", p}) {
+    if (fs::exists(root / "latest")) {
+      std::string name = read_text(root / "latest");
+      name.erase(name.find_last_not_of(" \n\r\t") + 1);
+      const fs::path dir = root / name;
+      if (!fs::exists(dir / "model.safetensors"))
+        throw_error(path, ": 'latest' names ", dir.string(), " which holds no model.safetensors");
+      return dir.string();
+    }
+  }
+  throw_error(path, ": not a checkpoint (no model.safetensors) nor a run folder (no checkpoints/latest)");
+}
+
+Config load_checkpoint_config(const std::string& checkpoint_dir) {
+  const fs::path path = fs::path(checkpoint_dir) / "config.json";
+  Config cfg = config_from_json(read_json(path), path.string());
+  validate(cfg);
+  if (cfg.model.vocab_size <= 0)
+    throw_error(path.string(), ": model.vocab_size must be set in a checkpoint config, found ", cfg.model.vocab_size);
+  return cfg;
+}
+
+void load_model_weights(const std::string& checkpoint_dir, Model& model) {
+  const auto file = SafetensorsFile::open((fs::path(checkpoint_dir) / "model.safetensors").string());
+  read_tensors(file, model, model.params().data(), "");
+}
+
+void load_training_state(const std::string& checkpoint_dir, const Model& model, OptimizerState& opt,
+                         TrainState& state) {
+  const auto file = SafetensorsFile::open((fs::path(checkpoint_dir) / "optimizer.safetensors").string());
+  opt.exp_avg.assign(model.table().total_numel(), 0.0f);
+  opt.exp_avg_sq.assign(model.table().total_numel(), 0.0f);
+  for (const auto& spec : model.table().specs()) {
+    file.read("exp_avg." + spec.name, DType::F32, spec.shape, opt.exp_avg.data() + spec.offset);
+    file.read("exp_avg_sq." + spec.name, DType::F32, spec.shape, opt.exp_avg_sq.data() + spec.offset);
+  }
+  const fs::path path = fs::path(checkpoint_dir) / "state.json";
+  const nlohmann::json st = read_json(path);
+  for (const char* key : {"step", "tokens_seen"})
+    if (!st.contains(key) || !st[key].is_number_integer())
+      throw_error(path.string(), ": field '", key, "' must be an integer");
+  state.step = st["step"].get<int64_t>();
+  state.tokens_seen = st["tokens_seen"].get<int64_t>();
+}
+
+}  // namespace moelab

@@ -1,0 +1,49 @@
+// Checkpoints: everything needed to evaluate a model or resume its training exactly.
+//
+// <run_dir>/checkpoints/step-00000600/
+//   model.safetensors      every parameter, F32, named by the ParamTable (Hugging Face Mixtral keys)
+//   optimizer.safetensors  AdamW moments "exp_avg.<name>" and "exp_avg_sq.<name>", F32
+//   config.json            the full resolved run config (vocab size filled in)
+//   state.json             training progress: steps done, tokens seen
+// <run_dir>/checkpoints/latest   the name of the newest complete checkpoint folder
+//
+// A checkpoint is written into "<name>.tmp/" and renamed into place only when complete, then `latest` is
+// replaced atomically: an interruption at any moment leaves the previous checkpoint intact and pointed to.
+// The newest `keep` checkpoints are kept. Layout and naming: docs/checkpoints.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+#include "moelab/config.h"
+
+namespace moelab {
+
+struct TrainState {
+  int64_t step = 0;         // optimizer steps completed
+  int64_t tokens_seen = 0;  // training tokens consumed
+};
+
+struct OptimizerState {
+  std::vector<float> exp_avg;     // [n_params] AdamW first moment
+  std::vector<float> exp_avg_sq;  // [n_params] AdamW second moment
+};
+
+// Returns the folder written.
+std::string save_checkpoint(const std::string& run_dir, const Model& model, const OptimizerState& opt,
+                            const TrainState& state, int keep = 2);
+
+// A user-given path: a checkpoint folder itself, or a run folder / its checkpoints folder (then the one `latest`
+// names). Throws naming the path when it is neither.
+std::string resolve_checkpoint(const std::string& path);
+
+Config load_checkpoint_config(const std::string& checkpoint_dir);
+// Reads every parameter into the model, checking names, dtypes and shapes; a tensor the model does not have is
+// an error too (a checkpoint of another architecture).
+void load_model_weights(const std::string& checkpoint_dir, Model& model);
+void load_training_state(const std::string& checkpoint_dir, const Model& model, OptimizerState& opt,
+                         TrainState& state);
+
+}  // namespace moelab

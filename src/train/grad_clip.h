@@ -1,0 +1,14 @@
+// Global-norm gradient clipping (torch.nn.utils.clip_grad_norm_): if ||g||_2 > max_norm, scale g by
+// max_norm / (||g||_2 + 1e-6). The norm is summed in double, in a fixed order (deterministic for a thread count).
+#pragma once
+
+#include <cstdint>
+
+namespace moelab {
+
+double global_grad_norm(const float* grads /*[n]*/, int64_t n);
+
+// Returns the norm before clipping. max_norm <= 0 only measures.
+double clip_grad_norm(float* grads /*[n]*/, int64_t n, double max_norm);
+
+}  // namespace moelab

@@ -1,0 +1,32 @@
+#include "train/metrics_log.h"
+
+#include <sstream>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+
+namespace moelab {
+
+MetricsLog::MetricsLog(const std::string& path, int64_t resume_step) : path_(path) {
+  std::ostringstream kept;
+  if (resume_step > 0) {
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      auto record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (record.is_discarded()) continue;  // a line cut short by the interruption
+      if (record.value("step", int64_t{0}) <= resume_step) kept << line << '\n';
+    }
+  }
+  write_file_atomic(path, kept.str());
+  out_.open(path, std::ios::app);
+  if (!out_) throw_error("cannot open metrics log ", path, " for appending");
+}
+
+void MetricsLog::write(const nlohmann::json& record) {
+  out_ << record.dump() << '\n';
+  out_.flush();
+}
+
+}  // namespace moelab

@@ -1,0 +1,183 @@
+#include "train/trainer.h"
+
+#include <omp.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "data/loader.h"
+#include "eval/perplexity.h"
+#include "io/atomic_file.h"
+#include "model/config.h"
+#include "model/model.h"
+#include "routing/routing_stats.h"
+#include "train/adamw.h"
+#include "train/checkpoint.h"
+#include "train/grad_clip.h"
+#include "train/metrics_log.h"
+#include "train/progress.h"
+#include "train/schedule.h"
+
+namespace moelab {
+
+namespace {
+
+std::atomic<bool> g_stop_requested{false};
+
+extern "C" void request_stop(int) { g_stop_requested = true; }
+
+// While alive, SIGINT/SIGTERM only raise a flag; the loop saves a checkpoint at the next step boundary.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_requested = false;
+    prev_int_ = std::signal(SIGINT, request_stop);
+    prev_term_ = std::signal(SIGTERM, request_stop);
+  }
+  ~StopSignals() {
+    std::signal(SIGINT, prev_int_);
+    std::signal(SIGTERM, prev_term_);
+  }
+
+ private:
+  void (*prev_int_)(int);
+  void (*prev_term_)(int);
+};
+
+// Per MoE layer, the fraction of tokens routed to each expert in the last forward pass.
+nlohmann::json expert_fractions(const Model& model) {
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto* plan : model.dispatch_plans()) layers.push_back(routing::routing_stats(*plan).expert_fraction);
+  return layers;
+}
+
+// Applies the decoupled weight decay per tensor group and one AdamW step to the whole model.
+void optimizer_step(Model& model, OptimizerState& opt, const TrainConfig& tc, double lr, int64_t t) {
+  for (const auto& spec : model.table().specs()) {
+    const AdamWHyper h{lr, tc.beta1, tc.beta2, tc.adam_eps, decays(tc, spec.group) ? tc.weight_decay : 0.0, t};
+    adamw_step(model.params().data() + spec.offset, model.grads().data() + spec.offset,
+               opt.exp_avg.data() + spec.offset, opt.exp_avg_sq.data() + spec.offset, spec.numel, h);
+  }
+}
+
+std::string format_eval(const EvalResult& r, int64_t step) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "eval step %lld: %s loss %.4f perplexity %.2f (%lld tokens)",
+                static_cast<long long>(step), r.split.c_str(), r.loss, r.perplexity,
+                static_cast<long long>(r.tokens));
+  return buf;
+}
+
+}  // namespace
+
+TrainOutcome train(Config cfg, const std::string& resume) {
+  if (cfg.train.threads > 0) omp_set_num_threads(static_cast<int>(cfg.train.threads));
+  const auto data = data::TokenData::open(cfg.data.dir);
+  if (cfg.model.vocab_size == 0) cfg.model.vocab_size = data.vocab_size();
+  if (cfg.model.vocab_size != data.vocab_size())
+    throw_error("vocab mismatch: the data folder ", cfg.data.dir, " has a tokenizer of ", data.vocab_size(),
+                " tokens, the config (", cfg.source, ") says model.vocab_size = ", cfg.model.vocab_size);
+  const auto& tc = cfg.train;
+
+  Model model(cfg);
+  OptimizerState opt;
+  TrainState state;
+  if (!resume.empty()) {
+    const std::string ckpt = resolve_checkpoint(resume);
+    load_model_weights(ckpt, model);
+    load_training_state(ckpt, model, opt, state);
+    std::fprintf(stderr, "resuming from %s at step %lld\n", ckpt.c_str(), static_cast<long long>(state.step));
+  } else {
+    model.init_params(tc.seed);
+    opt.exp_avg.assign(model.params().size(), 0.0f);
+    opt.exp_avg_sq.assign(model.params().size(), 0.0f);
+  }
+
+  std::filesystem::create_directories(tc.out_dir);
+  write_file_atomic(tc.out_dir + "/config.json", config_to_json(cfg).dump(2) + "\n");
+  MetricsLog metrics(tc.out_dir + "/metrics.jsonl", state.step);
+  StopSignals signals;
+  Progress progress(state.step, tc.steps);
+
+  const int64_t B = tc.batch_size, T = tc.seq_len, tokens_per_step = B * T * tc.grad_accum;
+  std::vector<int32_t> batch(B * (T + 1)), inputs(B * T), targets(B * T);
+  TrainOutcome outcome;
+  outcome.checkpoint = resume.empty() ? "" : resolve_checkpoint(resume);
+
+  auto evaluate = [&](int64_t step_done, int64_t max_tokens) {
+    const EvalResult r = evaluate_perplexity(model, data, "val", T, B, max_tokens);
+    nlohmann::json rec = to_json(r);
+    rec["type"] = "eval", rec["step"] = step_done;
+    metrics.write(rec);
+    progress.message(format_eval(r, step_done));
+    return r;
+  };
+
+  for (int64_t step = state.step; step < tc.steps; ++step) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const double lr = learning_rate(tc, step);
+    model.zero_grads();
+    Losses sum;
+    for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
+      data::sample_train_batch(data, tc.seed, step, micro, B, T, batch.data());
+      for (int64_t b = 0; b < B; ++b) {
+        std::copy_n(batch.begin() + b * (T + 1), T, inputs.begin() + b * T);
+        std::copy_n(batch.begin() + b * (T + 1) + 1, T, targets.begin() + b * T);
+      }
+      const Losses l = model.forward(inputs.data(), targets.data(), B, T);
+      if (!std::isfinite(l.total))
+        throw_error("step ", step + 1, ": the loss is ", l.total, " (cross-entropy ", l.ce,
+                    "); training stopped without saving, the last good checkpoint is ",
+                    outcome.checkpoint.empty() ? "none (no checkpoint was written yet)" : outcome.checkpoint);
+      model.backward(1.0 / tc.grad_accum);
+      sum.ce += l.ce / tc.grad_accum, sum.load_balance += l.load_balance / tc.grad_accum;
+      sum.z_loss += l.z_loss / tc.grad_accum, sum.total += l.total / tc.grad_accum;
+    }
+    const double grad_norm = clip_grad_norm(model.grads().data(), model.grads().size(), tc.grad_clip);
+    if (!std::isfinite(grad_norm))
+      throw_error("step ", step + 1, ": the gradient norm is ", grad_norm,
+                  "; training stopped without saving, the last good checkpoint is ",
+                  outcome.checkpoint.empty() ? "none (no checkpoint was written yet)" : outcome.checkpoint);
+    optimizer_step(model, opt, tc, lr, step + 1);
+    state.step = step + 1;
+    state.tokens_seen += tokens_per_step;
+
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double tokens_per_s = tokens_per_step / seconds;
+    const bool log_now = state.step % tc.log_every == 0 || state.step == tc.steps;
+    if (log_now) {
+      metrics.write({{"type", "train"}, {"step", state.step}, {"loss", sum.total}, {"ce_loss", sum.ce},
+                     {"load_balance_loss", sum.load_balance}, {"z_loss", sum.z_loss}, {"lr", lr},
+                     {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s}, {"tokens", state.tokens_seen},
+                     {"expert_fraction", expert_fractions(model)}});
+    }
+    progress.update(step, sum.ce, lr, tokens_per_s, log_now);
+
+    const bool last = state.step == tc.steps;
+    if (!last && tc.eval_every > 0 && state.step % tc.eval_every == 0) evaluate(state.step, tc.eval_tokens);
+    if (g_stop_requested || last || (tc.checkpoint_every > 0 && state.step % tc.checkpoint_every == 0)) {
+      outcome.checkpoint = save_checkpoint(tc.out_dir, model, opt, state);
+      progress.message("checkpoint " + outcome.checkpoint);
+    }
+    if (g_stop_requested && !last) {
+      progress.message("interrupted: stopped cleanly after step " + std::to_string(state.step) +
+                       "; continue with --resume " + tc.out_dir);
+      outcome.interrupted = true;
+      outcome.steps_done = state.step;
+      return outcome;
+    }
+  }
+  progress.finish();
+  outcome.steps_done = state.step;
+  outcome.final_val_loss = evaluate(state.step, 0).loss;  // the whole split
+  return outcome;
+}
+
+}  // namespace moelab

@@ -1,0 +1,82 @@
+// The moelab command as a user runs it: help for every command, and bad input that must end with a clear
+// message naming the file/field and a non-zero exit status (never a crash, never silence).
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "io/temp_dir.h"
+#include "model/config.h"
+
+namespace moelab {
+namespace {
+
+struct Result {
+  int status;
+  std::string output;  // stdout and stderr together
+};
+
+Result run(const std::string& args) {
+  const std::string cmd = std::string(MOELAB_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  while (size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
+  const int raw = pclose(pipe);
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, out};
+}
+
+void expect_failure_mentioning(const Result& r, const std::vector<std::string>& fragments) {
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(r.status, -1) << "crashed: " << r.output;
+  for (const auto& f : fragments) EXPECT_NE(r.output.find(f), std::string::npos) << "missing '" << f << "' in: " << r.output;
+}
+
+TEST(Cli, EveryCommandHasHelp) {
+  for (const char* cmd : {"", "data", "data brown", "data text", "train", "eval", "generate"}) {
+    const Result r = run(std::string(cmd) + " --help");
+    EXPECT_EQ(r.status, 0) << cmd;
+    EXPECT_NE(r.output.find("Usage"), std::string::npos) << cmd << ": " << r.output;
+  }
+}
+
+TEST(Cli, UnknownSubcommandFails) { EXPECT_NE(run("frobnicate").status, 0); }
+
+TEST(Cli, ConfigWithUnknownKeyOrWrongTypeNamesTheKey) {
+  testing::TempDir dir;
+  testing::write_all(dir.file("bad.toml"), "[train]\nlrr = 0.1\n");
+  expect_failure_mentioning(run("train " + dir.file("bad.toml")), {"bad.toml", "train.lrr", "train.lr"});
+  testing::write_all(dir.file("type.toml"), "[model]\nd_model = \"wide\"\n");
+  expect_failure_mentioning(run("train " + dir.file("type.toml")), {"type.toml", "model.d_model"});
+  expect_failure_mentioning(run("train " + dir.file("missing.toml")), {"missing.toml"});
+  testing::write_all(dir.file("ok.toml"), "[train]\nsteps = 1\n");
+  expect_failure_mentioning(run("train " + dir.file("ok.toml") + " --set routing.rule=top_q"), {"routing.rule"});
+}
+
+TEST(Cli, MissingOrCorruptDataFolderIsNamed) {
+  testing::TempDir dir;
+  testing::write_all(dir.file("c.toml"), "[data]\ndir = \"" + dir.file("nodata") + "\"\n");
+  expect_failure_mentioning(run("train " + dir.file("c.toml")), {"nodata", "meta.json"});
+}
+
+TEST(Cli, EvalOfACorruptCheckpointNamesTheFile) {
+  testing::TempDir dir;
+  expect_failure_mentioning(run("eval " + dir.file("nothing")), {"nothing", "not a checkpoint"});
+  std::filesystem::create_directories(dir.file("ckpt"));
+  Config cfg;
+  cfg.model.vocab_size = 50;
+  testing::write_all(dir.file("ckpt/config.json"), config_to_json(cfg).dump());
+  // A header length pointing far past the end of the file.
+  testing::write_all(dir.file("ckpt/model.safetensors"), std::string("\xff\x00\x00\x00\x00\x00\x00\x00{}", 10));
+  expect_failure_mentioning(run("eval " + dir.file("ckpt")), {"model.safetensors", "header"});
+  testing::write_all(dir.file("ckpt/config.json"), "{\"model\": {\"d_model\": \"wide\"}}");
+  expect_failure_mentioning(run("eval " + dir.file("ckpt")), {"config.json", "model.d_model"});
+}
+
+}  // namespace
+}  // namespace moelab

@@ -1,0 +1,82 @@
+// AdamW, the learning-rate schedule and gradient clipping against plain formulas.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "support/gradcheck.h"
+#include "train/adamw.h"
+#include "train/grad_clip.h"
+#include "train/schedule.h"
+
+namespace moelab {
+namespace {
+
+// torch.optim.AdamW's update written out for one scalar, step by step.
+double reference_adamw(double p, const std::vector<double>& grads, double lr, double b1, double b2, double eps,
+                       double wd) {
+  double m = 0, v = 0;
+  for (size_t t = 1; t <= grads.size(); ++t) {
+    const double g = grads[t - 1];
+    p *= 1 - lr * wd;
+    m = b1 * m + (1 - b1) * g;
+    v = b2 * v + (1 - b2) * g * g;
+    const double m_hat = m / (1 - std::pow(b1, t)), v_hat = v / (1 - std::pow(b2, t));
+    p -= lr * m_hat / (std::sqrt(v_hat) + eps);
+  }
+  return p;
+}
+
+TEST(AdamW, MatchesTheTorchFormulaOverSeveralSteps) {
+  const int64_t n = 37, steps = 5;
+  auto p0 = testing::random_vector(n, 1);
+  std::vector<std::vector<double>> grads;
+  for (int s = 0; s < steps; ++s) grads.push_back(testing::random_vector(n, 10 + s));
+  for (double wd : {0.0, 0.1}) {
+    std::vector<double> p = p0, m(n, 0.0), v(n, 0.0);
+    for (int s = 0; s < steps; ++s)
+      adamw_step(p.data(), grads[s].data(), m.data(), v.data(), n, AdamWHyper{1e-2, 0.9, 0.95, 1e-8, wd, s + 1});
+    for (int64_t i = 0; i < n; ++i) {
+      std::vector<double> gi;
+      for (int s = 0; s < steps; ++s) gi.push_back(grads[s][i]);
+      EXPECT_NEAR(p[i], reference_adamw(p0[i], gi, 1e-2, 0.9, 0.95, 1e-8, wd), 1e-12) << "element " << i;
+    }
+  }
+}
+
+TEST(AdamW, FloatAgreesWithDouble) {
+  const int64_t n = 1000;
+  auto p = testing::random_vector(n, 2), g = testing::random_vector(n, 3);
+  std::vector<float> pf(p.begin(), p.end()), gf(g.begin(), g.end()), mf(n, 0.f), vf(n, 0.f);
+  std::vector<double> m(n, 0.0), v(n, 0.0);
+  const AdamWHyper h{1e-3, 0.9, 0.95, 1e-8, 0.1, 1};
+  adamw_step(p.data(), g.data(), m.data(), v.data(), n, h);
+  adamw_step(pf.data(), gf.data(), mf.data(), vf.data(), n, h);
+  EXPECT_LT(testing::max_rel_error(pf, p), 1e-6);
+}
+
+TEST(Schedule, WarmupThenCosineToTheFloor) {
+  TrainConfig tc;
+  tc.lr = 1e-3, tc.warmup_steps = 10, tc.steps = 110, tc.min_lr_ratio = 0.1;
+  EXPECT_DOUBLE_EQ(learning_rate(tc, 0), 1e-4);
+  EXPECT_DOUBLE_EQ(learning_rate(tc, 4), 5e-4);
+  EXPECT_DOUBLE_EQ(learning_rate(tc, 9), 1e-3);
+  EXPECT_DOUBLE_EQ(learning_rate(tc, 10), 1e-3);               // cosine starts at the peak
+  EXPECT_NEAR(learning_rate(tc, 60), 1e-3 * (0.1 + 0.9 * 0.5), 1e-15);  // half way: the mean of peak and floor
+  EXPECT_NEAR(learning_rate(tc, 110), 1e-4, 1e-15);              // the floor at the end
+  for (int s = 11; s < 110; ++s) EXPECT_LT(learning_rate(tc, s), learning_rate(tc, s - 1));
+}
+
+TEST(GradClip, ScalesToTheThresholdOnlyWhenAbove) {
+  std::vector<float> g = {3.0f, 4.0f};  // norm 5
+  EXPECT_NEAR(clip_grad_norm(g.data(), 2, 10.0), 5.0, 1e-12);
+  EXPECT_FLOAT_EQ(g[0], 3.0f);
+  EXPECT_NEAR(clip_grad_norm(g.data(), 2, 1.0), 5.0, 1e-12);
+  EXPECT_NEAR(std::hypot(g[0], g[1]), 1.0, 1e-5);
+  EXPECT_NEAR(g[0] / g[1], 0.75, 1e-6);
+  std::vector<float> big(100003, 1.0f);
+  EXPECT_NEAR(global_grad_norm(big.data(), big.size()), std::sqrt(100003.0), 1e-9);
+}
+
+}  // namespace
+}  // namespace moelab
