@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "io/temp_dir.h"
+#include "support/temp_dir.h"
 #include "model/config.h"
 
 namespace moelab {

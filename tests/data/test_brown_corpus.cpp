@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "core/resources.h"
 #include "data/brown_corpus.h"
-#include "io/temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace moelab {
 namespace {

@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "data/loader.h"
-#include "io/temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace moelab {
 namespace {

@@ -10,7 +10,7 @@
 #include "data/fixtures/brown_fixture.h"
 #include "data/loader.h"
 #include "data/prepare.h"
-#include "io/temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace moelab {
 namespace {

@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "data/text_corpus.h"
-#include "io/temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace moelab {
 namespace {

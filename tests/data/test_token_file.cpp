@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 #include "data/token_file.h"
-#include "io/temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace moelab {
 namespace {

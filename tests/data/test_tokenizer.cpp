@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 #include "data/tokenizer.h"
-#include "io/temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace moelab {
 namespace {

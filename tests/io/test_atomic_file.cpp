@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
-#include "io/temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace moelab {
 namespace {

@@ -15,7 +15,7 @@
 #include "model/config.h"
 #include "model/model.h"
 #include "support/gradcheck.h"
-#include "io/temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace moelab {
 namespace {

@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "io/temp_dir.h"
+#include "support/temp_dir.h"
 #include "model/config.h"
 #include "train/trainer.h"
 

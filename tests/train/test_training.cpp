@@ -16,7 +16,7 @@
 #include "io/safetensors.h"
 #include "model/config.h"
 #include "model/model.h"
-#include "io/temp_dir.h"
+#include "support/temp_dir.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 

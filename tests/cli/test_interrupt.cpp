@@ -1,0 +1,94 @@
+// Ctrl-C during training: the process saves a checkpoint at the next step boundary and exits with status 130;
+// `moelab train --resume` then continues from that step to the end.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/rng.h"
+#include "data/token_file.h"
+#include "support/temp_dir.h"
+
+extern char** environ;
+
+namespace moelab {
+namespace {
+
+pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  pid_t pid = -1;
+  EXPECT_EQ(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  return pid;
+}
+
+int wait_status(pid_t pid) {
+  int raw = 0;
+  waitpid(pid, &raw, 0);
+  return WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+}
+
+int64_t train_records(const std::string& metrics) {
+  std::ifstream in(metrics);
+  int64_t n = 0;
+  for (std::string line; std::getline(in, line);) n += line.find("\"type\":\"train\"") != std::string::npos;
+  return n;
+}
+
+TEST(Interrupt, SigintSavesACheckpointAndResumeFinishesTheRun) {
+  testing::TempDir dir;
+  data::SplitTokens split;
+  Rng rng(1, 0);
+  for (int i = 0; i < 5000; ++i) split.tokens.push_back(i % 100 == 99 ? 0 : 1 + rng.below(31));
+  split.documents = 50;
+  data::write_data_folder(dir.file("data"), {"synthetic", 32, 0, {}, {}}, {split, split, split}, "unused");
+  std::ofstream(dir.file("run.toml")) << "[data]\ndir = \"" << dir.file("data") << "\"\n"
+                                      << "[model]\nd_model = 16\nn_layers = 1\nn_heads = 2\nmax_seq_len = 8\n"
+                                      << "[moe]\nn_experts = 2\nexpert_hidden = 8\n"
+                                      << "[train]\nseq_len = 8\nbatch_size = 2\nsteps = 1000000\nwarmup_steps = 1\n"
+                                      << "eval_every = 0\ncheckpoint_every = 0\nlog_every = 1\nout_dir = \""
+                                      << dir.file("run") << "\"\n";
+  const pid_t pid = spawn({MOELAB_BINARY, "train", dir.file("run.toml")}, dir.file("train.log"));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (train_records(dir.file("run/metrics.jsonl")) < 5 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(pid, SIGINT);
+  EXPECT_EQ(wait_status(pid), 130) << testing::read_all(dir.file("train.log"));
+
+  std::ifstream latest(dir.file("run/checkpoints/latest"));
+  std::string name;
+  latest >> name;
+  ASSERT_FALSE(name.empty()) << "no checkpoint was written: " << testing::read_all(dir.file("train.log"));
+  const auto state = nlohmann::json::parse(testing::read_all(dir.file("run/checkpoints/" + name + "/state.json")));
+  const int64_t stopped_at = state["step"].get<int64_t>();
+  EXPECT_GE(stopped_at, 5);
+  EXPECT_EQ(train_records(dir.file("run/metrics.jsonl")), stopped_at);
+
+  const pid_t resumed = spawn({MOELAB_BINARY, "train", "--resume", dir.file("run"), "--set",
+                               "train.steps=" + std::to_string(stopped_at + 3)},
+                              dir.file("resume.log"));
+  EXPECT_EQ(wait_status(resumed), 0) << testing::read_all(dir.file("resume.log"));
+  EXPECT_EQ(train_records(dir.file("run/metrics.jsonl")), stopped_at + 3);
+  EXPECT_NE(testing::read_all(dir.file("resume.log")).find("resuming from"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace moelab
