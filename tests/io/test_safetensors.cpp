@@ -11,9 +11,12 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "support/temp_dir.h"
+#include "support/errors.h"
 
 namespace moelab {
 namespace {
+
+using testing::error_of;
 
 using testing::read_all;
 using testing::TempDir;
@@ -36,17 +39,6 @@ template <typename T>
 std::string bytes_of(const std::vector<T>& v) {
   return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
 }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
-
-#define EXPECT_CONTAINS(text, piece) EXPECT_NE(std::string(text).find(piece), std::string::npos) << (text)
 
 TEST(Safetensors, DTypeNamesAndSizes) {
   EXPECT_EQ(dtype_size(DType::F32), 4u);

@@ -11,25 +11,17 @@
 
 #include "core/error.h"
 #include "support/temp_dir.h"
+#include "support/errors.h"
 #include "model/config.h"
 
 namespace moelab {
 namespace {
 
+using testing::error_of;
+
 using testing::read_all;
 using testing::TempDir;
 using testing::write_all;
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
-
-#define EXPECT_CONTAINS(text, piece) EXPECT_NE(std::string(text).find(piece), std::string::npos) << (text)
 
 // Loads TOML text written to a temporary file; returns the config (or throws).
 struct TomlFile {

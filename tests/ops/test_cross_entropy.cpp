@@ -5,23 +5,13 @@
 
 #include "ops/cross_entropy.h"
 #include "support/gradcheck.h"
+#include "support/omp_threads.h"
 
 namespace moelab {
 namespace {
 
+using testing::OmpThreads;
 using testing::random_vector;
-
-// Sets the OpenMP thread count for its lifetime.
-class OmpThreads {
- public:
-  explicit OmpThreads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
-  ~OmpThreads() { omp_set_num_threads(saved_); }
-  OmpThreads(const OmpThreads&) = delete;
-  OmpThreads& operator=(const OmpThreads&) = delete;
-
- private:
-  int saved_;
-};
 
 // Targets uniform in [0, V), with every ignore_every-th row set to -1 (ignored) when ignore_every > 0.
 std::vector<int32_t> random_targets(int64_t N, int64_t V, uint64_t seed, int64_t ignore_every = 0) {

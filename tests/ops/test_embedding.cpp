@@ -3,23 +3,13 @@
 
 #include "ops/embedding.h"
 #include "support/gradcheck.h"
+#include "support/omp_threads.h"
 
 namespace moelab {
 namespace {
 
+using testing::OmpThreads;
 using testing::random_vector;
-
-// Sets the OpenMP thread count for its lifetime.
-class OmpThreads {
- public:
-  explicit OmpThreads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
-  ~OmpThreads() { omp_set_num_threads(saved_); }
-  OmpThreads(const OmpThreads&) = delete;
-  OmpThreads& operator=(const OmpThreads&) = delete;
-
- private:
-  int saved_;
-};
 
 std::vector<int32_t> random_ids(int64_t N, int64_t V, uint64_t seed) {
   Rng rng(seed, 1);

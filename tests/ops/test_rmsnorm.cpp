@@ -5,23 +5,13 @@
 
 #include "ops/rmsnorm.h"
 #include "support/gradcheck.h"
+#include "support/omp_threads.h"
 
 namespace moelab {
 namespace {
 
+using testing::OmpThreads;
 using testing::random_vector;
-
-// Sets the OpenMP thread count for its lifetime.
-class OmpThreads {
- public:
-  explicit OmpThreads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
-  ~OmpThreads() { omp_set_num_threads(saved_); }
-  OmpThreads(const OmpThreads&) = delete;
-  OmpThreads& operator=(const OmpThreads&) = delete;
-
- private:
-  int saved_;
-};
 
 constexpr double kEps = 1e-6;
 

@@ -5,23 +5,13 @@
 
 #include "ops/rope.h"
 #include "support/gradcheck.h"
+#include "support/omp_threads.h"
 
 namespace moelab {
 namespace {
 
+using testing::OmpThreads;
 using testing::random_vector;
-
-// Sets the OpenMP thread count for its lifetime.
-class OmpThreads {
- public:
-  explicit OmpThreads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
-  ~OmpThreads() { omp_set_num_threads(saved_); }
-  OmpThreads(const OmpThreads&) = delete;
-  OmpThreads& operator=(const OmpThreads&) = delete;
-
- private:
-  int saved_;
-};
 
 // Plain reference, written from the definition: pair (i, i + D/2) at position t turns by t * theta^(-2i/D).
 std::vector<double> rope_reference(const std::vector<double>& x, int64_t B, int64_t T, int64_t H, int64_t D,

@@ -5,23 +5,13 @@
 
 #include "ops/swiglu.h"
 #include "support/gradcheck.h"
+#include "support/omp_threads.h"
 
 namespace moelab {
 namespace {
 
+using testing::OmpThreads;
 using testing::random_vector;
-
-// Sets the OpenMP thread count for its lifetime.
-class OmpThreads {
- public:
-  explicit OmpThreads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
-  ~OmpThreads() { omp_set_num_threads(saved_); }
-  OmpThreads(const OmpThreads&) = delete;
-  OmpThreads& operator=(const OmpThreads&) = delete;
-
- private:
-  int saved_;
-};
 
 double silu_reference(double g) { return g / (1.0 + std::exp(-g)); }
 

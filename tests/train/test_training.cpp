@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "io/safetensors.h"
 #include "model/config.h"
 #include "model/model.h"
+#include "support/errors.h"
 #include "support/temp_dir.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -139,14 +141,9 @@ TEST_F(Training, CheckpointRoundTripRestoresTheModel) {
 }
 
 // Runs f, expects a moelab::Error whose message contains every one of the fragments.
-template <typename F>
-void expect_error(F&& f, const std::vector<std::string>& fragments) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an error";
-  } catch (const Error& e) {
-    for (const auto& frag : fragments) EXPECT_NE(std::string(e.what()).find(frag), std::string::npos) << e.what();
-  }
+void expect_error(const std::function<void()>& f, const std::vector<std::string>& fragments) {
+  const std::string message = testing::error_of(f);
+  for (const auto& fragment : fragments) EXPECT_CONTAINS(message, fragment);
 }
 
 TEST_F(Training, CorruptOrMismatchedCheckpointsAreRefusedByName) {
