@@ -23,7 +23,7 @@ SHAPES = {
 
 
 def run_moelab(binary, shape):
-    out = subprocess.run([binary, f"--benchmark_filter=(TrainStep|Forward){shape}$", "--benchmark_format=json"],
+    out = subprocess.run([binary, f"--benchmark_filter=(TrainStep|Forward){shape}/", "--benchmark_format=json"],
                          check=True, capture_output=True, text=True).stdout
     result = {}
     for b in json.loads(out)["benchmarks"]:

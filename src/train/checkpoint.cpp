@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -51,24 +52,21 @@ std::vector<TensorView> tensor_views(const Model& model, const float* base, cons
   return views;
 }
 
-// Reads every tensor of the table from file (with the given name prefix) into base, and rejects extra tensors.
-void read_tensors(const SafetensorsFile& file, const Model& model, float* base, const std::string& prefix) {
-  for (const auto& spec : model.table().specs()) file.read(prefix + spec.name, DType::F32, spec.shape, base + spec.offset);
-  if (file.names().size() != model.table().specs().size()) {
-    for (const auto& name : file.names()) {
-      bool known = name.rfind(prefix, 0) == 0;
-      if (known) {
-        try {
-          model.table().find(name.substr(prefix.size()));
-        } catch (const Error&) {
-          known = false;
-        }
-      }
-      if (!known)
-        throw_error(file.path(), ": unexpected tensor '", name, "' (this model has no such parameter: the checkpoint ",
-                    "belongs to another architecture or config)");
+// Reads, for each (name prefix, flat buffer) pair, every tensor of the table into the buffer. A tensor the table
+// does not have means the checkpoint belongs to another architecture or config: refused rather than ignored.
+void read_tensors(const SafetensorsFile& file, const Model& model,
+                  const std::vector<std::pair<std::string, float*>>& targets) {
+  std::set<std::string> expected;
+  for (const auto& [prefix, base] : targets) {
+    for (const auto& spec : model.table().specs()) {
+      file.read(prefix + spec.name, DType::F32, spec.shape, base + spec.offset);
+      expected.insert(prefix + spec.name);
     }
   }
+  for (const auto& name : file.names())
+    if (!expected.count(name))
+      throw_error(file.path(), ": unexpected tensor '", name,
+                  "' (this model has no such parameter: the checkpoint belongs to another architecture or config)");
 }
 
 }  // namespace
@@ -137,7 +135,7 @@ Config load_checkpoint_config(const std::string& checkpoint_dir) {
 
 void load_model_weights(const std::string& checkpoint_dir, Model& model) {
   const auto file = SafetensorsFile::open((fs::path(checkpoint_dir) / "model.safetensors").string());
-  read_tensors(file, model, model.params().data(), "");
+  read_tensors(file, model, {{"", model.params().data()}});
 }
 
 void load_training_state(const std::string& checkpoint_dir, const Model& model, OptimizerState& opt,
@@ -145,10 +143,7 @@ void load_training_state(const std::string& checkpoint_dir, const Model& model, 
   const auto file = SafetensorsFile::open((fs::path(checkpoint_dir) / "optimizer.safetensors").string());
   opt.exp_avg.assign(model.table().total_numel(), 0.0f);
   opt.exp_avg_sq.assign(model.table().total_numel(), 0.0f);
-  for (const auto& spec : model.table().specs()) {
-    file.read("exp_avg." + spec.name, DType::F32, spec.shape, opt.exp_avg.data() + spec.offset);
-    file.read("exp_avg_sq." + spec.name, DType::F32, spec.shape, opt.exp_avg_sq.data() + spec.offset);
-  }
+  read_tensors(file, model, {{"exp_avg.", opt.exp_avg.data()}, {"exp_avg_sq.", opt.exp_avg_sq.data()}});
   const fs::path path = fs::path(checkpoint_dir) / "state.json";
   const nlohmann::json st = read_json(path);
   for (const char* key : {"step", "tokens_seen"})
