@@ -48,7 +48,8 @@ void run(benchmark::State& state, const Shape& shape, bool training) {
     benchmark::ClobberMemory();
   }
   const double attn = 4.0 * cfg.model.n_layers * T * cfg.model.d_model;
-  const double flops_per_token = training ? 6 * active_matmul_params(cfg) + 3 * attn : 2 * active_matmul_params(cfg) + attn;
+  const double flops_per_token =
+      training ? 6 * active_matmul_params(cfg) + 3 * attn : 2 * active_matmul_params(cfg) + attn;
   state.counters["tokens/s"] = benchmark::Counter(N, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["FLOP/s"] = benchmark::Counter(N * flops_per_token, benchmark::Counter::kIsIterationInvariantRate,
                                                 benchmark::Counter::kIs1000);

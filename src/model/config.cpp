@@ -156,8 +156,8 @@ std::vector<ConfigField> make_fields() {
                    "count reproduce a run bit for bit."),
       MOELAB_FIELD(train, eval_every, "Steps between validation evaluations; 0: only at the end."),
       MOELAB_FIELD(train, eval_tokens,
-                   "Validation tokens scored by each evaluation during training; 0: the whole validation split. Fewer is "
-                   "faster and noisier. The evaluation after the last step always scores the whole split."),
+                   "Validation tokens scored by each evaluation during training; 0: the whole validation split. "
+                   "Fewer is faster and noisier. The evaluation after the last step always scores the whole split."),
       MOELAB_FIELD(train, checkpoint_every, "Steps between checkpoints; 0: only at the end."),
       MOELAB_FIELD(train, log_every, "Steps between metrics lines."),
       MOELAB_FIELD(train, out_dir, "Folder for the run's checkpoints, metrics and config.json."),

@@ -27,6 +27,16 @@ void add_to(float* out, const float* a, const float* b, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
 }
 
+AttentionShape attention_shape(const Config& cfg, int64_t B, int64_t T) {
+  const auto& m = cfg.model;
+  return {B, T, m.d_model, m.n_heads, m.n_kv_heads > 0 ? m.n_kv_heads : m.n_heads, m.d_model / m.n_heads,
+          m.rope_theta, m.rms_eps};
+}
+
+MoeFfnShape moe_ffn_shape(const Config& cfg, int64_t N) {
+  return {N, cfg.model.d_model, cfg.moe.n_experts, cfg.moe.expert_hidden, cfg.routing.top_k, cfg.routing.renormalize};
+}
+
 uint64_t name_hash(const std::string& s) {  // FNV-1a: a stable stream id per tensor name
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
@@ -112,6 +122,7 @@ Model::Model(const Config& cfg) : cfg_(cfg), table_(cfg), ws_(std::make_unique<W
       layer->dense_g = {g(pre + "mlp.gate_proj.weight"), g(pre + "mlp.up_proj.weight"),
                         g(pre + "mlp.down_proj.weight")};
     }
+    n_moe_layers_ += layer->moe;
     layers_.push_back(std::move(layer));
   }
 }
@@ -160,10 +171,8 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
   ws.sub_out.resize(N * d);
 
   const float* embed = param("model.embed_tokens.weight");
-  const AttentionShape shape{B, T, d, m.n_heads, m.n_kv_heads > 0 ? m.n_kv_heads : m.n_heads, d / m.n_heads,
-                             m.rope_theta, m.rms_eps};
-  const MoeFfnShape moe_shape{N, d, cfg_.moe.n_experts, cfg_.moe.expert_hidden, cfg_.routing.top_k,
-                              cfg_.routing.renormalize};
+  const AttentionShape shape = attention_shape(cfg_, B, T);
+  const MoeFfnShape moe_shape = moe_ffn_shape(cfg_, N);
 
   layers_[0]->x_in.resize(N * d);
   ops::embedding_forward(layers_[0]->x_in.data(), ws.inputs.data(), embed, N, d);
@@ -204,12 +213,9 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
     const double sum = ops::cross_entropy_forward(ws.row_loss.data(), ws.logits.data(), ws.targets.data(), N, V);
     for (int64_t j = 0; j < N; ++j) out.n_targets += ws.targets[j] >= 0;
     out.ce = out.n_targets > 0 ? sum / out.n_targets : 0.0;
-    int64_t n_moe = 0;
-    for (const auto& l : layers_) {
-      if (!l->moe) continue;
-      out.load_balance += l->aux.load_balance, out.z_loss += l->aux.z_loss, ++n_moe;
-    }
-    if (n_moe > 0) out.load_balance /= n_moe, out.z_loss /= n_moe;
+    for (const auto& l : layers_)
+      if (l->moe) out.load_balance += l->aux.load_balance, out.z_loss += l->aux.z_loss;
+    if (n_moe_layers_ > 0) out.load_balance /= n_moe_layers_, out.z_loss /= n_moe_layers_;
     out.total = out.ce + cfg_.routing.load_balance_coef * out.load_balance + cfg_.routing.z_loss_coef * out.z_loss;
   }
   ws.losses = out;
@@ -221,14 +227,11 @@ void Model::backward(double scale) {
   MOELAB_ASSERT(ws.has_targets, "backward needs a forward with targets");
   const auto& m = cfg_.model;
   const int64_t B = ws.B, T = ws.T, N = B * T, d = m.d_model, V = m.vocab_size;
-  const AttentionShape shape{B, T, d, m.n_heads, m.n_kv_heads > 0 ? m.n_kv_heads : m.n_heads, d / m.n_heads,
-                             m.rope_theta, m.rms_eps};
-  const MoeFfnShape moe_shape{N, d, cfg_.moe.n_experts, cfg_.moe.expert_hidden, cfg_.routing.top_k,
-                              cfg_.routing.renormalize};
-  int64_t n_moe = 0;
-  for (const auto& l : layers_) n_moe += l->moe;
-  const double lb_coef = n_moe ? scale * cfg_.routing.load_balance_coef / n_moe : 0.0;
-  const double z_coef = n_moe ? scale * cfg_.routing.z_loss_coef / n_moe : 0.0;
+  const AttentionShape shape = attention_shape(cfg_, B, T);
+  const MoeFfnShape moe_shape = moe_ffn_shape(cfg_, N);
+  // The aux losses enter the objective as coefficient x mean over MoE layers.
+  const double lb_coef = n_moe_layers_ ? scale * cfg_.routing.load_balance_coef / n_moe_layers_ : 0.0;
+  const double z_coef = n_moe_layers_ ? scale * cfg_.routing.z_loss_coef / n_moe_layers_ : 0.0;
 
   // Loss -> logits (in place) -> LM head -> final norm.
   const int64_t n_targets = ws.losses.n_targets;

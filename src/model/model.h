@@ -64,6 +64,7 @@ class Model {
   std::vector<float> params_;  // [table_.total_numel()]
   std::vector<float> grads_;   // [table_.total_numel()]
   std::vector<std::unique_ptr<Layer>> layers_;
+  int64_t n_moe_layers_ = 0;
   std::unique_ptr<Workspace> ws_;
 };
 

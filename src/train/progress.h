@@ -22,6 +22,7 @@ class Progress {
   int64_t first_step_, total_steps_;
   std::chrono::steady_clock::time_point start_;
   bool bar_drawn_ = false;
+  double smoothed_tokens_per_s_ = 0;
 };
 
 }  // namespace moelab

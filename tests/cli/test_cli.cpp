@@ -12,6 +12,7 @@
 
 #include "support/temp_dir.h"
 #include "model/config.h"
+#include "support/errors.h"
 
 namespace moelab {
 namespace {
@@ -34,7 +35,7 @@ Result run(const std::string& args) {
 void expect_failure_mentioning(const Result& r, const std::vector<std::string>& fragments) {
   EXPECT_NE(r.status, 0) << r.output;
   EXPECT_NE(r.status, -1) << "crashed: " << r.output;
-  for (const auto& f : fragments) EXPECT_NE(r.output.find(f), std::string::npos) << "missing '" << f << "' in: " << r.output;
+  for (const auto& f : fragments) EXPECT_CONTAINS(r.output, f);
 }
 
 TEST(Cli, EveryCommandHasHelp) {
