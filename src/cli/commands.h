@@ -11,5 +11,6 @@ void register_data_command(CLI::App& app);
 void register_train_command(CLI::App& app);
 void register_eval_command(CLI::App& app);
 void register_generate_command(CLI::App& app);
+void register_params_command(CLI::App& app);
 
 }  // namespace moelab::cli

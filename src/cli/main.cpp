@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   moelab::cli::register_train_command(app);
   moelab::cli::register_eval_command(app);
   moelab::cli::register_generate_command(app);
+  moelab::cli::register_params_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -39,7 +39,7 @@ void expect_failure_mentioning(const Result& r, const std::vector<std::string>& 
 }
 
 TEST(Cli, EveryCommandHasHelp) {
-  for (const char* cmd : {"", "data", "data brown", "data text", "train", "eval", "generate"}) {
+  for (const char* cmd : {"", "data", "data brown", "data text", "train", "eval", "generate", "params"}) {
     const Result r = run(std::string(cmd) + " --help");
     EXPECT_EQ(r.status, 0) << cmd;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << cmd << ": " << r.output;
