@@ -35,15 +35,18 @@ struct MoeConfig {
 };
 
 struct RoutingConfig {
-  std::string router = "learned";     // learned (only kind built so far)
-  std::string gating = "softmax";     // softmax (only gating built so far)
-  std::string rule = "top_k";         // top_k (only rule built so far)
+  std::string router = "learned";     // learned | frozen | resampled | hash
+  std::string gating = "softmax";     // softmax | sigmoid
+  std::string rule = "top_k";         // top_k | top_p | expert_choice
   int64_t top_k = 2;
   bool renormalize = true;            // divide the k kept probabilities by their sum (Mixtral) or keep them raw
-  std::string granularity = "token";  // token (only granularity built so far)
-  double capacity_factor = 0.0;       // 0: dropless (only mode built so far)
+  double top_p = 0.4;                 // rule = top_p: keep experts until their cumulative probability exceeds p
+  int64_t max_k = 0;                  // rule = top_p: at most this many experts per token; 0: no cap
+  std::string granularity = "token";  // token | sequence | prefix
+  double capacity_factor = 0.0;       // 0: dropless; > 0: at most ceil(cf * T * k / E) slots per expert
   double load_balance_coef = 0.01;    // Switch load-balance loss, averaged over MoE layers
   double z_loss_coef = 0.001;         // router z-loss, averaged over MoE layers
+  double dynamic_loss_coef = 0.0;     // paper 2's entropy ("dynamic") loss, averaged over MoE layers
 };
 
 struct TrainConfig {

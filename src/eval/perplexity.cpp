@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "eval/routing_tally.h"
+
 namespace moelab {
 
 EvalResult evaluate_perplexity(Model& model, const data::TokenData& data, const std::string& split, int64_t seq_len,
@@ -16,6 +18,7 @@ EvalResult evaluate_perplexity(Model& model, const data::TokenData& data, const 
   std::vector<int32_t> inputs, targets;  // [B,T]
   std::vector<uint8_t> target_genre;     // [B,T]
   data::EvalWindow window;
+  RoutingTally routing;
   for (int64_t first = 0; first < n_windows; first += batch_size) {
     const int64_t B = std::min(batch_size, n_windows - first);
     inputs.resize(B * seq_len), targets.resize(B * seq_len), target_genre.resize(B * seq_len);
@@ -26,6 +29,7 @@ EvalResult evaluate_perplexity(Model& model, const data::TokenData& data, const 
       std::copy_n(window.target_genre.begin(), seq_len, target_genre.begin() + b * seq_len);
     }
     model.forward(inputs.data(), targets.data(), B, seq_len);
+    routing.add(model);
     const auto& rows = model.row_losses();
     for (int64_t i = 0; i < B * seq_len; ++i) {
       if (targets[i] < 0) continue;
@@ -39,6 +43,7 @@ EvalResult evaluate_perplexity(Model& model, const data::TokenData& data, const 
   r.tokens = count;
   r.loss = count ? sum / count : 0.0;
   r.perplexity = std::exp(r.loss);
+  r.routing = routing.to_json(model.config().routing.top_k);
   for (size_t g = 0; g < genres.size(); ++g) {
     if (genre_count[g] == 0) continue;
     const double loss = genre_sum[g] / genre_count[g];
@@ -53,6 +58,7 @@ nlohmann::json to_json(const EvalResult& r) {
   for (const auto& g : r.per_genre)
     genres[g.genre] = {{"loss", g.loss}, {"perplexity", g.perplexity}, {"tokens", g.tokens}};
   j["per_genre"] = genres;
+  j["routing"] = r.routing;
   return j;
 }
 

@@ -26,6 +26,7 @@ struct EvalResult {
   double perplexity = 0;  // exp(loss)
   int64_t tokens = 0;     // targets scored
   std::vector<GenreLoss> per_genre;  // empty for unlabelled corpora
+  nlohmann::json routing;            // per MoE layer routing statistics over the scored tokens (RoutingTally)
 };
 
 // Scores the split in windows of seq_len tokens, batch_size windows per forward pass. max_tokens > 0 scores only

@@ -90,7 +90,7 @@ std::vector<ConfigField> make_fields() {
                    "Where router weights come from: learned (trained like every weight), frozen (random, never "
                    "updated), resampled (redrawn every step: paper 1's random baseline), hash (a fixed token-id to "
                    "expert table, no router).",
-                   {"learned", "frozen", "resampled", "hash"}, {"learned"}),
+                   {"learned", "frozen", "resampled", "hash"}, {"learned", "frozen", "resampled", "hash"}),
       MOELAB_FIELD(routing, gating,
                    "Scores from router logits: softmax over all experts, or sigmoid (each expert scored on its own).",
                    {"softmax", "sigmoid"}, {"softmax"}),
@@ -99,27 +99,40 @@ std::vector<ConfigField> make_fields() {
           "Which experts a token uses: top_k (the k most probable), top_p (the fewest whose probability passes "
           "p: paper 2's dynamic routing), expert_choice (each expert picks its tokens; this sees other tokens "
           "of the batch and so breaks causality).",
-          {"top_k", "top_p", "expert_choice"}, {"top_k"}),
+          {"top_k", "top_p", "expert_choice"}, {"top_k", "top_p", "expert_choice"}),
       MOELAB_FIELD(routing, top_k,
                    "Experts per token under rule = top_k: expert compute per token grows linearly with it (1: Switch, "
                    "2: Mixtral)."),
       MOELAB_FIELD(routing, renormalize,
                    "Divide the k kept probabilities by their sum so the weights add to 1 (Mixtral), or keep the raw "
                    "softmax probabilities (Switch, DeepSeekMoE)."),
+      MOELAB_FIELD(routing, top_p,
+                   "Threshold of rule = top_p (paper 2): a token keeps its most probable experts up to and including "
+                   "the first at which their cumulative probability exceeds top_p, at least one. Lower means fewer "
+                   "experts per token; paper 2 uses 0.4."),
+      MOELAB_FIELD(routing, max_k,
+                   "Under rule = top_p, at most this many experts per token (bounds the worst-case compute); 0: no "
+                   "cap, as in paper 2."),
       MOELAB_FIELD(routing, granularity,
                    "What a routing decision sees: token (its own hidden state), sequence (the mean over the whole "
                    "sequence, which looks ahead of the token), prefix (the running mean up to the token: causal).",
-                   {"token", "sequence", "prefix"}, {"token"}),
+                   {"token", "sequence", "prefix"}, {"token", "sequence", "prefix"}),
       MOELAB_FIELD(routing, capacity_factor,
                    "0: dropless, every token reaches its experts. cf > 0 caps each expert at ceil(cf * T * k / E) "
-                   "token slots per batch and drops the overflow: bounded load, at the cost of dropped tokens. Only 0 "
-                   "is built so far."),
+                   "token slots per batch and drops the overflow (lowest router probability first; the residual "
+                   "carries a dropped token on): bounded load, at the cost of dropped tokens. Works with rule = top_k "
+                   "with renormalize = false and token or prefix granularity; under expert_choice it sets each expert's "
+                   "capacity (default 1)."),
       MOELAB_FIELD(routing, load_balance_coef,
                    "Weight of the Switch load-balance loss E * sum_i f_i * P_i, averaged over MoE layers. Too small "
                    "lets routing collapse onto few experts; too large forces uniform routing. 0 disables it."),
       MOELAB_FIELD(routing, z_loss_coef,
                    "Weight of the router z-loss (mean squared logsumexp of the router logits, ST-MoE), averaged over "
                    "MoE layers; keeps logits small and training stable. 0 disables it."),
+      MOELAB_FIELD(routing, dynamic_loss_coef,
+                   "Weight of paper 2's dynamic loss: the mean entropy of the routing distribution, averaged over "
+                   "MoE layers. It makes the router confident, so that top_p keeps fewer experts (paper 2: 1e-4). "
+                   "0 disables it."),
 
       MOELAB_FIELD(train, seq_len,
                    "Tokens per training sequence, at most model.max_seq_len. Attention cost grows as seq_len^2."),
@@ -492,10 +505,30 @@ void validate(const Config& cfg) {
   check(r.top_k >= 1 && r.top_k <= e.n_experts, "routing.top_k = ", r.top_k,
         " must be between 1 and moe.n_experts = ", e.n_experts);
   non_negative("routing.capacity_factor", r.capacity_factor);
-  check(r.capacity_factor == 0, "routing.capacity_factor = ", r.capacity_factor,
-        " is not available yet: this build supports only 0 (dropless)");
+  if (r.capacity_factor > 0 && r.rule != "expert_choice") {
+    check(r.rule == "top_k", "routing.capacity_factor = ", r.capacity_factor, " needs routing.rule = 'top_k' ",
+          "(capacity ceil(cf * T * k / E) assumes k slots per token), found '", r.rule, "'");
+    check(r.granularity != "sequence", "routing.capacity_factor = ", r.capacity_factor,
+          " does not combine with routing.granularity = 'sequence' (a whole sequence shares one expert set)");
+    check(!r.renormalize, "routing.capacity_factor = ", r.capacity_factor, " needs routing.renormalize = false: ",
+          "weights renormalised over the k chosen experts keep a dropped expert in their denominator, so dropping "
+          "would change what the weights mean");
+  }
+  check(!(r.rule == "expert_choice" && r.granularity == "prefix"),
+        "routing.rule = 'expert_choice' does not combine with routing.granularity = 'prefix': expert choice looks at "
+        "every token of the batch, which defeats causal prefix routing");
+  if (r.router == "hash") {
+    check(r.granularity == "token", "routing.router = 'hash' routes by token id: it needs routing.granularity = "
+          "'token', found '", r.granularity, "'");
+    check(r.rule == "top_k", "routing.router = 'hash' picks routing.top_k experts per token id: it needs "
+          "routing.rule = 'top_k', found '", r.rule, "'");
+  }
   non_negative("routing.load_balance_coef", r.load_balance_coef);
   non_negative("routing.z_loss_coef", r.z_loss_coef);
+  non_negative("routing.dynamic_loss_coef", r.dynamic_loss_coef);
+  check(r.top_p > 0 && r.top_p <= 1, "routing.top_p = ", r.top_p, " must be in (0, 1]");
+  check(r.max_k >= 0 && r.max_k <= e.n_experts, "routing.max_k = ", r.max_k,
+        " must be between 0 (no cap) and moe.n_experts = ", e.n_experts);
 
   const TrainConfig& t = cfg.train;
   at_least("train.seq_len", t.seq_len, 1);

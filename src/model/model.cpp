@@ -33,8 +33,17 @@ AttentionShape attention_shape(const Config& cfg, int64_t B, int64_t T) {
           m.rope_theta, m.rms_eps};
 }
 
-MoeFfnShape moe_ffn_shape(const Config& cfg, int64_t N) {
-  return {N, cfg.model.d_model, cfg.moe.n_experts, cfg.moe.expert_hidden, cfg.routing.top_k, cfg.routing.renormalize};
+MoeFfnShape moe_ffn_shape(const Config& cfg, int64_t B, int64_t T) {
+  const auto& r = cfg.routing;
+  MoeFfnShape s{B, T, cfg.model.d_model, cfg.moe.n_experts, cfg.moe.expert_hidden};
+  s.rule = r.rule == "top_p" ? SelectionRule::TopP
+                             : r.rule == "expert_choice" ? SelectionRule::ExpertChoice : SelectionRule::TopK;
+  s.top_k = r.top_k, s.renormalize = r.renormalize, s.top_p = r.top_p, s.max_k = r.max_k;
+  s.granularity = r.granularity == "sequence" ? Granularity::Sequence
+                  : r.granularity == "prefix" ? Granularity::Prefix : Granularity::Token;
+  s.capacity_factor = r.capacity_factor;
+  s.hash_router = r.router == "hash";
+  return s;
 }
 
 uint64_t name_hash(const std::string& s) {  // FNV-1a: a stable stream id per tensor name
@@ -108,8 +117,9 @@ Model::Model(const Config& cfg) : cfg_(cfg), table_(cfg), ws_(std::make_unique<W
     layer->moe = is_moe_layer(cfg.moe, i);
     if (layer->moe) {
       const std::string m = pre + "block_sparse_moe.";
-      layer->moe_w.router = p(m + "gate.weight");
-      layer->moe_g.router = g(m + "gate.weight");
+      const bool has_router = cfg.routing.router != "hash";
+      layer->moe_w.router = has_router ? p(m + "gate.weight") : nullptr;
+      layer->moe_g.router = has_router && router_is_trained(cfg.routing) ? g(m + "gate.weight") : nullptr;
       for (int64_t j = 0; j < cfg.moe.n_experts; ++j) {
         const std::string e = m + "experts." + std::to_string(j) + ".";
         layer->moe_w.experts.push_back({p(e + "w1.weight"), p(e + "w3.weight"), p(e + "w2.weight")});
@@ -141,23 +151,32 @@ void Model::init_params(uint64_t seed) {
   }
 }
 
+void Model::resample_routers(uint64_t seed, int64_t step) {
+  if (cfg_.routing.router != "resampled") return;
+  for (const auto& spec : table_.specs()) {
+    if (spec.group != ParamGroup::Router) continue;
+    float* w = params_.data() + spec.offset;
+    Rng rng(seed, name_hash(spec.name) ^ splitmix64(static_cast<uint64_t>(step) + 1));
+    for (int64_t i = 0; i < spec.numel; ++i) w[i] = static_cast<float>(rng.normal() * cfg_.model.init_std);
+  }
+}
+
 void Model::zero_grads() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
 
 const float* Model::logits() const { return ws_->logits.data(); }
 const std::vector<float>& Model::row_losses() const { return ws_->row_loss; }
 
-std::vector<const routing::DispatchPlan<float>*> Model::dispatch_plans() const {
-  std::vector<const routing::DispatchPlan<float>*> plans;
-  for (const auto& l : layers_)
-    if (l->moe) plans.push_back(&l->moe_act.plan);
-  return plans;
-}
-
-std::vector<int64_t> Model::moe_layer_indices() const {
-  std::vector<int64_t> idx;
-  for (size_t i = 0; i < layers_.size(); ++i)
-    if (layers_[i]->moe) idx.push_back(static_cast<int64_t>(i));
-  return idx;
+std::vector<Model::LayerRouting> Model::layer_routing() const {
+  const bool sequence = cfg_.routing.granularity == "sequence";
+  const bool hash = cfg_.routing.router == "hash";
+  std::vector<LayerRouting> out;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& l = *layers_[i];
+    if (!l.moe) continue;
+    out.push_back({static_cast<int64_t>(i), sequence ? &l.moe_act.route_plan : &l.moe_act.plan,
+                   hash ? nullptr : l.moe_act.router_probs.data(), l.aux.dropped});
+  }
+  return out;
 }
 
 Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T) {
@@ -172,7 +191,7 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
 
   const float* embed = param("model.embed_tokens.weight");
   const AttentionShape shape = attention_shape(cfg_, B, T);
-  const MoeFfnShape moe_shape = moe_ffn_shape(cfg_, N);
+  const MoeFfnShape moe_shape = moe_ffn_shape(cfg_, B, T);
 
   layers_[0]->x_in.resize(N * d);
   ops::embedding_forward(layers_[0]->x_in.data(), ws.inputs.data(), embed, N, d);
@@ -187,7 +206,10 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
     L.ffn_rstd.resize(N);
     ops::rmsnorm_forward(L.ffn_normed.data(), L.ffn_rstd.data(), L.x_mid.data(), L.ffn_norm_w, N, d, m.rms_eps);
     if (L.moe) {
-      L.aux = moe_ffn_forward(ws.sub_out.data(), L.moe_act, L.ffn_normed.data(), L.moe_w, moe_shape);
+      MoeFfnShape layer_shape = moe_shape;
+      layer_shape.hash_seed = splitmix64(i + 1);  // a fixed table per layer, independent of the training seed
+      L.aux = moe_ffn_forward(ws.sub_out.data(), L.moe_act, L.ffn_normed.data(), ws.inputs.data(), L.moe_w,
+                              layer_shape);
     } else {
       const int64_t h = L.dense_hidden;
       L.dense_g_act.resize(N * h), L.dense_u_act.resize(N * h), L.dense_act.resize(N * h);
@@ -213,10 +235,16 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
     const double sum = ops::cross_entropy_forward(ws.row_loss.data(), ws.logits.data(), ws.targets.data(), N, V);
     for (int64_t j = 0; j < N; ++j) out.n_targets += ws.targets[j] >= 0;
     out.ce = out.n_targets > 0 ? sum / out.n_targets : 0.0;
-    for (const auto& l : layers_)
-      if (l->moe) out.load_balance += l->aux.load_balance, out.z_loss += l->aux.z_loss;
-    if (n_moe_layers_ > 0) out.load_balance /= n_moe_layers_, out.z_loss /= n_moe_layers_;
-    out.total = out.ce + cfg_.routing.load_balance_coef * out.load_balance + cfg_.routing.z_loss_coef * out.z_loss;
+    for (const auto& l : layers_) {
+      if (!l->moe) continue;
+      out.load_balance += l->aux.load_balance, out.z_loss += l->aux.z_loss, out.entropy += l->aux.entropy;
+    }
+    if (n_moe_layers_ > 0) {
+      out.load_balance /= n_moe_layers_, out.z_loss /= n_moe_layers_, out.entropy /= n_moe_layers_;
+    }
+    const auto& r = cfg_.routing;
+    out.total = out.ce + r.load_balance_coef * out.load_balance + r.z_loss_coef * out.z_loss +
+                r.dynamic_loss_coef * out.entropy;
   }
   ws.losses = out;
   return out;
@@ -228,10 +256,11 @@ void Model::backward(double scale) {
   const auto& m = cfg_.model;
   const int64_t B = ws.B, T = ws.T, N = B * T, d = m.d_model, V = m.vocab_size;
   const AttentionShape shape = attention_shape(cfg_, B, T);
-  const MoeFfnShape moe_shape = moe_ffn_shape(cfg_, N);
+  const MoeFfnShape moe_shape = moe_ffn_shape(cfg_, B, T);
   // The aux losses enter the objective as coefficient x mean over MoE layers.
-  const double lb_coef = n_moe_layers_ ? scale * cfg_.routing.load_balance_coef / n_moe_layers_ : 0.0;
-  const double z_coef = n_moe_layers_ ? scale * cfg_.routing.z_loss_coef / n_moe_layers_ : 0.0;
+  const double per_layer = n_moe_layers_ ? scale / n_moe_layers_ : 0.0;
+  const MoeAuxCoefficients coef{per_layer * cfg_.routing.load_balance_coef, per_layer * cfg_.routing.z_loss_coef,
+                                per_layer * cfg_.routing.dynamic_loss_coef};
 
   // Loss -> logits (in place) -> LM head -> final norm.
   const int64_t n_targets = ws.losses.n_targets;
@@ -252,7 +281,7 @@ void Model::backward(double scale) {
     // FFN sublayer: next = x_mid + ffn(norm(x_mid)).
     if (L.moe) {
       moe_ffn_backward(ws.d_normed.data(), L.moe_g, ws.moe_scratch, ws.d_resid.data(), L.ffn_normed.data(),
-                       L.moe_act, L.moe_w, moe_shape, lb_coef, z_coef);
+                       L.moe_act, L.moe_w, moe_shape, coef);
     } else {
       const int64_t h = L.dense_hidden;
       ws.d_act.resize(N * h), ws.d_g.resize(N * h), ws.d_u.resize(N * h);

@@ -22,6 +22,7 @@ struct Losses {
   double ce = 0;            // mean cross-entropy over the valid targets of the batch
   double load_balance = 0;  // mean over MoE layers, before its coefficient
   double z_loss = 0;        // mean over MoE layers, before its coefficient
+  double entropy = 0;       // mean routing entropy over MoE layers (paper 2's dynamic loss), before its coefficient
   double total = 0;         // ce + coefficients x aux losses: what backward differentiates
   int64_t n_targets = 0;    // targets that counted (target >= 0)
 };
@@ -42,6 +43,9 @@ class Model {
   // Draws every parameter from its ParamInit: a pure function of (seed, tensor name).
   void init_params(uint64_t seed);
   void zero_grads();
+  // routing.router = resampled: redraws every router from its initial distribution, a pure function of (seed,
+  // step) (paper 1's random-router baseline). Does nothing for other router kinds.
+  void resample_routers(uint64_t seed, int64_t step);
 
   // Runs inputs [B,T] through the model; with targets [B,T] (-1 = ignore) computes the losses. Saves what
   // backward needs. logits() and row_losses() are valid until the next forward or backward.
@@ -51,9 +55,16 @@ class Model {
 
   const float* logits() const;                 // [B*T, V]
   const std::vector<float>& row_losses() const; // [B*T] cross-entropy per position (0 where ignored)
-  // The dispatch plans of the last forward, one per MoE layer in depth order (routing statistics read them).
-  std::vector<const routing::DispatchPlan<float>*> dispatch_plans() const;
-  std::vector<int64_t> moe_layer_indices() const;
+  // What the routing of one MoE layer decided in the last forward, for statistics: the plan over the router's
+  // rows (tokens; sequences under sequence granularity, whose tokens share their sequence's slots), the router
+  // probabilities of those rows (null for a hash router) and the slots the capacity limit dropped.
+  struct LayerRouting {
+    int64_t layer;
+    const routing::DispatchPlan<float>* plan;
+    const float* probs;  // [rows, E] or null
+    int64_t dropped;
+  };
+  std::vector<LayerRouting> layer_routing() const;
 
  private:
   struct Layer;

@@ -2,22 +2,83 @@
 
 #include <algorithm>
 
+#include "core/error.h"
+#include "routing/capacity.h"
 #include "routing/combine.h"
 #include "routing/dispatch.h"
+#include "routing/entropy_loss.h"
+#include "routing/expert_choice.h"
+#include "routing/granularity.h"
+#include "routing/hash_router.h"
 #include "routing/load_balance_loss.h"
 #include "routing/router.h"
 #include "routing/top_k.h"
+#include "routing/top_p.h"
 #include "routing/z_loss.h"
 
 namespace moelab {
 
+namespace {
+
+// The selection rule: probabilities of R rows -> a plan over those rows.
 template <typename T>
-MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, const T* x, const MoeFfnWeights<T>& w,
-                             const MoeFfnShape& s) {
-  act.router_logits.resize(s.N * s.E);
-  act.router_probs.resize(s.N * s.E);
-  routing::router_forward(act.router_logits.data(), act.router_probs.data(), x, w.router, s.N, s.d, s.E);
-  routing::top_k_forward(act.plan, act.router_probs.data(), s.N, s.E, s.top_k, s.renormalize);
+void select(routing::DispatchPlan<T>& plan, const T* probs /*[R,E]*/, int64_t R, const MoeFfnShape& s) {
+  switch (s.rule) {
+    case SelectionRule::TopK: routing::top_k_forward(plan, probs, R, s.E, s.top_k, s.renormalize); break;
+    case SelectionRule::TopP: routing::top_p_forward(plan, probs, R, s.E, s.top_p, s.max_k); break;
+    case SelectionRule::ExpertChoice: {
+      const double cf = s.capacity_factor > 0 ? s.capacity_factor : 1.0;
+      routing::expert_choice_forward(plan, probs, R, s.E, routing::expert_capacity(cf, R, s.top_k, s.E));
+      break;
+    }
+  }
+}
+
+template <typename T>
+void select_backward(T* d_probs /*[R,E]*/, const T* d_slot_weight, const T* probs, const routing::DispatchPlan<T>& plan,
+                     const MoeFfnShape& s) {
+  switch (s.rule) {
+    case SelectionRule::TopK: routing::top_k_backward(d_probs, d_slot_weight, probs, plan, s.renormalize); break;
+    case SelectionRule::TopP: routing::top_p_backward(d_probs, d_slot_weight, plan); break;
+    case SelectionRule::ExpertChoice: routing::expert_choice_backward(d_probs, d_slot_weight, plan); break;
+  }
+}
+
+}  // namespace
+
+template <typename T>
+MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, const T* x, const int32_t* token_ids,
+                             const MoeFfnWeights<T>& w, const MoeFfnShape& s) {
+  const int64_t N = s.N(), R = s.route_rows();
+  MoeAuxLosses aux;
+  if (s.hash_router) {
+    routing::hash_route(act.plan, token_ids, N, s.E, s.top_k, s.hash_seed);
+  } else {
+    // The router sees each token (token), the sequence mean (sequence) or the running mean (prefix).
+    const T* route_in = x;
+    if (s.granularity != Granularity::Token) {
+      act.route_in.resize(R * s.d);
+      if (s.granularity == Granularity::Sequence) routing::sequence_mean_forward(act.route_in.data(), x, s.B, s.T, s.d);
+      else routing::prefix_mean_forward(act.route_in.data(), x, s.B, s.T, s.d);
+      route_in = act.route_in.data();
+    }
+    act.router_logits.resize(R * s.E);
+    act.router_probs.resize(R * s.E);
+    routing::router_forward(act.router_logits.data(), act.router_probs.data(), route_in, w.router, R, s.d, s.E);
+    auto& route_plan = s.granularity == Granularity::Sequence ? act.route_plan : act.plan;
+    select(route_plan, act.router_probs.data(), R, s);
+    if (s.granularity == Granularity::Sequence) routing::expand_sequence_plan(act.plan, act.route_plan, s.T);
+    if (s.capacity_factor > 0 && s.rule != SelectionRule::ExpertChoice) {
+      // Validation allows capacity with top-k and token or prefix granularity only: the plan's rows are then the
+      // probabilities' rows, and k slots per token is what the capacity formula assumes.
+      aux.dropped = routing::apply_capacity(act.plan, act.router_probs.data(),
+                                            routing::expert_capacity(s.capacity_factor, N, s.top_k, s.E));
+    }
+    aux.load_balance =
+        routing::load_balance_forward(act.router_probs.data(), route_plan, s.load_balance_divisor());
+    aux.z_loss = routing::z_loss_forward(act.router_logits.data(), R, s.E);
+    aux.entropy = routing::entropy_loss_forward(act.router_probs.data(), R, s.E);
+  }
 
   const int64_t S = act.plan.n_slots();
   act.x_grouped.resize(S * s.d);
@@ -30,23 +91,17 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, const T* x, cons
                        act.act.data() + r * s.h, act.x_grouped.data() + r * s.d, w.experts[e], n, s.d, s.h);
   }
   routing::combine_forward(out, act.y_grouped.data(), act.plan, s.d);
-
-  MoeAuxLosses aux;
-  aux.load_balance = routing::load_balance_forward(act.router_probs.data(), act.plan, static_cast<double>(s.top_k));
-  aux.z_loss = routing::z_loss_forward(act.router_logits.data(), s.N, s.E);
   return aux;
 }
 
 template <typename T>
 void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc, const T* d_out, const T* x,
                       const MoeFfnActivations<T>& act, const MoeFfnWeights<T>& w, const MoeFfnShape& s,
-                      double lb_coef, double z_coef) {
+                      const MoeAuxCoefficients& coef) {
   const auto& plan = act.plan;
-  const int64_t S = plan.n_slots();
+  const int64_t S = plan.n_slots(), R = s.route_rows();
   sc.d_y_grouped.resize(S * s.d), sc.d_slot_weight.resize(S), sc.d_x_grouped.resize(S * s.d);
   sc.d_act.resize(S * s.h), sc.d_g.resize(S * s.h), sc.d_u.resize(S * s.h);
-  sc.d_probs.resize(s.N * s.E), sc.d_logits.resize(s.N * s.E), sc.z_grad.resize(s.N * s.E);
-  sc.d_x_router.resize(s.N * s.d);
 
   // Expert path: combine -> experts -> dispatch gives the gradient of x through the expert outputs.
   routing::combine_backward(sc.d_y_grouped.data(), sc.d_slot_weight.data(), d_out, act.y_grouped.data(), plan, s.d);
@@ -58,33 +113,53 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
                         act.act.data() + r * s.h, w.experts[e], n, s.d, s.h);
   }
   routing::dispatch_backward(d_x, sc.d_x_grouped.data(), plan, s.d);
+  if (s.hash_router) return;  // no router: nothing else to differentiate
 
-  // Router path: gate weights and load balance reach the probabilities, the z-loss reaches the logits.
-  routing::top_k_backward(sc.d_probs.data(), sc.d_slot_weight.data(), act.router_probs.data(), plan, s.renormalize);
-  if (lb_coef != 0.0)
-    routing::load_balance_backward(sc.d_probs.data(), lb_coef, plan, static_cast<double>(s.top_k));
+  // Router path: gate weights, load balance and entropy reach the probabilities, the z-loss the logits.
+  sc.d_probs.resize(R * s.E), sc.d_logits.resize(R * s.E), sc.d_route_in.resize(R * s.d);
+  const T* d_route_weight = sc.d_slot_weight.data();
+  const auto& route_plan = s.granularity == Granularity::Sequence ? act.route_plan : plan;
+  if (s.granularity == Granularity::Sequence) {
+    sc.d_route_slot_weight.resize(route_plan.n_slots());
+    routing::expand_sequence_plan_backward(sc.d_route_slot_weight.data(), sc.d_slot_weight.data(), route_plan, s.T);
+    d_route_weight = sc.d_route_slot_weight.data();
+  }
+  select_backward(sc.d_probs.data(), d_route_weight, act.router_probs.data(), route_plan, s);
+  if (coef.load_balance != 0.0)
+    routing::load_balance_backward(sc.d_probs.data(), coef.load_balance, route_plan, s.load_balance_divisor());
+  if (coef.entropy != 0.0)
+    routing::entropy_loss_backward(sc.d_probs.data(), coef.entropy, act.router_probs.data(), R, s.E);
   const T* d_logits_extra = nullptr;
-  if (z_coef != 0.0) {
-    std::fill(sc.z_grad.begin(), sc.z_grad.end(), T(0));
-    routing::z_loss_backward(sc.z_grad.data(), z_coef, act.router_logits.data(), s.N, s.E);
+  if (coef.z_loss != 0.0) {
+    sc.z_grad.assign(R * s.E, T(0));
+    routing::z_loss_backward(sc.z_grad.data(), coef.z_loss, act.router_logits.data(), R, s.E);
     d_logits_extra = sc.z_grad.data();
   }
-  routing::router_backward(sc.d_x_router.data(), grads.router, sc.d_logits.data(), sc.d_probs.data(),
-                           d_logits_extra, x, w.router, act.router_probs.data(), s.N, s.d, s.E);
-  // x feeds both the router and the experts: its gradient is the sum of the two paths.
+  const T* route_in = s.granularity == Granularity::Token ? x : act.route_in.data();
+  routing::router_backward(sc.d_route_in.data(), grads.router, sc.d_logits.data(), sc.d_probs.data(),
+                           d_logits_extra, route_in, w.router, act.router_probs.data(), R, s.d, s.E);
+  // x feeds both the router (directly or through the pooling) and the experts: the gradients add.
+  switch (s.granularity) {
+    case Granularity::Token: {
+      const T* g = sc.d_route_in.data();
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < s.N * s.d; ++i) d_x[i] += sc.d_x_router[i];
+      for (int64_t i = 0; i < R * s.d; ++i) d_x[i] += g[i];
+      break;
+    }
+    case Granularity::Sequence: routing::sequence_mean_backward(d_x, sc.d_route_in.data(), s.B, s.T, s.d); break;
+    case Granularity::Prefix: routing::prefix_mean_backward(d_x, sc.d_route_in.data(), s.B, s.T, s.d); break;
+  }
 }
 
-template MoeAuxLosses moe_ffn_forward<float>(float*, MoeFfnActivations<float>&, const float*,
+template MoeAuxLosses moe_ffn_forward<float>(float*, MoeFfnActivations<float>&, const float*, const int32_t*,
                                              const MoeFfnWeights<float>&, const MoeFfnShape&);
-template MoeAuxLosses moe_ffn_forward<double>(double*, MoeFfnActivations<double>&, const double*,
+template MoeAuxLosses moe_ffn_forward<double>(double*, MoeFfnActivations<double>&, const double*, const int32_t*,
                                               const MoeFfnWeights<double>&, const MoeFfnShape&);
 template void moe_ffn_backward<float>(float*, const MoeFfnGrads<float>&, MoeFfnScratch<float>&, const float*,
                                       const float*, const MoeFfnActivations<float>&, const MoeFfnWeights<float>&,
-                                      const MoeFfnShape&, double, double);
+                                      const MoeFfnShape&, const MoeAuxCoefficients&);
 template void moe_ffn_backward<double>(double*, const MoeFfnGrads<double>&, MoeFfnScratch<double>&, const double*,
                                        const double*, const MoeFfnActivations<double>&, const MoeFfnWeights<double>&,
-                                       const MoeFfnShape&, double, double);
+                                       const MoeFfnShape&, const MoeAuxCoefficients&);
 
 }  // namespace moelab

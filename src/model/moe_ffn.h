@@ -1,8 +1,10 @@
 // The MoE feed-forward sublayer on already-normalised rows:
-//   router (logits, softmax) -> selection rule -> dispatch plan -> gather rows by expert -> each expert's SwiGLU
-//   on its rows as dense GEMMs -> weighted combine back to token order.
-// Plus the auxiliary losses of the layer (load balance, z-loss), whose values are returned and whose gradients
-// are added in backward. The dispatch plan in the activations is what statistics and traces read.
+//   [pooling: sequence mean | prefix mean] -> router (logits, softmax) -> selection rule (top-k | top-p | expert
+//   choice) -> [sequence plan expanded to tokens] -> [capacity: overflow dropped] -> dispatch plan -> gather rows
+//   by expert -> each expert's SwiGLU on its rows as dense GEMMs -> weighted combine back to token order.
+// A hash router replaces the router and the rule by a fixed token-id table. The auxiliary losses of the layer
+// (load balance, z-loss, dynamic/entropy loss) are returned and their gradients added in backward. The dispatch
+// plan in the activations is what statistics and traces read.
 #pragma once
 
 #include <cstdint>
@@ -13,13 +15,29 @@
 
 namespace moelab {
 
+enum class SelectionRule { TopK, TopP, ExpertChoice };
+enum class Granularity { Token, Sequence, Prefix };
+
 struct MoeFfnShape {
-  int64_t N;         // tokens
+  int64_t B, T;      // sequences and positions: N = B*T tokens
   int64_t d;         // model width
   int64_t E;         // experts
   int64_t h;         // expert hidden size
-  int64_t top_k;
-  bool renormalize;
+  SelectionRule rule = SelectionRule::TopK;
+  int64_t top_k = 2;
+  bool renormalize = true;
+  double top_p = 0.4;
+  int64_t max_k = 0;
+  Granularity granularity = Granularity::Token;
+  double capacity_factor = 0;  // 0: dropless; also sets expert choice's capacity (1 when 0)
+  bool hash_router = false;    // no router: experts from a fixed token-id table
+  uint64_t hash_seed = 0;
+  int64_t N() const { return B * T; }
+  // Rows the router and the rule see: one per sequence under sequence granularity, else one per token.
+  int64_t route_rows() const { return granularity == Granularity::Sequence ? B : B * T; }
+  // The load-balance f divisor: slots per routed row under top-k (so sum f = 1); 1 for top-p and expert choice,
+  // where paper 2 does not divide (sum f may exceed 1).
+  double load_balance_divisor() const { return rule == SelectionRule::TopK ? static_cast<double>(top_k) : 1.0; }
 };
 
 template <typename T>
@@ -34,17 +52,29 @@ struct MoeFfnGrads {  // accumulated
   std::vector<SwigluMlpGrads<T>> experts;      // [E]
 };
 
-// The auxiliary losses of one layer, before their coefficients.
+// The auxiliary losses of one layer, before their coefficients, and the slots capacity dropped.
 struct MoeAuxLosses {
   double load_balance = 0;
   double z_loss = 0;
+  double entropy = 0;    // paper 2's dynamic loss: mean routing entropy
+  int64_t dropped = 0;   // slots removed by the capacity limit
+};
+
+// Coefficients of the aux losses in the objective being differentiated (already divided by the number of MoE
+// layers and multiplied by any loss scale).
+struct MoeAuxCoefficients {
+  double load_balance = 0;
+  double z_loss = 0;
+  double entropy = 0;
 };
 
 template <typename T>
 struct MoeFfnActivations {
-  std::vector<T> router_logits;   // [N,E]
-  std::vector<T> router_probs;    // [N,E]
-  routing::DispatchPlan<T> plan;  // S = plan slots
+  std::vector<T> route_in;        // [R,d] pooled router input (sequence: R = B; prefix: R = N); empty for token
+  std::vector<T> router_logits;   // [R,E]
+  std::vector<T> router_probs;    // [R,E]
+  routing::DispatchPlan<T> route_plan;  // sequence granularity: the plan of the R = B sequence rows
+  routing::DispatchPlan<T> plan;  // the token plan, S = plan slots
   std::vector<T> x_grouped;       // [S,d] rows gathered in expert order
   std::vector<T> g, u, act;       // [S,h] each expert's SwiGLU intermediates
   std::vector<T> y_grouped;       // [S,d] expert outputs, expert order
@@ -54,23 +84,24 @@ template <typename T>
 struct MoeFfnScratch {
   std::vector<T> d_y_grouped;     // [S,d]
   std::vector<T> d_slot_weight;   // [S]
+  std::vector<T> d_route_slot_weight;  // [S_route] sequence granularity: gradients of the sequence plan's weights
   std::vector<T> d_act, d_g, d_u; // [S,h]
   std::vector<T> d_x_grouped;     // [S,d]
-  std::vector<T> d_probs;         // [N,E]
-  std::vector<T> d_logits;        // [N,E]
-  std::vector<T> z_grad;          // [N,E] the z-loss gradient w.r.t. the logits
-  std::vector<T> d_x_router;      // [N,d]
+  std::vector<T> d_probs;         // [R,E]
+  std::vector<T> d_logits;        // [R,E]
+  std::vector<T> z_grad;          // [R,E] the z-loss gradient w.r.t. the logits
+  std::vector<T> d_route_in;      // [R,d]
 };
 
+// token_ids [N] are read only by the hash router (may be null otherwise).
 template <typename T>
 MoeAuxLosses moe_ffn_forward(T* out /*[N,d]*/, MoeFfnActivations<T>& act, const T* x /*[N,d]*/,
-                             const MoeFfnWeights<T>& w, const MoeFfnShape& s);
+                             const int32_t* token_ids /*[N]*/, const MoeFfnWeights<T>& w, const MoeFfnShape& s);
 
-// d_x assigned. lb_coef and z_coef are the effective coefficients of this layer's aux losses in the objective
-// being differentiated (already divided by the number of MoE layers and multiplied by any loss scale).
+// d_x assigned.
 template <typename T>
 void moe_ffn_backward(T* d_x /*[N,d]*/, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& scratch,
                       const T* d_out /*[N,d]*/, const T* x /*[N,d]*/, const MoeFfnActivations<T>& act,
-                      const MoeFfnWeights<T>& w, const MoeFfnShape& s, double lb_coef, double z_coef);
+                      const MoeFfnWeights<T>& w, const MoeFfnShape& s, const MoeAuxCoefficients& coef);
 
 }  // namespace moelab

@@ -8,6 +8,8 @@ bool is_moe_layer(const MoeConfig& moe, int64_t layer) {
   return layer >= moe.first_dense_layers && (layer - moe.first_dense_layers) % moe.moe_every == 0;
 }
 
+bool router_is_trained(const RoutingConfig& routing) { return routing.router == "learned"; }
+
 int64_t dense_ffn_hidden(const Config& cfg) {
   return cfg.moe.dense_hidden > 0 ? cfg.moe.dense_hidden : cfg.moe.expert_hidden * cfg.routing.top_k;
 }
@@ -28,7 +30,9 @@ ParamTable::ParamTable(const Config& cfg) {
     add(p + "post_attention_layernorm.weight", {d}, ParamInit::Ones, ParamGroup::Norm);
     if (is_moe_layer(cfg.moe, i)) {
       const int64_t h = cfg.moe.expert_hidden;
-      add(p + "block_sparse_moe.gate.weight", {cfg.moe.n_experts, d}, ParamInit::Normal, ParamGroup::Router);
+      if (cfg.routing.router != "hash")  // a hash router is a fixed table, not a weight
+        add(p + "block_sparse_moe.gate.weight", {cfg.moe.n_experts, d}, ParamInit::Normal, ParamGroup::Router,
+            router_is_trained(cfg.routing));
       for (int64_t j = 0; j < cfg.moe.n_experts; ++j) {
         const std::string e = p + "block_sparse_moe.experts." + std::to_string(j) + ".";
         add(e + "w1.weight", {h, d}, ParamInit::Normal, ParamGroup::Expert);
@@ -46,10 +50,11 @@ ParamTable::ParamTable(const Config& cfg) {
   if (!m.tie_embeddings) add("lm_head.weight", {V, d}, ParamInit::Normal, ParamGroup::LmHead);
 }
 
-void ParamTable::add(std::string name, std::vector<int64_t> shape, ParamInit init, ParamGroup group) {
+void ParamTable::add(std::string name, std::vector<int64_t> shape, ParamInit init, ParamGroup group,
+                     bool trainable) {
   int64_t numel = 1;
   for (int64_t s : shape) numel *= s;
-  specs_.push_back({std::move(name), std::move(shape), init, group, total_, numel});
+  specs_.push_back({std::move(name), std::move(shape), init, group, total_, numel, trainable});
   total_ += numel;
 }
 

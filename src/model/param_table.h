@@ -23,10 +23,15 @@ struct ParamSpec {
   ParamGroup group;
   int64_t offset = 0;          // first element in the flat parameter buffer
   int64_t numel = 0;
+  // False for weights that are never trained (frozen or per-step resampled routers): no gradient is computed for
+  // them and the optimizer keeps no state for them.
+  bool trainable = true;
 };
 
 // Whether layer i has an MoE FFN (else a dense SwiGLU): layers from first_dense_layers on, every moe_every-th.
 bool is_moe_layer(const MoeConfig& moe, int64_t layer);
+// Whether router weights are trained by gradient (learned) or set otherwise (frozen at init, resampled per step).
+bool router_is_trained(const RoutingConfig& routing);
 // Hidden size of a dense FFN layer (dense_hidden, or expert_hidden * top_k so it matches the active MoE width).
 int64_t dense_ffn_hidden(const Config& cfg);
 
@@ -40,7 +45,7 @@ class ParamTable {
   const ParamSpec& find(const std::string& name) const;
 
  private:
-  void add(std::string name, std::vector<int64_t> shape, ParamInit init, ParamGroup group);
+  void add(std::string name, std::vector<int64_t> shape, ParamInit init, ParamGroup group, bool trainable = true);
 
   std::vector<ParamSpec> specs_;
   int64_t total_ = 0;

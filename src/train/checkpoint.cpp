@@ -45,20 +45,27 @@ nlohmann::json read_json(const fs::path& path) {
   }
 }
 
-std::vector<TensorView> tensor_views(const Model& model, const float* base, const std::string& prefix) {
+// Which tensors a file holds: every parameter (the model file), or only the trained ones (the optimizer file:
+// frozen and resampled routers have no optimizer state).
+enum class Tensors { All, Trainable };
+
+std::vector<TensorView> tensor_views(const Model& model, const float* base, const std::string& prefix,
+                                     Tensors which) {
   std::vector<TensorView> views;
   for (const auto& spec : model.table().specs())
-    views.push_back({prefix + spec.name, DType::F32, spec.shape, base + spec.offset});
+    if (which == Tensors::All || spec.trainable)
+      views.push_back({prefix + spec.name, DType::F32, spec.shape, base + spec.offset});
   return views;
 }
 
 // Reads, for each (name prefix, flat buffer) pair, every tensor of the table into the buffer. A tensor the table
 // does not have means the checkpoint belongs to another architecture or config: refused rather than ignored.
 void read_tensors(const SafetensorsFile& file, const Model& model,
-                  const std::vector<std::pair<std::string, float*>>& targets) {
+                  const std::vector<std::pair<std::string, float*>>& targets, Tensors which) {
   std::set<std::string> expected;
   for (const auto& [prefix, base] : targets) {
     for (const auto& spec : model.table().specs()) {
+      if (which == Tensors::Trainable && !spec.trainable) continue;
       file.read(prefix + spec.name, DType::F32, spec.shape, base + spec.offset);
       expected.insert(prefix + spec.name);
     }
@@ -82,9 +89,10 @@ std::string save_checkpoint(const std::string& run_dir, const Model& model, cons
   if (ec) throw_error("cannot create checkpoint folder ", tmp_dir.string(), ": ", ec.message());
 
   const std::map<std::string, std::string> meta = {{"format", "moelab"}, {"step", std::to_string(state.step)}};
-  write_safetensors((tmp_dir / "model.safetensors").string(), tensor_views(model, model.params().data(), ""), meta);
-  auto opt_views = tensor_views(model, opt.exp_avg.data(), "exp_avg.");
-  auto sq_views = tensor_views(model, opt.exp_avg_sq.data(), "exp_avg_sq.");
+  write_safetensors((tmp_dir / "model.safetensors").string(),
+                    tensor_views(model, model.params().data(), "", Tensors::All), meta);
+  auto opt_views = tensor_views(model, opt.exp_avg.data(), "exp_avg.", Tensors::Trainable);
+  auto sq_views = tensor_views(model, opt.exp_avg_sq.data(), "exp_avg_sq.", Tensors::Trainable);
   opt_views.insert(opt_views.end(), sq_views.begin(), sq_views.end());
   write_safetensors((tmp_dir / "optimizer.safetensors").string(), opt_views, meta);
   write_file_atomic((tmp_dir / "config.json").string(), config_to_json(model.config()).dump(2) + "\n");
@@ -135,7 +143,7 @@ Config load_checkpoint_config(const std::string& checkpoint_dir) {
 
 void load_model_weights(const std::string& checkpoint_dir, Model& model) {
   const auto file = SafetensorsFile::open((fs::path(checkpoint_dir) / "model.safetensors").string());
-  read_tensors(file, model, {{"", model.params().data()}});
+  read_tensors(file, model, {{"", model.params().data()}}, Tensors::All);
 }
 
 void load_training_state(const std::string& checkpoint_dir, const Model& model, OptimizerState& opt,
@@ -143,7 +151,8 @@ void load_training_state(const std::string& checkpoint_dir, const Model& model, 
   const auto file = SafetensorsFile::open((fs::path(checkpoint_dir) / "optimizer.safetensors").string());
   opt.exp_avg.assign(model.table().total_numel(), 0.0f);
   opt.exp_avg_sq.assign(model.table().total_numel(), 0.0f);
-  read_tensors(file, model, {{"exp_avg.", opt.exp_avg.data()}, {"exp_avg_sq.", opt.exp_avg_sq.data()}});
+  read_tensors(file, model, {{"exp_avg.", opt.exp_avg.data()}, {"exp_avg_sq.", opt.exp_avg_sq.data()}},
+               Tensors::Trainable);
   const fs::path path = fs::path(checkpoint_dir) / "state.json";
   const nlohmann::json st = read_json(path);
   for (const char* key : {"step", "tokens_seen"})

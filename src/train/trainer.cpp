@@ -17,7 +17,7 @@
 #include "io/atomic_file.h"
 #include "model/config.h"
 #include "model/model.h"
-#include "routing/routing_stats.h"
+#include "eval/routing_tally.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
 #include "train/grad_clip.h"
@@ -51,16 +51,10 @@ class StopSignals {
   void (*prev_term_)(int);
 };
 
-// Per MoE layer, the fraction of tokens routed to each expert in the last forward pass.
-nlohmann::json expert_fractions(const Model& model) {
-  nlohmann::json layers = nlohmann::json::array();
-  for (const auto* plan : model.dispatch_plans()) layers.push_back(routing::routing_stats(*plan).expert_fraction);
-  return layers;
-}
-
 // Applies the decoupled weight decay per tensor group and one AdamW step to the whole model.
 void optimizer_step(Model& model, OptimizerState& opt, const TrainConfig& tc, double lr, int64_t t) {
   for (const auto& spec : model.table().specs()) {
+    if (!spec.trainable) continue;
     const AdamWHyper h{lr, tc.beta1, tc.beta2, tc.adam_eps, decays(tc, spec.group) ? tc.weight_decay : 0.0, t};
     adamw_step(model.params().data() + spec.offset, model.grads().data() + spec.offset,
                opt.exp_avg.data() + spec.offset, opt.exp_avg_sq.data() + spec.offset, spec.numel, h);
@@ -123,8 +117,10 @@ TrainOutcome train(Config cfg, const std::string& resume) {
   for (int64_t step = state.step; step < tc.steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
     const double lr = learning_rate(tc, step);
+    model.resample_routers(tc.seed, step);
     model.zero_grads();
     Losses sum;
+    RoutingTally routing;  // over the step's micro-batches
     for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
       data::sample_train_batch(data, tc.seed, step, micro, B, T, batch.data());
       for (int64_t b = 0; b < B; ++b) {
@@ -137,8 +133,10 @@ TrainOutcome train(Config cfg, const std::string& resume) {
                     "); training stopped without saving, the last good checkpoint is ",
                     outcome.checkpoint.empty() ? "none (no checkpoint was written yet)" : outcome.checkpoint);
       model.backward(1.0 / tc.grad_accum);
+      if (state.step + 1 == tc.steps || (state.step + 1) % tc.log_every == 0) routing.add(model);
       sum.ce += l.ce / tc.grad_accum, sum.load_balance += l.load_balance / tc.grad_accum;
-      sum.z_loss += l.z_loss / tc.grad_accum, sum.total += l.total / tc.grad_accum;
+      sum.z_loss += l.z_loss / tc.grad_accum, sum.entropy += l.entropy / tc.grad_accum;
+      sum.total += l.total / tc.grad_accum;
     }
     const double grad_norm = clip_grad_norm(model.grads().data(), model.grads().size(), tc.grad_clip);
     if (!std::isfinite(grad_norm))
@@ -154,9 +152,10 @@ TrainOutcome train(Config cfg, const std::string& resume) {
     const bool log_now = state.step % tc.log_every == 0 || state.step == tc.steps;
     if (log_now) {
       metrics.write({{"type", "train"}, {"step", state.step}, {"loss", sum.total}, {"ce_loss", sum.ce},
-                     {"load_balance_loss", sum.load_balance}, {"z_loss", sum.z_loss}, {"lr", lr},
+                     {"load_balance_loss", sum.load_balance}, {"z_loss", sum.z_loss},
+                     {"dynamic_loss", sum.entropy}, {"lr", lr},
                      {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s}, {"tokens", state.tokens_seen},
-                     {"expert_fraction", expert_fractions(model)}});
+                     {"routing", routing.to_json(cfg.routing.top_k)}});
     }
     progress.update(step, sum.ce, lr, tokens_per_s, log_now);
 

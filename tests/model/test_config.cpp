@@ -64,10 +64,13 @@ gating = "sigmoid"
 rule = "top_p"
 top_k = 1
 renormalize = false
+top_p = 0.6
+max_k = 3
 granularity = "sequence"
 capacity_factor = 1.25
 load_balance_coef = 0.02
 z_loss_coef = 0
+dynamic_loss_coef = 0.0001
 
 [train]
 seq_len = 128
@@ -116,6 +119,9 @@ void expect_full_values(const Config& c) {
   EXPECT_EQ(c.routing.rule, "top_p");
   EXPECT_EQ(c.routing.top_k, 1);
   EXPECT_FALSE(c.routing.renormalize);
+  EXPECT_EQ(c.routing.top_p, 0.6);
+  EXPECT_EQ(c.routing.max_k, 3);
+  EXPECT_EQ(c.routing.dynamic_loss_coef, 1e-4);
   EXPECT_EQ(c.routing.granularity, "sequence");
   EXPECT_EQ(c.routing.capacity_factor, 1.25);
   EXPECT_EQ(c.routing.load_balance_coef, 0.02);
@@ -145,9 +151,9 @@ void expect_full_values(const Config& c) {
 }
 
 TEST(ConfigFields, OneEntryPerStructFieldWithUniqueNames) {
-  // 47 fields in include/moelab/config.h; kFullToml sets each once. Update all three together.
+  // 50 fields in include/moelab/config.h; kFullToml sets each once. Update all three together.
   const auto& fields = config_fields();
-  EXPECT_EQ(fields.size(), 47u);
+  EXPECT_EQ(fields.size(), 50u);
   std::set<std::string> names;
   for (const auto& f : fields) {
     EXPECT_TRUE(names.insert(f.name()).second) << f.name();
@@ -341,29 +347,42 @@ TEST(ConfigValidate, AcceptsEdgesOfEachRule) {
   EXPECT_NO_THROW(validate(c));
 }
 
-TEST(ConfigValidate, DesignsNotBuiltYetAreRefusedClearly) {
+TEST(ConfigValidate, DesignsNotBuiltYetAndBadCombinationsAreRefusedClearly) {
   auto err = [](auto change) {
     Config c;
     c.source = "configs/x.toml";
     change(c);
     return error_of([&] { validate(c); });
   };
-  EXPECT_CONTAINS(err([](Config& c) { c.routing.rule = "top_p"; }),
-                  "config configs/x.toml: routing.rule = 'top_p' is not available yet: this build supports 'top_k'");
-  EXPECT_CONTAINS(err([](Config& c) { c.routing.router = "frozen"; }),
-                  "routing.router = 'frozen' is not available yet: this build supports 'learned'");
   EXPECT_CONTAINS(err([](Config& c) { c.routing.gating = "sigmoid"; }),
-                  "routing.gating = 'sigmoid' is not available yet: this build supports 'softmax'");
-  EXPECT_CONTAINS(err([](Config& c) { c.routing.granularity = "prefix"; }),
-                  "routing.granularity = 'prefix' is not available yet: this build supports 'token'");
-  EXPECT_CONTAINS(err([](Config& c) { c.routing.capacity_factor = 1.25; }),
-                  "routing.capacity_factor = 1.25 is not available yet: this build supports only 0 (dropless)");
+                  "config configs/x.toml: routing.gating = 'sigmoid' is not available yet: this build supports "
+                  "'softmax'");
   EXPECT_CONTAINS(err([](Config& c) { c.routing.rule = "topk"; }),
                   "routing.rule = 'topk' is not a valid value (did you mean 'top_k'?); valid values: 'top_k', "
                   "'top_p', 'expert_choice'");
   EXPECT_CONTAINS(err([](Config& c) { c.routing.router = "magic"; }),
                   "routing.router = 'magic' is not a valid value; valid values: 'learned', 'frozen', 'resampled', "
                   "'hash'");
+  EXPECT_CONTAINS(err([](Config& c) { c.routing.top_p = 0; }), "routing.top_p = 0 must be in (0, 1]");
+  EXPECT_CONTAINS(err([](Config& c) { c.routing.top_p = 1.5; }), "routing.top_p = 1.5 must be in (0, 1]");
+  EXPECT_CONTAINS(err([](Config& c) { c.routing.top_k = 9; }), "routing.top_k = 9 must be between 1 and");
+  EXPECT_CONTAINS(err([](Config& c) { c.routing.max_k = 9; }), "routing.max_k = 9 must be between 0");
+  EXPECT_CONTAINS(err([](Config& c) { c.routing.rule = "expert_choice", c.routing.granularity = "prefix"; }),
+                  "routing.rule = 'expert_choice' does not combine with routing.granularity = 'prefix'");
+  EXPECT_CONTAINS(err([](Config& c) { c.routing.rule = "top_p", c.routing.capacity_factor = 1.25; }),
+                  "routing.capacity_factor = 1.25 needs routing.rule = 'top_k'");
+  EXPECT_CONTAINS(err([](Config& c) { c.routing.granularity = "sequence", c.routing.capacity_factor = 1.25; }),
+                  "does not combine with routing.granularity = 'sequence'");
+  EXPECT_CONTAINS(err([](Config& c) { c.routing.capacity_factor = 1.25; }),
+                  "routing.capacity_factor = 1.25 needs routing.renormalize = false");
+  EXPECT_CONTAINS(err([](Config& c) { c.routing.router = "hash", c.routing.granularity = "sequence"; }),
+                  "routing.router = 'hash' routes by token id");
+  for (auto ok : {+[](Config& c) { c.routing.rule = "top_p"; }, +[](Config& c) { c.routing.router = "frozen"; },
+                  +[](Config& c) {
+                    c.routing.granularity = "prefix", c.routing.capacity_factor = 1.0, c.routing.renormalize = false;
+                  },
+                  +[](Config& c) { c.routing.rule = "expert_choice", c.routing.capacity_factor = 2.0; }})
+    EXPECT_EQ(err(ok), "<no error>");
 }
 
 TEST(ConfigJson, RoundTripKeepsEveryField) {

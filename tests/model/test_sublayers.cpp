@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "model/attention_block.h"
@@ -75,16 +76,25 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionBlockShapes,
                          ::testing::Values(std::tuple{1, 1, 1, 1, 2}, std::tuple{2, 5, 2, 2, 4},
                                            std::tuple{1, 7, 4, 2, 2}));
 
-// The MoE FFN end to end: router, top-k, dispatch, experts, combine and both auxiliary losses, with the loss
-// sum(out * r) + lb_coef * LB + z_coef * Z. Router weights are scaled so that the top-k choice keeps a margin far
-// above the finite-difference step (the selection is piecewise constant).
-class MoeFfnCases : public ::testing::TestWithParam<std::tuple<int, int, bool>> {};
+// The MoE FFN end to end: pooling, router, selection rule, plan expansion, dispatch, experts, combine and the
+// three auxiliary losses, with the loss sum(out * r) + lb * LB + z * Z + ent * H. Router weights are scaled so that
+// every selection keeps a margin far above the finite-difference step (a selection is piecewise constant).
+struct MoeCase {
+  std::string name;
+  int64_t E, k;
+  bool renormalize;
+  SelectionRule rule;
+  Granularity granularity;
+};
+
+class MoeFfnCases : public ::testing::TestWithParam<MoeCase> {};
 
 TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
-  auto [E, k, renormalize] = GetParam();
-  const int64_t N = 9, d = 6, h = 5;
-  const MoeFfnShape s{N, d, E, h, k, renormalize};
-  const double lb_coef = 0.3, z_coef = 0.05;
+  const MoeCase c = GetParam();
+  const int64_t B = 3, T = 3, N = B * T, d = 6, h = 5, E = c.E;
+  MoeFfnShape s{B, T, d, E, h};
+  s.rule = c.rule, s.top_k = c.k, s.renormalize = c.renormalize, s.top_p = 0.5, s.granularity = c.granularity;
+  const MoeAuxCoefficients coef{0.3, 0.05, 0.2};
   auto x = random_vector(N * d, 20), router = random_vector(E * d, 21, 3.0), r = random_vector(N * d, 22);
   std::vector<std::vector<double>> gate, up, down;
   for (int e = 0; e < E; ++e) {
@@ -100,18 +110,18 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
   std::vector<double> out(N * d);
   MoeFfnActivations<double> act;
   auto loss = [&] {
-    const MoeAuxLosses aux = moe_ffn_forward(out.data(), act, x.data(), weights(), s);
-    return dot(out, r) + lb_coef * aux.load_balance + z_coef * aux.z_loss;
+    const MoeAuxLosses aux = moe_ffn_forward<double>(out.data(), act, x.data(), nullptr, weights(), s);
+    return dot(out, r) + coef.load_balance * aux.load_balance + coef.z_loss * aux.z_loss + coef.entropy * aux.entropy;
   };
   loss();
+  const auto plan = act.plan;
   std::vector<double> d_x(N * d), d_router(E * d, 0.0);
   std::vector<std::vector<double>> d_gate(E, std::vector<double>(h * d, 0.0)), d_up = d_gate,
                                    d_down(E, std::vector<double>(d * h, 0.0));
   MoeFfnGrads<double> grads{d_router.data(), {}};
   for (int e = 0; e < E; ++e) grads.experts.push_back({d_gate[e].data(), d_up[e].data(), d_down[e].data()});
   MoeFfnScratch<double> scratch;
-  moe_ffn_backward(d_x.data(), grads, scratch, r.data(), x.data(), act, weights(), s, lb_coef, z_coef);
-  const auto plan = act.plan;  // the finite differences below must not change the selection
+  moe_ffn_backward(d_x.data(), grads, scratch, r.data(), x.data(), act, weights(), s, coef);
   expect_gradient_matches("d_x", x, d_x, loss, 1e-6, 400, 1e-6);
   expect_gradient_matches("d_router", router, d_router, loss, 1e-6, 400, 1e-6);
   for (int e = 0; e < E; ++e) {
@@ -121,11 +131,29 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
   }
   loss();
   EXPECT_EQ(act.plan.slot_expert, plan.slot_expert) << "the selection changed during the check";
+  if (c.granularity == Granularity::Sequence) {  // one expert set per sequence
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 1; t < T; ++t) {
+        const int64_t first = plan.token_offsets[b * T], tok = plan.token_offsets[b * T + t];
+        ASSERT_EQ(plan.token_offsets[b * T + t + 1] - tok, plan.token_offsets[b * T + 1] - first);
+        for (int64_t j = 0; j < plan.token_offsets[b * T + 1] - first; ++j)
+          EXPECT_EQ(plan.slot_expert[tok + j], plan.slot_expert[first + j]);
+      }
+  }
 }
 
-INSTANTIATE_TEST_SUITE_P(Routing, MoeFfnCases,
-                         ::testing::Values(std::tuple{4, 2, true}, std::tuple{4, 2, false}, std::tuple{5, 1, false},
-                                           std::tuple{3, 3, true}));
+INSTANTIATE_TEST_SUITE_P(
+    Routing, MoeFfnCases,
+    ::testing::Values(MoeCase{"top2_renormalized", 4, 2, true, SelectionRule::TopK, Granularity::Token},
+                      MoeCase{"top2_raw", 4, 2, false, SelectionRule::TopK, Granularity::Token},
+                      MoeCase{"top1", 5, 1, false, SelectionRule::TopK, Granularity::Token},
+                      MoeCase{"all_experts", 3, 3, true, SelectionRule::TopK, Granularity::Token},
+                      MoeCase{"top_p", 4, 2, false, SelectionRule::TopP, Granularity::Token},
+                      MoeCase{"expert_choice", 4, 2, false, SelectionRule::ExpertChoice, Granularity::Token},
+                      MoeCase{"sequence_top2", 4, 2, true, SelectionRule::TopK, Granularity::Sequence},
+                      MoeCase{"sequence_top_p", 4, 2, false, SelectionRule::TopP, Granularity::Sequence},
+                      MoeCase{"prefix_top2", 4, 2, true, SelectionRule::TopK, Granularity::Prefix}),
+    [](const ::testing::TestParamInfo<MoeCase>& info) { return info.param.name; });
 
 }  // namespace
 }  // namespace moelab

@@ -18,6 +18,7 @@
 #include "model/config.h"
 #include "model/model.h"
 #include "support/errors.h"
+#include "support/synthetic_data.h"
 #include "support/temp_dir.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -29,29 +30,10 @@ namespace fs = std::filesystem;
 
 constexpr int64_t kVocab = 64;
 
-// Tokens from a fixed random bigram chain with 3 successors per token (entropy ln 3), documents of 200 tokens.
-data::SplitTokens bigram_split(int64_t n_tokens, uint64_t seed) {
-  Rng table_rng(99, 0), rng(seed, 1);
-  std::vector<int32_t> next(kVocab * 3);
-  for (auto& t : next) t = static_cast<int32_t>(1 + table_rng.below(kVocab - 1));  // 0 is end-of-document
-  data::SplitTokens s;
-  uint32_t cur = 1;
-  for (int64_t i = 0; i < n_tokens; ++i) {
-    const bool end = (i + 1) % 200 == 0 || i + 1 == n_tokens;
-    cur = end ? 0 : static_cast<uint32_t>(next[(cur == 0 ? 1 : cur) * 3 + rng.below(3)]);
-    s.tokens.push_back(cur);
-    s.genre.push_back(static_cast<uint8_t>((i / 200) % 2));
-    s.documents += end;
-  }
-  return s;
-}
-
 class Training : public ::testing::Test {
  protected:
   void SetUp() override {
-    data::DataDescription desc{"synthetic", kVocab, 0, {"even", "odd"}, {}};
-    write_data_folder(dir.file("data"), desc, {bigram_split(12000, 1), bigram_split(2000, 2), bigram_split(2000, 3)},
-                      "not a tokenizer: these tests never tokenize text");
+    testing::write_bigram_data_folder(dir.file("data"), kVocab);
   }
 
   Config config(const std::string& out) const {
@@ -91,8 +73,15 @@ TEST_F(Training, LossFallsAndEvaluationsAreLogged) {
   EXPECT_EQ(evals[1]["step"], 40);
   EXPECT_NEAR(evals[1]["loss"].get<double>(), out.final_val_loss, 1e-12);
   EXPECT_TRUE(evals[1]["per_genre"].contains("even"));
-  EXPECT_EQ(steps.back()["expert_fraction"].size(), 2u);  // one row per MoE layer
-  EXPECT_EQ(steps.back()["expert_fraction"][0].size(), 4u);
+  const auto& routing = steps.back()["routing"];
+  ASSERT_EQ(routing.size(), 2u);  // one object per MoE layer
+  EXPECT_EQ(routing[0]["expert_fraction"].size(), 4u);
+  double fraction_sum = 0;
+  for (double f : routing[1]["expert_fraction"]) fraction_sum += f;
+  EXPECT_NEAR(fraction_sum, 2.0, 1e-9);  // top-2: every token reaches two experts
+  EXPECT_NEAR(routing[1]["mean_experts_per_token"].get<double>(), 2.0, 1e-12);
+  EXPECT_GT(routing[1]["mean_entropy"].get<double>(), 0.0);
+  EXPECT_EQ(evals[1]["routing"].size(), 2u);  // evaluations carry the statistics too
 }
 
 TEST_F(Training, SameSeedGivesBitIdenticalRuns) {
