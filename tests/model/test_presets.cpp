@@ -21,7 +21,7 @@ TEST(Presets, EveryPresetLoadsAndValidates) {
     EXPECT_EQ(cfg.train.out_dir, "runs/" + entry.path().stem().string()) << entry.path();
     ++n;
   }
-  EXPECT_EQ(n, 13);  // brown-tiny, 3 of paper 2, 9 of paper 1
+  EXPECT_EQ(n, 15);  // brown-tiny, 2 dense baselines, 3 of paper 2, 9 of paper 1
 }
 
 TEST(Presets, PaperTwoAndPaperOneSettings) {

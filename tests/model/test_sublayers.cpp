@@ -85,6 +85,7 @@ struct MoeCase {
   bool renormalize;
   SelectionRule rule;
   Granularity granularity;
+  double capacity_factor = 0;
 };
 
 class MoeFfnCases : public ::testing::TestWithParam<MoeCase> {};
@@ -94,6 +95,7 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
   const int64_t B = 3, T = 3, N = B * T, d = 6, h = 5, E = c.E;
   MoeFfnShape s{B, T, d, E, h};
   s.rule = c.rule, s.top_k = c.k, s.renormalize = c.renormalize, s.top_p = 0.5, s.granularity = c.granularity;
+  s.capacity_factor = c.capacity_factor;
   const MoeAuxCoefficients coef{0.3, 0.05, 0.2};
   auto x = random_vector(N * d, 20), router = random_vector(E * d, 21, 3.0), r = random_vector(N * d, 22);
   std::vector<std::vector<double>> gate, up, down;
@@ -113,7 +115,9 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
     const MoeAuxLosses aux = moe_ffn_forward<double>(out.data(), act, x.data(), nullptr, weights(), s);
     return dot(out, r) + coef.load_balance * aux.load_balance + coef.z_loss * aux.z_loss + coef.entropy * aux.entropy;
   };
-  loss();
+  const MoeAuxLosses first = moe_ffn_forward<double>(out.data(), act, x.data(), nullptr, weights(), s);
+  if (c.capacity_factor > 0 && c.rule == SelectionRule::TopK)
+    EXPECT_GT(first.dropped, 0) << "the case must exercise dropping";
   const auto plan = act.plan;
   std::vector<double> d_x(N * d), d_router(E * d, 0.0);
   std::vector<std::vector<double>> d_gate(E, std::vector<double>(h * d, 0.0)), d_up = d_gate,
@@ -152,7 +156,10 @@ INSTANTIATE_TEST_SUITE_P(
                       MoeCase{"expert_choice", 4, 2, false, SelectionRule::ExpertChoice, Granularity::Token},
                       MoeCase{"sequence_top2", 4, 2, true, SelectionRule::TopK, Granularity::Sequence},
                       MoeCase{"sequence_top_p", 4, 2, false, SelectionRule::TopP, Granularity::Sequence},
-                      MoeCase{"prefix_top2", 4, 2, true, SelectionRule::TopK, Granularity::Prefix}),
+                      MoeCase{"prefix_top2", 4, 2, true, SelectionRule::TopK, Granularity::Prefix},
+                      MoeCase{"top2_capacity", 4, 2, false, SelectionRule::TopK, Granularity::Token, 0.6},
+                      MoeCase{"prefix_top1_capacity", 4, 1, false, SelectionRule::TopK, Granularity::Prefix, 0.5},
+                      MoeCase{"expert_choice_cf2", 4, 2, false, SelectionRule::ExpertChoice, Granularity::Token, 2.0}),
     [](const ::testing::TestParamInfo<MoeCase>& info) { return info.param.name; });
 
 }  // namespace
