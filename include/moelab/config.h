@@ -32,6 +32,8 @@ struct MoeConfig {
   int64_t first_dense_layers = 0; // the first layers use a dense SwiGLU FFN instead of experts
   int64_t moe_every = 1;          // after those, every moe_every-th layer is MoE, the others dense
   int64_t dense_hidden = 0;       // hidden size of dense FFN layers; 0: expert_hidden * routing.top_k
+  int64_t n_shared_experts = 0;   // experts every token of a MoE layer uses, besides its routed ones (DeepSeekMoE)
+  int64_t shared_expert_hidden = 0;  // hidden size of one shared expert; 0: expert_hidden
 };
 
 struct RoutingConfig {

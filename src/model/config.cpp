@@ -85,6 +85,11 @@ std::vector<ConfigField> make_fields() {
       MOELAB_FIELD(moe, dense_hidden,
                    "Intermediate size of dense FFN layers. 0 means expert_hidden * routing.top_k, which gives a dense "
                    "layer the compute of one MoE layer's active experts."),
+      MOELAB_FIELD(moe, n_shared_experts,
+                   "Experts that every token of a MoE layer uses in addition to its routed experts (DeepSeekMoE): "
+                   "they hold what all tokens need, so routed experts can specialise. Stored as one SwiGLU of hidden "
+                   "size n_shared_experts * shared_expert_hidden, which computes the same sum."),
+      MOELAB_FIELD(moe, shared_expert_hidden, "Hidden size of one shared expert; 0 means moe.expert_hidden."),
 
       MOELAB_FIELD(routing, router,
                    "Where router weights come from: learned (trained like every weight), frozen (random, never "
@@ -500,6 +505,8 @@ void validate(const Config& cfg) {
         "moe.first_dense_layers = ", e.first_dense_layers, " must be between 0 and model.n_layers = ", m.n_layers);
   at_least("moe.moe_every", e.moe_every, 1);
   at_least("moe.dense_hidden", e.dense_hidden, 0);
+  at_least("moe.n_shared_experts", e.n_shared_experts, 0);
+  at_least("moe.shared_expert_hidden", e.shared_expert_hidden, 0);
 
   const RoutingConfig& r = cfg.routing;
   check(r.top_k >= 1 && r.top_k <= e.n_experts, "routing.top_k = ", r.top_k,

@@ -43,6 +43,7 @@ MoeFfnShape moe_ffn_shape(const Config& cfg, int64_t B, int64_t T) {
                   : r.granularity == "prefix" ? Granularity::Prefix : Granularity::Token;
   s.capacity_factor = r.capacity_factor;
   s.hash_router = r.router == "hash";
+  s.shared_hidden = shared_experts_hidden(cfg.moe);
   return s;
 }
 
@@ -124,6 +125,11 @@ Model::Model(const Config& cfg) : cfg_(cfg), table_(cfg), ws_(std::make_unique<W
         const std::string e = m + "experts." + std::to_string(j) + ".";
         layer->moe_w.experts.push_back({p(e + "w1.weight"), p(e + "w3.weight"), p(e + "w2.weight")});
         layer->moe_g.experts.push_back({g(e + "w1.weight"), g(e + "w3.weight"), g(e + "w2.weight")});
+      }
+      if (shared_experts_hidden(cfg.moe) > 0) {
+        const std::string s = m + "shared_experts.";
+        layer->moe_w.shared = {p(s + "gate_proj.weight"), p(s + "up_proj.weight"), p(s + "down_proj.weight")};
+        layer->moe_g.shared = {g(s + "gate_proj.weight"), g(s + "up_proj.weight"), g(s + "down_proj.weight")};
       }
     } else {
       layer->dense_hidden = dense_ffn_hidden(cfg);

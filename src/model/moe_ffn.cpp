@@ -91,6 +91,16 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, const T* x, cons
                        act.act.data() + r * s.h, act.x_grouped.data() + r * s.d, w.experts[e], n, s.d, s.h);
   }
   routing::combine_forward(out, act.y_grouped.data(), act.plan, s.d);
+  if (s.shared_hidden > 0) {  // every token also runs the shared experts; their output adds to the routed one
+    const int64_t hs = s.shared_hidden;
+    act.shared_g.resize(N * hs), act.shared_u.resize(N * hs), act.shared_act.resize(N * hs);
+    act.shared_out.resize(N * s.d);
+    swiglu_mlp_forward(act.shared_out.data(), act.shared_g.data(), act.shared_u.data(), act.shared_act.data(), x,
+                       w.shared, N, s.d, hs);
+    const T* so = act.shared_out.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N * s.d; ++i) out[i] += so[i];
+  }
   return aux;
 }
 
@@ -113,6 +123,17 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
                         act.act.data() + r * s.h, w.experts[e], n, s.d, s.h);
   }
   routing::dispatch_backward(d_x, sc.d_x_grouped.data(), plan, s.d);
+  if (s.shared_hidden > 0) {
+    const int64_t N = s.N(), hs = s.shared_hidden;
+    sc.d_shared_act.resize(N * hs), sc.d_shared_g.resize(N * hs), sc.d_shared_u.resize(N * hs);
+    sc.d_x_shared.resize(N * s.d);
+    swiglu_mlp_backward(sc.d_x_shared.data(), grads.shared, sc.d_shared_act.data(), sc.d_shared_g.data(),
+                        sc.d_shared_u.data(), d_out, x, act.shared_g.data(), act.shared_u.data(),
+                        act.shared_act.data(), w.shared, N, s.d, hs);
+    const T* g = sc.d_x_shared.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N * s.d; ++i) d_x[i] += g[i];
+  }
   if (s.hash_router) return;  // no router: nothing else to differentiate
 
   // Router path: gate weights, load balance and entropy reach the probabilities, the z-loss the logits.

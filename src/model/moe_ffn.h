@@ -32,6 +32,7 @@ struct MoeFfnShape {
   double capacity_factor = 0;  // 0: dropless; also sets expert choice's capacity (1 when 0)
   bool hash_router = false;    // no router: experts from a fixed token-id table
   uint64_t hash_seed = 0;
+  int64_t shared_hidden = 0;   // hidden size of the fused shared experts every token uses; 0: none
   int64_t N() const { return B * T; }
   // Rows the router and the rule see: one per sequence under sequence granularity, else one per token.
   int64_t route_rows() const { return granularity == Granularity::Sequence ? B : B * T; }
@@ -42,14 +43,16 @@ struct MoeFfnShape {
 
 template <typename T>
 struct MoeFfnWeights {
-  const T* router;                             // [E,d]
+  const T* router;                             // [E,d]; null for a hash router
   std::vector<SwigluMlpWeights<T>> experts;    // [E]
+  SwigluMlpWeights<T> shared{};                // the fused shared experts, when shape.shared_hidden > 0
 };
 
 template <typename T>
 struct MoeFfnGrads {  // accumulated
-  T* router;                                   // [E,d]
+  T* router;                                   // [E,d]; null when the router is not trained
   std::vector<SwigluMlpGrads<T>> experts;      // [E]
+  SwigluMlpGrads<T> shared{};
 };
 
 // The auxiliary losses of one layer, before their coefficients, and the slots capacity dropped.
@@ -78,6 +81,8 @@ struct MoeFfnActivations {
   std::vector<T> x_grouped;       // [S,d] rows gathered in expert order
   std::vector<T> g, u, act;       // [S,h] each expert's SwiGLU intermediates
   std::vector<T> y_grouped;       // [S,d] expert outputs, expert order
+  std::vector<T> shared_g, shared_u, shared_act;  // [N,hs] the shared experts' SwiGLU intermediates
+  std::vector<T> shared_out;      // [N,d]
 };
 
 template <typename T>
@@ -91,6 +96,8 @@ struct MoeFfnScratch {
   std::vector<T> d_logits;        // [R,E]
   std::vector<T> z_grad;          // [R,E] the z-loss gradient w.r.t. the logits
   std::vector<T> d_route_in;      // [R,d]
+  std::vector<T> d_shared_act, d_shared_g, d_shared_u;  // [N,hs]
+  std::vector<T> d_x_shared;      // [N,d]
 };
 
 // token_ids [N] are read only by the hash router (may be null otherwise).

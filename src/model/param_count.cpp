@@ -12,7 +12,8 @@ namespace {
 
 // Display order of the parts: input to output, the routed experts next to their router.
 constexpr std::array kPartOrder = {ParamGroup::Embedding, ParamGroup::Attention, ParamGroup::Norm, ParamGroup::Router,
-                                   ParamGroup::Expert,    ParamGroup::DenseFfn,  ParamGroup::LmHead};
+                                   ParamGroup::Expert,    ParamGroup::SharedExpert, ParamGroup::DenseFfn,
+                                   ParamGroup::LmHead};
 
 size_t part_index(ParamGroup group) {
   for (size_t i = 0; i < kPartOrder.size(); ++i)
@@ -31,6 +32,7 @@ std::string_view part_name(ParamGroup group) {
     case ParamGroup::Norm: return "norms";
     case ParamGroup::Router: return "router";
     case ParamGroup::Expert: return "experts";
+    case ParamGroup::SharedExpert: return "shared_experts";
     case ParamGroup::DenseFfn: return "dense_ffn";
     case ParamGroup::LmHead: return "lm_head";
   }

@@ -8,6 +8,10 @@ bool is_moe_layer(const MoeConfig& moe, int64_t layer) {
   return layer >= moe.first_dense_layers && (layer - moe.first_dense_layers) % moe.moe_every == 0;
 }
 
+int64_t shared_experts_hidden(const MoeConfig& moe) {
+  return moe.n_shared_experts * (moe.shared_expert_hidden > 0 ? moe.shared_expert_hidden : moe.expert_hidden);
+}
+
 bool router_is_trained(const RoutingConfig& routing) { return routing.router == "learned"; }
 
 int64_t dense_ffn_hidden(const Config& cfg) {
@@ -38,6 +42,12 @@ ParamTable::ParamTable(const Config& cfg) {
         add(e + "w1.weight", {h, d}, ParamInit::Normal, ParamGroup::Expert);
         add(e + "w2.weight", {d, h}, ParamInit::Normal, ParamGroup::Expert);
         add(e + "w3.weight", {h, d}, ParamInit::Normal, ParamGroup::Expert);
+      }
+      if (const int64_t hs = shared_experts_hidden(cfg.moe); hs > 0) {  // DeepSeekMoE names
+        const std::string s = p + "block_sparse_moe.shared_experts.";
+        add(s + "gate_proj.weight", {hs, d}, ParamInit::Normal, ParamGroup::SharedExpert);
+        add(s + "up_proj.weight", {hs, d}, ParamInit::Normal, ParamGroup::SharedExpert);
+        add(s + "down_proj.weight", {d, hs}, ParamInit::Normal, ParamGroup::SharedExpert);
       }
     } else {
       const int64_t h = dense_ffn_hidden(cfg);
@@ -72,6 +82,7 @@ bool decays(const TrainConfig& train, ParamGroup group) {
     case ParamGroup::LmHead: return train.decay_embeddings;
     case ParamGroup::Attention:
     case ParamGroup::Expert:
+    case ParamGroup::SharedExpert:
     case ParamGroup::DenseFfn: return true;
   }
   return true;

@@ -14,7 +14,7 @@ namespace moelab {
 enum class ParamInit { Normal, Ones };  // N(0, init_std^2), or all ones (norm gains)
 
 // Which weight-decay switch of the train config applies to a tensor.
-enum class ParamGroup { Embedding, LmHead, Attention, Norm, Router, Expert, DenseFfn };
+enum class ParamGroup { Embedding, LmHead, Attention, Norm, Router, Expert, SharedExpert, DenseFfn };
 
 struct ParamSpec {
   std::string name;            // checkpoint key, e.g. "model.layers.0.self_attn.q_proj.weight"
@@ -30,6 +30,8 @@ struct ParamSpec {
 
 // Whether layer i has an MoE FFN (else a dense SwiGLU): layers from first_dense_layers on, every moe_every-th.
 bool is_moe_layer(const MoeConfig& moe, int64_t layer);
+// Hidden size of a MoE layer's shared-expert SwiGLU (all shared experts fused into one); 0 when it has none.
+int64_t shared_experts_hidden(const MoeConfig& moe);
 // Whether router weights are trained by gradient (learned) or set otherwise (frozen at init, resampled per step).
 bool router_is_trained(const RoutingConfig& routing);
 // Hidden size of a dense FFN layer (dense_hidden, or expert_hidden * top_k so it matches the active MoE width).

@@ -57,6 +57,8 @@ expert_hidden = 128
 first_dense_layers = 1
 moe_every = 2
 dense_hidden = 300
+n_shared_experts = 2
+shared_expert_hidden = 48
 
 [routing]
 router = "frozen"
@@ -114,6 +116,8 @@ void expect_full_values(const Config& c) {
   EXPECT_EQ(c.moe.first_dense_layers, 1);
   EXPECT_EQ(c.moe.moe_every, 2);
   EXPECT_EQ(c.moe.dense_hidden, 300);
+  EXPECT_EQ(c.moe.n_shared_experts, 2);
+  EXPECT_EQ(c.moe.shared_expert_hidden, 48);
   EXPECT_EQ(c.routing.router, "frozen");
   EXPECT_EQ(c.routing.gating, "sigmoid");
   EXPECT_EQ(c.routing.rule, "top_p");
@@ -151,9 +155,9 @@ void expect_full_values(const Config& c) {
 }
 
 TEST(ConfigFields, OneEntryPerStructFieldWithUniqueNames) {
-  // 50 fields in include/moelab/config.h; kFullToml sets each once. Update all three together.
+  // 52 fields in include/moelab/config.h; kFullToml sets each once. Update all three together.
   const auto& fields = config_fields();
-  EXPECT_EQ(fields.size(), 50u);
+  EXPECT_EQ(fields.size(), 52u);
   std::set<std::string> names;
   for (const auto& f : fields) {
     EXPECT_TRUE(names.insert(f.name()).second) << f.name();

@@ -27,6 +27,10 @@ struct OracleCase {
   bool tie_embeddings;
   int64_t first_dense_layers;
   int64_t moe_every;
+  std::string rule = "top_k";
+  std::string granularity = "token";
+  std::string router = "learned";
+  int64_t max_k = 0;
 };
 
 Config small_config(const OracleCase& c) {
@@ -46,6 +50,12 @@ Config small_config(const OracleCase& c) {
   cfg.routing.renormalize = c.renormalize;
   cfg.routing.load_balance_coef = 0.05;  // larger than the default so the aux gradients are well above noise
   cfg.routing.z_loss_coef = 0.01;
+  cfg.routing.dynamic_loss_coef = 0.02;
+  cfg.routing.rule = c.rule;
+  cfg.routing.top_p = 0.6;
+  cfg.routing.max_k = c.max_k;
+  cfg.routing.granularity = c.granularity;
+  cfg.routing.router = c.router;
   cfg.train.seq_len = 16;
   cfg.train.batch_size = 3;
   return cfg;
@@ -115,7 +125,9 @@ TEST_P(ModelVsTorch, LogitsLossAndEveryGradientMatch) {
   EXPECT_NEAR(losses.ce, read_f64(oracle, "ce_loss")[0], 1e-4 * losses.ce) << "cross-entropy";
   EXPECT_NEAR(losses.load_balance, read_f64(oracle, "load_balance_loss")[0], 1e-4 * losses.load_balance + 1e-9);
   EXPECT_NEAR(losses.z_loss, read_f64(oracle, "z_loss")[0], 1e-4 * losses.z_loss + 1e-9);
+  EXPECT_NEAR(losses.entropy, read_f64(oracle, "entropy_loss")[0], 1e-4 * losses.entropy + 1e-9);
   for (const auto& spec : model.table().specs()) {
+    if (!spec.trainable) continue;  // frozen/resampled routers: moelab computes no gradient for them
     const std::vector<float> grad(model.grads().begin() + spec.offset,
                                   model.grads().begin() + spec.offset + spec.numel);
     EXPECT_LT(testing::max_rel_error(grad, read_f64(oracle, "grad." + spec.name)), 1e-4) << spec.name;
@@ -126,7 +138,11 @@ INSTANTIATE_TEST_SUITE_P(
     Layouts, ModelVsTorch,
     ::testing::Values(OracleCase{"mha_renormalized", 0, true, false, 0, 1},
                       OracleCase{"gqa_raw_weights_tied", 2, false, true, 0, 1},
-                      OracleCase{"dense_first_then_every_other", 1, true, false, 1, 2}),
+                      OracleCase{"dense_first_then_every_other", 1, true, false, 1, 2},
+                      OracleCase{"top_p", 0, false, false, 0, 1, "top_p"},
+                      OracleCase{"top_p_max_k2_prefix", 2, false, false, 0, 1, "top_p", "prefix", "learned", 2},
+                      OracleCase{"sequence_top2", 0, true, false, 0, 1, "top_k", "sequence"},
+                      OracleCase{"sequence_top_p_frozen", 0, false, false, 0, 1, "top_p", "sequence", "frozen"}),
     [](const ::testing::TestParamInfo<OracleCase>& info) { return info.param.name; });
 
 }  // namespace

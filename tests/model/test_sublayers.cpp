@@ -3,6 +3,7 @@
 // before the whole-model oracle test has to find it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -86,6 +87,7 @@ struct MoeCase {
   SelectionRule rule;
   Granularity granularity;
   double capacity_factor = 0;
+  int64_t shared_hidden = 0;
 };
 
 class MoeFfnCases : public ::testing::TestWithParam<MoeCase> {};
@@ -96,6 +98,7 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
   MoeFfnShape s{B, T, d, E, h};
   s.rule = c.rule, s.top_k = c.k, s.renormalize = c.renormalize, s.top_p = 0.5, s.granularity = c.granularity;
   s.capacity_factor = c.capacity_factor;
+  s.shared_hidden = c.shared_hidden;
   const MoeAuxCoefficients coef{0.3, 0.05, 0.2};
   auto x = random_vector(N * d, 20), router = random_vector(E * d, 21, 3.0), r = random_vector(N * d, 22);
   std::vector<std::vector<double>> gate, up, down;
@@ -104,8 +107,11 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
     up.push_back(random_vector(h * d, 60 + e));
     down.push_back(random_vector(d * h, 90 + e));
   }
+  const int64_t hs = std::max<int64_t>(c.shared_hidden, 1);
+  auto shared_gate = random_vector(hs * d, 120), shared_up = random_vector(hs * d, 121),
+       shared_down = random_vector(d * hs, 122);
   auto weights = [&] {
-    MoeFfnWeights<double> w{router.data(), {}};
+    MoeFfnWeights<double> w{router.data(), {}, {shared_gate.data(), shared_up.data(), shared_down.data()}};
     for (int e = 0; e < E; ++e) w.experts.push_back({gate[e].data(), up[e].data(), down[e].data()});
     return w;
   };
@@ -122,7 +128,8 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
   std::vector<double> d_x(N * d), d_router(E * d, 0.0);
   std::vector<std::vector<double>> d_gate(E, std::vector<double>(h * d, 0.0)), d_up = d_gate,
                                    d_down(E, std::vector<double>(d * h, 0.0));
-  MoeFfnGrads<double> grads{d_router.data(), {}};
+  std::vector<double> d_shared_gate(hs * d, 0.0), d_shared_up(hs * d, 0.0), d_shared_down(d * hs, 0.0);
+  MoeFfnGrads<double> grads{d_router.data(), {}, {d_shared_gate.data(), d_shared_up.data(), d_shared_down.data()}};
   for (int e = 0; e < E; ++e) grads.experts.push_back({d_gate[e].data(), d_up[e].data(), d_down[e].data()});
   MoeFfnScratch<double> scratch;
   moe_ffn_backward(d_x.data(), grads, scratch, r.data(), x.data(), act, weights(), s, coef);
@@ -132,6 +139,11 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
     expect_gradient_matches("d_gate", gate[e], d_gate[e], loss);
     expect_gradient_matches("d_up", up[e], d_up[e], loss);
     expect_gradient_matches("d_down", down[e], d_down[e], loss);
+  }
+  if (c.shared_hidden > 0) {
+    expect_gradient_matches("d_shared_gate", shared_gate, d_shared_gate, loss);
+    expect_gradient_matches("d_shared_up", shared_up, d_shared_up, loss);
+    expect_gradient_matches("d_shared_down", shared_down, d_shared_down, loss);
   }
   loss();
   EXPECT_EQ(act.plan.slot_expert, plan.slot_expert) << "the selection changed during the check";
@@ -159,7 +171,8 @@ INSTANTIATE_TEST_SUITE_P(
                       MoeCase{"prefix_top2", 4, 2, true, SelectionRule::TopK, Granularity::Prefix},
                       MoeCase{"top2_capacity", 4, 2, false, SelectionRule::TopK, Granularity::Token, 0.6},
                       MoeCase{"prefix_top1_capacity", 4, 1, false, SelectionRule::TopK, Granularity::Prefix, 0.5},
-                      MoeCase{"expert_choice_cf2", 4, 2, false, SelectionRule::ExpertChoice, Granularity::Token, 2.0}),
+                      MoeCase{"expert_choice_cf2", 4, 2, false, SelectionRule::ExpertChoice, Granularity::Token, 2.0},
+                      MoeCase{"top1_two_shared", 4, 1, false, SelectionRule::TopK, Granularity::Token, 0, 7}),
     [](const ::testing::TestParamInfo<MoeCase>& info) { return info.param.name; });
 
 }  // namespace

@@ -3,7 +3,9 @@
 
 Written from ../shared/papers/SPEC.md sections 1-3 with nothing shared with the C++ engine: it reads a checkpoint
 folder (config.json + model.safetensors, Hugging Face Mixtral names), runs the forward pass on a batch of tokens
-with autograd, and writes the logits, the losses and the gradient of the total loss for every parameter.
+with autograd, and writes the logits, the losses and the gradient of the total loss for every parameter. Routing:
+softmax gating, rule top_k or top_p (with max_k), granularity token, sequence or prefix, router learned, frozen or
+resampled (one forward; the router gradient is written for all three), dropless; anything else is refused.
 
   /usr/bin/python3 tests/oracle/torch_model.py --checkpoint DIR --tokens TOKENS.safetensors --out OUT.safetensors
                                                [--dtype float64|float32] [--threads N]
@@ -153,11 +155,15 @@ _KEYS = [
     ("moe", "n_experts", int), ("moe", "expert_hidden", int), ("moe", "first_dense_layers", int),
     ("moe", "moe_every", int), ("moe", "dense_hidden", int),
     ("routing", "top_k", int), ("routing", "renormalize", bool), ("routing", "load_balance_coef", float),
-    ("routing", "z_loss_coef", float),
+    ("routing", "z_loss_coef", float), ("routing", "dynamic_loss_coef", float),
+    ("routing", "top_p", float), ("routing", "max_k", int), ("routing", "capacity_factor", float),
+    ("routing", "router", str), ("routing", "gating", str), ("routing", "rule", str), ("routing", "granularity", str),
 ]
 # Routing designs this oracle implements; a config naming another one is refused rather than silently misread.
-_FIXED = {("routing", "router"): "learned", ("routing", "gating"): "softmax", ("routing", "rule"): "top_k",
-          ("routing", "granularity"): "token", ("routing", "capacity_factor"): 0}
+# frozen and resampled routers compute the same function as learned (they differ only in how W_r is updated):
+# the oracle writes the router gradient for them too, and the caller decides whether to compare it.
+_CHOICES = {"router": ("learned", "frozen", "resampled"), "gating": ("softmax",), "rule": ("top_k", "top_p"),
+            "granularity": ("token", "sequence", "prefix")}
 
 
 def load_config(path):
@@ -178,15 +184,18 @@ def load_config(path):
         if key not in sec:
             raise OracleError(f"config {path}: missing key '{section}.{key}'")
         v = sec[key]
-        ok = {int: _is_int(v), bool: isinstance(v, bool),
+        ok = {int: _is_int(v), bool: isinstance(v, bool), str: isinstance(v, str),
               float: isinstance(v, (int, float)) and not isinstance(v, bool)}[kind]
         if not ok:
             raise OracleError(f"config {path}: key '{section}.{key}': expected {kind.__name__}, found {v!r}")
         cfg[key] = kind(v)
-    for (section, key), want in _FIXED.items():
-        v = raw.get(section, {}).get(key, want)
-        if v != want:
-            raise OracleError(f"config {path}: {section}.{key} = {v!r}: the oracle implements only {want!r}")
+    for key, allowed in _CHOICES.items():
+        if cfg[key] not in allowed:
+            raise OracleError(f"config {path}: routing.{key} = {cfg[key]!r}: the oracle implements only "
+                              + ", ".join(repr(a) for a in allowed))
+    if cfg["capacity_factor"] != 0:
+        raise OracleError(f"config {path}: routing.capacity_factor = {cfg['capacity_factor']!r}: the oracle "
+                          f"implements only dropless routing (0)")
 
     def need(cond, what):
         if not cond:
@@ -207,6 +216,9 @@ def load_config(path):
          f"model.n_heads = {cfg['n_heads']} is not divisible by model.n_kv_heads = {cfg['n_kv_heads']}")
     need(1 <= cfg["top_k"] <= cfg["n_experts"],
          f"routing.top_k = {cfg['top_k']} must be in [1, moe.n_experts = {cfg['n_experts']}]")
+    need(0 < cfg["top_p"] <= 1, f"routing.top_p = {cfg['top_p']} must be in (0, 1]")
+    need(0 <= cfg["max_k"] <= cfg["n_experts"],
+         f"routing.max_k = {cfg['max_k']} must be in [0, moe.n_experts = {cfg['n_experts']}]")
     need(cfg["rms_eps"] > 0, "model.rms_eps must be > 0")
     need(cfg["rope_theta"] > 0, "model.rope_theta must be > 0")
     return cfg
@@ -319,49 +331,91 @@ def select_top_k(prob, k):
     return order, prob.gather(1, order)
 
 
-def moe_ffn(u, params, p, cfg):
-    """u [N, d] -> (out [N, d], load-balance loss, z-loss) for one MoE layer, experts run on their tokens only."""
-    N = u.shape[0]
+def select_top_p(prob, p, max_k):
+    """Paper 2's rule as a bool mask [R, E]: in descending order of probability (ties to the lower expert index),
+    keep every expert up to and including the first at which the cumulative sum becomes strictly greater than p;
+    the top-1 is always kept; max_k > 0 keeps at most max_k."""
+    prob = prob.detach()
+    order = torch.sort(prob, dim=-1, descending=True, stable=True).indices
+    cum = prob.gather(1, order).cumsum(dim=-1)
+    before = torch.cat([torch.zeros_like(cum[:, :1]), cum[:, :-1]], dim=1)  # mass of the experts sorted ahead
+    keep = before <= p  # not yet strictly past p: this one is kept (the first one always: 0 <= p)
+    keep[:, 0] = True
+    if max_k > 0:
+        keep[:, max_k:] = False
+    return torch.zeros_like(keep).scatter(1, order, keep)
+
+
+def router_input(u, granularity):
+    """u [B, T, d] -> the router's input rows: [B*T, d] for token and prefix granularity, [B, d] for sequence."""
+    B, T, d = u.shape
+    if granularity == "sequence":
+        return u.mean(dim=1)
+    if granularity == "prefix":
+        return (u.cumsum(dim=1) / torch.arange(1, T + 1, dtype=u.dtype)[None, :, None]).reshape(B * T, d)
+    return u.reshape(B * T, d)
+
+
+def moe_ffn(u, params, p, cfg, trace=None):
+    """u [B, T, d] -> (out [B, T, d], load-balance loss, z-loss, entropy) for one MoE layer, experts run on their
+    tokens only. The router sees router_input(u); the experts see each token's own u."""
+    B, T, d = u.shape
     E, k = cfg["n_experts"], cfg["top_k"]
-    logits_r = u @ params[p + "block_sparse_moe.gate.weight"].T  # [N, E]
+    logits_r = router_input(u, cfg["granularity"]) @ params[p + "block_sparse_moe.gate.weight"].T  # [R, E]
+    R = logits_r.shape[0]
+    logp = torch.log_softmax(logits_r, dim=-1)
     prob = torch.softmax(logits_r, dim=-1)
-    idx, w = select_top_k(prob, k)
-    if cfg["renormalize"]:
-        w = w / w.sum(dim=-1, keepdim=True)
-    out = torch.zeros_like(u)
+    if cfg["rule"] == "top_k":
+        idx, _ = select_top_k(prob, k)
+        mask = torch.zeros(prob.shape, dtype=torch.bool).scatter(1, idx, True)
+        w = prob * mask.to(prob.dtype)
+        if cfg["renormalize"]:
+            w = w / w.sum(dim=-1, keepdim=True)
+        divisor = k
+    else:  # top_p: the raw full-softmax probabilities, never renormalised
+        mask = select_top_p(prob, cfg["top_p"], cfg["max_k"])
+        w = prob * mask.to(prob.dtype)
+        divisor = 1
+    if trace is not None:
+        trace.append((prob.detach(), mask))
+    mask_tok, w_tok = mask, w
+    if cfg["granularity"] == "sequence":  # row b serves the T tokens b*T .. b*T+T-1
+        mask_tok, w_tok = mask.repeat_interleave(T, dim=0), w.repeat_interleave(T, dim=0)
+    x = u.reshape(B * T, d)
+    out = torch.zeros_like(x)
     for e in range(E):
-        hit = idx == e  # [N, k]; an expert appears at most once per row
-        rows = hit.any(dim=-1).nonzero().squeeze(1)
+        rows = mask_tok[:, e].nonzero().squeeze(1)
         if rows.numel() == 0:
             continue
         q = p + f"block_sparse_moe.experts.{e}."
-        y = swiglu(u[rows], params[q + "w1.weight"], params[q + "w3.weight"], params[q + "w2.weight"])
-        gate = (w * hit).sum(dim=-1)[rows]
-        out = out.index_add(0, rows, gate[:, None] * y)
-    counts = torch.bincount(idx.reshape(-1), minlength=E).to(u.dtype)  # a count: no gradient
-    f = counts / (N * k)
+        y = swiglu(x[rows], params[q + "w1.weight"], params[q + "w3.weight"], params[q + "w2.weight"])
+        out = out.index_add(0, rows, w_tok[rows, e][:, None] * y)
+    f = mask.sum(dim=0).to(u.dtype) / (R * divisor)  # a count: no gradient
     lb = E * (f * prob.mean(dim=0)).sum()
     z = torch.logsumexp(logits_r, dim=-1).pow(2).mean()
-    return out, lb, z
+    entropy = -(prob * logp).sum(dim=-1).mean()
+    return out.view(B, T, d), lb, z, entropy
 
 
-def forward(params, cfg, tokens):
-    """tokens [B, T+1] -> dict of logits [B,T,V], ce, load_balance, z, loss (tensors of the params' dtype)."""
+def forward(params, cfg, tokens, trace=None):
+    """tokens [B, T+1] -> dict of logits [B,T,V], ce, load_balance, z, entropy, loss (tensors of the params' dtype).
+    trace, a list, gets (probabilities, kept mask) of every MoE layer's router rows."""
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
     B, T = inputs.shape
     d, eps = cfg["d_model"], cfg["rms_eps"]
     embed = params["model.embed_tokens.weight"]
     x = embed[inputs]
-    lbs, zs = [], []
+    lbs, zs, hs = [], [], []
     for i in range(cfg["n_layers"]):
         p = f"model.layers.{i}."
         x = x + attention(rms_norm(x, params[p + "input_layernorm.weight"], eps), params, p, cfg)
         u = rms_norm(x, params[p + "post_attention_layernorm.weight"], eps)
         if is_moe_layer(cfg, i):
-            y, lb, z = moe_ffn(u.reshape(B * T, d), params, p, cfg)
-            x = x + y.view(B, T, d)
+            y, lb, z, h = moe_ffn(u, params, p, cfg, trace)
+            x = x + y
             lbs.append(lb)
             zs.append(z)
+            hs.append(h)
         else:
             x = x + swiglu(u, params[p + "mlp.gate_proj.weight"], params[p + "mlp.up_proj.weight"],
                            params[p + "mlp.down_proj.weight"])
@@ -372,8 +426,12 @@ def forward(params, cfg, tokens):
     zero = torch.zeros((), dtype=x.dtype)
     lb = torch.stack(lbs).mean() if lbs else zero
     z = torch.stack(zs).mean() if zs else zero
-    loss = ce + cfg["load_balance_coef"] * lb + cfg["z_loss_coef"] * z
-    return {"logits": logits, "ce_loss": ce, "load_balance_loss": lb, "z_loss": z, "loss": loss}
+    h = torch.stack(hs).mean() if hs else zero
+    loss = ce + cfg["load_balance_coef"] * lb + cfg["z_loss_coef"] * z + cfg["dynamic_loss_coef"] * h
+    return {"logits": logits, "ce_loss": ce, "load_balance_loss": lb, "z_loss": z, "entropy_loss": h, "loss": loss}
+
+
+_OUTPUTS = ("logits", "loss", "ce_loss", "load_balance_loss", "z_loss", "entropy_loss")
 
 
 def run_oracle(checkpoint, tokens_path, out_path, dtype_name):
@@ -383,8 +441,7 @@ def run_oracle(checkpoint, tokens_path, out_path, dtype_name):
     tokens = load_tokens(tokens_path, cfg["vocab_size"])
     res = forward(params, cfg, tokens)
     res["loss"].backward()
-    out = [(name, res[name].detach().numpy()) for name in ("logits", "loss", "ce_loss", "load_balance_loss",
-                                                           "z_loss")]
+    out = [(name, res[name].detach().numpy()) for name in _OUTPUTS]
     for name, _ in param_specs(cfg):
         g = params[name].grad
         out.append(("grad." + name, (g if g is not None else torch.zeros_like(params[name])).numpy()))
@@ -418,7 +475,7 @@ def forward_alt(params, cfg, tokens):
     future = torch.arange(T)[None, :] > torch.arange(T)[:, None]
 
     x = F.one_hot(inputs, V).to(dt) @ params["model.embed_tokens.weight"]
-    lbs, zs = [], []
+    lbs, zs, hs = [], [], []
     for li in range(cfg["n_layers"]):
         p = f"model.layers.{li}."
         u = norm(x, params[p + "input_layernorm.weight"])
@@ -437,25 +494,45 @@ def forward_alt(params, cfg, tokens):
         x = x + torch.cat(heads, dim=-1) @ params[p + "self_attn.o_proj.weight"].T
         u = norm(x, params[p + "post_attention_layernorm.weight"]).reshape(B * T, d)
         if is_moe_layer(cfg, li):
-            lr = u @ params[p + "block_sparse_moe.gate.weight"].T
+            # Every token gets its own router row: A mixes positions (identity, running mean, whole-sequence mean).
+            # Under sequence granularity the T rows of a sequence are equal, so means over the B*T rows are the
+            # means over the B sequences.
+            A = {"token": torch.eye(T, dtype=dt),
+                 "prefix": torch.ones(T, T, dtype=dt).tril() / torch.arange(1, T + 1, dtype=dt)[:, None],
+                 "sequence": torch.full((T, T), 1.0 / T, dtype=dt)}[cfg["granularity"]]
+            rin = torch.einsum("ts,bsd->btd", A, u.view(B, T, d)).reshape(B * T, d)
+            lr = rin @ params[p + "block_sparse_moe.gate.weight"].T
             m = lr.max(dim=-1, keepdim=True).values
             lse = (m + torch.log(torch.exp(lr - m).sum(dim=-1, keepdim=True))).squeeze(-1)
             prob = torch.exp(lr - lse[:, None])
-            # Expert i is kept iff fewer than k experts beat it (higher probability, or equal with a lower index).
+            # Expert i is beaten by j if j has a higher probability, or an equal one and a lower index.
             pi, pj = prob.detach()[:, :, None], prob.detach()[:, None, :]
             lower = torch.arange(E)[None, :] < torch.arange(E)[:, None]  # [i, j]: j < i
             beats = (pj > pi) | ((pj == pi) & lower[None])
-            mask = (beats.sum(dim=-1) < k).to(dt)  # [N, E]
-            gates = prob * mask
-            if cfg["renormalize"]:
-                gates = gates / gates.sum(dim=-1, keepdim=True)
+            rank = beats.sum(dim=-1)  # [N, E]
+            if cfg["rule"] == "top_k":
+                mask = (rank < k).to(dt)  # kept iff fewer than k experts beat it
+                gates = prob * mask
+                if cfg["renormalize"]:
+                    gates = gates / gates.sum(dim=-1, keepdim=True)
+                divisor = k
+            else:
+                # Kept iff the experts that beat it hold at most top_p of the mass (and within max_k of the top).
+                ahead = (beats.to(dt) * pj).sum(dim=-1)
+                keep = (ahead <= cfg["top_p"]) | (rank == 0)
+                if cfg["max_k"] > 0:
+                    keep = keep & (rank < cfg["max_k"])
+                mask = keep.to(dt)
+                gates = prob * mask
+                divisor = 1
             y = torch.zeros_like(u)
             for j in range(E):
                 q = p + f"block_sparse_moe.experts.{j}."
                 hid = F.silu(u @ params[q + "w1.weight"].T) * (u @ params[q + "w3.weight"].T)
                 y = y + gates[:, j:j + 1] * (hid @ params[q + "w2.weight"].T)
-            lbs.append(E * (mask.sum(dim=0) / (B * T * k) * prob.sum(dim=0) / (B * T)).sum())
+            lbs.append(E * (mask.sum(dim=0) / (B * T * divisor) * prob.sum(dim=0) / (B * T)).sum())
             zs.append((lse * lse).sum() / (B * T))
+            hs.append(-(prob * (lr - lse[:, None])).sum() / (B * T))
         else:
             hid = F.silu(u @ params[p + "mlp.gate_proj.weight"].T) * (u @ params[p + "mlp.up_proj.weight"].T)
             y = hid @ params[p + "mlp.down_proj.weight"].T
@@ -467,8 +544,9 @@ def forward_alt(params, cfg, tokens):
     ce = (torch.logsumexp(flat, dim=-1) - target_logit).mean()
     lb = sum(lbs) / len(lbs) if lbs else torch.zeros((), dtype=dt)
     z = sum(zs) / len(zs) if zs else torch.zeros((), dtype=dt)
-    loss = ce + cfg["load_balance_coef"] * lb + cfg["z_loss_coef"] * z
-    return {"logits": logits, "ce_loss": ce, "load_balance_loss": lb, "z_loss": z, "loss": loss}
+    h = sum(hs) / len(hs) if hs else torch.zeros((), dtype=dt)
+    loss = ce + cfg["load_balance_coef"] * lb + cfg["z_loss_coef"] * z + cfg["dynamic_loss_coef"] * h
+    return {"logits": logits, "ce_loss": ce, "load_balance_loss": lb, "z_loss": z, "entropy_loss": h, "loss": loss}
 
 
 _SELF_TEST_CASES = [
@@ -482,8 +560,38 @@ _SELF_TEST_CASES = [
     {"model": {"vocab_size": 13, "d_model": 18, "n_layers": 3, "n_heads": 3, "n_kv_heads": 1, "rope_theta": 500.0,
                "rms_eps": 1e-5, "tie_embeddings": True},
      "moe": {"n_experts": 5, "expert_hidden": 7, "first_dense_layers": 1, "moe_every": 1, "dense_hidden": 9},
-     "routing": {"top_k": 3, "renormalize": False, "load_balance_coef": 0.2, "z_loss_coef": 0.1},
+     "routing": {"top_k": 3, "renormalize": False, "load_balance_coef": 0.2, "z_loss_coef": 0.1,
+                 "dynamic_loss_coef": 0.03},
      "batch": (3, 5)},
+    # top-p 0.6 without a cap per token, frozen router; renormalize = true must be ignored under top-p.
+    {"model": {"vocab_size": 11, "d_model": 16, "n_layers": 3, "n_heads": 4, "n_kv_heads": 2, "rope_theta": 10000.0,
+               "rms_eps": 1e-6, "tie_embeddings": False},
+     "moe": {"n_experts": 5, "expert_hidden": 6, "first_dense_layers": 1, "moe_every": 1, "dense_hidden": 0},
+     "routing": {"top_k": 2, "renormalize": True, "load_balance_coef": 0.3, "z_loss_coef": 0.05,
+                 "dynamic_loss_coef": 0.1, "rule": "top_p", "top_p": 0.6, "max_k": 0, "router": "frozen"},
+     "batch": (3, 6)},
+    # top-p 0.7 capped at max_k = 2, prefix granularity (running mean), resampled router.
+    {"model": {"vocab_size": 13, "d_model": 16, "n_layers": 3, "n_heads": 2, "n_kv_heads": 2, "rope_theta": 500.0,
+               "rms_eps": 1e-5, "tie_embeddings": True},
+     "moe": {"n_experts": 4, "expert_hidden": 5, "first_dense_layers": 0, "moe_every": 2, "dense_hidden": 8},
+     "routing": {"top_k": 1, "renormalize": False, "load_balance_coef": 0.2, "z_loss_coef": 0.1,
+                 "dynamic_loss_coef": 0.05, "rule": "top_p", "top_p": 0.7, "max_k": 2, "granularity": "prefix",
+                 "router": "resampled"},
+     "batch": (3, 6)},
+    # Renormalised top-2 of 4 at sequence granularity: one expert set per sequence, from its mean router input.
+    {"model": {"vocab_size": 11, "d_model": 16, "n_layers": 3, "n_heads": 4, "n_kv_heads": 1, "rope_theta": 10000.0,
+               "rms_eps": 1e-6, "tie_embeddings": False},
+     "moe": {"n_experts": 4, "expert_hidden": 6, "first_dense_layers": 1, "moe_every": 1, "dense_hidden": 0},
+     "routing": {"top_k": 2, "renormalize": True, "load_balance_coef": 0.3, "z_loss_coef": 0.05,
+                 "dynamic_loss_coef": 0.05, "granularity": "sequence"},
+     "batch": (5, 5)},
+    # top-p 0.8 capped at 3 of 5 at sequence granularity.
+    {"model": {"vocab_size": 13, "d_model": 18, "n_layers": 2, "n_heads": 3, "n_kv_heads": 3, "rope_theta": 10000.0,
+               "rms_eps": 1e-6, "tie_embeddings": False},
+     "moe": {"n_experts": 5, "expert_hidden": 5, "first_dense_layers": 1, "moe_every": 1, "dense_hidden": 0},
+     "routing": {"top_k": 2, "renormalize": False, "load_balance_coef": 0.3, "z_loss_coef": 0.05,
+                 "dynamic_loss_coef": 0.2, "rule": "top_p", "top_p": 0.8, "max_k": 3, "granularity": "sequence"},
+     "batch": (8, 4)},
 ]
 
 
@@ -491,8 +599,9 @@ def _full_config(case):
     """A config.json as the engine writes it: the oracle's keys plus the fixed routing choices and other fields."""
     cfg = {s: dict(case[s]) for s in ("model", "moe", "routing")}
     cfg["model"].update({"init_std": 0.02, "max_seq_len": 64})
-    cfg["routing"].update({"router": "learned", "gating": "softmax", "rule": "top_k", "granularity": "token",
-                           "capacity_factor": 0.0})
+    for key, v in {"router": "learned", "gating": "softmax", "rule": "top_k", "granularity": "token",
+                   "capacity_factor": 0.0, "top_p": 0.4, "max_k": 0, "dynamic_loss_coef": 0.0}.items():
+        cfg["routing"].setdefault(key, v)
     cfg["data"] = {"dir": "unused"}
     cfg["train"] = {"seq_len": case["batch"][1], "batch_size": case["batch"][0]}
     return cfg
@@ -545,14 +654,30 @@ def self_test():
     check([sorted(r) for r in idx.tolist()] == [[0, 1], [1, 3], [0, 2]] and
           wide_idx.tolist() == [[0, 1, 2, 3, 4]] * 2, "top-k ties go to the lower expert index")
 
+    def kept(row, p, max_k=0):
+        return select_top_p(torch.tensor([row], dtype=torch.float64), p, max_k)[0].nonzero().squeeze(1).tolist()
+
+    halves = [0.5, 0.25, 0.125, 0.125]  # dyadic: the cumulative sums are exact
+    check(kept(halves, 0.4) == [0] and kept([0.35, 0.25, 0.2, 0.2], 0.4) == [0, 1] and
+          kept([0.25, 0.35, 0.25, 0.15], 0.4) == [0, 1] and kept([0.125, 0.5, 0.125, 0.25], 0.7) == [1, 3],
+          "top-p keeps up to and including the expert that takes the sum past p")
+    check(kept(halves, 0.5) == [0, 1] and kept(halves, 0.75) == [0, 1, 2] and kept(halves, 1.0) == [0, 1, 2, 3],
+          "top-p: a cumulative sum exactly equal to p keeps the next expert too (strict >)")
+    check(kept(halves, 0.75, 2) == [0, 1] and kept(halves, 1.0, 1) == [0] and kept(halves, 0.4, 3) == [0],
+          "top-p: max_k caps the count")
+    check(kept([0.25] * 4, 0.5) == [0, 1, 2] and kept([0.1, 0.3, 0.3, 0.3], 0.35) == [1, 2],
+          "top-p ties go to the lower expert index")
+
     gen = torch.Generator().manual_seed(20240613)
     with tempfile.TemporaryDirectory(prefix="moelab-oracle-") as tmp:
         for ci, case in enumerate(_SELF_TEST_CASES):
-            print(f"case {ci}: {case['model']['n_layers']} layers, H={case['model']['n_heads']} "
-                  f"Hkv={case['model']['n_kv_heads']}, top-{case['routing']['top_k']} of {case['moe']['n_experts']}, "
-                  f"renormalize={case['routing']['renormalize']}, tied={case['model']['tie_embeddings']}")
             folder = os.path.join(tmp, f"case{ci}")
             ckpt, tok_path, cfg, tensors = _write_case(case, folder, gen)
+            rule = (f"top-{cfg['top_k']}, renormalize={cfg['renormalize']}" if cfg["rule"] == "top_k" else
+                    f"top-p {cfg['top_p']} max_k={cfg['max_k']}")
+            print(f"case {ci}: {cfg['n_layers']} layers, H={cfg['n_heads']} Hkv={cfg['n_kv_heads']}, {rule} of "
+                  f"{cfg['n_experts']}, {cfg['granularity']}, {cfg['router']} router, dynamic "
+                  f"{cfg['dynamic_loss_coef']}, tied={cfg['tie_embeddings']}")
             check(any(is_moe_layer(cfg, i) for i in range(cfg["n_layers"])) and
                   not all(is_moe_layer(cfg, i) for i in range(cfg["n_layers"])), "has both MoE and dense layers")
             out64 = os.path.join(folder, "out64.safetensors")
@@ -565,9 +690,10 @@ def self_test():
             res = SafetensorsFile(out64)
             B, T = case["batch"]
             V = cfg["vocab_size"]
-            shapes = {"logits": (B, T, V), "loss": (), "ce_loss": (), "load_balance_loss": (), "z_loss": ()}
+            shapes = {n: () for n in _OUTPUTS}
+            shapes["logits"] = (B, T, V)
             shapes.update({"grad." + n: s for n, s in param_specs(cfg)})
-            check(set(res.names()) == set(shapes), "output holds exactly logits, the 4 losses and every gradient")
+            check(set(res.names()) == set(shapes), "output holds exactly logits, the 5 losses and every gradient")
             got = {n: res.read(n, "F64", s) for n, s in shapes.items()}
 
             # The second formulation: same values and, through its own autograd graph, the same gradients.
@@ -575,11 +701,39 @@ def self_test():
             tokens = torch.from_numpy(SafetensorsFile(tok_path).read("tokens", "I32", None).astype(np.int64))
             alt = forward_alt(params, cfg, tokens)
             alt["loss"].backward()
-            for n in ("loss", "ce_loss", "load_balance_loss", "z_loss", "logits"):
+            for n in _OUTPUTS:
                 e = rel(got[n], alt[n].detach().numpy())
                 check(e < 1e-12, f"{n} equals the dense-MoE formulation (rel err {e:.1e})")
-            check(float(got["load_balance_loss"]) > 0.5 and float(got["z_loss"]) > 0,
-                  "auxiliary losses are live (LB near 1 and z > 0)")
+            check(float(got["load_balance_loss"]) > 0.5 and float(got["z_loss"]) > 0 and
+                  float(got["entropy_loss"]) > 0, "auxiliary losses are live (LB near 1, z > 0, entropy > 0)")
+
+            # The routing itself: rows, experts per row, the max_k cap, (non-)causality.
+            trace = []
+            with torch.no_grad():
+                fwd = forward({n: torch.from_numpy(a).to(torch.float64) for n, a in tensors}, cfg, tokens, trace)
+            rows = B if cfg["granularity"] == "sequence" else B * T
+            check(all(pr.shape[0] == rows for pr, _ in trace), f"{len(trace)} MoE layer(s) route {rows} rows each")
+            counts = torch.cat([m.sum(dim=-1) for _, m in trace])
+            if cfg["rule"] == "top_p":
+                free = torch.cat([select_top_p(pr, cfg["top_p"], 0).sum(dim=-1) for pr, _ in trace])
+                check(len(set(counts.tolist())) > 1, f"top-p keeps a varying number of experts per row "
+                                                     f"(histogram {torch.bincount(counts).tolist()})")
+                if cfg["max_k"] > 0:
+                    check(int(counts.max()) <= cfg["max_k"] and int(free.max()) > cfg["max_k"],
+                          f"max_k = {cfg['max_k']} binds (uncapped rows keep up to {int(free.max())})")
+            else:
+                check(bool((counts == cfg["top_k"]).all()), "top-k keeps k experts per row")
+            changed = tokens.clone()
+            changed[:, T - 1] = (changed[:, T - 1] + 1) % V  # the last input token
+            with torch.no_grad():
+                other = forward({n: torch.from_numpy(a).to(torch.float64) for n, a in tensors}, cfg, changed)
+            early = rel(other["logits"][:, :T - 1], fwd["logits"][:, :T - 1])  # experts' row sets change: rounding
+            if cfg["granularity"] == "sequence":
+                check(early > 1e-6, f"sequence routing sees the future: changing the last token moves earlier "
+                                    f"logits (rel {early:.1e})")
+            else:
+                check(early < 1e-13, f"{cfg['granularity']} routing is causal: changing the last token leaves "
+                                     f"earlier logits unchanged (rel {early:.1e})")
             worst = max(rel(got["grad." + n], params[n].grad.numpy()) for n, _ in param_specs(cfg))
             check(worst < 1e-10, f"every gradient equals the dense-MoE formulation's (worst rel err {worst:.1e})")
 
@@ -604,8 +758,11 @@ def self_test():
                         worst_fd, worst_name = err, n
             check(worst_fd < 1e-5, f"finite differences match the written gradients on 3 entries of every "
                                    f"parameter (worst rel err {worst_fd:.1e} at {worst_name})")
-            dead = [n for n in base if not np.abs(got["grad." + n]).max() > 0]
-            check(not dead, f"every parameter has a nonzero gradient {dead}")
+            moe_layers = [i for i in range(cfg["n_layers"]) if is_moe_layer(cfg, i)]
+            idle = {f"model.layers.{i}.block_sparse_moe.experts.{e}."
+                    for i, (_, m) in zip(moe_layers, trace) for e in range(cfg["n_experts"]) if not m[:, e].any()}
+            dead = [n for n in base if not np.abs(got["grad." + n]).max() > 0 and n.rsplit(".", 2)[0] + "." not in idle]
+            check(not dead, f"every parameter has a nonzero gradient but those of {len(idle)} idle expert(s) {dead}")
 
             # The float32 mode writes F32 and agrees to float32 accuracy.
             out32 = os.path.join(folder, "out32.safetensors")
@@ -647,12 +804,21 @@ def self_test():
             refused(lambda: run_oracle(bad, bad_tok, os.path.join(bad, "o"), "float64"), "outside",
                     "a token id >= vocab_size")
             if ci == 0:
+                for key, v in (("rule", "expert_choice"), ("gating", "sigmoid"), ("router", "hash"),
+                               ("granularity", "batch"), ("capacity_factor", 1.25), ("top_p", 0.0),
+                               ("max_k", cfg["n_experts"] + 1), ("dynamic_loss_coef", "0.1")):
+                    cfg_bad = _full_config(case)
+                    cfg_bad["routing"][key] = v
+                    with open(os.path.join(bad, "config.json"), "w") as f:
+                        json.dump(cfg_bad, f)
+                    refused(lambda: run_oracle(bad, tok_path, os.path.join(bad, "o"), "float64"), f"routing.{key}",
+                            f"routing.{key} = {v!r}")
                 cfg_bad = _full_config(case)
-                cfg_bad["routing"]["rule"] = "top_p"
+                del cfg_bad["routing"]["dynamic_loss_coef"]
                 with open(os.path.join(bad, "config.json"), "w") as f:
                     json.dump(cfg_bad, f)
-                refused(lambda: run_oracle(bad, tok_path, os.path.join(bad, "o"), "float64"), "routing.rule",
-                        "a routing rule the oracle does not implement")
+                refused(lambda: run_oracle(bad, tok_path, os.path.join(bad, "o"), "float64"),
+                        "routing.dynamic_loss_coef", "a config without routing.dynamic_loss_coef")
                 with open(os.path.join(bad, "config.json"), "w") as f:
                     json.dump(_full_config(case), f)
                 with open(bad_model, "r+b") as f:
