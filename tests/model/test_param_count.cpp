@@ -237,7 +237,7 @@ TEST(ParamsCommand, JsonParses) {
   EXPECT_EQ(j.at("active").get<int64_t>(), active_paper2(2));
   EXPECT_EQ(j.at("vocab_size").get<int64_t>(), V);
   EXPECT_EQ(j.at("config").get<std::string>(), dir.file("p2.toml"));
-  EXPECT_EQ(j.at("parts").size(), 7u);
+  EXPECT_EQ(j.at("parts").size(), 8u);
 }
 
 TEST(ParamsCommand, VocabSizeFromTheDataFolderOrAClearError) {
