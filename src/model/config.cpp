@@ -98,7 +98,7 @@ std::vector<ConfigField> make_fields() {
                    {"learned", "frozen", "resampled", "hash"}, {"learned", "frozen", "resampled", "hash"}),
       MOELAB_FIELD(routing, gating,
                    "Scores from router logits: softmax over all experts, or sigmoid (each expert scored on its own).",
-                   {"softmax", "sigmoid"}, {"softmax"}),
+                   {"softmax", "sigmoid"}, {"softmax", "sigmoid"}),
       MOELAB_FIELD(
           routing, rule,
           "Which experts a token uses: top_k (the k most probable), top_p (the fewest whose probability passes "
@@ -524,6 +524,12 @@ void validate(const Config& cfg) {
   check(!(r.rule == "expert_choice" && r.granularity == "prefix"),
         "routing.rule = 'expert_choice' does not combine with routing.granularity = 'prefix': expert choice looks at "
         "every token of the batch, which defeats causal prefix routing");
+  if (r.gating == "sigmoid") {
+    check(r.rule != "top_p", "routing.rule = 'top_p' needs routing.gating = 'softmax': a cumulative probability "
+          "threshold needs scores that form a distribution");
+    check(r.dynamic_loss_coef == 0, "routing.dynamic_loss_coef = ", r.dynamic_loss_coef, " needs routing.gating = "
+          "'softmax': the dynamic loss is the entropy of the routing distribution");
+  }
   if (r.router == "hash") {
     check(r.granularity == "token", "routing.router = 'hash' routes by token id: it needs routing.granularity = "
           "'token', found '", r.granularity, "'");

@@ -36,6 +36,7 @@ AttentionShape attention_shape(const Config& cfg, int64_t B, int64_t T) {
 MoeFfnShape moe_ffn_shape(const Config& cfg, int64_t B, int64_t T) {
   const auto& r = cfg.routing;
   MoeFfnShape s{B, T, cfg.model.d_model, cfg.moe.n_experts, cfg.moe.expert_hidden};
+  s.gating = r.gating == "sigmoid" ? routing::Gating::Sigmoid : routing::Gating::Softmax;
   s.rule = r.rule == "top_p" ? SelectionRule::TopP
                              : r.rule == "expert_choice" ? SelectionRule::ExpertChoice : SelectionRule::TopK;
   s.top_k = r.top_k, s.renormalize = r.renormalize, s.top_p = r.top_p, s.max_k = r.max_k;

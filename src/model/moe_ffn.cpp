@@ -64,7 +64,8 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, const T* x, cons
     }
     act.router_logits.resize(R * s.E);
     act.router_probs.resize(R * s.E);
-    routing::router_forward(act.router_logits.data(), act.router_probs.data(), route_in, w.router, R, s.d, s.E);
+    routing::router_forward(act.router_logits.data(), act.router_probs.data(), route_in, w.router, R, s.d, s.E,
+                           s.gating);
     auto& route_plan = s.granularity == Granularity::Sequence ? act.route_plan : act.plan;
     select(route_plan, act.router_probs.data(), R, s);
     if (s.granularity == Granularity::Sequence) routing::expand_sequence_plan(act.plan, act.route_plan, s.T);
@@ -158,7 +159,7 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
   }
   const T* route_in = s.granularity == Granularity::Token ? x : act.route_in.data();
   routing::router_backward(sc.d_route_in.data(), grads.router, sc.d_logits.data(), sc.d_probs.data(),
-                           d_logits_extra, route_in, w.router, act.router_probs.data(), R, s.d, s.E);
+                           d_logits_extra, route_in, w.router, act.router_probs.data(), R, s.d, s.E, s.gating);
   // x feeds both the router (directly or through the pooling) and the experts: the gradients add.
   switch (s.granularity) {
     case Granularity::Token: {

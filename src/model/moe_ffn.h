@@ -12,6 +12,7 @@
 
 #include "model/swiglu_mlp.h"
 #include "routing/dispatch_plan.h"
+#include "routing/router.h"
 
 namespace moelab {
 
@@ -23,6 +24,7 @@ struct MoeFfnShape {
   int64_t d;         // model width
   int64_t E;         // experts
   int64_t h;         // expert hidden size
+  routing::Gating gating = routing::Gating::Softmax;
   SelectionRule rule = SelectionRule::TopK;
   int64_t top_k = 2;
   bool renormalize = true;

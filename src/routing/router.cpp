@@ -1,5 +1,7 @@
 #include "routing/router.h"
 
+#include <cmath>
+
 #include "core/error.h"
 #include "ops/linear.h"
 #include "ops/softmax.h"
@@ -8,18 +10,26 @@ namespace moelab::routing {
 
 template <typename T>
 void router_forward(T* logits /*[N,E]*/, T* probs /*[N,E]*/, const T* x /*[N,d]*/, const T* weight /*[E,d]*/,
-                    int64_t N, int64_t d, int64_t E) {
+                    int64_t N, int64_t d, int64_t E, Gating gating) {
   ops::linear_forward(logits, x, weight, N, d, E);
-  ops::softmax_forward(probs, logits, N, E);
+  if (gating == Gating::Softmax) {
+    ops::softmax_forward(probs, logits, N, E);
+    return;
+  }
+  for (int64_t i = 0; i < N * E; ++i) probs[i] = T(1) / (T(1) + std::exp(-logits[i]));
 }
 
 template <typename T>
 void router_backward(T* d_x /*[N,d] assigned, nullable*/, T* d_weight /*[E,d] accumulated, nullable*/,
                      T* d_logits /*[N,E] scratch*/, const T* d_probs /*[N,E]*/, const T* d_logits_extra /*[N,E]*/,
                      const T* x /*[N,d]*/, const T* weight /*[E,d]*/, const T* probs /*[N,E]*/, int64_t N, int64_t d,
-                     int64_t E) {
+                     int64_t E, Gating gating) {
   MOELAB_ASSERT(d_logits_extra != d_logits, "d_logits_extra must not alias the d_logits scratch");
-  ops::softmax_backward(d_logits, d_probs, probs, N, E);
+  if (gating == Gating::Softmax) {
+    ops::softmax_backward(d_logits, d_probs, probs, N, E);
+  } else {  // sigmoid' = s (1 - s)
+    for (int64_t i = 0; i < N * E; ++i) d_logits[i] = d_probs[i] * probs[i] * (T(1) - probs[i]);
+  }
   if (d_logits_extra) {
     // N*E is small (E <= 64): one vectorised pass, not worth threads.
 #pragma omp simd
@@ -28,11 +38,12 @@ void router_backward(T* d_x /*[N,d] assigned, nullable*/, T* d_weight /*[E,d] ac
   ops::linear_backward(d_x, d_weight, d_logits, x, weight, N, d, E);
 }
 
-template void router_forward<float>(float*, float*, const float*, const float*, int64_t, int64_t, int64_t);
-template void router_forward<double>(double*, double*, const double*, const double*, int64_t, int64_t, int64_t);
+template void router_forward<float>(float*, float*, const float*, const float*, int64_t, int64_t, int64_t, Gating);
+template void router_forward<double>(double*, double*, const double*, const double*, int64_t, int64_t, int64_t,
+                                     Gating);
 template void router_backward<float>(float*, float*, float*, const float*, const float*, const float*, const float*,
-                                     const float*, int64_t, int64_t, int64_t);
+                                     const float*, int64_t, int64_t, int64_t, Gating);
 template void router_backward<double>(double*, double*, double*, const double*, const double*, const double*,
-                                      const double*, const double*, int64_t, int64_t, int64_t);
+                                      const double*, const double*, int64_t, int64_t, int64_t, Gating);
 
 }  // namespace moelab::routing

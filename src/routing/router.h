@@ -12,15 +12,19 @@
 
 namespace moelab::routing {
 
+// How router logits become scores: softmax over the experts (a distribution), or a sigmoid per expert (each
+// expert scored on its own, as in DeepSeek-V3; scores need not sum to 1).
+enum class Gating { Softmax, Sigmoid };
+
 template <typename T>
 void router_forward(T* logits /*[N,E]*/, T* probs /*[N,E]*/, const T* x /*[N,d]*/, const T* weight /*[E,d]*/,
-                    int64_t N, int64_t d, int64_t E);
+                    int64_t N, int64_t d, int64_t E, Gating gating = Gating::Softmax);
 
 // d_logits_extra may be null (no z-loss); it must not alias d_logits.
 template <typename T>
 void router_backward(T* d_x /*[N,d] assigned, nullable*/, T* d_weight /*[E,d] accumulated, nullable*/,
                      T* d_logits /*[N,E] scratch*/, const T* d_probs /*[N,E]*/, const T* d_logits_extra /*[N,E]*/,
                      const T* x /*[N,d]*/, const T* weight /*[E,d]*/, const T* probs /*[N,E]*/, int64_t N, int64_t d,
-                     int64_t E);
+                     int64_t E, Gating gating = Gating::Softmax);
 
 }  // namespace moelab::routing

@@ -358,9 +358,10 @@ TEST(ConfigValidate, DesignsNotBuiltYetAndBadCombinationsAreRefusedClearly) {
     change(c);
     return error_of([&] { validate(c); });
   };
-  EXPECT_CONTAINS(err([](Config& c) { c.routing.gating = "sigmoid"; }),
-                  "config configs/x.toml: routing.gating = 'sigmoid' is not available yet: this build supports "
-                  "'softmax'");
+  EXPECT_CONTAINS(err([](Config& c) { c.routing.gating = "sigmoid", c.routing.rule = "top_p"; }),
+                  "config configs/x.toml: routing.rule = 'top_p' needs routing.gating = 'softmax'");
+  EXPECT_CONTAINS(err([](Config& c) { c.routing.gating = "sigmoid", c.routing.dynamic_loss_coef = 1e-4; }),
+                  "routing.dynamic_loss_coef = 0.0001 needs routing.gating = 'softmax'");
   EXPECT_CONTAINS(err([](Config& c) { c.routing.rule = "topk"; }),
                   "routing.rule = 'topk' is not a valid value (did you mean 'top_k'?); valid values: 'top_k', "
                   "'top_p', 'expert_choice'");
@@ -382,6 +383,7 @@ TEST(ConfigValidate, DesignsNotBuiltYetAndBadCombinationsAreRefusedClearly) {
   EXPECT_CONTAINS(err([](Config& c) { c.routing.router = "hash", c.routing.granularity = "sequence"; }),
                   "routing.router = 'hash' routes by token id");
   for (auto ok : {+[](Config& c) { c.routing.rule = "top_p"; }, +[](Config& c) { c.routing.router = "frozen"; },
+                  +[](Config& c) { c.routing.gating = "sigmoid"; },
                   +[](Config& c) {
                     c.routing.granularity = "prefix", c.routing.capacity_factor = 1.0, c.routing.renormalize = false;
                   },

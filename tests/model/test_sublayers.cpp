@@ -88,6 +88,7 @@ struct MoeCase {
   Granularity granularity;
   double capacity_factor = 0;
   int64_t shared_hidden = 0;
+  routing::Gating gating = routing::Gating::Softmax;
 };
 
 class MoeFfnCases : public ::testing::TestWithParam<MoeCase> {};
@@ -99,6 +100,7 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
   s.rule = c.rule, s.top_k = c.k, s.renormalize = c.renormalize, s.top_p = 0.5, s.granularity = c.granularity;
   s.capacity_factor = c.capacity_factor;
   s.shared_hidden = c.shared_hidden;
+  s.gating = c.gating;
   const MoeAuxCoefficients coef{0.3, 0.05, 0.2};
   auto x = random_vector(N * d, 20), router = random_vector(E * d, 21, 3.0), r = random_vector(N * d, 22);
   std::vector<std::vector<double>> gate, up, down;
@@ -172,7 +174,11 @@ INSTANTIATE_TEST_SUITE_P(
                       MoeCase{"top2_capacity", 4, 2, false, SelectionRule::TopK, Granularity::Token, 0.6},
                       MoeCase{"prefix_top1_capacity", 4, 1, false, SelectionRule::TopK, Granularity::Prefix, 0.5},
                       MoeCase{"expert_choice_cf2", 4, 2, false, SelectionRule::ExpertChoice, Granularity::Token, 2.0},
-                      MoeCase{"top1_two_shared", 4, 1, false, SelectionRule::TopK, Granularity::Token, 0, 7}),
+                      MoeCase{"top1_two_shared", 4, 1, false, SelectionRule::TopK, Granularity::Token, 0, 7},
+                      MoeCase{"sigmoid_top2", 4, 2, true, SelectionRule::TopK, Granularity::Token, 0, 0,
+                              routing::Gating::Sigmoid},
+                      MoeCase{"sigmoid_top1_raw", 5, 1, false, SelectionRule::TopK, Granularity::Token, 0, 0,
+                              routing::Gating::Sigmoid}),
     [](const ::testing::TestParamInfo<MoeCase>& info) { return info.param.name; });
 
 }  // namespace
