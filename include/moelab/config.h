@@ -49,6 +49,7 @@ struct RoutingConfig {
   double load_balance_coef = 0.01;    // Switch load-balance loss, averaged over MoE layers
   double z_loss_coef = 0.001;         // router z-loss, averaged over MoE layers
   double dynamic_loss_coef = 0.0;     // paper 2's entropy ("dynamic") loss, averaged over MoE layers
+  double bias_update_rate = 0.0;      // loss-free balancing (DeepSeek-V3): selection-bias step per update; 0: off
 };
 
 struct TrainConfig {

@@ -138,6 +138,12 @@ std::vector<ConfigField> make_fields() {
                    "Weight of paper 2's dynamic loss: the mean entropy of the routing distribution, averaged over "
                    "MoE layers. It makes the router confident, so that top_p keeps fewer experts (paper 2: 1e-4). "
                    "0 disables it."),
+      MOELAB_FIELD(routing, bias_update_rate,
+                   "Loss-free load balancing (DeepSeek-V3): a per-expert bias is added to the router scores for "
+                   "choosing the top-k experts only (the weights stay the unbiased scores), and after every step "
+                   "moves by this amount against each expert's load error (down when over-loaded, up when "
+                   "under-loaded). Balances without a gradient term that competes with the language-model loss. "
+                   "0 disables it; DeepSeek-V3 uses 1e-3."),
 
       MOELAB_FIELD(train, seq_len,
                    "Tokens per training sequence, at most model.max_seq_len. Attention cost grows as seq_len^2."),
@@ -539,6 +545,12 @@ void validate(const Config& cfg) {
   non_negative("routing.load_balance_coef", r.load_balance_coef);
   non_negative("routing.z_loss_coef", r.z_loss_coef);
   non_negative("routing.dynamic_loss_coef", r.dynamic_loss_coef);
+  non_negative("routing.bias_update_rate", r.bias_update_rate);
+  if (r.bias_update_rate > 0) {
+    check(r.rule == "top_k" && r.router != "hash", "routing.bias_update_rate = ", r.bias_update_rate,
+          " (loss-free balancing) biases a top-k choice: it needs routing.rule = 'top_k' and a router other than "
+          "'hash'");
+  }
   check(r.top_p > 0 && r.top_p <= 1, "routing.top_p = ", r.top_p, " must be in (0, 1]");
   check(r.max_k >= 0 && r.max_k <= e.n_experts, "routing.max_k = ", r.max_k,
         " must be between 0 (no cap) and moe.n_experts = ", e.n_experts);

@@ -64,6 +64,7 @@ struct Model::Layer {
   const float* ffn_norm_w = nullptr;  // [d]
   float* ffn_norm_g = nullptr;        // [d]
   MoeFfnWeights<float> moe_w;
+  float* selection_bias = nullptr;    // [E] loss-free balancing: the one weight moved outside the optimizer
   MoeFfnGrads<float> moe_g;
   SwigluMlpWeights<float> dense_w{};
   SwigluMlpGrads<float> dense_g{};
@@ -127,6 +128,10 @@ Model::Model(const Config& cfg) : cfg_(cfg), table_(cfg), ws_(std::make_unique<W
         layer->moe_w.experts.push_back({p(e + "w1.weight"), p(e + "w3.weight"), p(e + "w2.weight")});
         layer->moe_g.experts.push_back({g(e + "w1.weight"), g(e + "w3.weight"), g(e + "w2.weight")});
       }
+      if (cfg.routing.bias_update_rate > 0) {
+        layer->selection_bias = p(m + "e_score_correction_bias");
+        layer->moe_w.selection_bias = layer->selection_bias;
+      }
       if (shared_experts_hidden(cfg.moe) > 0) {
         const std::string s = m + "shared_experts.";
         layer->moe_w.shared = {p(s + "gate_proj.weight"), p(s + "up_proj.weight"), p(s + "down_proj.weight")};
@@ -149,8 +154,8 @@ Model::~Model() = default;
 void Model::init_params(uint64_t seed) {
   for (const auto& spec : table_.specs()) {
     float* w = params_.data() + spec.offset;
-    if (spec.init == ParamInit::Ones) {
-      std::fill(w, w + spec.numel, 1.0f);
+    if (spec.init != ParamInit::Normal) {
+      std::fill(w, w + spec.numel, spec.init == ParamInit::Ones ? 1.0f : 0.0f);
       continue;
     }
     Rng rng(seed, name_hash(spec.name));
@@ -161,10 +166,27 @@ void Model::init_params(uint64_t seed) {
 void Model::resample_routers(uint64_t seed, int64_t step) {
   if (cfg_.routing.router != "resampled") return;
   for (const auto& spec : table_.specs()) {
-    if (spec.group != ParamGroup::Router) continue;
+    if (spec.group != ParamGroup::Router || spec.init != ParamInit::Normal) continue;  // router matrices only
     float* w = params_.data() + spec.offset;
     Rng rng(seed, name_hash(spec.name) ^ splitmix64(static_cast<uint64_t>(step) + 1));
     for (int64_t i = 0; i < spec.numel; ++i) w[i] = static_cast<float>(rng.normal() * cfg_.model.init_std);
+  }
+}
+
+void Model::update_selection_bias() {
+  const double rate = cfg_.routing.bias_update_rate;
+  if (rate <= 0) return;
+  for (auto& l : layers_) {
+    if (!l->moe) continue;
+    const auto& plan = l->moe_act.plan;
+    const int64_t E = cfg_.moe.n_experts;
+    const double mean_load = static_cast<double>(plan.n_slots()) / E;
+    float* bias = l->selection_bias;
+    for (int64_t e = 0; e < E; ++e) {
+      const double load = static_cast<double>(plan.expert_rows(e));
+      if (load > mean_load) bias[e] -= static_cast<float>(rate);
+      else if (load < mean_load) bias[e] += static_cast<float>(rate);
+    }
   }
 }
 

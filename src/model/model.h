@@ -46,6 +46,9 @@ class Model {
   // routing.router = resampled: redraws every router from its initial distribution, a pure function of (seed,
   // step) (paper 1's random-router baseline). Does nothing for other router kinds.
   void resample_routers(uint64_t seed, int64_t step);
+  // routing.bias_update_rate > 0 (loss-free balancing): after an optimizer step, moves each MoE layer's selection
+  // bias by the rate against its experts' load error in the last forward pass. Does nothing otherwise.
+  void update_selection_bias();
 
   // Runs inputs [B,T] through the model; with targets [B,T] (-1 = ignore) computes the losses. Saves what
   // backward needs. logits() and row_losses() are valid until the next forward or backward.

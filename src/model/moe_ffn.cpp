@@ -44,6 +44,20 @@ void select_backward(T* d_probs /*[R,E]*/, const T* d_slot_weight, const T* prob
   }
 }
 
+// Sets every slot's weight to its row's probability of its expert, renormalised over the row's slots if asked:
+// the weights top_k_forward would have given had it chosen this set from these probabilities.
+template <typename T>
+void reweight_by(routing::DispatchPlan<T>& plan, const T* probs /*[R,E]*/, bool renormalize) {
+  const int64_t E = plan.n_experts;
+  for (int64_t t = 0; t < plan.n_tokens; ++t) {
+    T sum = 0;
+    for (int32_t s = plan.token_offsets[t]; s < plan.token_offsets[t + 1]; ++s)
+      sum += plan.slot_weight[s] = probs[t * E + plan.slot_expert[s]];
+    if (renormalize && sum > 0)
+      for (int32_t s = plan.token_offsets[t]; s < plan.token_offsets[t + 1]; ++s) plan.slot_weight[s] /= sum;
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -67,7 +81,15 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, const T* x, cons
     routing::router_forward(act.router_logits.data(), act.router_probs.data(), route_in, w.router, R, s.d, s.E,
                            s.gating);
     auto& route_plan = s.granularity == Granularity::Sequence ? act.route_plan : act.plan;
-    select(route_plan, act.router_probs.data(), R, s);
+    if (w.selection_bias) {
+      // Loss-free balancing: choose by biased scores, weight by the unbiased probabilities.
+      act.biased_scores.resize(R * s.E);
+      for (int64_t i = 0; i < R * s.E; ++i) act.biased_scores[i] = act.router_probs[i] + w.selection_bias[i % s.E];
+      select(route_plan, act.biased_scores.data(), R, s);
+      reweight_by(route_plan, act.router_probs.data(), s.renormalize);
+    } else {
+      select(route_plan, act.router_probs.data(), R, s);
+    }
     if (s.granularity == Granularity::Sequence) routing::expand_sequence_plan(act.plan, act.route_plan, s.T);
     if (s.capacity_factor > 0 && s.rule != SelectionRule::ExpertChoice) {
       // Validation allows capacity with top-k and token or prefix granularity only: the plan's rows are then the

@@ -48,6 +48,7 @@ struct MoeFfnWeights {
   const T* router;                             // [E,d]; null for a hash router
   std::vector<SwigluMlpWeights<T>> experts;    // [E]
   SwigluMlpWeights<T> shared{};                // the fused shared experts, when shape.shared_hidden > 0
+  const T* selection_bias = nullptr;           // [E] loss-free balancing: added to the scores to choose only
 };
 
 template <typename T>
@@ -78,6 +79,7 @@ struct MoeFfnActivations {
   std::vector<T> route_in;        // [R,d] pooled router input (sequence: R = B; prefix: R = N); empty for token
   std::vector<T> router_logits;   // [R,E]
   std::vector<T> router_probs;    // [R,E]
+  std::vector<T> biased_scores;   // [R,E] probs + selection bias, what the rule chooses by (loss-free balancing)
   routing::DispatchPlan<T> route_plan;  // sequence granularity: the plan of the R = B sequence rows
   routing::DispatchPlan<T> plan;  // the token plan, S = plan slots
   std::vector<T> x_grouped;       // [S,d] rows gathered in expert order

@@ -37,6 +37,9 @@ ParamTable::ParamTable(const Config& cfg) {
       if (cfg.routing.router != "hash")  // a hash router is a fixed table, not a weight
         add(p + "block_sparse_moe.gate.weight", {cfg.moe.n_experts, d}, ParamInit::Normal, ParamGroup::Router,
             router_is_trained(cfg.routing));
+      if (cfg.routing.bias_update_rate > 0)  // loss-free balancing: moved by load, not by gradient (DeepSeek-V3 name)
+        add(p + "block_sparse_moe.e_score_correction_bias", {cfg.moe.n_experts}, ParamInit::Zeros, ParamGroup::Router,
+            /*trainable=*/false);
       for (int64_t j = 0; j < cfg.moe.n_experts; ++j) {
         const std::string e = p + "block_sparse_moe.experts." + std::to_string(j) + ".";
         add(e + "w1.weight", {h, d}, ParamInit::Normal, ParamGroup::Expert);

@@ -11,7 +11,7 @@
 
 namespace moelab {
 
-enum class ParamInit { Normal, Ones };  // N(0, init_std^2), or all ones (norm gains)
+enum class ParamInit { Normal, Ones, Zeros };  // N(0, init_std^2), all ones (norm gains), all zeros (biases)
 
 // Which weight-decay switch of the train config applies to a tensor.
 enum class ParamGroup { Embedding, LmHead, Attention, Norm, Router, Expert, SharedExpert, DenseFfn };

@@ -144,6 +144,7 @@ TrainOutcome train(Config cfg, const std::string& resume) {
                   "; training stopped without saving, the last good checkpoint is ",
                   outcome.checkpoint.empty() ? "none (no checkpoint was written yet)" : outcome.checkpoint);
     optimizer_step(model, opt, tc, lr, step + 1);
+    model.update_selection_bias();
     state.step = step + 1;
     state.tokens_seen += tokens_per_step;
 

@@ -73,6 +73,7 @@ capacity_factor = 1.25
 load_balance_coef = 0.02
 z_loss_coef = 0
 dynamic_loss_coef = 0.0001
+bias_update_rate = 0.0
 
 [train]
 seq_len = 128
@@ -155,9 +156,9 @@ void expect_full_values(const Config& c) {
 }
 
 TEST(ConfigFields, OneEntryPerStructFieldWithUniqueNames) {
-  // 52 fields in include/moelab/config.h; kFullToml sets each once. Update all three together.
+  // 53 fields in include/moelab/config.h; kFullToml sets each once. Update all three together.
   const auto& fields = config_fields();
-  EXPECT_EQ(fields.size(), 52u);
+  EXPECT_EQ(fields.size(), 53u);
   std::set<std::string> names;
   for (const auto& f : fields) {
     EXPECT_TRUE(names.insert(f.name()).second) << f.name();

@@ -89,6 +89,7 @@ struct MoeCase {
   double capacity_factor = 0;
   int64_t shared_hidden = 0;
   routing::Gating gating = routing::Gating::Softmax;
+  bool selection_bias = false;  // loss-free balancing: choose by biased scores
 };
 
 class MoeFfnCases : public ::testing::TestWithParam<MoeCase> {};
@@ -110,10 +111,13 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
     down.push_back(random_vector(d * h, 90 + e));
   }
   const int64_t hs = std::max<int64_t>(c.shared_hidden, 1);
+  std::vector<double> bias(E, 0.0);
+  for (int64_t e = 0; e < E; ++e) bias[e] = 0.4 * ((e * 7) % 3 - 1.0);  // large enough to change choices
   auto shared_gate = random_vector(hs * d, 120), shared_up = random_vector(hs * d, 121),
        shared_down = random_vector(d * hs, 122);
   auto weights = [&] {
     MoeFfnWeights<double> w{router.data(), {}, {shared_gate.data(), shared_up.data(), shared_down.data()}};
+    if (c.selection_bias) w.selection_bias = bias.data();
     for (int e = 0; e < E; ++e) w.experts.push_back({gate[e].data(), up[e].data(), down[e].data()});
     return w;
   };
@@ -127,6 +131,18 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
   if (c.capacity_factor > 0 && c.rule == SelectionRule::TopK)
     EXPECT_GT(first.dropped, 0) << "the case must exercise dropping";
   const auto plan = act.plan;
+  if (c.selection_bias) {  // the bias must have changed some choice, or the case tests nothing
+    MoeFfnActivations<double> unbiased;
+    MoeFfnWeights<double> w = weights();
+    w.selection_bias = nullptr;
+    std::vector<double> out2(N * d);
+    moe_ffn_forward<double>(out2.data(), unbiased, x.data(), nullptr, w, s);
+    EXPECT_NE(unbiased.plan.slot_expert, plan.slot_expert);
+    for (int64_t t = 0; t < N; ++t) {  // weights are the unbiased probabilities of the chosen experts
+      for (int32_t sl = plan.token_offsets[t]; sl < plan.token_offsets[t + 1]; ++sl)
+        EXPECT_NEAR(plan.slot_weight[sl], act.router_probs[t * E + plan.slot_expert[sl]], 1e-12);
+    }
+  }
   std::vector<double> d_x(N * d), d_router(E * d, 0.0);
   std::vector<std::vector<double>> d_gate(E, std::vector<double>(h * d, 0.0)), d_up = d_gate,
                                    d_down(E, std::vector<double>(d * h, 0.0));
@@ -178,7 +194,9 @@ INSTANTIATE_TEST_SUITE_P(
                       MoeCase{"sigmoid_top2", 4, 2, true, SelectionRule::TopK, Granularity::Token, 0, 0,
                               routing::Gating::Sigmoid},
                       MoeCase{"sigmoid_top1_raw", 5, 1, false, SelectionRule::TopK, Granularity::Token, 0, 0,
-                              routing::Gating::Sigmoid}),
+                              routing::Gating::Sigmoid},
+                      MoeCase{"loss_free_bias_top2_raw", 4, 2, false, SelectionRule::TopK, Granularity::Token, 0, 0,
+                              routing::Gating::Softmax, true}),
     [](const ::testing::TestParamInfo<MoeCase>& info) { return info.param.name; });
 
 }  // namespace

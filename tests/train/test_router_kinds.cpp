@@ -113,5 +113,31 @@ TEST(RouterKinds, ResampledRouterIsRedrawnEveryStepReproducibly) {
   EXPECT_FALSE(optimizer_has_router_state(a6));
 }
 
+TEST(LossFreeBalancing, BiasMovesAgainstEachExpertsLoadError) {
+  Config cfg;
+  cfg.model.vocab_size = kVocab, cfg.model.d_model = 16, cfg.model.n_layers = 1, cfg.model.n_heads = 2;
+  cfg.moe.n_experts = 4, cfg.moe.expert_hidden = 8;
+  cfg.routing.bias_update_rate = 0.01;
+  validate(cfg);
+  Model m(cfg);
+  m.init_params(3);
+  const auto& spec = m.table().find("model.layers.0.block_sparse_moe.e_score_correction_bias");
+  EXPECT_FALSE(spec.trainable);
+  std::vector<int32_t> ids(64);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 13) % kVocab);
+  m.forward(ids.data(), nullptr, 4, 16);
+  const auto& plan = *m.layer_routing()[0].plan;
+  m.update_selection_bias();
+  const double mean = static_cast<double>(plan.n_slots()) / 4;
+  int moved = 0;
+  for (int64_t e = 0; e < 4; ++e) {
+    const float b = m.params()[spec.offset + e];
+    const double load = static_cast<double>(plan.expert_rows(e));
+    EXPECT_FLOAT_EQ(b, load > mean ? -0.01f : load < mean ? 0.01f : 0.0f) << "expert " << e << " load " << load;
+    moved += b != 0;
+  }
+  EXPECT_GT(moved, 0);
+}
+
 }  // namespace
 }  // namespace moelab
