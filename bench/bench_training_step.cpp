@@ -4,6 +4,7 @@
 // 12·L·T·d for attention; inference 2 x active + 4·L·T·d.
 #include <benchmark/benchmark.h>
 
+#include <string>
 #include <vector>
 
 #include "core/rng.h"
@@ -34,19 +35,31 @@ double active_matmul_params(const Config& c) {
   return c.model.n_layers * per_layer + c.model.vocab_size * d;
 }
 
-void run(benchmark::State& state, const Shape& shape, bool training) {
-  const Config cfg = config_for(shape);
+// routing.rule / granularity variants of the small shape, for the cost of the routing designs themselves.
+struct Routing {
+  std::string rule = "top_k";
+  double top_p = 0.4;
+  std::string granularity = "token";
+};
+
+void run(benchmark::State& state, const Shape& shape, bool training, const Routing& routing = {}) {
+  Config cfg = config_for(shape);
+  cfg.routing.rule = routing.rule, cfg.routing.top_p = routing.top_p, cfg.routing.granularity = routing.granularity;
   moelab::Model model(cfg);
   model.init_params(1);
   const int64_t B = shape.batch, T = shape.seq, N = B * T;
   std::vector<int32_t> inputs(N), targets(N);
   moelab::Rng rng(3, 0);
   for (int64_t i = 0; i < N; ++i) inputs[i] = rng.below(8192), targets[i] = rng.below(8192);
+  double slots = 0, tokens = 0;
   for (auto _ : state) {
     model.forward(inputs.data(), training ? targets.data() : nullptr, B, T);
     if (training) model.backward(1.0);
     benchmark::ClobberMemory();
+    for (const auto& r : model.layer_routing())  // per token: sequence plans count once per sequence of T tokens
+      slots += static_cast<double>(r.plan->n_slots()), tokens += static_cast<double>(r.plan->n_tokens);
   }
+  state.counters["experts/token"] = tokens > 0 ? slots / tokens : 0.0;
   const double attn = 4.0 * cfg.model.n_layers * T * cfg.model.d_model;
   const double flops_per_token =
       training ? 6 * active_matmul_params(cfg) + 3 * attn : 2 * active_matmul_params(cfg) + attn;
@@ -59,11 +72,17 @@ const Shape kSmall{256, 4, 4, 8, 704, 256, 8};
 const Shape kLarge{512, 8, 8, 16, 1408, 512, 4};
 
 void BM_TrainStepSmall(benchmark::State& s) { run(s, kSmall, true); }
+// At initialisation the router is near uniform over 8 experts (about 1/8 each), so top-p with p = 0.2 keeps two
+// experts per token, like top-2: the difference in step time is the cost of the rule itself.
+void BM_TrainStepSmallTopP(benchmark::State& s) { run(s, kSmall, true, {"top_p", 0.2, "token"}); }
+void BM_TrainStepSmallSequence(benchmark::State& s) { run(s, kSmall, true, {"top_k", 0.4, "sequence"}); }
 void BM_TrainStepLarge(benchmark::State& s) { run(s, kLarge, true); }
 void BM_ForwardSmall(benchmark::State& s) { run(s, kSmall, false); }
 void BM_ForwardLarge(benchmark::State& s) { run(s, kLarge, false); }
 
 BENCHMARK(BM_TrainStepSmall)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_TrainStepSmallTopP)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_TrainStepSmallSequence)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 BENCHMARK(BM_ForwardSmall)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_TrainStepLarge)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 BENCHMARK(BM_ForwardLarge)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);

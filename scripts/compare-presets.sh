@@ -23,6 +23,6 @@ for p in "${presets[@]}"; do
   $moelab eval "$out" --json | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
-experts = " / ".join(f"{l[\"mean_experts_per_token\"]:.2f}" for l in r["routing"]) or "dense"
-print(f"| {sys.argv[1]} | {sys.argv[2]} | {r[\"loss\"]:.4f} | {r[\"perplexity\"]:.1f} | {experts} |")' "$p" "$steps"
+experts = " / ".join("%.2f" % l["mean_experts_per_token"] for l in r["routing"]) or "dense"
+print("| %s | %s | %.4f | %.1f | %s |" % (sys.argv[1], sys.argv[2], r["loss"], r["perplexity"], experts))' "$p" "$steps"
 done

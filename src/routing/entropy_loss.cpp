@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/ordered_sum.h"
+
 namespace moelab::routing {
 namespace {
 
@@ -14,26 +16,16 @@ constexpr int64_t kParallelElements = 1 << 14;
 template <typename T>
 double entropy_loss_forward(const T* probs /*[N,E]*/, int64_t N, int64_t E) {
   if (N == 0) return 0.0;
-  // Tokens are cut into a fixed number of blocks whatever the thread count; block sums are added in block order,
-  // so the value is bit-identical for any number of threads.
-  constexpr int64_t kBlocks = 64;
-  double partial[kBlocks];
-  const int64_t per_block = (N + kBlocks - 1) / kBlocks;
-#pragma omp parallel for schedule(static) if (N * E >= kParallelElements)
-  for (int64_t b = 0; b < kBlocks; ++b) {
-    double sum = 0;
-    for (int64_t t = b * per_block; t < std::min(N, (b + 1) * per_block); ++t) {
-      const T* pr = probs + t * E;
-      for (int64_t e = 0; e < E; ++e) {
-        const double v = static_cast<double>(pr[e]);
-        if (v > 0) sum -= v * std::log(v);  // 0 log 0 = 0
-      }
+  const double sum = ordered_sum(N, N * E >= kParallelElements, [&](int64_t t) {
+    const T* pr = probs + t * E;
+    double h = 0;
+    for (int64_t e = 0; e < E; ++e) {
+      const double v = static_cast<double>(pr[e]);
+      if (v > 0) h -= v * std::log(v);  // 0 log 0 = 0
     }
-    partial[b] = sum;
-  }
-  double total = 0;
-  for (int64_t b = 0; b < kBlocks; ++b) total += partial[b];
-  return total / static_cast<double>(N);
+    return h;
+  });
+  return sum / static_cast<double>(N);
 }
 
 template <typename T>

@@ -1,25 +1,14 @@
 #include "train/grad_clip.h"
 
-#include <omp.h>
-
 #include <cmath>
-#include <vector>
+
+#include "core/ordered_sum.h"
 
 namespace moelab {
 
 double global_grad_norm(const float* grads, int64_t n) {
-  // One partial per thread over a static chunk, summed in thread order: the same result every run.
-  std::vector<double> partial(omp_get_max_threads(), 0.0);
-#pragma omp parallel
-  {
-    double acc = 0.0;
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(grads[i]) * grads[i];
-    partial[omp_get_thread_num()] = acc;
-  }
-  double total = 0.0;
-  for (double p : partial) total += p;
-  return std::sqrt(total);
+  const auto square = [&](int64_t i) { return static_cast<double>(grads[i]) * grads[i]; };
+  return std::sqrt(ordered_sum(n, n >= (1 << 16), square));
 }
 
 double clip_grad_norm(float* grads, int64_t n, double max_norm) {

@@ -1,5 +1,5 @@
 // Global-norm gradient clipping (torch.nn.utils.clip_grad_norm_): if ||g||_2 > max_norm, scale g by
-// max_norm / (||g||_2 + 1e-6). The norm is summed in double, in a fixed order (deterministic for a thread count).
+// max_norm / (||g||_2 + 1e-6). The norm is summed in double, in an order that does not depend on the threads.
 #pragma once
 
 #include <cstdint>

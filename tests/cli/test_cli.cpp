@@ -2,8 +2,6 @@
 // message naming the file/field and a non-zero exit status (never a crash, never silence).
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -13,24 +11,14 @@
 #include "support/temp_dir.h"
 #include "model/config.h"
 #include "support/errors.h"
+#include "support/run_moelab.h"
 
 namespace moelab {
 namespace {
 
-struct Result {
-  int status;
-  std::string output;  // stdout and stderr together
-};
+using Result = testing::CommandResult;
 
-Result run(const std::string& args) {
-  const std::string cmd = std::string(MOELAB_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
-  const int raw = pclose(pipe);
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, out};
-}
+Result run(const std::string& args) { return testing::run_moelab(args); }
 
 void expect_failure_mentioning(const Result& r, const std::vector<std::string>& fragments) {
   EXPECT_NE(r.status, 0) << r.output;

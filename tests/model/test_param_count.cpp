@@ -2,8 +2,6 @@
 // dense layers, human units, and `moelab params` as a user runs it.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
 #include <array>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -15,6 +13,7 @@
 #include "support/errors.h"
 #include "support/synthetic_data.h"
 #include "support/temp_dir.h"
+#include "support/run_moelab.h"
 
 namespace moelab {
 namespace {
@@ -190,20 +189,9 @@ TEST(ParamCount, JsonHasExactIntegers) {
   }
 }
 
-struct Result {
-  int status;
-  std::string output;  // stdout and stderr together
-};
+using Result = testing::CommandResult;
 
-Result run(const std::string& args) {
-  const std::string cmd = std::string(MOELAB_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
-  const int raw = pclose(pipe);
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, out};
-}
+Result run(const std::string& args) { return testing::run_moelab(args); }
 
 const char* kPaper2Toml =
     "[model]\nvocab_size = 32000\nd_model = 1024\nn_layers = 24\nn_heads = 16\n"
