@@ -128,8 +128,9 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
     return dot(out, r) + coef.load_balance * aux.load_balance + coef.z_loss * aux.z_loss + coef.entropy * aux.entropy;
   };
   const MoeAuxLosses first = moe_ffn_forward<double>(out.data(), act, x.data(), nullptr, weights(), s);
-  if (c.capacity_factor > 0 && c.rule == SelectionRule::TopK)
+  if (c.capacity_factor > 0 && c.rule == SelectionRule::TopK) {
     EXPECT_GT(first.dropped, 0) << "the case must exercise dropping";
+  }
   const auto plan = act.plan;
   if (c.selection_bias) {  // the bias must have changed some choice, or the case tests nothing
     MoeFfnActivations<double> unbiased;
@@ -196,7 +197,16 @@ INSTANTIATE_TEST_SUITE_P(
                       MoeCase{"sigmoid_top1_raw", 5, 1, false, SelectionRule::TopK, Granularity::Token, 0, 0,
                               routing::Gating::Sigmoid},
                       MoeCase{"loss_free_bias_top2_raw", 4, 2, false, SelectionRule::TopK, Granularity::Token, 0, 0,
-                              routing::Gating::Softmax, true}),
+                              routing::Gating::Softmax, true},
+                      MoeCase{"prefix_top_p", 4, 2, false, SelectionRule::TopP, Granularity::Prefix},
+                      MoeCase{"sequence_expert_choice", 4, 2, false, SelectionRule::ExpertChoice,
+                              Granularity::Sequence},
+                      MoeCase{"sigmoid_sequence_top2", 4, 2, true, SelectionRule::TopK, Granularity::Sequence, 0, 0,
+                              routing::Gating::Sigmoid},
+                      MoeCase{"sigmoid_prefix_top1", 4, 1, false, SelectionRule::TopK, Granularity::Prefix, 0, 0,
+                              routing::Gating::Sigmoid},
+                      MoeCase{"sigmoid_expert_choice", 4, 2, false, SelectionRule::ExpertChoice, Granularity::Token, 0,
+                              0, routing::Gating::Sigmoid}),
     [](const ::testing::TestParamInfo<MoeCase>& info) { return info.param.name; });
 
 }  // namespace
