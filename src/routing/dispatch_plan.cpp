@@ -1,5 +1,7 @@
 #include "routing/dispatch_plan.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace moelab::routing {
@@ -41,5 +43,21 @@ void build_expert_groups(DispatchPlan<T>& plan) {
 
 template void build_expert_groups<float>(DispatchPlan<float>&);
 template void build_expert_groups<double>(DispatchPlan<double>&);
+
+template <typename T>
+void raw_weight_backward(T* d_probs, const T* d_slot_weight, const DispatchPlan<T>& plan) {
+  const int64_t N = plan.n_tokens, E = plan.n_experts;
+  const int32_t* offsets = plan.token_offsets.data();
+  const int32_t* expert = plan.slot_expert.data();
+#pragma omp parallel for schedule(static) if (N * E >= (1 << 14))
+  for (int64_t t = 0; t < N; ++t) {
+    T* dp = d_probs + t * E;
+    std::fill(dp, dp + E, T(0));
+    for (int32_t s = offsets[t]; s < offsets[t + 1]; ++s) dp[expert[s]] = d_slot_weight[s];  // experts distinct
+  }
+}
+
+template void raw_weight_backward<float>(float*, const float*, const DispatchPlan<float>&);
+template void raw_weight_backward<double>(double*, const double*, const DispatchPlan<double>&);
 
 }  // namespace moelab::routing

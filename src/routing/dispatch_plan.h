@@ -39,4 +39,9 @@ struct DispatchPlan {
 template <typename T>
 void build_expert_groups(DispatchPlan<T>& plan);
 
+// The backward of every rule whose slot weights are the raw probabilities of their experts (top-p, expert choice):
+// d_probs[t, e] = the gradient of t's slot for expert e, 0 for experts t does not use. d_probs [N,E] is assigned.
+template <typename T>
+void raw_weight_backward(T* d_probs /*[N,E]*/, const T* d_slot_weight /*[S]*/, const DispatchPlan<T>& plan);
+
 }  // namespace moelab::routing

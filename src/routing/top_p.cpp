@@ -81,16 +81,7 @@ void top_p_forward(DispatchPlan<T>& plan, const T* probs /*[N,E]*/, int64_t N, i
 
 template <typename T>
 void top_p_backward(T* d_probs /*[N,E] assigned*/, const T* d_slot_weight /*[S]*/, const DispatchPlan<T>& plan) {
-  const int64_t N = plan.n_tokens, E = plan.n_experts;
-  const int32_t* offsets = plan.token_offsets.data();
-  const int32_t* expert = plan.slot_expert.data();
-
-#pragma omp parallel for schedule(static) if (N * E >= kParallelElements)
-  for (int64_t t = 0; t < N; ++t) {
-    T* dp = d_probs + t * E;
-    std::fill(dp, dp + E, T(0));
-    for (int32_t s = offsets[t]; s < offsets[t + 1]; ++s) dp[expert[s]] = d_slot_weight[s];  // experts distinct
-  }
+  raw_weight_backward(d_probs, d_slot_weight, plan);  // weights are the raw probabilities
 }
 
 template void top_p_forward<float>(DispatchPlan<float>&, const float*, int64_t, int64_t, double, int64_t);

@@ -33,6 +33,8 @@ struct OracleCase {
   int64_t max_k = 0;
 };
 
+void PrintTo(const OracleCase& c, std::ostream* os) { *os << c.name; }  // readable test names in ctest
+
 Config small_config(const OracleCase& c) {
   Config cfg;
   cfg.model.vocab_size = 97;

@@ -92,6 +92,8 @@ struct MoeCase {
   bool selection_bias = false;  // loss-free balancing: choose by biased scores
 };
 
+void PrintTo(const MoeCase& c, std::ostream* os) { *os << c.name; }  // readable test names in ctest
+
 class MoeFfnCases : public ::testing::TestWithParam<MoeCase> {};
 
 TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
