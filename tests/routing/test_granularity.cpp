@@ -57,7 +57,7 @@ TEST(Granularity, SequenceMeanHandValues) {
   expect_all_eq(d_x, {2, 3, 2, 3, 2, 3, 1, -2, 1, -2, 1, -2});
 }
 
-TEST(Granularity, PrefixMeanHandValues) {
+TEST(Granularity, PrefixRunningMeanHandValues) {
   std::vector<double> pooled(12);
   routing::prefix_mean_forward(pooled.data(), kHandX.data(), 2, 3, 2);
   expect_all_eq(pooled, {1, 2, 2, 3, 3, 5, 0, -3, 3, 0, 1, 1});
@@ -138,7 +138,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Pooling,
                          ::testing::Values(std::tuple{1, 1, 1}, std::tuple{3, 1, 5}, std::tuple{2, 4, 3},
                                            std::tuple{3, 7, 65}, std::tuple{1, 13, 130}, std::tuple{2, 40, 129}));
 
-TEST(Granularity, PrefixMeanIsCausal) {
+TEST(Granularity, PrefixRunningMeanIsCausal) {
   const int64_t B = 3, L = 9, d = 67;
   auto x = testing::to_float(random_vector(B * L * d, 41));
   std::vector<float> before(B * L * d), after(B * L * d);
