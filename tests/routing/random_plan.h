@@ -1,9 +1,11 @@
 // Test support for the routing suites: a reproducible random dispatch plan in which a token has between 0 and
 // max_slots distinct experts, so the consumers of a plan (dispatch, combine, losses, statistics) are exercised on
-// tokens with no slot and on varying slot counts, not only on what top-k produces.
+// tokens with no slot and on varying slot counts, not only on what top-k produces; and router probabilities far
+// enough apart that finite differences never change a selection.
 #pragma once
 
 #include <cstdint>
+#include <algorithm>
 #include <numeric>
 #include <vector>
 
@@ -32,6 +34,18 @@ routing::DispatchPlan<T> random_plan(int64_t N, int64_t E, int64_t max_slots, ui
   }
   routing::build_expert_groups(plan);
   return plan;
+}
+
+// Every probability distinct and at least 1/(N E + 1) from any other: a perturbation of 1e-5 changes neither a
+// token's top-k choice nor a ranking within an expert. Rows need not sum to 1 for selection.
+inline std::vector<double> distinct_probs(int64_t N, int64_t E, uint64_t seed) {
+  Rng rng(seed, 0);
+  std::vector<double> p(N * E);
+  std::vector<int64_t> order(N * E);
+  std::iota(order.begin(), order.end(), 0);
+  for (int64_t j = N * E - 1; j > 0; --j) std::swap(order[j], order[rng.below(j + 1)]);
+  for (int64_t i = 0; i < N * E; ++i) p[i] = (order[i] + 1 + 0.5 * rng.uniform()) / (N * E + 1.0);
+  return p;
 }
 
 }  // namespace moelab::testing

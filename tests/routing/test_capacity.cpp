@@ -15,6 +15,8 @@
 namespace moelab {
 namespace {
 
+using testing::distinct_probs;
+
 using routing::DispatchPlan;
 
 // The groups of a plan agree with its slots: what build_expert_groups would produce from them.
@@ -157,18 +159,6 @@ TEST(Capacity, FloatMatchesDouble) {
   EXPECT_EQ(plan_f.token_offsets, plan.token_offsets);
   EXPECT_EQ(plan_f.slot_expert, plan.slot_expert);
   EXPECT_EQ(plan_f.row_token, plan.row_token);
-}
-
-// Every probability distinct and at least 1/(N E + 1) from any other: a perturbation of 1e-5 changes neither the
-// top-k choice of a token nor the drop ranking within an expert. Rows need not sum to 1 for selection.
-std::vector<double> distinct_probs(int64_t N, int64_t E, uint64_t seed) {
-  Rng rng(seed, 0);
-  std::vector<double> p(N * E);
-  std::vector<int64_t> order(N * E);
-  std::iota(order.begin(), order.end(), 0);
-  for (int64_t j = N * E - 1; j > 0; --j) std::swap(order[j], order[rng.below(j + 1)]);
-  for (int64_t i = 0; i < N * E; ++i) p[i] = (order[i] + 1 + 0.5 * rng.uniform()) / (N * E + 1.0);
-  return p;
 }
 
 // loss = sum(combine(top_k + capacity) * R): the selection backward on the reduced plan gives the gradient of the

@@ -7,10 +7,13 @@
 
 #include "routing/capacity.h"
 #include "routing/expert_choice.h"
+#include "routing/random_plan.h"
 #include "support/gradcheck.h"
 
 namespace moelab {
 namespace {
+
+using testing::distinct_probs;
 
 using routing::DispatchPlan;
 
@@ -114,17 +117,6 @@ TEST(ExpertChoice, FloatMatchesSortReference) {
     }
     expect_expert_choice_plan(plan, probs, C);
   }
-}
-
-// Every probability distinct and at least 1/(N E + 1) from any other: a perturbation of 1e-5 cannot change a choice.
-std::vector<double> distinct_probs(int64_t N, int64_t E, uint64_t seed) {
-  Rng rng(seed, 0);
-  std::vector<double> p(N * E);
-  std::vector<int64_t> order(N * E);
-  std::iota(order.begin(), order.end(), 0);
-  for (int64_t j = N * E - 1; j > 0; --j) std::swap(order[j], order[rng.below(j + 1)]);
-  for (int64_t i = 0; i < N * E; ++i) p[i] = (order[i] + 1 + 0.5 * rng.uniform()) / (N * E + 1.0);
-  return p;
 }
 
 class ExpertChoiceGradient : public ::testing::TestWithParam<std::tuple<int, int, int>> {};

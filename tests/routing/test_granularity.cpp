@@ -1,12 +1,10 @@
 #include <gtest/gtest.h>
 
-#include "ops/linear.h"
-#include "routing/combine.h"
-#include "routing/dispatch.h"
 #include "routing/granularity.h"
 #include "routing/random_plan.h"
 #include "routing/router.h"
 #include "routing/top_k.h"
+#include "routing/linear_experts.h"
 #include "support/gradcheck.h"
 #include "support/omp_threads.h"
 
@@ -290,8 +288,9 @@ struct GranularPipeline {
 
   int64_t B, L, d, E, k;
   bool prefix, renormalize;
-  std::vector<double> x /*[B*L,d]*/, w_router /*[E,d]*/, w_experts /*[E,d,d]*/, r /*[B*L,d] upstream gradient*/;
-  std::vector<double> pooled, logits, probs, x_grouped, y_grouped, out;
+  std::vector<double> x /*[B*L,d]*/, w_router /*[E,d]*/, r /*[B*L,d] upstream gradient*/;
+  std::vector<double> pooled, logits, probs, out;
+  testing::LinearExperts experts;  // experts.w [E,d,d]
   DispatchPlan<double> route_plan;  // the selection on pooled rows: per sequence, or per token under prefix
   DispatchPlan<double> token_plan;  // per token (the expansion of route_plan under sequence)
 
@@ -299,7 +298,7 @@ struct GranularPipeline {
   const DispatchPlan<double>& plan() const { return prefix ? route_plan : token_plan; }
 
   double forward() {
-    const int64_t N = B * L, P = n_rows();
+    const int64_t P = n_rows();
     pooled.resize(P * d);
     logits.resize(P * E);
     probs.resize(P * E);
@@ -310,34 +309,15 @@ struct GranularPipeline {
     routing::router_forward(logits.data(), probs.data(), pooled.data(), w_router.data(), P, d, E);
     routing::top_k_forward(route_plan, probs.data(), P, E, k, renormalize);
     if (!prefix) routing::expand_sequence_plan(token_plan, route_plan, L);
-    const auto& p = plan();
-    x_grouped.resize(p.n_slots() * d);
-    y_grouped.resize(p.n_slots() * d);
-    out.resize(N * d);
-    routing::dispatch_forward(x_grouped.data(), x.data(), p, d);
-    for (int64_t e = 0; e < E; ++e) {
-      const int64_t row = p.expert_offsets[e];
-      ops::linear_forward(y_grouped.data() + row * d, x_grouped.data() + row * d, w_experts.data() + e * d * d,
-                          p.expert_rows(e), d, d);
-    }
-    routing::combine_forward(out.data(), y_grouped.data(), p, d);
+    experts.forward(out, x, plan(), d);
     return testing::dot(out, r);
   }
 
   void backward(std::vector<double>& d_x, std::vector<double>& d_w_router) {
     const int64_t P = n_rows();
-    const auto& p = plan();
-    const int64_t S = p.n_slots();
-    std::vector<double> d_y(S * d), d_tok_weight(S), d_xg(S * d), d_route_weight(route_plan.n_slots()), d_probs(P * E),
-        scratch(P * E), d_pooled(P * d);
-    routing::combine_backward(d_y.data(), d_tok_weight.data(), r.data(), y_grouped.data(), p, d);
-    for (int64_t e = 0; e < E; ++e) {
-      const int64_t row = p.expert_offsets[e];
-      ops::linear_backward<double>(d_xg.data() + row * d, nullptr, d_y.data() + row * d, x_grouped.data() + row * d,
-                                   w_experts.data() + e * d * d, p.expert_rows(e), d, d);
-    }
-    d_x.resize(B * L * d);
-    routing::dispatch_backward(d_x.data(), d_xg.data(), p, d);
+    std::vector<double> d_tok_weight, d_route_weight(route_plan.n_slots()), d_probs(P * E), scratch(P * E),
+        d_pooled(P * d);
+    experts.backward(d_x, d_tok_weight, r, plan(), d);
     if (prefix)
       d_route_weight = d_tok_weight;
     else
@@ -361,7 +341,7 @@ TEST_P(GranularityPipeline, GradientsMatchFiniteDifferences) {
     GranularPipeline p(B, L, d, E, k, prefix, renormalize);
     p.x = random_vector(B * L * d, 71 + B * L);
     p.w_router = random_vector(E * d, 72 + E, 2.0);
-    p.w_experts = random_vector(E * d * d, 73, 0.5);
+    p.experts.w = random_vector(E * d * d, 73, 0.5);
     p.r = random_vector(B * L * d, 74);
     p.forward();
     if (!prefix) {  // one expert set per sequence reaches the experts

@@ -4,13 +4,11 @@
 // gradient is assigned, which is added, where the z-loss enters).
 #include <gtest/gtest.h>
 
-#include "ops/linear.h"
-#include "routing/combine.h"
-#include "routing/dispatch.h"
 #include "routing/load_balance_loss.h"
 #include "routing/router.h"
 #include "routing/top_k.h"
 #include "routing/z_loss.h"
+#include "routing/linear_experts.h"
 #include "support/gradcheck.h"
 
 namespace moelab {
@@ -25,9 +23,10 @@ struct Pipeline {
   int64_t N, d, E, k;
   bool renormalize;
   double lb_coef = 0.3, z_coef = 0.2;
-  std::vector<double> x, w_router, w_experts /*[E,d,d]*/, r /*upstream gradient of the output [N,d]*/;
+  std::vector<double> x, w_router, r /*upstream gradient of the output [N,d]*/;
   // Activations.
-  std::vector<double> logits, probs, x_grouped, y_grouped, out;
+  std::vector<double> logits, probs, out;
+  testing::LinearExperts experts;  // experts.w [E,d,d]
   routing::DispatchPlan<double> plan;
 
   double forward() {
@@ -35,33 +34,15 @@ struct Pipeline {
     probs.resize(N * E);
     routing::router_forward(logits.data(), probs.data(), x.data(), w_router.data(), N, d, E);
     routing::top_k_forward(plan, probs.data(), N, E, k, renormalize);
-    x_grouped.resize(plan.n_slots() * d);
-    y_grouped.resize(plan.n_slots() * d);
-    out.resize(N * d);
-    routing::dispatch_forward(x_grouped.data(), x.data(), plan, d);
-    for (int64_t e = 0; e < E; ++e) {
-      const int64_t row = plan.expert_offsets[e];
-      ops::linear_forward(y_grouped.data() + row * d, x_grouped.data() + row * d, w_experts.data() + e * d * d,
-                          plan.expert_rows(e), d, d);
-    }
-    routing::combine_forward(out.data(), y_grouped.data(), plan, d);
+    experts.forward(out, x, plan, d);
     return testing::dot(out, r) + lb_coef * routing::load_balance_forward(probs.data(), plan, double(k)) +
            z_coef * routing::z_loss_forward(logits.data(), N, E);
   }
 
   // Gradients of forward()'s loss with respect to x and w_router (accumulated into d_w_router).
   void backward(std::vector<double>& d_x, std::vector<double>& d_w_router) {
-    const int64_t S = plan.n_slots();
-    std::vector<double> d_y(S * d), d_weight(S), d_xg(S * d), d_probs(N * E), d_logits_z(N * E, 0.0),
-        scratch(N * E), d_x_router(N * d);
-    routing::combine_backward(d_y.data(), d_weight.data(), r.data(), y_grouped.data(), plan, d);
-    for (int64_t e = 0; e < E; ++e) {
-      const int64_t row = plan.expert_offsets[e];
-      ops::linear_backward<double>(d_xg.data() + row * d, nullptr, d_y.data() + row * d, x_grouped.data() + row * d,
-                                   w_experts.data() + e * d * d, plan.expert_rows(e), d, d);
-    }
-    d_x.resize(N * d);
-    routing::dispatch_backward(d_x.data(), d_xg.data(), plan, d);
+    std::vector<double> d_weight, d_probs(N * E), d_logits_z(N * E, 0.0), scratch(N * E), d_x_router(N * d);
+    experts.backward(d_x, d_weight, r, plan, d);
     routing::top_k_backward(d_probs.data(), d_weight.data(), probs.data(), plan, renormalize);
     routing::load_balance_backward(d_probs.data(), lb_coef, plan, double(k));
     routing::z_loss_backward(d_logits_z.data(), z_coef, logits.data(), N, E);
@@ -78,7 +59,7 @@ TEST_P(RoutingPipeline, GradientsMatchFiniteDifferences) {
   Pipeline p(N, d, E, k, renormalize);
   p.x = random_vector(N * d, 101 + N);
   p.w_router = random_vector(E * d, 102 + E);
-  p.w_experts = random_vector(E * d * d, 103, 0.5);
+  p.experts.w = random_vector(E * d * d, 103, 0.5);
   p.r = random_vector(N * d, 104);
   p.forward();
   const auto selected = p.plan.slot_expert;

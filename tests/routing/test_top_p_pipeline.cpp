@@ -4,13 +4,11 @@
 // differences. Tokens own different numbers of slots here, which top-k never produces.
 #include <gtest/gtest.h>
 
-#include "ops/linear.h"
-#include "routing/combine.h"
-#include "routing/dispatch.h"
 #include "routing/entropy_loss.h"
 #include "routing/load_balance_loss.h"
 #include "routing/router.h"
 #include "routing/top_p.h"
+#include "routing/linear_experts.h"
 #include "support/gradcheck.h"
 
 namespace moelab {
@@ -25,9 +23,10 @@ struct TopPPipeline {
   double p;
   int64_t max_k;
   double lb_coef = 0.3, entropy_coef = 0.2;
-  std::vector<double> x, w_router, w_experts /*[E,d,d]*/, r /*upstream gradient of the output [N,d]*/;
+  std::vector<double> x, w_router, r /*upstream gradient of the output [N,d]*/;
   // Activations.
-  std::vector<double> logits, probs, x_grouped, y_grouped, out;
+  std::vector<double> logits, probs, out;
+  testing::LinearExperts experts;  // experts.w [E,d,d]
   routing::DispatchPlan<double> plan;
 
   double forward() {
@@ -35,32 +34,15 @@ struct TopPPipeline {
     probs.resize(N * E);
     routing::router_forward(logits.data(), probs.data(), x.data(), w_router.data(), N, d, E);
     routing::top_p_forward(plan, probs.data(), N, E, p, max_k);
-    x_grouped.resize(plan.n_slots() * d);
-    y_grouped.resize(plan.n_slots() * d);
-    out.resize(N * d);
-    routing::dispatch_forward(x_grouped.data(), x.data(), plan, d);
-    for (int64_t e = 0; e < E; ++e) {
-      const int64_t row = plan.expert_offsets[e];
-      ops::linear_forward(y_grouped.data() + row * d, x_grouped.data() + row * d, w_experts.data() + e * d * d,
-                          plan.expert_rows(e), d, d);
-    }
-    routing::combine_forward(out.data(), y_grouped.data(), plan, d);
+    experts.forward(out, x, plan, d);
     return testing::dot(out, r) + lb_coef * routing::load_balance_forward(probs.data(), plan, 1.0) +
            entropy_coef * routing::entropy_loss_forward(probs.data(), N, E);
   }
 
   // Gradients of forward()'s loss with respect to x and w_router (accumulated into d_w_router).
   void backward(std::vector<double>& d_x, std::vector<double>& d_w_router) {
-    const int64_t S = plan.n_slots();
-    std::vector<double> d_y(S * d), d_weight(S), d_xg(S * d), d_probs(N * E), scratch(N * E), d_x_router(N * d);
-    routing::combine_backward(d_y.data(), d_weight.data(), r.data(), y_grouped.data(), plan, d);
-    for (int64_t e = 0; e < E; ++e) {
-      const int64_t row = plan.expert_offsets[e];
-      ops::linear_backward<double>(d_xg.data() + row * d, nullptr, d_y.data() + row * d, x_grouped.data() + row * d,
-                                   w_experts.data() + e * d * d, plan.expert_rows(e), d, d);
-    }
-    d_x.resize(N * d);
-    routing::dispatch_backward(d_x.data(), d_xg.data(), plan, d);
+    std::vector<double> d_weight, d_probs(N * E), scratch(N * E), d_x_router(N * d);
+    experts.backward(d_x, d_weight, r, plan, d);
     // The selection assigns d_probs; both auxiliary losses add into it.
     routing::top_p_backward(d_probs.data(), d_weight.data(), plan);
     routing::load_balance_backward(d_probs.data(), lb_coef, plan, 1.0);
@@ -78,7 +60,7 @@ TEST_P(TopPRoutingPipeline, GradientsMatchFiniteDifferences) {
   TopPPipeline pipe(N, d, E, p, max_k);
   pipe.x = random_vector(N * d, 201 + N);
   pipe.w_router = random_vector(E * d, 202 + E);
-  pipe.w_experts = random_vector(E * d * d, 203, 0.5);
+  pipe.experts.w = random_vector(E * d * d, 203, 0.5);
   pipe.r = random_vector(N * d, 204);
   pipe.forward();
   const auto selected = pipe.plan.slot_expert;
