@@ -202,8 +202,8 @@ std::vector<Model::LayerRouting> Model::layer_routing() const {
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = *layers_[i];
     if (!l.moe) continue;
-    out.push_back({static_cast<int64_t>(i), sequence ? &l.moe_act.route_plan : &l.moe_act.plan,
-                   hash ? nullptr : l.moe_act.router_probs.data(), l.aux.dropped});
+    out.push_back({static_cast<int64_t>(i), sequence ? &l.moe_act.route_plan : &l.moe_act.plan, &l.moe_act.plan,
+                   hash ? nullptr : l.moe_act.router_probs.data(), l.aux.dropped, l.ffn_normed.data()});
   }
   return out;
 }

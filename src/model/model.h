@@ -38,6 +38,7 @@ class Model {
   std::vector<float>& params() { return params_; }
   const std::vector<float>& params() const { return params_; }
   std::vector<float>& grads() { return grads_; }
+  const std::vector<float>& grads() const { return grads_; }
   float* param(const std::string& name) { return params_.data() + table_.find(name).offset; }
 
   // Draws every parameter from its ParamInit: a pure function of (seed, tensor name).
@@ -58,14 +59,17 @@ class Model {
 
   const float* logits() const;                 // [B*T, V]
   const std::vector<float>& row_losses() const; // [B*T] cross-entropy per position (0 where ignored)
-  // What the routing of one MoE layer decided in the last forward, for statistics: the plan over the router's
-  // rows (tokens; sequences under sequence granularity, whose tokens share their sequence's slots), the router
-  // probabilities of those rows (null for a hash router) and the slots the capacity limit dropped.
+  // What the routing of one MoE layer decided in the last forward, for statistics, traces and analyses: the plan
+  // over the router's rows (tokens; sequences under sequence granularity, whose tokens share their sequence's
+  // slots), the same decision per token, the router probabilities of the router's rows (null for a hash router),
+  // the slots the capacity limit dropped, and the normalised rows the layer's router and experts read.
   struct LayerRouting {
     int64_t layer;
-    const routing::DispatchPlan<float>* plan;
-    const float* probs;  // [rows, E] or null
+    const routing::DispatchPlan<float>* plan;        // over router rows
+    const routing::DispatchPlan<float>* token_plan;  // over the B*T tokens (the same plan unless sequence)
+    const float* probs;      // [rows, E] or null
     int64_t dropped;
+    const float* ffn_input;  // [B*T, d]
   };
   std::vector<LayerRouting> layer_routing() const;
 

@@ -4,19 +4,9 @@
 
 #include <cstdio>
 
+#include "core/format_duration.h"
+
 namespace moelab {
-
-namespace {
-
-std::string format_duration(double seconds) {
-  const int s = static_cast<int>(seconds + 0.5);
-  char buf[32];
-  if (s >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", s / 3600, (s / 60) % 60);
-  else std::snprintf(buf, sizeof buf, "%dm%02ds", s / 60, s % 60);
-  return buf;
-}
-
-}  // namespace
 
 Progress::Progress(int64_t first_step, int64_t total_steps)
     : tty_(isatty(STDERR_FILENO)), first_step_(first_step), total_steps_(total_steps),

@@ -21,6 +21,7 @@
 #include "train/adamw.h"
 #include "train/checkpoint.h"
 #include "train/grad_clip.h"
+#include "train/expert_grad_norms.h"
 #include "train/metrics_log.h"
 #include "train/progress.h"
 #include "train/schedule.h"
@@ -105,10 +106,13 @@ TrainOutcome train(Config cfg, const std::string& resume) {
   TrainOutcome outcome;
   outcome.checkpoint = resume.empty() ? "" : resolve_checkpoint(resume);
 
+  // The raw gradient of each expert at the step an evaluation follows (before clipping), logged with it.
+  nlohmann::json grad_norms_for_eval;
   auto evaluate = [&](int64_t step_done, int64_t max_tokens) {
     const EvalResult r = evaluate_perplexity(model, data, "val", T, B, max_tokens);
     nlohmann::json rec = to_json(r);
     rec["type"] = "eval", rec["step"] = step_done;
+    if (!grad_norms_for_eval.is_null()) rec["expert_grad_norm"] = grad_norms_for_eval;
     metrics.write(rec);
     progress.message(format_eval(r, step_done));
     return r;
@@ -138,6 +142,9 @@ TrainOutcome train(Config cfg, const std::string& resume) {
       sum.z_loss += l.z_loss / tc.grad_accum, sum.entropy += l.entropy / tc.grad_accum;
       sum.total += l.total / tc.grad_accum;
     }
+    const bool last = step + 1 == tc.steps;
+    const bool eval_now = last || (tc.eval_every > 0 && (step + 1) % tc.eval_every == 0);
+    grad_norms_for_eval = eval_now ? expert_grad_norms(model) : nlohmann::json();
     const double grad_norm = clip_grad_norm(model.grads().data(), model.grads().size(), tc.grad_clip);
     if (!std::isfinite(grad_norm))
       throw_error("step ", step + 1, ": the gradient norm is ", grad_norm,
@@ -160,8 +167,7 @@ TrainOutcome train(Config cfg, const std::string& resume) {
     }
     progress.update(step, sum.ce, lr, tokens_per_s, log_now);
 
-    const bool last = state.step == tc.steps;
-    if (!last && tc.eval_every > 0 && state.step % tc.eval_every == 0) evaluate(state.step, tc.eval_tokens);
+    if (eval_now && !last) evaluate(state.step, tc.eval_tokens);
     if (g_stop_requested || last || (tc.checkpoint_every > 0 && state.step % tc.checkpoint_every == 0)) {
       outcome.checkpoint = save_checkpoint(tc.out_dir, model, opt, state);
       progress.message("checkpoint " + outcome.checkpoint);

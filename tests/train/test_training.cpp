@@ -82,6 +82,12 @@ TEST_F(Training, LossFallsAndEvaluationsAreLogged) {
   EXPECT_NEAR(routing[1]["mean_experts_per_token"].get<double>(), 2.0, 1e-12);
   EXPECT_GT(routing[1]["mean_entropy"].get<double>(), 0.0);
   EXPECT_EQ(evals[1]["routing"].size(), 2u);  // evaluations carry the statistics too
+  for (const auto& e : evals) {  // and each expert's raw gradient norm at the step before them
+    ASSERT_EQ(e["expert_grad_norm"].size(), 2u);
+    EXPECT_EQ(e["expert_grad_norm"][1]["layer"], 1);
+    ASSERT_EQ(e["expert_grad_norm"][1]["norms"].size(), 4u);
+    for (double n : e["expert_grad_norm"][1]["norms"]) EXPECT_GT(n, 0.0);
+  }
 }
 
 TEST_F(Training, SameSeedGivesBitIdenticalRuns) {
