@@ -1,0 +1,110 @@
+// moelab analyze trace CHECKPOINT [--split val|test|train] [--text FILE] [--out DIR] [--max-tokens N] [--probs]
+//                                 [--data DIR]
+// Records every MoE layer's routing decision for every token of a split or a text file and writes it as .npy
+// arrays with a trace.json index (analysis/trace.h; the format is in docs/traces.md).
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "analysis/trace.h"
+#include "cli/commands.h"
+#include "core/error.h"
+#include "model/config.h"
+#include "model/model.h"
+#include "train/checkpoint.h"
+
+namespace moelab::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TraceArgs {
+  std::string checkpoint;
+  std::string split = "val";
+  std::string text;
+  std::string out;
+  std::string data_dir;
+  int64_t max_tokens = 0;
+  bool probs = false;
+};
+
+// The run folder of a checkpoint: the parent of its checkpoints/ folder, or the folder holding a checkpoint that
+// lives outside a run.
+fs::path run_folder(const std::string& checkpoint) {
+  fs::path p = fs::path(checkpoint).lexically_normal();
+  if (!p.has_filename()) p = p.parent_path();  // a trailing '/'
+  const fs::path parent = p.parent_path();
+  if (parent.filename() == "checkpoints") return parent.parent_path().empty() ? "." : parent.parent_path();
+  return parent.empty() ? "." : parent;
+}
+
+void run_trace(const TraceArgs& a) {
+  const std::string ckpt = resolve_checkpoint(a.checkpoint);
+  Config cfg = load_checkpoint_config(ckpt);
+  if (!a.data_dir.empty()) cfg.data.dir = a.data_dir;
+  Model model(cfg);
+  load_model_weights(ckpt, model);
+  const auto data = data::TokenData::open(cfg.data.dir);
+  if (data.vocab_size() != cfg.model.vocab_size)
+    throw_error("vocab mismatch: checkpoint ", ckpt, " was trained with vocab_size ", cfg.model.vocab_size,
+                " but the tokenizer of ", cfg.data.dir, " has ", data.vocab_size(), " tokens");
+  const bool from_text = !a.text.empty();
+  const analysis::TraceSource source = from_text ? analysis::trace_source_from_text(data, a.text, a.max_tokens)
+                                                 : analysis::trace_source_from_split(data, a.split, a.max_tokens);
+  const std::string out =
+      !a.out.empty() ? a.out
+                     : (run_folder(ckpt) / "analysis" /
+                        (from_text ? "trace-text-" + fs::path(a.text).stem().string() : "trace-" + a.split))
+                           .string();
+
+  const bool tty = ::isatty(STDERR_FILENO);  // a redrawn count on a terminal, nothing in logs
+  const auto tr = analysis::collect_trace(model, source, {cfg.train.seq_len, cfg.train.batch_size, a.probs, 0},
+                                          [tty](int64_t done, int64_t total) {
+                                            if (tty) std::fprintf(stderr, "\rtracing %lld/%lld tokens",
+                                                                  static_cast<long long>(done),
+                                                                  static_cast<long long>(total));
+                                          });
+  if (tty) std::fprintf(stderr, "\n");
+
+  nlohmann::json about = {{"checkpoint", ckpt},
+                          {"source", source.description},
+                          {"seq_len", cfg.train.seq_len},
+                          {"batch_size", cfg.train.batch_size},
+                          {"config", config_to_json(cfg)}};
+  analysis::write_trace(out, tr, about);
+
+  const int64_t L = static_cast<int64_t>(tr.layers.size());
+  double selected = 0;
+  for (uint8_t k : tr.n_selected) selected += k;
+  std::printf("wrote %s: %s, %lld tokens x %lld MoE layers, %.2f experts per token on average (at most %lld)%s\n",
+              out.c_str(), source.description.c_str(), static_cast<long long>(tr.n_tokens),
+              static_cast<long long>(L), selected / static_cast<double>(L * tr.n_tokens),
+              static_cast<long long>(tr.max_slots), tr.probs.empty() ? "" : ", router probabilities included");
+}
+
+}  // namespace
+
+void register_analyze_trace_command(CLI::App& analyze) {
+  auto args = std::make_shared<TraceArgs>();
+  CLI::App* cmd = analyze.add_subcommand(
+      "trace", "Record each token's experts and weights in every MoE layer (.npy arrays + trace.json)");
+  cmd->add_option("checkpoint", args->checkpoint, "A checkpoint folder, or a run folder (its latest checkpoint)")
+      ->required();
+  CLI::Option* split =
+      cmd->add_option("--split", args->split, "Which split to trace")->check(CLI::IsMember({"val", "test", "train"}))
+          ->capture_default_str();
+  cmd->add_option("--text", args->text, "Trace a text file instead of a split (encoded with the data's tokenizer)")
+      ->check(CLI::ExistingFile)
+      ->excludes(split);
+  cmd->add_option("--out", args->out,
+                  "Output folder (default: <run folder>/analysis/trace-<split>, or trace-text-<file stem>)");
+  cmd->add_option("--max-tokens", args->max_tokens, "Trace only the first this many tokens (0: all)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--probs", args->probs, "Also record the router probabilities over all experts (probs.npy)");
+  cmd->add_option("--data", args->data_dir, "Data folder (default: the one in the checkpoint's config)");
+  cmd->callback([args] { run_trace(*args); });
+}
+
+}  // namespace moelab::cli
