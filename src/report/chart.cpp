@@ -1,0 +1,356 @@
+#include "report/chart.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <set>
+
+#include "core/error.h"
+
+namespace moelab::report {
+namespace {
+
+using nlohmann::json;
+
+// The one style of every chart. The font stack puts DejaVu Sans first: what the PNG figures are drawn with
+// (Debian's fonts-dejavu-core) and what most Linux browsers have, so report and figure look the same.
+json style_config() {
+  return {
+      {"font", "DejaVu Sans, Verdana, Geneva, sans-serif"},
+      {"background", "white"},
+      {"padding", 8},
+      {"view", {{"stroke", "#ddd"}}},
+      {"axis",
+       {{"labelFontSize", 11},
+        {"titleFontSize", 12},
+        {"titleFontWeight", "normal"},
+        {"labelColor", "#333"},
+        {"titleColor", "#222"},
+        {"gridColor", "#ececec"},
+        {"domainColor", "#888"},
+        {"tickColor", "#888"},
+        {"labelLimit", 160}}},
+      {"legend", {{"labelFontSize", 11}, {"titleFontSize", 11}, {"titleFontWeight", "normal"}, {"labelLimit", 200}}},
+      {"title", {{"fontSize", 13}, {"anchor", "start"}, {"color", "#222"}}},
+      {"header", {{"labelFontSize", 12}, {"titleFontSize", 12}}},
+      {"line", {{"strokeWidth", 2}}},
+      {"point", {{"size", 36}}},
+  };
+}
+
+json styled(json spec) {
+  spec["config"] = style_config();
+  return spec;
+}
+
+// JSON null for NaN and inf: Vega's "missing".
+json number(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+const char* const kTooltipNumber = ".4~g";
+
+// Horizontal labels when each fits its band (about 7 px per character at 11 px) or is at most 3 characters (a
+// number; the axis drops colliding ones), else slanted so neighbours do not collide.
+int label_angle(const std::vector<std::string>& labels, int64_t width_px) {
+  size_t longest = 0;
+  for (const auto& l : labels) longest = std::max(longest, l.size());
+  const double band = static_cast<double>(width_px) / static_cast<double>(std::max<size_t>(labels.size(), 1));
+  return longest <= 3 || 7.0 * static_cast<double>(longest) <= band ? 0 : -45;
+}
+
+// Axis of an index field (0..n-1) that shows the caller's labels: lets duplicate labels have their own rows.
+json index_axis(const std::vector<std::string>& labels, bool horizontal, int cell) {
+  json axis = {{"ticks", false}, {"domain", false}, {"labelOverlap", true}};
+  if (!labels.empty()) axis["labelExpr"] = dump_json(labels) + "[datum.value]";
+  if (horizontal) axis["labelAngle"] = labels.empty() ? 0 : label_angle(labels, cell * std::ssize(labels));
+  return axis;
+}
+
+json color_scale(const HeatmapOptions& o) {
+  json scale;
+  switch (o.scheme) {
+    case ColorScheme::viridis:
+      scale["scheme"] = "viridis";
+      break;
+    case ColorScheme::blues:
+      scale["scheme"] = "blues";
+      break;
+    case ColorScheme::blue_orange:
+      scale["scheme"] = "blueorange";
+      scale["domainMid"] = o.mid;
+      break;
+  }
+  if (o.domain) {
+    scale["domain"] = {(*o.domain)[0], (*o.domain)[1]};
+    scale["clamp"] = true;
+  }
+  return scale;
+}
+
+// Whether a cell of value v is drawn dark, so its label should be white: where v falls on the scheme's ramp
+// (position 0..1 over [lo, hi], blue_orange piecewise around mid, as Vega's domainMid does).
+bool dark_cell(double v, double lo, double hi, const HeatmapOptions& o) {
+  auto frac = [](double a, double b, double x) { return b > a ? std::clamp((x - a) / (b - a), 0.0, 1.0) : 0.5; };
+  switch (o.scheme) {
+    case ColorScheme::viridis:
+      return frac(lo, hi, v) < 0.55;
+    case ColorScheme::blues:
+      return frac(lo, hi, v) > 0.55;
+    case ColorScheme::blue_orange: {
+      const double t = v < o.mid ? 0.5 * frac(lo, o.mid, v) : 0.5 + 0.5 * frac(o.mid, hi, v);
+      return t < 0.2 || t > 0.8;
+    }
+  }
+  return false;
+}
+
+json nominal_tooltip(const std::string& field, const std::string& title) {
+  return {{"field", field}, {"type", "nominal"}, {"title", title}};
+}
+
+json number_tooltip(const std::string& field, const std::string& title) {
+  return {{"field", field}, {"type", "quantitative"}, {"title", title}, {"format", kTooltipNumber}};
+}
+
+}  // namespace
+
+std::string dump_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+bool is_safe_id(const std::string& id) {
+  if (id.empty() || id[0] == '.') return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+           c == '.';
+  });
+}
+
+void check_charts(const std::vector<Chart>& charts, const std::string& what) {
+  std::set<std::string> seen;
+  for (const auto& c : charts) {
+    if (!is_safe_id(c.id))
+      throw_error(what, ": chart id '", c.id, "' (title '", c.title,
+                  "'): expected a non-empty file name of letters, digits, '-', '_' and '.', not starting with '.'");
+    if (!seen.insert(c.id).second) throw_error(what, ": chart id '", c.id, "' is used by more than one chart");
+  }
+}
+
+json heatmap(const std::vector<double>& matrix, int64_t R, int64_t C, const std::vector<std::string>& row_labels,
+             const std::vector<std::string>& col_labels, const std::string& row_title, const std::string& col_title,
+             const std::string& value_title, const HeatmapOptions& options) {
+  MOELAB_ASSERT(R > 0 && C > 0 && static_cast<int64_t>(matrix.size()) == R * C, "heatmap: matrix is not [R,C]");
+  MOELAB_ASSERT(row_labels.empty() || static_cast<int64_t>(row_labels.size()) == R, "heatmap: row labels");
+  MOELAB_ASSERT(col_labels.empty() || static_cast<int64_t>(col_labels.size()) == C, "heatmap: column labels");
+
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  if (options.domain) {
+    lo = (*options.domain)[0];
+    hi = (*options.domain)[1];
+  } else {
+    for (double v : matrix)
+      if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+  }
+  const int cell = options.cell_size > 0
+                       ? options.cell_size
+                       : std::clamp(static_cast<int>(std::lround(420.0 / static_cast<double>(std::max(R, C)))), 4, 36);
+  const bool show_values = R * C <= options.max_cells_with_values && cell >= 24;
+
+  json values = json::array();
+  for (int64_t i = 0; i < R; ++i) {
+    for (int64_t j = 0; j < C; ++j) {
+      const double v = matrix[i * C + j];
+      json cell_record = {{"row", i}, {"col", j}, {"value", number(v)}};
+      if (!row_labels.empty()) cell_record["row_label"] = row_labels[i];
+      if (!col_labels.empty()) cell_record["col_label"] = col_labels[j];
+      if (show_values) cell_record["dark"] = dark_cell(v, lo, hi, options);
+      values.push_back(std::move(cell_record));
+    }
+  }
+
+  json spec = {
+      {"data", {{"values", std::move(values)}}},
+      {"width", {{"step", cell}}},
+      {"height", {{"step", cell}}},
+      {"encoding",
+       {{"x",
+         {{"field", "col"}, {"type", "ordinal"}, {"title", col_title}, {"axis", index_axis(col_labels, true, cell)}}},
+        {"y",
+         {{"field", "row"}, {"type", "ordinal"}, {"title", row_title}, {"axis", index_axis(row_labels, false, cell)}}},
+        {"tooltip",
+         {row_labels.empty() ? nominal_tooltip("row", row_title) : nominal_tooltip("row_label", row_title),
+          col_labels.empty() ? nominal_tooltip("col", col_title) : nominal_tooltip("col_label", col_title),
+          number_tooltip("value", value_title)}}}},
+  };
+  json rect = {
+      {"mark", {{"type", "rect"}}},
+      {"encoding",
+       {{"color",
+         {{"field", "value"}, {"type", "quantitative"}, {"title", value_title}, {"scale", color_scale(options)}}}}}};
+  if (!show_values) {
+    spec["mark"] = rect["mark"];
+    spec["encoding"]["color"] = rect["encoding"]["color"];
+    return styled(std::move(spec));
+  }
+  json text = {{"mark", {{"type", "text"}, {"fontSize", cell >= 32 ? 11 : 9}, {"baseline", "middle"}}},
+               {"encoding",
+                {{"text", {{"field", "value"}, {"type", "quantitative"}, {"format", options.value_format}}},
+                 // A condition, not a field with scale null: Vega-Lite 5 fails on an unscaled colour field in a
+                 // layer beside a scaled one.
+                 {"color", {{"condition", {{"test", "datum.dark"}, {"value", "white"}}}, {"value", "#111"}}}}}};
+  spec["layer"] = {std::move(rect), std::move(text)};
+  return styled(std::move(spec));
+}
+
+json bar_chart(const std::vector<std::string>& categories, const std::vector<double>& values,
+               const std::string& x_title, const std::string& y_title) {
+  MOELAB_ASSERT(categories.size() == values.size(), "bar_chart: one value per category");
+  json data = json::array();
+  for (size_t i = 0; i < values.size(); ++i)
+    data.push_back({{"category", categories[i]}, {"value", number(values[i])}});
+  const int64_t width = std::clamp<int64_t>(24 * static_cast<int64_t>(categories.size()), 200, 640);
+  return styled({
+      {"data", {{"values", std::move(data)}}},
+      {"width", width},
+      {"height", 240},
+      {"mark", {{"type", "bar"}}},
+      {"encoding",
+       {{"x",
+         {{"field", "category"},
+          {"type", "nominal"},
+          {"sort", nullptr},
+          {"title", x_title},
+          {"axis", {{"labelAngle", label_angle(categories, width)}}}}},
+        {"y", {{"field", "value"}, {"type", "quantitative"}, {"title", y_title}}},
+        {"tooltip", {nominal_tooltip("category", x_title), number_tooltip("value", y_title)}}}},
+  });
+}
+
+json grouped_bar_chart(const std::vector<std::string>& categories, const std::vector<std::string>& series,
+                       const std::vector<std::vector<double>>& values, const std::string& x_title,
+                       const std::string& y_title, const std::string& series_title) {
+  MOELAB_ASSERT(values.size() == series.size(), "grouped_bar_chart: one value row per series");
+  json data = json::array();
+  for (size_t s = 0; s < series.size(); ++s) {
+    MOELAB_ASSERT(values[s].size() == categories.size(), "grouped_bar_chart: one value per category");
+    for (size_t c = 0; c < categories.size(); ++c)
+      data.push_back({{"category", categories[c]}, {"series", series[s]}, {"value", number(values[s][c])}});
+  }
+  const int64_t width =
+      std::clamp<int64_t>(static_cast<int64_t>(categories.size() * (series.size() * 12 + 10)), 240, 720);
+  return styled({
+      {"data", {{"values", std::move(data)}}},
+      {"width", width},
+      {"height", 240},
+      {"mark", {{"type", "bar"}}},
+      {"encoding",
+       {{"x",
+         {{"field", "category"},
+          {"type", "nominal"},
+          {"sort", nullptr},
+          {"title", x_title},
+          {"axis", {{"labelAngle", label_angle(categories, width)}}}}},
+        {"xOffset", {{"field", "series"}, {"type", "nominal"}, {"sort", series}}},
+        {"y", {{"field", "value"}, {"type", "quantitative"}, {"title", y_title}}},
+        {"color", {{"field", "series"}, {"type", "nominal"}, {"sort", series}, {"title", series_title}}},
+        {"tooltip",
+         {nominal_tooltip("category", x_title), nominal_tooltip("series", series_title),
+          number_tooltip("value", y_title)}}}},
+  });
+}
+
+json histogram_chart(const std::vector<std::string>& bin_labels, const std::vector<double>& counts,
+                     const std::string& x_title, const std::string& y_title) {
+  json spec = bar_chart(bin_labels, counts, x_title, y_title);
+  spec["encoding"]["x"]["scale"] = {{"paddingInner", 0.04}, {"paddingOuter", 0.02}};
+  return spec;
+}
+
+json line_chart(const std::vector<LineSeries>& series, const std::string& x_title, const std::string& y_title,
+                const std::string& series_title) {
+  json data = json::array();
+  std::vector<std::string> names;
+  for (const auto& s : series) {
+    MOELAB_ASSERT(s.x.size() == s.y.size(), "line_chart: x and y of a series differ in length");
+    names.push_back(s.name);
+    for (size_t i = 0; i < s.x.size(); ++i)
+      data.push_back({{"series", s.name}, {"x", number(s.x[i])}, {"y", number(s.y[i])}});
+  }
+  json color = {{"field", "series"}, {"type", "nominal"}, {"sort", names}, {"title", series_title}};
+  if (series.size() == 1) color["legend"] = nullptr;
+  return styled({
+      {"data", {{"values", std::move(data)}}},
+      {"width", 480},
+      {"height", 260},
+      {"mark", {{"type", "line"}, {"point", true}}},
+      {"encoding",
+       {{"x", {{"field", "x"}, {"type", "quantitative"}, {"title", x_title}, {"scale", {{"zero", false}}}}},
+        {"y", {{"field", "y"}, {"type", "quantitative"}, {"title", y_title}, {"scale", {{"zero", false}}}}},
+        {"color", std::move(color)},
+        {"tooltip",
+         {nominal_tooltip("series", series_title), number_tooltip("x", x_title), number_tooltip("y", y_title)}}}},
+  });
+}
+
+json scatter_chart(const std::vector<double>& x, const std::vector<double>& y, const std::string& x_title,
+                   const std::string& y_title, const ScatterOptions& options) {
+  MOELAB_ASSERT(x.size() == y.size(), "scatter_chart: x and y differ in length");
+  MOELAB_ASSERT(options.group.empty() || options.group.size() == x.size(), "scatter_chart: one group per point");
+  MOELAB_ASSERT(options.label.empty() || options.label.size() == x.size(), "scatter_chart: one label per point");
+  json data = json::array();
+  for (size_t i = 0; i < x.size(); ++i) {
+    json p = {{"x", number(x[i])}, {"y", number(y[i])}};
+    if (!options.group.empty()) p["group"] = options.group[i];
+    if (!options.label.empty()) p["label"] = options.label[i];
+    data.push_back(std::move(p));
+  }
+  const json x_enc = {{"field", "x"}, {"type", "quantitative"}, {"title", x_title}, {"scale", {{"zero", false}}}};
+  const json y_enc = {{"field", "y"}, {"type", "quantitative"}, {"title", y_title}, {"scale", {{"zero", false}}}};
+  json tooltip = json::array();
+  if (!options.label.empty()) tooltip.push_back(nominal_tooltip("label", "point"));
+  if (!options.group.empty()) tooltip.push_back(nominal_tooltip("group", options.group_title));
+  tooltip.push_back(number_tooltip("x", x_title));
+  tooltip.push_back(number_tooltip("y", y_title));
+  json points = {{"data", {{"values", std::move(data)}}},
+                 {"mark", {{"type", "point"}, {"filled", true}, {"opacity", 0.75}}},
+                 {"encoding", {{"x", x_enc}, {"y", y_enc}, {"tooltip", std::move(tooltip)}}}};
+  if (!options.group.empty())
+    points["encoding"]["color"] = {{"field", "group"}, {"type", "nominal"}, {"title", options.group_title}};
+  json spec = {{"width", 360}, {"height", 300}};
+  if (!options.fit) {
+    spec.update(points);
+    return styled(std::move(spec));
+  }
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (double v : x)
+    if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+  json line_data = json::array();
+  if (lo <= hi) {
+    for (double v : {lo, hi})
+      line_data.push_back(
+          {{"x", v}, {"y", number(options.fit->slope * v + options.fit->intercept)}, {"fit", options.fit->label}});
+  }
+  json line = {{"data", {{"values", std::move(line_data)}}},
+               {"mark", {{"type", "line"}, {"color", "#444"}, {"strokeDash", {6, 4}}, {"strokeWidth", 1.5}}},
+               {"encoding", {{"x", x_enc}, {"y", y_enc}, {"tooltip", {nominal_tooltip("fit", "linear fit")}}}}};
+  spec["layer"] = {std::move(points), std::move(line)};
+  return styled(std::move(spec));
+}
+
+json concat_charts(const std::vector<json>& panels, const std::vector<std::string>& panel_titles, int columns,
+                   bool shared_color_scale) {
+  MOELAB_ASSERT(panels.size() == panel_titles.size(), "concat_charts: one title per panel");
+  MOELAB_ASSERT(columns > 0, "concat_charts: columns must be positive");
+  json items = json::array();
+  for (size_t i = 0; i < panels.size(); ++i) {
+    json p = panels[i];
+    p.erase("config");  // only the top level may carry a config
+    p["title"] = panel_titles[i];
+    items.push_back(std::move(p));
+  }
+  return styled({
+      {"concat", std::move(items)},
+      {"columns", columns},
+      {"spacing", 16},
+      {"resolve", {{"scale", {{"color", shared_color_scale ? "shared" : "independent"}}}}},
+  });
+}
+
+}  // namespace moelab::report
