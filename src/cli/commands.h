@@ -12,5 +12,8 @@ void register_train_command(CLI::App& app);
 void register_eval_command(CLI::App& app);
 void register_generate_command(CLI::App& app);
 void register_params_command(CLI::App& app);
+void register_analyze_command(CLI::App& app);
+// Adds `trace` to the `analyze` command (cmd_analyze_trace.cpp).
+void register_analyze_trace_command(CLI::App& analyze);
 
 }  // namespace moelab::cli

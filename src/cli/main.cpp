@@ -1,4 +1,4 @@
-// The `moelab` command: data preparation, training, evaluation and generation for MoE language models.
+// The `moelab` command: data preparation, training, evaluation, generation and analysis of MoE language models.
 #include <cstdio>
 #include <exception>
 
@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   moelab::cli::register_eval_command(app);
   moelab::cli::register_generate_command(app);
   moelab::cli::register_params_command(app);
+  moelab::cli::register_analyze_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

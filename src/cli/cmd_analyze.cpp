@@ -1,0 +1,88 @@
+// moelab analyze {trace, report}: the papers' analyses of a checkpoint (SPEC section 5). `trace` lives in
+// cmd_analyze_trace.cpp; `report` runs every analysis and writes report.html, analysis.json and PNG figures.
+#include <cstdio>
+#include <filesystem>
+
+#include "analysis/checkpoint_analysis.h"
+#include "analysis/report_content.h"
+#include "cli/commands.h"
+#include "io/atomic_file.h"
+#include "report/html_report.h"
+#include "report/png_export.h"
+#include "train/checkpoint.h"
+
+namespace moelab::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ReportArgs {
+  std::string checkpoint;
+  std::string out;
+  bool no_png = false;
+  analysis::AnalysisOptions options;
+};
+
+void run_report(const ReportArgs& args) {
+  analysis::StageProgress progress;
+  const analysis::CheckpointAnalysis a = analysis::analyze_checkpoint(args.checkpoint, args.options, progress);
+  const std::string out =
+      !args.out.empty() ? args.out : (fs::path(a.checkpoint).parent_path().parent_path() / "analysis" / "report").string();
+  fs::create_directories(out);
+  const report::ReportDoc doc = analysis::build_report(a);
+  const auto charts = analysis::report_charts(doc);
+  progress.stage("writing report.html and analysis.json", 1);
+  write_file_atomic(out + "/analysis.json", analysis::to_json(a).dump(1) + "\n");
+  report::write_html_report(out + "/report.html", doc);
+  if (!args.no_png) {
+    progress.stage("drawing " + std::to_string(charts.size()) + " PNG figures", 1);
+    report::export_pngs(charts, out + "/figures");
+  }
+  progress.finish();
+  std::printf("report: %s/report.html (%zu charts)\nnumbers: %s/analysis.json\n", out.c_str(), charts.size(),
+              out.c_str());
+  if (!args.no_png) std::printf("figures: %s/figures/*.png\n", out.c_str());
+}
+
+void register_analyze_report_command(CLI::App& analyze) {
+  auto args = std::make_shared<ReportArgs>();
+  auto& o = args->options;
+  CLI::App* cmd = analyze.add_subcommand(
+      "report", "Every analysis of the three papers on a checkpoint: report.html, analysis.json, PNG figures");
+  cmd->add_option("checkpoint", args->checkpoint, "A checkpoint folder, or a run folder (its latest checkpoint)")
+      ->required();
+  CLI::Option* split = cmd->add_option("--split", o.split, "Which split to trace")
+                           ->check(CLI::IsMember({"val", "test", "train"}))
+                           ->capture_default_str();
+  cmd->add_option("--text", o.text_file, "Trace a text file instead of a split (no POS/genre analyses)")
+      ->check(CLI::ExistingFile)
+      ->excludes(split);
+  cmd->add_option("--out", args->out, "Output folder (default: <run folder>/analysis/report)");
+  cmd->add_option("--data", o.data_dir, "Data folder (default: the one in the checkpoint's config)");
+  cmd->add_option("--max-tokens", o.max_tokens, "Trace only the first this many tokens (0: all)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--sample-tokens", o.sample_tokens,
+                  "Tokens every expert is run on for the dynamic expert analysis")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--permutations", o.permutations, "Shuffled-label permutations of the specialisation baseline")
+      ->check(CLI::Range(int64_t{2}, int64_t{100000}))
+      ->capture_default_str();
+  cmd->add_option("--seed", o.seed, "Seed of the permutations")->capture_default_str();
+  cmd->add_option("--prompt", o.prompt, "Text whose chosen experts and gate activations are mapped per token")
+      ->capture_default_str();
+  cmd->add_flag("--no-png", args->no_png, "Skip the PNG figures (report.html and analysis.json only)");
+  cmd->callback([args] { run_report(*args); });
+}
+
+}  // namespace
+
+void register_analyze_command(CLI::App& app) {
+  CLI::App* analyze = app.add_subcommand("analyze", "Dissect a checkpoint: routing traces and the papers' analyses");
+  analyze->require_subcommand(1);
+  register_analyze_trace_command(*analyze);
+  register_analyze_report_command(*analyze);
+}
+
+}  // namespace moelab::cli
