@@ -47,10 +47,7 @@ int64_t checkpoint_step(const std::string& ckpt) {
   return j.is_object() && j.contains("step") && j["step"].is_number_integer() ? j["step"].get<int64_t>() : 0;
 }
 
-// The run folder of a checkpoint (<run>/checkpoints/step-N) holds the metrics log.
-std::string metrics_path(const std::string& ckpt) {
-  return (fs::path(ckpt).parent_path().parent_path() / "metrics.jsonl").string();
-}
+std::string metrics_path(const std::string& ckpt) { return run_folder_of(ckpt) + "/metrics.jsonl"; }
 
 // The per-expert gradient norms of the metrics log's evaluation records (absent in runs older than them).
 std::optional<GradNormCourse> read_grad_norms(const std::string& path, int64_t n_layers) {
@@ -102,10 +99,7 @@ CheckpointAnalysis analyze_checkpoint(const std::string& checkpoint, const Analy
   a.step = checkpoint_step(a.checkpoint);
   Model model(cfg);
   load_model_weights(a.checkpoint, model);
-  const auto data = data::TokenData::open(cfg.data.dir);
-  if (data.vocab_size() != cfg.model.vocab_size)
-    throw_error("vocab mismatch: checkpoint ", a.checkpoint, " was trained with vocab_size ", cfg.model.vocab_size,
-                " but the tokenizer of ", cfg.data.dir, " has ", data.vocab_size(), " tokens");
+  const auto data = open_checkpoint_data(cfg, a.checkpoint);
   const auto weights = moe_expert_weights(model);
   if (weights.empty()) throw_error("checkpoint ", a.checkpoint, ": the model has no MoE layer to analyse");
   const int64_t L = static_cast<int64_t>(weights.size()), E = cfg.moe.n_experts;

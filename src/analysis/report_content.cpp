@@ -52,6 +52,12 @@ json per_layer_square(const CheckpointAnalysis& a, const std::vector<std::vector
   return report::concat_charts(panels, layer_labels(a), 4, true);
 }
 
+// A line chart whose x values are whole numbers (layers, quantiles, steps): ticks on integers only.
+json whole_number_x(json spec) {
+  spec["encoding"]["x"]["axis"] = {{"tickMinStep", 1}, {"format", "d"}};
+  return spec;
+}
+
 double mean_off_diagonal(const std::vector<double>& m, int64_t E) {
   double s = 0;
   int64_t n = 0;
@@ -163,7 +169,7 @@ report::ReportSection routing_section(const CheckpointAnalysis& a) {
     s.charts.push_back({"experts-per-token-training", "Experts per token over training",
                         "From the run's metrics log (the last micro-batch of each logged step). Paper 2: 2.42 early, "
                         "1.82 after 100B tokens.",
-                        report::line_chart(series, "step", "experts per token", "layer")});
+                        whole_number_x(report::line_chart(series, "step", "experts per token", "layer"))});
   } else {
     s.paragraphs.push_back("No metrics log beside the checkpoint: the course over training is not shown.");
   }
@@ -248,7 +254,7 @@ report::ReportSection dynamic_routing_section(const CheckpointAnalysis& a) {
   }
   s.charts.push_back({"experts-by-loss", "Experts per token by token loss quantile",
                       "x: loss quantile of the token (1 = lowest loss); y: mean experts per token.",
-                      report::line_chart(by_loss, "loss quantile (1 = easiest)", "experts per token", "layer")});
+                      whole_number_x(report::line_chart(by_loss, "loss quantile (1 = easiest)", "experts per token", "layer"))});
   if (a.layers.front().by_pos) {
     std::vector<std::vector<double>> values;
     for (const auto& la : a.layers) {
@@ -500,7 +506,7 @@ report::ReportSection dynamic_section(const CheckpointAnalysis& a) {
                       "Mean cosine between different experts of a layer, of their weights and of their outputs. "
                       "Lower means more diverse experts; paper 3 finds diversity grows with depth except in the "
                       "last layer.",
-                      report::line_chart(depth, "layer", "mean cosine between experts", "of")});
+                      whole_number_x(report::line_chart(depth, "layer", "mean cosine between experts", "of"))});
   return s;
 }
 
@@ -545,7 +551,7 @@ report::ReportSection health_section(const CheckpointAnalysis& a) {
           ls.x.push_back(static_cast<double>(a.grad_norms->steps[v])), ls.y.push_back(a.grad_norms->norms[l][v][e]);
         series.push_back(std::move(ls));
       }
-      panels.push_back(report::line_chart(series, "step", "gradient norm", "expert"));
+      panels.push_back(whole_number_x(report::line_chart(series, "step", "gradient norm", "expert")));
     }
     s.charts.push_back({"expert-grad-norms", "Per-expert gradient norm over training",
                         "Raw gradient norm of each expert at the steps the run evaluated (from the metrics log).",

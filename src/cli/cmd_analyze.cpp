@@ -28,7 +28,7 @@ void run_report(const ReportArgs& args) {
   analysis::StageProgress progress;
   const analysis::CheckpointAnalysis a = analysis::analyze_checkpoint(args.checkpoint, args.options, progress);
   const std::string out =
-      !args.out.empty() ? args.out : (fs::path(a.checkpoint).parent_path().parent_path() / "analysis" / "report").string();
+      !args.out.empty() ? args.out : (fs::path(run_folder_of(a.checkpoint)) / "analysis" / "report").string();
   fs::create_directories(out);
   const report::ReportDoc doc = analysis::build_report(a);
   const auto charts = analysis::report_charts(doc);

@@ -30,32 +30,19 @@ struct TraceArgs {
   bool probs = false;
 };
 
-// The run folder of a checkpoint: the parent of its checkpoints/ folder, or the folder holding a checkpoint that
-// lives outside a run.
-fs::path run_folder(const std::string& checkpoint) {
-  fs::path p = fs::path(checkpoint).lexically_normal();
-  if (!p.has_filename()) p = p.parent_path();  // a trailing '/'
-  const fs::path parent = p.parent_path();
-  if (parent.filename() == "checkpoints") return parent.parent_path().empty() ? "." : parent.parent_path();
-  return parent.empty() ? "." : parent;
-}
-
 void run_trace(const TraceArgs& a) {
   const std::string ckpt = resolve_checkpoint(a.checkpoint);
   Config cfg = load_checkpoint_config(ckpt);
   if (!a.data_dir.empty()) cfg.data.dir = a.data_dir;
   Model model(cfg);
   load_model_weights(ckpt, model);
-  const auto data = data::TokenData::open(cfg.data.dir);
-  if (data.vocab_size() != cfg.model.vocab_size)
-    throw_error("vocab mismatch: checkpoint ", ckpt, " was trained with vocab_size ", cfg.model.vocab_size,
-                " but the tokenizer of ", cfg.data.dir, " has ", data.vocab_size(), " tokens");
+  const auto data = open_checkpoint_data(cfg, ckpt);
   const bool from_text = !a.text.empty();
   const analysis::TraceSource source = from_text ? analysis::trace_source_from_text(data, a.text, a.max_tokens)
                                                  : analysis::trace_source_from_split(data, a.split, a.max_tokens);
   const std::string out =
       !a.out.empty() ? a.out
-                     : (run_folder(ckpt) / "analysis" /
+                     : (fs::path(run_folder_of(ckpt)) / "analysis" /
                         (from_text ? "trace-text-" + fs::path(a.text).stem().string() : "trace-" + a.split))
                            .string();
 

@@ -27,10 +27,7 @@ void run_eval(const EvalArgs& a) {
   if (!a.data_dir.empty()) cfg.data.dir = a.data_dir;
   Model model(cfg);
   load_model_weights(ckpt, model);
-  const auto data = data::TokenData::open(cfg.data.dir);
-  if (data.vocab_size() != cfg.model.vocab_size)
-    throw_error("vocab mismatch: checkpoint ", ckpt, " was trained with vocab_size ", cfg.model.vocab_size,
-                " but the tokenizer of ", cfg.data.dir, " has ", data.vocab_size(), " tokens");
+  const auto data = open_checkpoint_data(cfg, ckpt);
   const EvalResult r =
       evaluate_perplexity(model, data, a.split, cfg.train.seq_len, cfg.train.batch_size, a.max_tokens);
   if (a.json) {

@@ -132,6 +132,22 @@ std::string resolve_checkpoint(const std::string& path) {
   throw_error(path, ": not a checkpoint (no model.safetensors) nor a run folder (no checkpoints/latest)");
 }
 
+std::string run_folder_of(const std::string& checkpoint_dir) {
+  fs::path p = fs::path(checkpoint_dir).lexically_normal();
+  if (!p.has_filename()) p = p.parent_path();  // a trailing '/'
+  const fs::path parent = p.parent_path();
+  if (parent.filename() == "checkpoints") return parent.parent_path().empty() ? "." : parent.parent_path().string();
+  return parent.empty() ? "." : parent.string();
+}
+
+data::TokenData open_checkpoint_data(const Config& cfg, const std::string& checkpoint_dir) {
+  auto data = data::TokenData::open(cfg.data.dir);
+  if (data.vocab_size() != cfg.model.vocab_size)
+    throw_error("vocab mismatch: checkpoint ", checkpoint_dir, " was trained with vocab_size ", cfg.model.vocab_size,
+                " but the tokenizer of ", cfg.data.dir, " has ", data.vocab_size(), " tokens");
+  return data;
+}
+
 Config load_checkpoint_config(const std::string& checkpoint_dir) {
   const fs::path path = fs::path(checkpoint_dir) / "config.json";
   Config cfg = config_from_json(read_json(path), path.string());

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "data/token_file.h"
 #include "model/model.h"
 #include "moelab/config.h"
 
@@ -40,6 +41,12 @@ std::string save_checkpoint(const std::string& run_dir, const Model& model, cons
 std::string resolve_checkpoint(const std::string& path);
 
 Config load_checkpoint_config(const std::string& checkpoint_dir);
+// The run folder a checkpoint belongs to (the parent of its checkpoints/ folder), where metrics.jsonl lives and
+// analyses go; for a checkpoint folder outside a run, the folder holding it.
+std::string run_folder_of(const std::string& checkpoint_dir);
+// The data folder of a checkpoint's config (cfg.data.dir), opened and checked against the model's vocabulary: what
+// evaluating or analysing a checkpoint reads. Throws naming both when the vocabularies differ.
+data::TokenData open_checkpoint_data(const Config& cfg, const std::string& checkpoint_dir);
 // Reads every parameter into the model, checking names, dtypes and shapes; a tensor the model does not have is
 // an error too (a checkpoint of another architecture).
 void load_model_weights(const std::string& checkpoint_dir, Model& model);

@@ -5,37 +5,16 @@
 
 #include "analysis/expert_health.h"
 #include "core/error.h"
-#include "core/rng.h"
+#include "analysis/owned_experts.h"
 
 namespace moelab {
 namespace {
 
-// E experts of d 4, h 3 with owned weights; expert e's matrices filled from a seeded normal stream.
-struct Layer {
-  int64_t E, d = 4, h = 3;
-  std::vector<std::vector<float>> w1, w3, w2;  // [E] each [h,d], [h,d], [d,h]
-
-  explicit Layer(int64_t E_) : E(E_), w1(E_, std::vector<float>(12)), w3(w1), w2(w1) {
-    Rng rng(42, 0);
-    for (int64_t e = 0; e < E; ++e)
-      for (auto* m : {&w1, &w3, &w2})
-        for (float& x : (*m)[e]) x = static_cast<float>(rng.normal());
-  }
-
-  analysis::ExpertWeights view() const {
-    analysis::ExpertWeights w;
-    w.layer = 1, w.E = E, w.d = d, w.h = h;
-    for (int64_t e = 0; e < E; ++e) {
-      w.w1.push_back(w1[e].data());
-      w.w3.push_back(w3[e].data());
-      w.w2.push_back(w2[e].data());
-    }
-    return w;
-  }
-};
+// E experts of d 4, h 3 (12 weights per matrix) drawn from a seeded normal stream.
+testing::OwnedExperts experts_of(int64_t E) { return testing::random_experts(E, 4, 3, 42); }
 
 TEST(ExpertHealth, NormsHandChecked) {
-  Layer L(2);
+  auto L = experts_of(2);
   L.w1[0] = {3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};   // 5
   L.w3[0].assign(12, 0.0f);                         // 0
   L.w2[0] = {0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 12};  // sqrt(145)
@@ -58,7 +37,7 @@ TEST(ExpertHealth, NormsHandChecked) {
 // Expert 2 an exact copy of expert 0, expert 3 a scaled copy of expert 1: both pairs collapsed with cosine 1;
 // random pairs are not.
 TEST(ExpertHealth, CopiesAreCollapsed) {
-  Layer L(5);
+  auto L = experts_of(5);
   L.w1[2] = L.w1[0], L.w3[2] = L.w3[0], L.w2[2] = L.w2[0];
   for (auto* m : {&L.w1, &L.w3, &L.w2})
     for (size_t i = 0; i < (*m)[1].size(); ++i) (*m)[3][i] = 2.5f * (*m)[1][i];
@@ -75,7 +54,7 @@ TEST(ExpertHealth, CopiesAreCollapsed) {
 
 // A noisy copy is collapsed below its cosine's threshold and not above it.
 TEST(ExpertHealth, CollapseThreshold) {
-  Layer L(2);
+  auto L = experts_of(2);
   for (auto* m : {&L.w1, &L.w3, &L.w2})
     for (size_t i = 0; i < (*m)[0].size(); ++i) (*m)[1][i] = (*m)[0][i] + 0.3f * (*m)[1][i];
   const double cos = analysis::expert_health(L.view(), nullptr).whole_similarity[1];
@@ -90,7 +69,7 @@ TEST(ExpertHealth, CollapseThreshold) {
 
 // Counts {100, 0, 4, 96, 50}: 250 tokens, uniform share 50, rare below 5: expert 1 dead, expert 2 rare.
 TEST(ExpertHealth, DeadAndRareExperts) {
-  Layer L(5);
+  auto L = experts_of(5);
   const std::vector<int64_t> tokens = {100, 0, 4, 96, 50};
   auto h = analysis::expert_health(L.view(), tokens.data());
   EXPECT_TRUE(h.has_tokens);
@@ -107,7 +86,7 @@ TEST(ExpertHealth, DeadAndRareExperts) {
 }
 
 TEST(ExpertHealth, RejectsBadInput) {
-  Layer L(2);
+  auto L = experts_of(2);
   analysis::HealthOptions opt;
   opt.collapse_threshold = 1.5;
   EXPECT_THROW(analysis::expert_health(L.view(), nullptr, opt), Error);
@@ -119,11 +98,11 @@ TEST(ExpertHealth, RejectsBadInput) {
 }
 
 TEST(ExpertHealth, Json) {
-  Layer L(3);
+  auto L = experts_of(3);
   L.w1[1] = L.w1[0], L.w3[1] = L.w3[0], L.w2[1] = L.w2[0];
   const std::vector<int64_t> tokens = {10, 0, 20};
   nlohmann::json j = analysis::to_json(analysis::expert_health(L.view(), tokens.data()));
-  EXPECT_EQ(j["layer"], 1);
+  EXPECT_EQ(j["layer"], 3);
   EXPECT_EQ(j["experts"], 3);
   EXPECT_EQ(j["norm_total"].size(), 3u);
   EXPECT_EQ(j["whole_similarity"].size(), 3u);

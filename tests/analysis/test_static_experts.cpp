@@ -7,48 +7,19 @@
 #include "analysis/static_experts.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "analysis/owned_experts.h"
 
 namespace moelab {
 namespace {
 
 using analysis::MatrixKind;
 
-// One MoE layer's weights, owned, with an ExpertWeights view over them.
-struct Layer {
-  int64_t E, d, h;
-  std::vector<std::vector<float>> w1, w3, w2;  // [E] each [h,d], [h,d], [d,h]
-  std::vector<float> router;                   // [E,d]; empty: a hash router
-
-  Layer(int64_t E_, int64_t d_, int64_t h_)
-      : E(E_), d(d_), h(h_), w1(E_, std::vector<float>(h_ * d_)), w3(w1), w2(w1), router(E_ * d_) {}
-
-  analysis::ExpertWeights view() const {
-    analysis::ExpertWeights w;
-    w.layer = 3, w.E = E, w.d = d, w.h = h;
-    for (int64_t e = 0; e < E; ++e) {
-      w.w1.push_back(w1[e].data());
-      w.w3.push_back(w3[e].data());
-      w.w2.push_back(w2[e].data());
-    }
-    w.router = router.empty() ? nullptr : router.data();
-    return w;
-  }
-};
-
-void fill_normal(std::vector<float>& v, Rng& rng) {
-  for (float& x : v) x = static_cast<float>(rng.normal());
-}
-
-Layer random_layer(int64_t E, int64_t d, int64_t h, uint64_t seed) {
-  Layer L(E, d, h);
-  Rng rng(seed, 0);
-  for (int64_t e = 0; e < E; ++e) fill_normal(L.w1[e], rng), fill_normal(L.w3[e], rng), fill_normal(L.w2[e], rng);
-  fill_normal(L.router, rng);
-  return L;
-}
+using testing::fill_normal;
+using testing::OwnedExperts;
+using testing::random_experts;
 
 // perm[i] = the position b's copy of a's neuron i takes: b = a with its neurons moved, b[perm[i]] = a[i].
-void copy_permuted(Layer& L, int64_t a, int64_t b, const std::vector<int64_t>& perm) {
+void copy_permuted(OwnedExperts& L, int64_t a, int64_t b, const std::vector<int64_t>& perm) {
   for (int64_t i = 0; i < L.h; ++i)
     for (int64_t c = 0; c < L.d; ++c) {
       L.w1[b][perm[i] * L.d + c] = L.w1[a][i * L.d + c];
@@ -84,7 +55,7 @@ TEST(StaticExperts, CosineHandCases) {
 
 // Every expert a copy of expert 0: every similarity is 1 and the matching is the identity.
 TEST(StaticExperts, IdenticalExpertsHaveSimilarityOne) {
-  Layer L = random_layer(4, 12, 20, 1);
+  OwnedExperts L = random_experts(4, 12, 20, 1);
   for (int64_t e = 1; e < L.E; ++e) L.w1[e] = L.w1[0], L.w3[e] = L.w3[0], L.w2[e] = L.w2[0];
   const auto w = L.view();
   for (const auto& sims : {analysis::flattened_similarity(w), analysis::neuron_averaged_similarity(w)})
@@ -103,7 +74,7 @@ TEST(StaticExperts, IdenticalExpertsHaveSimilarityOne) {
 // Expert e is nonzero only at model coordinates c with c % E == e: flattened and averaged vectors have disjoint
 // supports, so every off-diagonal similarity is exactly 0.
 TEST(StaticExperts, OrthogonalExpertsHaveSimilarityZero) {
-  Layer L = random_layer(3, 12, 8, 2);
+  OwnedExperts L = random_experts(3, 12, 8, 2);
   for (int64_t e = 0; e < L.E; ++e)
     for (int64_t i = 0; i < L.h; ++i)
       for (int64_t c = 0; c < L.d; ++c)
@@ -117,7 +88,7 @@ TEST(StaticExperts, OrthogonalExpertsHaveSimilarityZero) {
 
 // Averaging runs over the neuron axis: rows of w1/w3, columns of w2. E 2, d 2, h 2.
 TEST(StaticExperts, NeuronAveragedHandCase) {
-  Layer L(2, 2, 2);
+  OwnedExperts L(2, 2, 2);
   L.w1[0] = {1, 0, 0, 1};  // rows (1,0), (0,1): mean (0.5, 0.5)
   L.w1[1] = {1, 1, 3, 3};  // rows (1,1), (3,3): mean (2, 2)
   L.w3[0] = {1, 0, 0, 0};
@@ -138,7 +109,7 @@ TEST(StaticExperts, NeuronAveragedHandCase) {
 
 // b is a with its neurons shuffled: the matching finds the shuffle exactly, after which every matrix matches.
 TEST(StaticExperts, ReorderingRecoversPermutation) {
-  Layer L = random_layer(3, 16, 48, 3);
+  OwnedExperts L = random_experts(3, 16, 48, 3);
   const std::vector<int64_t> perm = shuffled(L.h, 4);
   copy_permuted(L, 0, 1, perm);
   const auto r = analysis::reorder_neurons(L.view(), 0, 1);
@@ -157,7 +128,7 @@ TEST(StaticExperts, ReorderingRecoversPermutation) {
 
 // Pairs run in parallel; each result is the one a single call gives, in the order asked.
 TEST(StaticExperts, ReorderPairsMatchSingleCalls) {
-  Layer L = random_layer(4, 64, 64, 5);  // big enough for the parallel path
+  OwnedExperts L = random_experts(4, 64, 64, 5);  // big enough for the parallel path
   copy_permuted(L, 2, 3, shuffled(L.h, 6));
   const auto w = L.view();
   const std::vector<std::pair<int64_t, int64_t>> pairs = {{2, 3}, {0, 1}, {3, 0}, {1, 2}};
@@ -231,7 +202,7 @@ TEST(StaticExperts, StrictLowerTriangle) {
 // Router rows equal to the experts' mean gate rows: router similarity is the neuron-averaged gate similarity, a
 // fit of slope 1, intercept 0, r^2 1; the other kinds are fit too.
 TEST(StaticExperts, RouterFitExact) {
-  Layer L = random_layer(5, 8, 16, 7);
+  OwnedExperts L = random_experts(5, 8, 16, 7);
   const auto w = L.view();
   const auto mean_gate = analysis::neuron_averaged(w, MatrixKind::Gate);  // [E,d]
   for (int64_t i = 0; i < L.E * L.d; ++i) L.router[i] = static_cast<float>(mean_gate[i] * 0.5);
@@ -319,7 +290,7 @@ TEST(StaticExperts, PcaRatiosSumToOneOnAPlane) {
 
 // Experts base + t_e dir: the expert PCA puts them on one component, for each matrix kind.
 TEST(StaticExperts, PcaOfExpertsOnALine) {
-  Layer L = random_layer(5, 6, 4, 8);
+  OwnedExperts L = random_experts(5, 6, 4, 8);
   for (int64_t e = 1; e < L.E; ++e)
     for (auto* m : {&L.w1, &L.w3, &L.w2})
       for (int64_t i = 0; i < L.h * L.d; ++i)
@@ -339,7 +310,7 @@ TEST(StaticExperts, PcaOfExpertsOnALine) {
 // Down-projection neurons are w2's columns: columns on an affine line give one component.
 // Gate neurons are w1's rows. Subsampling keeps evenly spaced neurons with their full-fit coordinates.
 TEST(StaticExperts, PcaOfNeurons) {
-  Layer L = random_layer(3, 6, 10, 9);
+  OwnedExperts L = random_experts(3, 6, 10, 9);
   for (int64_t e = 0; e < L.E; ++e)
     for (int64_t i = 0; i < L.h; ++i) {
       const double t = std::cos(1.7 * (e * L.h + i));
@@ -365,7 +336,7 @@ TEST(StaticExperts, PcaOfNeurons) {
 }
 
 TEST(StaticExperts, AnalyzeJsonShapesAndDeterminism) {
-  Layer L = random_layer(3, 8, 12, 10);
+  OwnedExperts L = random_experts(3, 8, 12, 10);
   analysis::StaticOptions opt;
   opt.max_neurons_per_expert = 5;
   const auto a = analysis::analyze_static(L.view(), opt);
@@ -389,7 +360,7 @@ TEST(StaticExperts, AnalyzeJsonShapesAndDeterminism) {
   EXPECT_EQ(j["router_similarity"].size(), 3u);
 
   // Two experts: one lower-triangle point, r^2 undefined, written as null.
-  Layer two = random_layer(2, 8, 12, 11);
+  OwnedExperts two = random_experts(2, 8, 12, 11);
   const nlohmann::json j2 = nlohmann::json::parse(analysis::to_json(analysis::analyze_static(two.view())).dump());
   EXPECT_TRUE(j2["router_fit"]["gate"]["r2"].is_null());
 
