@@ -58,7 +58,8 @@ std::optional<GradNormCourse> read_grad_norms(const std::string& path, int64_t n
   for (std::string line; std::getline(in, line);) {
     ++line_no;
     const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) continue;  // a line cut short by a hard kill; read_training_course reports real damage
+    if (j.is_discarded() && in.eof()) break;  // a last line cut short by a hard kill
+    if (j.is_discarded()) throw_error(path, " line ", line_no, ": expected one JSON object");
     if (!j.is_object() || j.value("type", "") != "eval" || !j.contains("expert_grad_norm")) continue;
     const auto& layers = j["expert_grad_norm"];
     if (!layers.is_array() || static_cast<int64_t>(layers.size()) != n_layers)

@@ -148,6 +148,8 @@ TrainingCourse read_training_course(const std::string& metrics_jsonl_path) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = "metrics log " + metrics_jsonl_path + " line " + std::to_string(line_no);
     const auto record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    // A last line without its newline was cut short by a hard kill; the records before it stand.
+    if (record.is_discarded() && in.eof()) break;
     if (record.is_discarded() || !record.is_object()) throw_error(where, ": expected one JSON object");
     const std::string type = record.contains("type") && record["type"].is_string() ? record["type"].get<std::string>()
                                                                                     : std::string();

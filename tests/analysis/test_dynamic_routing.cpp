@@ -145,6 +145,17 @@ TEST(DynamicRouting, ReadsTrainingCourse) {
   EXPECT_EQ(j["eval_steps"], nlohmann::json::parse("[10]"));
 }
 
+TEST(DynamicRouting, ALastLineCutShortByAKillIsDropped) {
+  testing::TempDir dir;
+  const std::string path = dir.file("metrics.jsonl");
+  testing::write_all(path,
+                     R"({"type":"train","step":1,"routing":[{"layer":0,"mean_experts_per_token":2}]})"
+                     "\n"
+                     R"({"type":"train","step":2,"routing":[{"layer":0,"mean_ex)");  // no newline: cut short
+  const auto course = analysis::read_training_course(path);
+  EXPECT_EQ(course.steps, std::vector<int64_t>({1}));
+}
+
 TEST(DynamicRouting, TrainingCourseErrorsNameFileAndLine) {
   testing::TempDir dir;
   const std::string path = dir.file("metrics.jsonl");
