@@ -91,13 +91,15 @@ void expect_matches_window_forwards(Model& m, const TraceSource& src, const Rout
           }
         }
         const float* probs = routing[l].probs ? routing[l].probs + (sequence ? 0 : t) * E : nullptr;  // [E]
-        if (!tr.probs.empty())
+        if (!tr.probs.empty()) {
           for (int64_t e = 0; e < E; ++e) EXPECT_NEAR(tr.probs[(l * n + g) * E + e], probs[e], 1e-5);
+        }
         if (g < S) {
           for (int64_t j = 0; j < d; ++j)
             EXPECT_NEAR(tr.sample_input[(l * S + g) * d + j], routing[l].ffn_input[t * d + j], 1e-5);
-          if (probs)
+          if (probs) {
             for (int64_t e = 0; e < E; ++e) EXPECT_NEAR(tr.sample_probs[(l * S + g) * E + e], probs[e], 1e-5);
+          }
         }
       }
     }
@@ -193,9 +195,9 @@ TEST(Trace, HashRouterHasExpertsButNoProbabilities) {
   const int64_t n = tr.n_tokens;
   for (int64_t a = 0; a < n; ++a)
     for (int64_t b = 0; b < n; ++b)
-      if (tr.token_id[a] == tr.token_id[b])
-        for (int64_t l = 0; l < 2; ++l)
-          EXPECT_EQ(tr.experts[(l * n + a) * 2], tr.experts[(l * n + b) * 2]);
+      if (tr.token_id[a] == tr.token_id[b]) {
+        for (int64_t l = 0; l < 2; ++l) EXPECT_EQ(tr.experts[(l * n + a) * 2], tr.experts[(l * n + b) * 2]);
+      }
   expect_matches_window_forwards(*m, src, tr);
 }
 
