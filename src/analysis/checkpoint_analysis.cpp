@@ -129,6 +129,8 @@ CheckpointAnalysis analyze_checkpoint(const std::string& checkpoint, const Analy
   const int64_t P = static_cast<int64_t>(prompt.tokens.size());
   const RoutingTrace prompt_trace = collect_trace(model, prompt, {cfg.train.seq_len, 1, false, P}, {});
 
+  // Labels move by whole evaluation windows (the unit sequence-level routing decides for) or by token.
+  const int64_t block = options.shuffle_windows ? cfg.train.seq_len : 1;
   a.layers.resize(L);
   clock.start("routing statistics and specialisation");
   progress.stage("routing statistics and specialisation", L);
@@ -145,13 +147,13 @@ CheckpointAnalysis analyze_checkpoint(const std::string& checkpoint, const Analy
     if (!trace.pos.empty()) {
       la.by_pos = experts_by_label(n_selected, trace.pos.data(), N, trace.pos_names);
       la.pos = specialisation(experts, N, K, E, trace.pos.data(), static_cast<int64_t>(trace.pos_names.size()),
-                              options.permutations, options.seed);
+                              options.permutations, options.seed, block);
     }
     if (!trace.genre.empty()) {
       la.by_genre = experts_by_label(n_selected, trace.genre.data(), N, trace.genre_names);
       la.genre = specialisation(experts, N, K, E, trace.genre.data(),
                                 static_cast<int64_t>(trace.genre_names.size()), options.permutations,
-                                options.seed + 1);
+                                options.seed + 1, block);
     }
     const int64_t PK = prompt_trace.max_slots;
     la.prompt_choices.resize(P);

@@ -30,6 +30,7 @@ struct AnalysisOptions {
   int64_t max_tokens = 0;          // trace at most this many tokens; 0: all
   int64_t sample_tokens = 2048;    // tokens whose layer inputs every expert is run on (paper 3, dynamic)
   int64_t permutations = 100;      // of the specialisation baseline
+  bool shuffle_windows = true;     // the baseline moves whole windows' labels (else single tokens' labels)
   uint64_t seed = 0;               // of the permutations
   int64_t loss_quantiles = 10;     // groups of experts per token by token loss
   std::string prompt = "The committee said that the new school would open in the fall, and the children were happy.";

@@ -189,6 +189,14 @@ report::ReportSection specialisation_section(const CheckpointAnalysis& a) {
       "its document's genre (topic), against a baseline of shuffled labels: z is how many baseline standard "
       "deviations the observed NMI lies above chance. Paper 1: token-level routing specialises to syntax, "
       "sequence-level routing weakly to topic.");
+  const auto& first = a.layers.front().pos ? *a.layers.front().pos : *a.layers.front().genre;
+  s.paragraphs.push_back(
+      "Baseline: " + std::to_string(first.permutations) + " permutations (seed " + std::to_string(first.seed) + ") " +
+      (first.block > 1 ? "moving the labels of whole " + std::to_string(first.block) +
+                             "-token windows, so that labels clustered in documents and routing shared by a window "
+                             "(sequence-level) do not pass for specialisation"
+                       : "shuffling single tokens' labels") +
+      ".");
   s.table.push_back({"layer", "label", "NMI", "baseline mean ± std", "z", "p", "purity", "purity z"});
   std::vector<std::vector<double>> z(2, std::vector<double>(a.layers.size(), std::nan("")));
   for (size_t l = 0; l < a.layers.size(); ++l) {

@@ -21,7 +21,8 @@ void check_sizes(int64_t N, int64_t K, int64_t E, int64_t n_labels) {
     throw_error("specialisation: expected 1 to ", kNoLabel - 1, " label classes, got ", n_labels);
 }
 
-// The routed slots of the labelled tokens, grouped by token: what every permutation recounts.
+// The routed slots grouped by token: what every permutation recounts. Only the labelled tokens (M of them), or
+// every token (M = N, unlabelled ones kept in place) when labels move in blocks.
 struct LabelledSlots {
   std::vector<int64_t> offsets;  // [M+1] token i's experts are experts[offsets[i], offsets[i+1])
   std::vector<int16_t> experts;  // [slots]
@@ -29,7 +30,7 @@ struct LabelledSlots {
 };
 
 LabelledSlots labelled_slots(const int16_t* experts /*[N,K]*/, int64_t N, int64_t K, int64_t E,
-                             const uint8_t* labels /*[N]*/, int64_t n_labels) {
+                             const uint8_t* labels /*[N]*/, int64_t n_labels, bool keep_unlabelled = false) {
   check_sizes(N, K, E, n_labels);
   LabelledSlots s;
   s.offsets.push_back(0);
@@ -40,7 +41,7 @@ LabelledSlots labelled_slots(const int16_t* experts /*[N,K]*/, int64_t N, int64_
         throw_error("specialisation: expert id ", e, " at token ", t, " slot ", k, ": expected -1 (none) or 0 to ",
                     E - 1);
     }
-    if (labels[t] >= n_labels) continue;
+    if (labels[t] >= n_labels && !keep_unlabelled) continue;
     for (int64_t k = 0; k < K; ++k)
       if (experts[t * K + k] >= 0) s.experts.push_back(experts[t * K + k]);
     s.offsets.push_back(static_cast<int64_t>(s.experts.size()));
@@ -54,7 +55,8 @@ void count_slots(const LabelledSlots& s, const uint8_t* labels /*[M]*/, int64_t 
   std::fill(counts.begin(), counts.end(), 0);
   const int64_t M = static_cast<int64_t>(s.labels.size());
   for (int64_t i = 0; i < M; ++i)
-    for (int64_t j = s.offsets[i]; j < s.offsets[i + 1]; ++j) ++counts[s.experts[j] * C + labels[i]];
+    if (labels[i] < C)
+      for (int64_t j = s.offsets[i]; j < s.offsets[i + 1]; ++j) ++counts[s.experts[j] * C + labels[i]];
 }
 
 double nmi_of(const std::vector<int64_t>& counts /*[E,C]*/, int64_t E, int64_t C) {
@@ -152,10 +154,12 @@ double purity(const Contingency& table) {
 
 SpecialisationResult specialisation(const int16_t* experts /*[N,K]*/, int64_t N, int64_t K, int64_t E,
                                     const uint8_t* labels /*[N]*/, int64_t n_labels, int64_t permutations,
-                                    uint64_t seed) {
+                                    uint64_t seed, int64_t block) {
   if (permutations < 0) throw_error("specialisation: expected permutations >= 0, got ", permutations);
-  const LabelledSlots s = labelled_slots(experts, N, K, E, labels, n_labels);
+  if (block < 1) throw_error("specialisation: expected a permutation block of at least 1 token, got ", block);
+  const LabelledSlots s = labelled_slots(experts, N, K, E, labels, n_labels, block > 1);
   const int64_t M = static_cast<int64_t>(s.labels.size()), C = n_labels;
+  const int64_t blocks = block > 1 ? M / block : 0;  // whole blocks that move; a shorter tail stays
 
   SpecialisationResult r;
   r.table.n_experts = E;
@@ -163,21 +167,31 @@ SpecialisationResult specialisation(const int16_t* experts /*[N,K]*/, int64_t N,
   r.table.counts.assign(E * C, 0);
   count_slots(s, s.labels.data(), C, r.table.counts);
   r.table.total = static_cast<int64_t>(s.experts.size());
-  r.labelled_tokens = M;
+  r.labelled_tokens = static_cast<int64_t>(std::count_if(s.labels.begin(), s.labels.end(),
+                                                        [C](uint8_t l) { return l < C; }));
   r.permutations = permutations;
   r.seed = seed;
+  r.block = block;
 
   std::vector<double> nmi(permutations), pur(permutations);  // [P] scores of each permutation
 #pragma omp parallel
   {
     std::vector<uint8_t> shuffled(M);      // [M]
+    std::vector<int64_t> order(blocks);    // [blocks] the block whose labels block b takes
     std::vector<int64_t> counts(E * C);    // [E,C]
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < permutations; ++p) {
       std::copy(s.labels.begin(), s.labels.end(), shuffled.begin());
       Rng rng(seed, static_cast<uint64_t>(p));
-      for (int64_t i = M - 1; i > 0; --i)
-        std::swap(shuffled[i], shuffled[rng.below(static_cast<uint64_t>(i + 1))]);
+      if (block == 1) {
+        for (int64_t i = M - 1; i > 0; --i)
+          std::swap(shuffled[i], shuffled[rng.below(static_cast<uint64_t>(i + 1))]);
+      } else {
+        for (int64_t b = 0; b < blocks; ++b) order[b] = b;
+        for (int64_t b = blocks - 1; b > 0; --b) std::swap(order[b], order[rng.below(static_cast<uint64_t>(b + 1))]);
+        for (int64_t b = 0; b < blocks; ++b)
+          std::copy_n(s.labels.begin() + order[b] * block, block, shuffled.begin() + b * block);
+      }
       count_slots(s, shuffled.data(), C, counts);
       nmi[p] = nmi_of(counts, E, C);
       pur[p] = purity_of(counts, E, C);
@@ -200,6 +214,7 @@ nlohmann::json to_json(const SpecialisationResult& result) {
           {"labelled_tokens", result.labelled_tokens},
           {"permutations", result.permutations},
           {"seed", result.seed},
+          {"block", result.block},
           {"nmi", to_json(result.nmi)},
           {"purity", to_json(result.purity)}};
 }

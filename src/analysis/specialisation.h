@@ -56,17 +56,23 @@ struct SpecialisationResult {
   int64_t labelled_tokens = 0;  // tokens with a label < n_labels (the ones shuffled)
   int64_t permutations = 0;
   uint64_t seed = 0;
+  int64_t block = 1;            // tokens whose labels move together in a permutation
   PermutationScore nmi;
   PermutationScore purity;
 };
 
-// The contingency, its NMI and purity, and their permutation baselines: permutation p shuffles the labels among
-// the labelled tokens by Fisher-Yates with Rng(seed, p), so every permutation, and the result, is the same
-// whatever the thread count. Permutations run in parallel (OpenMP, static schedule). Throws moelab::Error for
-// permutations < 0 and for what contingency() rejects.
+// The contingency, its NMI and purity, and their permutation baselines: permutation p shuffles the labels by
+// Fisher-Yates with Rng(seed, p), so every permutation, and the result, is the same whatever the thread count.
+// block = 1 shuffles the labels among the labelled tokens. block > 1 moves whole blocks of `block` consecutive
+// tokens' labels (their order inside a block kept; a shorter tail block stays in place): with block = the
+// evaluation window, the baseline keeps the clustering of labels (a genre spans a document) and of routing (under
+// sequence granularity a window shares its experts), so a window-level coincidence of the two is not mistaken for
+// specialisation, as a token-level shuffle would (its baseline is too easy for clustered data). Permutations run
+// in parallel (OpenMP, static schedule). Throws moelab::Error for permutations < 0, block < 1 and for what
+// contingency() rejects.
 SpecialisationResult specialisation(const int16_t* experts /*[N,K]*/, int64_t N, int64_t K, int64_t E,
                                     const uint8_t* labels /*[N]*/, int64_t n_labels, int64_t permutations,
-                                    uint64_t seed);
+                                    uint64_t seed, int64_t block = 1);
 
 // {"experts": E, "labels": C, "counts": [E][C], "slots": total, "labelled_tokens", "permutations", "seed",
 //  "nmi": {"observed", "baseline_mean", "baseline_std", "z", "p_value"}, "purity": {...the same}};

@@ -70,6 +70,11 @@ void register_analyze_report_command(CLI::App& analyze) {
       ->check(CLI::Range(int64_t{2}, int64_t{100000}))
       ->capture_default_str();
   cmd->add_option("--seed", o.seed, "Seed of the permutations")->capture_default_str();
+  cmd->add_option_function<std::string>(
+         "--shuffle", [&o](const std::string& v) { o.shuffle_windows = v == "window"; },
+         "What the specialisation baseline shuffles: whole windows' labels (default; fair to clustered labels and "
+         "sequence-level routing) or single tokens' labels")
+      ->check(CLI::IsMember({"window", "token"}));
   cmd->add_option("--prompt", o.prompt, "Text whose chosen experts and gate activations are mapped per token")
       ->capture_default_str();
   cmd->add_flag("--no-png", args->no_png, "Skip the PNG figures (report.html and analysis.json only)");

@@ -221,6 +221,47 @@ TEST(Specialisation, UnlabelledTokensIgnored) {
   expect_same(a.purity, b.purity);
 }
 
+// Windows of 64 tokens each routed as one (sequence-level routing) to a random expert pair, documents of 4 windows
+// each with one random genre: routing and genre are independent, but both are clustered. A token-level shuffle
+// breaks the clustering of the labels and so calls this specialised; moving whole windows keeps it and does not.
+TEST(Specialisation, WindowShuffleIsNotFooledByClusteredRoutingAndLabels) {
+  const int64_t W = 64, windows = 400, N = W * windows + 17, E = 8, C = 6;  // a 17-token tail window stays put
+  std::vector<int16_t> experts(N * 2);  // [N,2]
+  std::vector<uint8_t> genre(N);        // [N]
+  Rng rng(5, 0);
+  for (int64_t w = 0; w * W < N; ++w) {
+    const int16_t a = static_cast<int16_t>(rng.below(E)), b = static_cast<int16_t>((a + 1 + rng.below(E - 1)) % E);
+    const uint8_t g = w % 4 == 0 ? static_cast<uint8_t>(rng.below(C)) : genre[(w - w % 4) * W];
+    for (int64_t t = w * W; t < std::min(N, (w + 1) * W); ++t) experts[2 * t] = a, experts[2 * t + 1] = b, genre[t] = g;
+  }
+  const auto by_token = analysis::specialisation(experts.data(), N, 2, E, genre.data(), C, 100, 3, 1);
+  const auto by_window = analysis::specialisation(experts.data(), N, 2, E, genre.data(), C, 100, 3, W);
+  EXPECT_EQ(by_window.block, W);
+  EXPECT_EQ(by_token.nmi.observed, by_window.nmi.observed);  // same table, different baselines
+  EXPECT_EQ(by_window.labelled_tokens, N);
+  EXPECT_GT(by_token.nmi.z, 20);
+  EXPECT_LT(std::abs(by_window.nmi.z), 4);
+  EXPECT_GT(by_window.nmi.p_value, 0.01);
+  EXPECT_GT(by_window.nmi.baseline_mean, 10 * by_token.nmi.baseline_mean);
+}
+
+// A router that follows the genre is still found specialised when whole windows move.
+TEST(Specialisation, WindowShuffleStillFindsRealSpecialisation) {
+  const int64_t W = 32, N = W * 300, E = 4, C = 4;
+  std::vector<int16_t> experts(N);  // [N,1]
+  std::vector<uint8_t> genre(N);    // [N]
+  Rng rng(9, 0);
+  for (int64_t w = 0; w < N / W; ++w) {
+    const uint8_t g = static_cast<uint8_t>(rng.below(C));
+    for (int64_t t = w * W; t < (w + 1) * W; ++t) genre[t] = g, experts[t] = static_cast<int16_t>(g);
+  }
+  const auto r = analysis::specialisation(experts.data(), N, 1, E, genre.data(), C, 50, 1, W);
+  EXPECT_GT(r.nmi.observed, 0.99);
+  EXPECT_GT(r.nmi.z, 20);
+  EXPECT_NEAR(r.nmi.p_value, 1.0 / 51, 1e-12);
+  EXPECT_THROW(analysis::specialisation(experts.data(), N, 1, E, genre.data(), C, 5, 1, 0), Error);
+}
+
 TEST(Specialisation, RejectsBadInput) {
   Trace t = from_table({{2, 1}, {1, 2}});
   t.experts[2] = 5;
