@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <nlohmann/json.hpp>
 #include <utility>
 
@@ -166,7 +167,7 @@ SpecialisationResult specialisation(const int16_t* experts /*[N,K]*/, int64_t N,
   r.table.n_labels = C;
   r.table.counts.assign(E * C, 0);
   count_slots(s, s.labels.data(), C, r.table.counts);
-  r.table.total = static_cast<int64_t>(s.experts.size());
+  r.table.total = std::accumulate(r.table.counts.begin(), r.table.counts.end(), int64_t{0});  // labelled slots
   r.labelled_tokens = static_cast<int64_t>(std::count_if(s.labels.begin(), s.labels.end(),
                                                         [C](uint8_t l) { return l < C; }));
   r.permutations = permutations;
