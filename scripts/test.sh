@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds and runs the whole test suite (GoogleTest through ctest), installing what is missing first, including
-# PyTorch for the whole-model oracle test.
+# PyTorch and NumPy for the oracle tests and Chromium for the headless test of the HTML report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --tests
