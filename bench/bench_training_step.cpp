@@ -1,7 +1,6 @@
 // End-to-end training and inference throughput of the whole model on the peer's two shapes (random tokens: the
 // cost of a step does not depend on the data). Reports tokens/s and achieved GFLOP/s in model FLOPs, counted as
-// the PyTorch peer counts them (../shared/peer/README.md): training 6 x active matmul parameters per token plus
-// 12·L·T·d for attention; inference 2 x active + 4·L·T·d.
+// the PyTorch peer counts them (src/model/model_flops.h).
 #include <benchmark/benchmark.h>
 
 #include <string>
@@ -9,6 +8,7 @@
 
 #include "core/rng.h"
 #include "model/model.h"
+#include "model/model_flops.h"
 
 namespace {
 
@@ -26,13 +26,6 @@ Config config_for(const Shape& s) {
   cfg.moe.n_experts = s.experts, cfg.moe.expert_hidden = s.hidden;
   cfg.train.seq_len = s.seq, cfg.train.batch_size = s.batch;
   return cfg;
-}
-
-// Active matmul parameters per token: attention, router, k experts per MoE layer, and the LM head.
-double active_matmul_params(const Config& c) {
-  const double d = c.model.d_model;
-  const double per_layer = 4 * d * d + d * c.moe.n_experts + c.routing.top_k * 3 * d * c.moe.expert_hidden;
-  return c.model.n_layers * per_layer + c.model.vocab_size * d;
 }
 
 // routing.rule / granularity variants of the small shape, for the cost of the routing designs themselves.
@@ -60,9 +53,7 @@ void run(benchmark::State& state, const Shape& shape, bool training, const Routi
       slots += static_cast<double>(r.plan->n_slots()), tokens += static_cast<double>(r.plan->n_tokens);
   }
   state.counters["experts/token"] = tokens > 0 ? slots / tokens : 0.0;
-  const double attn = 4.0 * cfg.model.n_layers * T * cfg.model.d_model;
-  const double flops_per_token =
-      training ? 6 * active_matmul_params(cfg) + 3 * attn : 2 * active_matmul_params(cfg) + attn;
+  const double flops_per_token = moelab::model_flops_per_token(cfg, T, training);
   state.counters["tokens/s"] = benchmark::Counter(N, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["FLOP/s"] = benchmark::Counter(N * flops_per_token, benchmark::Counter::kIsIterationInvariantRate,
                                                 benchmark::Counter::kIs1000);

@@ -13,6 +13,7 @@ void register_eval_command(CLI::App& app);
 void register_generate_command(CLI::App& app);
 void register_params_command(CLI::App& app);
 void register_analyze_command(CLI::App& app);
+void register_bench_command(CLI::App& app);
 // Adds `trace` to the `analyze` command (cmd_analyze_trace.cpp).
 void register_analyze_trace_command(CLI::App& analyze);
 

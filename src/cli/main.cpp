@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   moelab::cli::register_generate_command(app);
   moelab::cli::register_params_command(app);
   moelab::cli::register_analyze_command(app);
+  moelab::cli::register_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,6 +1,7 @@
 #include "model/attention_block.h"
 
 #include "backend/cpu/gemm.h"
+#include "core/op_profile.h"
 #include "ops/attention.h"
 #include "ops/linear.h"
 #include "ops/rmsnorm.h"
@@ -30,19 +31,42 @@ void AttentionScratch<T>::resize(const AttentionShape& s) {
   d_normed.resize(N * s.d);
 }
 
+namespace {
+
+// Useful FLOPs of causal attention's forward: QK^T and PV over each query's prefix of keys, T(T+1)/2 pairs per
+// head, 2 x D multiply-adds each (backward does twice this: dP, dQ, dK, dV).
+double causal_attention_flops(const AttentionShape& s) {
+  return 2.0 * s.B * s.H * s.D * static_cast<double>(s.T) * (s.T + 1);
+}
+
+}  // namespace
+
 template <typename T>
 void attention_block_forward(T* out, AttentionActivations<T>& act, const T* x, const AttentionWeights<T>& w,
                              const AttentionShape& s) {
   const int64_t N = s.rows(), qw = s.H * s.D, kvw = s.Hkv * s.D;
   act.resize(s);
-  ops::rmsnorm_forward(act.normed.data(), act.rstd.data(), x, w.norm, N, s.d, s.rms_eps);
-  ops::linear_forward(act.q.data(), act.normed.data(), w.wq, N, s.d, qw);
-  ops::linear_forward(act.k.data(), act.normed.data(), w.wk, N, s.d, kvw);
-  ops::linear_forward(act.v.data(), act.normed.data(), w.wv, N, s.d, kvw);
-  ops::rope_forward(act.q.data(), s.B, s.T, s.H, s.D, s.rope_theta);
-  ops::rope_forward(act.k.data(), s.B, s.T, s.Hkv, s.D, s.rope_theta);
-  ops::attention_forward(act.ctx.data(), act.probs.data(), act.q.data(), act.k.data(), act.v.data(), s.B, s.T, s.H,
-                         s.Hkv, s.D);
+  {
+    profile::Scope p("fwd attention.norm", 0);
+    ops::rmsnorm_forward(act.normed.data(), act.rstd.data(), x, w.norm, N, s.d, s.rms_eps);
+  }
+  {
+    profile::Scope p("fwd attention.qkv_proj", 2.0 * N * s.d * (qw + 2 * kvw));
+    ops::linear_forward(act.q.data(), act.normed.data(), w.wq, N, s.d, qw);
+    ops::linear_forward(act.k.data(), act.normed.data(), w.wk, N, s.d, kvw);
+    ops::linear_forward(act.v.data(), act.normed.data(), w.wv, N, s.d, kvw);
+  }
+  {
+    profile::Scope p("fwd attention.rope", 0);
+    ops::rope_forward(act.q.data(), s.B, s.T, s.H, s.D, s.rope_theta);
+    ops::rope_forward(act.k.data(), s.B, s.T, s.Hkv, s.D, s.rope_theta);
+  }
+  {
+    profile::Scope p("fwd attention.core", causal_attention_flops(s));
+    ops::attention_forward(act.ctx.data(), act.probs.data(), act.q.data(), act.k.data(), act.v.data(), s.B, s.T,
+                           s.H, s.Hkv, s.D);
+  }
+  profile::Scope p("fwd attention.out_proj", 2.0 * N * qw * s.d);
   ops::linear_forward(out, act.ctx.data(), w.wo, N, qw, s.d);
 }
 
@@ -52,19 +76,32 @@ void attention_block_backward(T* d_x, const AttentionGrads<T>& grads, AttentionS
                               const AttentionShape& s) {
   const int64_t N = s.rows(), qw = s.H * s.D, kvw = s.Hkv * s.D;
   sc.resize(s);
-  ops::linear_backward(sc.d_ctx.data(), grads.wo, d_out, act.ctx.data(), w.wo, N, qw, s.d);
-  ops::attention_backward(sc.d_q.data(), sc.d_k.data(), sc.d_v.data(), sc.d_ctx.data(), act.q.data(), act.k.data(),
-                          act.v.data(), act.probs.data(), s.B, s.T, s.H, s.Hkv, s.D);
-  ops::rope_backward(sc.d_q.data(), s.B, s.T, s.H, s.D, s.rope_theta);
-  ops::rope_backward(sc.d_k.data(), s.B, s.T, s.Hkv, s.D, s.rope_theta);
-  // The normed input feeds three projections: its gradient is the sum of the three branches.
-  ops::linear_backward(sc.d_normed.data(), grads.wq, sc.d_q.data(), act.normed.data(), w.wq, N, s.d, qw);
-  cpu::gemm(cpu::Trans::N, cpu::Trans::N, N, s.d, kvw, T(1), sc.d_k.data(), kvw, w.wk, s.d, T(1),
-            sc.d_normed.data(), s.d);
-  cpu::gemm(cpu::Trans::N, cpu::Trans::N, N, s.d, kvw, T(1), sc.d_v.data(), kvw, w.wv, s.d, T(1),
-            sc.d_normed.data(), s.d);
-  ops::linear_backward<T>(nullptr, grads.wk, sc.d_k.data(), act.normed.data(), w.wk, N, s.d, kvw);
-  ops::linear_backward<T>(nullptr, grads.wv, sc.d_v.data(), act.normed.data(), w.wv, N, s.d, kvw);
+  {
+    profile::Scope p("bwd attention.out_proj", 4.0 * N * qw * s.d);
+    ops::linear_backward(sc.d_ctx.data(), grads.wo, d_out, act.ctx.data(), w.wo, N, qw, s.d);
+  }
+  {
+    profile::Scope p("bwd attention.core", 2 * causal_attention_flops(s));
+    ops::attention_backward(sc.d_q.data(), sc.d_k.data(), sc.d_v.data(), sc.d_ctx.data(), act.q.data(),
+                            act.k.data(), act.v.data(), act.probs.data(), s.B, s.T, s.H, s.Hkv, s.D);
+  }
+  {
+    profile::Scope p("bwd attention.rope", 0);
+    ops::rope_backward(sc.d_q.data(), s.B, s.T, s.H, s.D, s.rope_theta);
+    ops::rope_backward(sc.d_k.data(), s.B, s.T, s.Hkv, s.D, s.rope_theta);
+  }
+  {
+    // The normed input feeds three projections: its gradient is the sum of the three branches.
+    profile::Scope p("bwd attention.qkv_proj", 4.0 * N * s.d * (qw + 2 * kvw));
+    ops::linear_backward(sc.d_normed.data(), grads.wq, sc.d_q.data(), act.normed.data(), w.wq, N, s.d, qw);
+    cpu::gemm(cpu::Trans::N, cpu::Trans::N, N, s.d, kvw, T(1), sc.d_k.data(), kvw, w.wk, s.d, T(1),
+              sc.d_normed.data(), s.d);
+    cpu::gemm(cpu::Trans::N, cpu::Trans::N, N, s.d, kvw, T(1), sc.d_v.data(), kvw, w.wv, s.d, T(1),
+              sc.d_normed.data(), s.d);
+    ops::linear_backward<T>(nullptr, grads.wk, sc.d_k.data(), act.normed.data(), w.wk, N, s.d, kvw);
+    ops::linear_backward<T>(nullptr, grads.wv, sc.d_v.data(), act.normed.data(), w.wv, N, s.d, kvw);
+  }
+  profile::Scope p("bwd attention.norm", 0);
   ops::rmsnorm_backward(d_x, grads.norm, sc.d_normed.data(), x, w.norm, act.rstd.data(), N, s.d);
 }
 

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "core/error.h"
+#include "core/op_profile.h"
 #include "core/rng.h"
 #include "ops/cross_entropy.h"
 #include "ops/embedding.h"
@@ -17,12 +18,14 @@ namespace {
 
 // Adds b into a elementwise: a[i] += b[i].
 void add_into(float* a, const float* b, int64_t n) {
+  profile::Scope p("bwd residual_add", 0);
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) a[i] += b[i];
 }
 
 // out[i] = a[i] + b[i]: a residual connection.
 void add_to(float* out, const float* a, const float* b, int64_t n) {
+  profile::Scope p("fwd residual_add", 0);
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
 }
@@ -223,7 +226,10 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
   const MoeFfnShape moe_shape = moe_ffn_shape(cfg_, B, T);
 
   layers_[0]->x_in.resize(N * d);
-  ops::embedding_forward(layers_[0]->x_in.data(), ws.inputs.data(), embed, N, d);
+  {
+    profile::Scope p("fwd embedding", 0);
+    ops::embedding_forward(layers_[0]->x_in.data(), ws.inputs.data(), embed, N, d);
+  }
   // Block by block: x_in -> x_mid = x_in + attn(x_in) -> next x_in = x_mid + ffn(x_mid).
   for (size_t i = 0; i < layers_.size(); ++i) {
     Layer& L = *layers_[i];
@@ -233,7 +239,10 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
 
     L.ffn_normed.resize(N * d);
     L.ffn_rstd.resize(N);
-    ops::rmsnorm_forward(L.ffn_normed.data(), L.ffn_rstd.data(), L.x_mid.data(), L.ffn_norm_w, N, d, m.rms_eps);
+    {
+      profile::Scope p("fwd ffn_norm", 0);
+      ops::rmsnorm_forward(L.ffn_normed.data(), L.ffn_rstd.data(), L.x_mid.data(), L.ffn_norm_w, N, d, m.rms_eps);
+    }
     if (L.moe) {
       MoeFfnShape layer_shape = moe_shape;
       layer_shape.hash_seed = splitmix64(i + 1);  // a fixed table per layer, independent of the training seed
@@ -252,15 +261,22 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
 
   ws.final_normed.resize(N * d);
   ws.final_rstd.resize(N);
-  ops::rmsnorm_forward(ws.final_normed.data(), ws.final_rstd.data(), ws.x_final.data(), param("model.norm.weight"),
-                       N, d, m.rms_eps);
+  {
+    profile::Scope p("fwd final_norm", 0);
+    ops::rmsnorm_forward(ws.final_normed.data(), ws.final_rstd.data(), ws.x_final.data(),
+                         param("model.norm.weight"), N, d, m.rms_eps);
+  }
   const float* head = m.tie_embeddings ? embed : param("lm_head.weight");
   ws.logits.resize(N * V);
-  ops::linear_forward(ws.logits.data(), ws.final_normed.data(), head, N, d, V);
+  {
+    profile::Scope p("fwd lm_head", 2.0 * N * d * V);
+    ops::linear_forward(ws.logits.data(), ws.final_normed.data(), head, N, d, V);
+  }
 
   Losses out;
   if (targets) {
     ws.row_loss.resize(N);
+    profile::Scope p("fwd cross_entropy", 0);
     const double sum = ops::cross_entropy_forward(ws.row_loss.data(), ws.logits.data(), ws.targets.data(), N, V);
     for (int64_t j = 0; j < N; ++j) out.n_targets += ws.targets[j] >= 0;
     out.ce = out.n_targets > 0 ? sum / out.n_targets : 0.0;
@@ -293,17 +309,26 @@ void Model::backward(double scale) {
 
   // Loss -> logits (in place) -> LM head -> final norm.
   const int64_t n_targets = ws.losses.n_targets;
-  ops::cross_entropy_backward(ws.logits.data(), ws.logits.data(), ws.targets.data(), N, V,
-                              n_targets > 0 ? scale / n_targets : 0.0);
+  {
+    profile::Scope p("bwd cross_entropy", 0);
+    ops::cross_entropy_backward(ws.logits.data(), ws.logits.data(), ws.targets.data(), N, V,
+                                n_targets > 0 ? scale / n_targets : 0.0);
+  }
   float* embed = param("model.embed_tokens.weight");
   float* d_embed = grads_.data() + table_.find("model.embed_tokens.weight").offset;
   const float* head = m.tie_embeddings ? embed : param("lm_head.weight");
   float* d_head = m.tie_embeddings ? d_embed : grads_.data() + table_.find("lm_head.weight").offset;
   ws.d_normed.resize(N * d), ws.d_resid.resize(N * d), ws.d_sub.resize(N * d);
-  ops::linear_backward(ws.d_normed.data(), d_head, ws.logits.data(), ws.final_normed.data(), head, N, d, V);
-  ops::rmsnorm_backward(ws.d_resid.data(), grads_.data() + table_.find("model.norm.weight").offset,
-                        ws.d_normed.data(), ws.x_final.data(), param("model.norm.weight"), ws.final_rstd.data(), N,
-                        d);
+  {
+    profile::Scope p("bwd lm_head", 4.0 * N * d * V);
+    ops::linear_backward(ws.d_normed.data(), d_head, ws.logits.data(), ws.final_normed.data(), head, N, d, V);
+  }
+  {
+    profile::Scope p("bwd final_norm", 0);
+    ops::rmsnorm_backward(ws.d_resid.data(), grads_.data() + table_.find("model.norm.weight").offset,
+                          ws.d_normed.data(), ws.x_final.data(), param("model.norm.weight"), ws.final_rstd.data(), N,
+                          d);
+  }
 
   for (size_t i = layers_.size(); i-- > 0;) {
     Layer& L = *layers_[i];
@@ -318,14 +343,18 @@ void Model::backward(double scale) {
                           ws.d_resid.data(), L.ffn_normed.data(), L.dense_g_act.data(), L.dense_u_act.data(),
                           L.dense_act.data(), L.dense_w, N, d, h);
     }
-    ops::rmsnorm_backward(ws.d_sub.data(), L.ffn_norm_g, ws.d_normed.data(), L.x_mid.data(), L.ffn_norm_w,
-                          L.ffn_rstd.data(), N, d);
+    {
+      profile::Scope p("bwd ffn_norm", 0);
+      ops::rmsnorm_backward(ws.d_sub.data(), L.ffn_norm_g, ws.d_normed.data(), L.x_mid.data(), L.ffn_norm_w,
+                            L.ffn_rstd.data(), N, d);
+    }
     add_into(ws.d_resid.data(), ws.d_sub.data(), N * d);  // now d/dx_mid
     // Attention sublayer: x_mid = x_in + attn(x_in).
     attention_block_backward(ws.d_sub.data(), L.attn_g, ws.attn_scratch, ws.d_resid.data(), L.x_in.data(), L.attn,
                              L.attn_w, shape);
     add_into(ws.d_resid.data(), ws.d_sub.data(), N * d);  // now d/dx_in
   }
+  profile::Scope p("bwd embedding", 0);
   ops::embedding_backward(d_embed, ws.d_resid.data(), ws.inputs.data(), N, d);
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/op_profile.h"
 #include "routing/capacity.h"
 #include "routing/combine.h"
 #include "routing/dispatch.h"
@@ -65,55 +66,66 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, const T* x, cons
                              const MoeFfnWeights<T>& w, const MoeFfnShape& s) {
   const int64_t N = s.N(), R = s.route_rows();
   MoeAuxLosses aux;
-  if (s.hash_router) {
-    routing::hash_route(act.plan, token_ids, N, s.E, s.top_k, s.hash_seed);
-  } else {
-    // The router sees each token (token), the sequence mean (sequence) or the running mean (prefix).
-    const T* route_in = x;
-    if (s.granularity != Granularity::Token) {
-      act.route_in.resize(R * s.d);
-      if (s.granularity == Granularity::Sequence) routing::sequence_mean_forward(act.route_in.data(), x, s.B, s.T, s.d);
-      else routing::prefix_mean_forward(act.route_in.data(), x, s.B, s.T, s.d);
-      route_in = act.route_in.data();
-    }
-    act.router_logits.resize(R * s.E);
-    act.router_probs.resize(R * s.E);
-    routing::router_forward(act.router_logits.data(), act.router_probs.data(), route_in, w.router, R, s.d, s.E,
-                           s.gating);
-    auto& route_plan = s.granularity == Granularity::Sequence ? act.route_plan : act.plan;
-    if (w.selection_bias) {
-      // Loss-free balancing: choose by biased scores, weight by the unbiased probabilities.
-      act.biased_scores.resize(R * s.E);
-      for (int64_t i = 0; i < R * s.E; ++i) act.biased_scores[i] = act.router_probs[i] + w.selection_bias[i % s.E];
-      select(route_plan, act.biased_scores.data(), R, s);
-      reweight_by(route_plan, act.router_probs.data(), s.renormalize);
+  {
+    profile::Scope p("fwd moe.routing", s.hash_router ? 0.0 : 2.0 * R * s.d * s.E);
+    if (s.hash_router) {
+      routing::hash_route(act.plan, token_ids, N, s.E, s.top_k, s.hash_seed);
     } else {
-      select(route_plan, act.router_probs.data(), R, s);
+      // The router sees each token (token), the sequence mean (sequence) or the running mean (prefix).
+      const T* route_in = x;
+      if (s.granularity != Granularity::Token) {
+        act.route_in.resize(R * s.d);
+        if (s.granularity == Granularity::Sequence)
+          routing::sequence_mean_forward(act.route_in.data(), x, s.B, s.T, s.d);
+        else
+          routing::prefix_mean_forward(act.route_in.data(), x, s.B, s.T, s.d);
+        route_in = act.route_in.data();
+      }
+      act.router_logits.resize(R * s.E);
+      act.router_probs.resize(R * s.E);
+      routing::router_forward(act.router_logits.data(), act.router_probs.data(), route_in, w.router, R, s.d, s.E,
+                             s.gating);
+      auto& route_plan = s.granularity == Granularity::Sequence ? act.route_plan : act.plan;
+      if (w.selection_bias) {
+        // Loss-free balancing: choose by biased scores, weight by the unbiased probabilities.
+        act.biased_scores.resize(R * s.E);
+        for (int64_t i = 0; i < R * s.E; ++i) act.biased_scores[i] = act.router_probs[i] + w.selection_bias[i % s.E];
+        select(route_plan, act.biased_scores.data(), R, s);
+        reweight_by(route_plan, act.router_probs.data(), s.renormalize);
+      } else {
+        select(route_plan, act.router_probs.data(), R, s);
+      }
+      if (s.granularity == Granularity::Sequence) routing::expand_sequence_plan(act.plan, act.route_plan, s.T);
+      if (s.capacity_factor > 0 && s.rule != SelectionRule::ExpertChoice) {
+        // Validation allows capacity with top-k and token or prefix granularity only: the plan's rows are then the
+        // probabilities' rows, and k slots per token is what the capacity formula assumes.
+        aux.dropped = routing::apply_capacity(act.plan, act.router_probs.data(),
+                                              routing::expert_capacity(s.capacity_factor, N, s.top_k, s.E));
+      }
+      aux.load_balance =
+          routing::load_balance_forward(act.router_probs.data(), route_plan, s.load_balance_divisor());
+      aux.z_loss = routing::z_loss_forward(act.router_logits.data(), R, s.E);
+      aux.entropy = routing::entropy_loss_forward(act.router_probs.data(), R, s.E);
     }
-    if (s.granularity == Granularity::Sequence) routing::expand_sequence_plan(act.plan, act.route_plan, s.T);
-    if (s.capacity_factor > 0 && s.rule != SelectionRule::ExpertChoice) {
-      // Validation allows capacity with top-k and token or prefix granularity only: the plan's rows are then the
-      // probabilities' rows, and k slots per token is what the capacity formula assumes.
-      aux.dropped = routing::apply_capacity(act.plan, act.router_probs.data(),
-                                            routing::expert_capacity(s.capacity_factor, N, s.top_k, s.E));
-    }
-    aux.load_balance =
-        routing::load_balance_forward(act.router_probs.data(), route_plan, s.load_balance_divisor());
-    aux.z_loss = routing::z_loss_forward(act.router_logits.data(), R, s.E);
-    aux.entropy = routing::entropy_loss_forward(act.router_probs.data(), R, s.E);
   }
 
   const int64_t S = act.plan.n_slots();
   act.x_grouped.resize(S * s.d);
   act.g.resize(S * s.h), act.u.resize(S * s.h), act.act.resize(S * s.h);
   act.y_grouped.resize(S * s.d);
-  routing::dispatch_forward(act.x_grouped.data(), x, act.plan, s.d);
+  {
+    profile::Scope p("fwd moe.dispatch", 0);
+    routing::dispatch_forward(act.x_grouped.data(), x, act.plan, s.d);
+  }
   for (int64_t e = 0; e < s.E; ++e) {
     const int64_t r = act.plan.expert_offsets[e], n = act.plan.expert_rows(e);
     swiglu_mlp_forward(act.y_grouped.data() + r * s.d, act.g.data() + r * s.h, act.u.data() + r * s.h,
                        act.act.data() + r * s.h, act.x_grouped.data() + r * s.d, w.experts[e], n, s.d, s.h);
   }
-  routing::combine_forward(out, act.y_grouped.data(), act.plan, s.d);
+  {
+    profile::Scope p("fwd moe.combine", 0);
+    routing::combine_forward(out, act.y_grouped.data(), act.plan, s.d);
+  }
   if (s.shared_hidden > 0) {  // every token also runs the shared experts; their output adds to the routed one
     const int64_t hs = s.shared_hidden;
     act.shared_g.resize(N * hs), act.shared_u.resize(N * hs), act.shared_act.resize(N * hs);
@@ -137,7 +149,11 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
   sc.d_act.resize(S * s.h), sc.d_g.resize(S * s.h), sc.d_u.resize(S * s.h);
 
   // Expert path: combine -> experts -> dispatch gives the gradient of x through the expert outputs.
-  routing::combine_backward(sc.d_y_grouped.data(), sc.d_slot_weight.data(), d_out, act.y_grouped.data(), plan, s.d);
+  {
+    profile::Scope p("bwd moe.combine", 0);
+    routing::combine_backward(sc.d_y_grouped.data(), sc.d_slot_weight.data(), d_out, act.y_grouped.data(), plan,
+                              s.d);
+  }
   for (int64_t e = 0; e < s.E; ++e) {
     const int64_t r = plan.expert_offsets[e], n = plan.expert_rows(e);
     swiglu_mlp_backward(sc.d_x_grouped.data() + r * s.d, grads.experts[e], sc.d_act.data() + r * s.h,
@@ -145,7 +161,10 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
                         act.x_grouped.data() + r * s.d, act.g.data() + r * s.h, act.u.data() + r * s.h,
                         act.act.data() + r * s.h, w.experts[e], n, s.d, s.h);
   }
-  routing::dispatch_backward(d_x, sc.d_x_grouped.data(), plan, s.d);
+  {
+    profile::Scope p("bwd moe.dispatch", 0);
+    routing::dispatch_backward(d_x, sc.d_x_grouped.data(), plan, s.d);
+  }
   if (s.shared_hidden > 0) {
     const int64_t N = s.N(), hs = s.shared_hidden;
     sc.d_shared_act.resize(N * hs), sc.d_shared_g.resize(N * hs), sc.d_shared_u.resize(N * hs);
@@ -158,6 +177,7 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
     for (int64_t i = 0; i < N * s.d; ++i) d_x[i] += g[i];
   }
   if (s.hash_router) return;  // no router: nothing else to differentiate
+  profile::Scope p("bwd moe.routing", 4.0 * R * s.d * s.E);
 
   // Router path: gate weights, load balance and entropy reach the probabilities, the z-loss the logits.
   sc.d_probs.resize(R * s.E), sc.d_logits.resize(R * s.E), sc.d_route_in.resize(R * s.d);

@@ -1,6 +1,7 @@
 #include "model/swiglu_mlp.h"
 
 #include "backend/cpu/gemm.h"
+#include "core/op_profile.h"
 #include "ops/linear.h"
 #include "ops/swiglu.h"
 
@@ -10,9 +11,16 @@ template <typename T>
 void swiglu_mlp_forward(T* out, T* g, T* u, T* act, const T* x, const SwigluMlpWeights<T>& w, int64_t n, int64_t d,
                         int64_t h) {
   if (n == 0) return;
-  ops::linear_forward(g, x, w.gate, n, d, h);
-  ops::linear_forward(u, x, w.up, n, d, h);
-  ops::swiglu_forward(act, g, u, n * h);
+  {
+    profile::Scope p("fwd ffn.gate_up_proj", 4.0 * n * d * h);
+    ops::linear_forward(g, x, w.gate, n, d, h);
+    ops::linear_forward(u, x, w.up, n, d, h);
+  }
+  {
+    profile::Scope p("fwd ffn.swiglu", 0);
+    ops::swiglu_forward(act, g, u, n * h);
+  }
+  profile::Scope p("fwd ffn.down_proj", 2.0 * n * h * d);
   ops::linear_forward(out, act, w.down, n, h, d);
 }
 
@@ -21,8 +29,15 @@ void swiglu_mlp_backward(T* d_x, const SwigluMlpGrads<T>& grads, T* d_act, T* d_
                          const T* x, const T* g, const T* u, const T* act, const SwigluMlpWeights<T>& w, int64_t n,
                          int64_t d, int64_t h) {
   if (n == 0) return;
-  ops::linear_backward(d_act, grads.down, d_out, act, w.down, n, h, d);
-  ops::swiglu_backward(d_g, d_u, d_act, g, u, n * h);
+  {
+    profile::Scope p("bwd ffn.down_proj", 4.0 * n * h * d);
+    ops::linear_backward(d_act, grads.down, d_out, act, w.down, n, h, d);
+  }
+  {
+    profile::Scope p("bwd ffn.swiglu", 0);
+    ops::swiglu_backward(d_g, d_u, d_act, g, u, n * h);
+  }
+  profile::Scope p("bwd ffn.gate_up_proj", 8.0 * n * d * h);
   ops::linear_backward(d_x, grads.gate, d_g, x, w.gate, n, d, h);
   // d_x += d_u · up: the second branch adds to the first (linear_backward assigns, so call the GEMM with beta 1).
   cpu::gemm(cpu::Trans::N, cpu::Trans::N, n, d, h, T(1), d_u, h, w.up, d, T(1), d_x, d);

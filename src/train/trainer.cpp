@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/op_profile.h"
 #include "data/loader.h"
 #include "eval/perplexity.h"
 #include "io/atomic_file.h"
@@ -52,16 +53,6 @@ class StopSignals {
   void (*prev_term_)(int);
 };
 
-// Applies the decoupled weight decay per tensor group and one AdamW step to the whole model.
-void optimizer_step(Model& model, OptimizerState& opt, const TrainConfig& tc, double lr, int64_t t) {
-  for (const auto& spec : model.table().specs()) {
-    if (!spec.trainable) continue;
-    const AdamWHyper h{lr, tc.beta1, tc.beta2, tc.adam_eps, decays(tc, spec.group) ? tc.weight_decay : 0.0, t};
-    adamw_step(model.params().data() + spec.offset, model.grads().data() + spec.offset,
-               opt.exp_avg.data() + spec.offset, opt.exp_avg_sq.data() + spec.offset, spec.numel, h);
-  }
-}
-
 std::string format_eval(const EvalResult& r, int64_t step) {
   char buf[160];
   std::snprintf(buf, sizeof buf, "eval step %lld: %s loss %.4f perplexity %.2f (%lld tokens)",
@@ -71,6 +62,22 @@ std::string format_eval(const EvalResult& r, int64_t step) {
 }
 
 }  // namespace
+
+double clip_gradients(Model& model, double max_norm) {
+  profile::Scope p("clip_grad_norm", 0);
+  return clip_grad_norm(model.grads().data(), model.grads().size(), max_norm);
+}
+
+// Applies the decoupled weight decay per tensor group and one AdamW step to the whole model.
+void optimizer_step(Model& model, OptimizerState& opt, const TrainConfig& tc, double lr, int64_t t) {
+  profile::Scope p("optimizer (AdamW)", 0);
+  for (const auto& spec : model.table().specs()) {
+    if (!spec.trainable) continue;
+    const AdamWHyper h{lr, tc.beta1, tc.beta2, tc.adam_eps, decays(tc, spec.group) ? tc.weight_decay : 0.0, t};
+    adamw_step(model.params().data() + spec.offset, model.grads().data() + spec.offset,
+               opt.exp_avg.data() + spec.offset, opt.exp_avg_sq.data() + spec.offset, spec.numel, h);
+  }
+}
 
 TrainOutcome train(Config cfg, const std::string& resume) {
   if (cfg.train.threads > 0) omp_set_num_threads(static_cast<int>(cfg.train.threads));
@@ -145,7 +152,7 @@ TrainOutcome train(Config cfg, const std::string& resume) {
     const bool last = step + 1 == tc.steps;
     const bool eval_now = last || (tc.eval_every > 0 && (step + 1) % tc.eval_every == 0);
     grad_norms_for_eval = eval_now ? expert_grad_norms(model) : nlohmann::json();
-    const double grad_norm = clip_grad_norm(model.grads().data(), model.grads().size(), tc.grad_clip);
+    const double grad_norm = clip_gradients(model, tc.grad_clip);
     if (!std::isfinite(grad_norm))
       throw_error("step ", step + 1, ": the gradient norm is ", grad_norm,
                   "; training stopped without saving, the last good checkpoint is ",

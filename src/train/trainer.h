@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <string>
 
+#include "model/model.h"
 #include "moelab/config.h"
+#include "train/checkpoint.h"
 
 namespace moelab {
 
@@ -18,5 +20,10 @@ struct TrainOutcome {
 
 // cfg: validated; vocab_size may be 0 (taken from the data). resume: a run or checkpoint folder, or empty.
 TrainOutcome train(Config cfg, const std::string& resume);
+
+// One optimizer step of a training step, as train() runs it (and `moelab bench` times it): global-norm clipping
+// of the gradients (returns the norm before clipping), then AdamW with decoupled weight decay per tensor group.
+double clip_gradients(Model& model, double max_norm);
+void optimizer_step(Model& model, OptimizerState& opt, const TrainConfig& tc, double lr, int64_t t);
 
 }  // namespace moelab

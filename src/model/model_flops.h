@@ -1,0 +1,14 @@
+// Model FLOPs per token, counted as the PyTorch peer counts them (its README): training 6 x the active matmul
+// parameters (attention projections, router, top_k experts per MoE layer, the LM head) plus 12·L·T·d for
+// attention; inference 2 x active + 4·L·T·d. Model-FLOP utilisation = tokens/s x this / peak FLOP/s.
+#pragma once
+
+#include <cstdint>
+
+#include "moelab/config.h"
+
+namespace moelab {
+
+double model_flops_per_token(const Config& cfg, int64_t seq_len, bool training);
+
+}  // namespace moelab
