@@ -137,7 +137,7 @@ CheckpointAnalysis analyze_checkpoint(const std::string& checkpoint, const Analy
   for (int64_t l = 0; l < L; ++l) {
     LayerAnalysis& la = a.layers[l];
     la.layer = trace.layers[l];
-    const int16_t* experts = trace.experts.data() + l * N * K;   // [N,K]
+    const int16_t* experts = trace.experts.data() + l * N * K;    // [N,K]
     const uint8_t* n_selected = trace.n_selected.data() + l * N;  // [N]
     la.experts_per_token = experts_per_token(n_selected, N, E);
     la.expert_slots.assign(E, 0);
@@ -151,9 +151,8 @@ CheckpointAnalysis analyze_checkpoint(const std::string& checkpoint, const Analy
     }
     if (!trace.genre.empty()) {
       la.by_genre = experts_by_label(n_selected, trace.genre.data(), N, trace.genre_names);
-      la.genre = specialisation(experts, N, K, E, trace.genre.data(),
-                                static_cast<int64_t>(trace.genre_names.size()), options.permutations,
-                                options.seed + 1, block);
+      la.genre = specialisation(experts, N, K, E, trace.genre.data(), static_cast<int64_t>(trace.genre_names.size()),
+                                options.permutations, options.seed + 1, block);
     }
     const int64_t PK = prompt_trace.max_slots;
     la.prompt_choices.resize(P);

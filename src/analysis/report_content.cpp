@@ -47,8 +47,8 @@ json per_layer_square(const CheckpointAnalysis& a, const std::vector<std::vector
   options.max_cells_with_values = 0;
   std::vector<json> panels;
   for (const auto& m : matrices)
-    panels.push_back(report::heatmap(m, E, E, expert_labels(E), expert_labels(E), row_title, col_title, value_title,
-                                     options));
+    panels.push_back(
+        report::heatmap(m, E, E, expert_labels(E), expert_labels(E), row_title, col_title, value_title, options));
   return report::concat_charts(panels, layer_labels(a), 4, true);
 }
 
@@ -88,9 +88,7 @@ std::vector<double> column_shares(const Contingency& t) {
   return out;
 }
 
-std::string z_text(const PermutationScore& s) {
-  return fmt(s.observed, "%.4f") + " (z " + fmt(s.z, "%.1f") + ")";
-}
+std::string z_text(const PermutationScore& s) { return fmt(s.observed, "%.4f") + " (z " + fmt(s.z, "%.1f") + ")"; }
 
 report::ReportSection overview(const CheckpointAnalysis& a) {
   report::ReportSection s{"overview", "Overview", {}, {}, {}};
@@ -99,19 +97,18 @@ report::ReportSection overview(const CheckpointAnalysis& a) {
   s.paragraphs.push_back("Checkpoint " + a.checkpoint + " (step " + std::to_string(a.step) + "), traced on " +
                          a.source + ": " + std::to_string(a.tokens) + " tokens, mean next-token loss " +
                          fmt(a.mean_loss, "%.4f") + " nats.");
+  s.paragraphs.push_back("Model: " + std::to_string(c["model"]["n_layers"].get<int64_t>()) + " layers, d_model " +
+                         std::to_string(c["model"]["d_model"].get<int64_t>()) + ", " + std::to_string(a.n_experts) +
+                         " experts of " + std::to_string(c["moe"]["expert_hidden"].get<int64_t>()) +
+                         " neurons. Routing: " + r["router"].get<std::string>() + " " + r["gating"].get<std::string>() +
+                         " router, rule " + r["rule"].get<std::string>() +
+                         (r["rule"] == "top_p" ? " (p " + fmt(r["top_p"].get<double>(), "%.2f") + ")"
+                                               : " (k " + std::to_string(a.top_k) + ")") +
+                         ", " + r["granularity"].get<std::string>() + "-level.");
   s.paragraphs.push_back(
-      "Model: " + std::to_string(c["model"]["n_layers"].get<int64_t>()) + " layers, d_model " +
-      std::to_string(c["model"]["d_model"].get<int64_t>()) + ", " + std::to_string(a.n_experts) + " experts of " +
-      std::to_string(c["moe"]["expert_hidden"].get<int64_t>()) + " neurons. Routing: " +
-      r["router"].get<std::string>() + " " + r["gating"].get<std::string>() + " router, rule " +
-      r["rule"].get<std::string>() + (r["rule"] == "top_p" ? " (p " + fmt(r["top_p"].get<double>(), "%.2f") + ")"
-                                                          : " (k " + std::to_string(a.top_k) + ")") +
-      ", " + r["granularity"].get<std::string>() + "-level.");
-  s.paragraphs.push_back("Active parameters per token with the measured experts per token: " +
-                         fmt(a.active_params / 1e6, "%.2f") + "M, " +
-                         fmt(100 * a.active_params / static_cast<double>(a.active_params_topk), "%.1f") +
-                         "% of top-" + std::to_string(a.top_k) + "'s " +
-                         fmt(a.active_params_topk / 1e6, "%.2f") + "M.");
+      "Active parameters per token with the measured experts per token: " + fmt(a.active_params / 1e6, "%.2f") + "M, " +
+      fmt(100 * a.active_params / static_cast<double>(a.active_params_topk), "%.1f") + "% of top-" +
+      std::to_string(a.top_k) + "'s " + fmt(a.active_params_topk / 1e6, "%.2f") + "M.");
   std::string timing = "Time per stage:";
   for (const auto& [name, sec] : a.timings) timing += " " + name + " " + fmt(sec, "%.1f") + " s;";
   s.paragraphs.push_back(timing);
@@ -142,10 +139,10 @@ report::ReportSection routing_section(const CheckpointAnalysis& a) {
   }
   HeatmapOptions h;
   h.cell_size = 36;
-  s.charts.push_back({"expert-load", "Fraction of tokens routed to each expert",
-                      "Rows: MoE layers; columns: experts. Under top-k a row sums to k.",
-                      report::heatmap(load, L, E, layer_labels(a), expert_labels(E), "layer", "expert",
-                                      "fraction of tokens", h)});
+  s.charts.push_back(
+      {"expert-load", "Fraction of tokens routed to each expert",
+       "Rows: MoE layers; columns: experts. Under top-k a row sums to k.",
+       report::heatmap(load, L, E, layer_labels(a), expert_labels(E), "layer", "expert", "fraction of tokens", h)});
   s.charts.push_back({"experts-per-token", "Mean experts per token by layer",
                       "Paper 2 reports more experts in lower layers and fewer in upper ones under top-p routing.",
                       report::bar_chart(layer_labels(a), mean, "layer", "experts per token")});
@@ -155,10 +152,10 @@ report::ReportSection routing_section(const CheckpointAnalysis& a) {
   for (int64_t l = 0; l < L; ++l)
     for (int64_t j = 0; j <= E; ++j)
       hist[l][j] = static_cast<double>(a.layers[l].experts_per_token.histogram[j]) / a.tokens;
-  s.charts.push_back({"experts-per-token-histogram", "Experts per token: distribution by layer",
-                      "Fraction of tokens that used each number of experts.",
-                      report::grouped_bar_chart(bins, layer_labels(a), hist, "experts per token",
-                                                "fraction of tokens", "layer")});
+  s.charts.push_back(
+      {"experts-per-token-histogram", "Experts per token: distribution by layer",
+       "Fraction of tokens that used each number of experts.",
+       report::grouped_bar_chart(bins, layer_labels(a), hist, "experts per token", "fraction of tokens", "layer")});
   if (a.course && !a.course->steps.empty()) {
     std::vector<report::LineSeries> series;
     for (int64_t l = 0; l < static_cast<int64_t>(a.course->layers.size()); ++l) {
@@ -180,8 +177,9 @@ report::ReportSection specialisation_section(const CheckpointAnalysis& a) {
   const int64_t E = a.n_experts;
   report::ReportSection s{"specialisation", "Expert specialisation (paper 1)", {}, {}, {}};
   if (!a.layers.front().pos && !a.layers.front().genre) {
-    s.paragraphs.push_back("The traced text has no POS or genre labels: specialisation is measured on a labelled "
-                           "split (e.g. --split val of the Brown corpus).");
+    s.paragraphs.push_back(
+        "The traced text has no POS or genre labels: specialisation is measured on a labelled "
+        "split (e.g. --split val of the Brown corpus).");
     return s;
   }
   s.paragraphs.push_back(
@@ -213,10 +211,10 @@ report::ReportSection specialisation_section(const CheckpointAnalysis& a) {
       ++which;
     }
   }
-  s.charts.push_back({"specialisation-z", "Specialisation above chance (NMI z-score)",
-                      "z of the NMI against the permutation baseline, per layer, for POS and genre.",
-                      report::grouped_bar_chart(layer_labels(a), {"POS", "genre"}, z, "layer", "NMI z-score",
-                                                "label")});
+  s.charts.push_back(
+      {"specialisation-z", "Specialisation above chance (NMI z-score)",
+       "z of the NMI against the permutation baseline, per layer, for POS and genre.",
+       report::grouped_bar_chart(layer_labels(a), {"POS", "genre"}, z, "layer", "NMI z-score", "label")});
   auto label_maps = [&](bool pos, const std::vector<std::string>& names) {
     std::vector<json> panels;
     HeatmapOptions h;
@@ -248,8 +246,8 @@ report::ReportSection dynamic_routing_section(const CheckpointAnalysis& a) {
       "Do harder tokens get more experts? Tokens are grouped by their next-token loss (q1 = easiest decile). Under "
       "top-k every token gets k experts, so the lines are flat; under top-p they may rise.");
   std::vector<report::LineSeries> by_loss;
-  s.table.push_back({"layer", "Spearman(loss, experts per token)", "experts per token, easiest group",
-                     "hardest group"});
+  s.table.push_back(
+      {"layer", "Spearman(loss, experts per token)", "experts per token, easiest group", "hardest group"});
   for (const auto& la : a.layers) {
     report::LineSeries ls{layer_name(la.layer), {}, {}};
     for (size_t q = 0; q < la.by_loss.groups.size(); ++q) {
@@ -257,12 +255,13 @@ report::ReportSection dynamic_routing_section(const CheckpointAnalysis& a) {
       ls.y.push_back(la.by_loss.groups[q].mean_experts);
     }
     by_loss.push_back(std::move(ls));
-    s.table.push_back({std::to_string(la.layer), fmt(la.by_loss.spearman),
-                       fmt(la.by_loss.groups.front().mean_experts), fmt(la.by_loss.groups.back().mean_experts)});
+    s.table.push_back({std::to_string(la.layer), fmt(la.by_loss.spearman), fmt(la.by_loss.groups.front().mean_experts),
+                       fmt(la.by_loss.groups.back().mean_experts)});
   }
-  s.charts.push_back({"experts-by-loss", "Experts per token by token loss quantile",
-                      "x: loss quantile of the token (1 = lowest loss); y: mean experts per token.",
-                      whole_number_x(report::line_chart(by_loss, "loss quantile (1 = easiest)", "experts per token", "layer"))});
+  s.charts.push_back(
+      {"experts-by-loss", "Experts per token by token loss quantile",
+       "x: loss quantile of the token (1 = lowest loss); y: mean experts per token.",
+       whole_number_x(report::line_chart(by_loss, "loss quantile (1 = easiest)", "experts per token", "layer"))});
   if (a.layers.front().by_pos) {
     std::vector<std::vector<double>> values;
     for (const auto& la : a.layers) {
@@ -270,10 +269,11 @@ report::ReportSection dynamic_routing_section(const CheckpointAnalysis& a) {
       for (const auto& g : la.by_pos->groups) v.push_back(g.mean_experts);
       values.push_back(std::move(v));
     }
-    s.charts.push_back({"experts-by-pos", "Experts per token by part of speech", "Mean experts per token of each "
-                        "POS class, per layer.",
-                        report::grouped_bar_chart(a.pos_names, layer_labels(a), values, "POS class",
-                                                  "experts per token", "layer")});
+    s.charts.push_back(
+        {"experts-by-pos", "Experts per token by part of speech",
+         "Mean experts per token of each "
+         "POS class, per layer.",
+         report::grouped_bar_chart(a.pos_names, layer_labels(a), values, "POS class", "experts per token", "layer")});
   }
   return s;
 }
@@ -292,7 +292,8 @@ report::ReportSection static_section(const CheckpointAnalysis& a) {
   for (int kind = 0; kind < kMatrixKinds; ++kind) {
     const std::string name = kMatrixKindNames[kind];
     std::vector<std::vector<double>> flat, avg;
-    for (const auto& la : a.layers) flat.push_back(la.statics.flattened[kind]), avg.push_back(la.statics.neuron_averaged[kind]);
+    for (const auto& la : a.layers)
+      flat.push_back(la.statics.flattened[kind]), avg.push_back(la.statics.neuron_averaged[kind]);
     s.charts.push_back({"weight-similarity-" + name, "Flattened " + name + " weight similarity between experts",
                         "Cosine between experts' flattened " + name + " matrices.",
                         per_layer_square(a, flat, "expert", "expert", "cosine", sim)});
@@ -303,8 +304,8 @@ report::ReportSection static_section(const CheckpointAnalysis& a) {
   // Neuron matching: the pairs' similarity after reordering (all three matrices) and Kendall tau of the matching.
   if (!a.layers.front().statics.reordering.empty()) {
     std::vector<std::vector<double>> after, tau;
-    s.table.push_back({"layer", "pairs matched", "mean cosine before (gate/up/down)", "after matching",
-                       "mean Kendall tau"});
+    s.table.push_back(
+        {"layer", "pairs matched", "mean cosine before (gate/up/down)", "after matching", "mean Kendall tau"});
     for (const auto& la : a.layers) {
       std::vector<double> m(E * E, std::nan("")), t(E * E, std::nan(""));
       std::array<double, kMatrixKinds> before_sum{}, after_sum{};
@@ -350,15 +351,17 @@ report::ReportSection static_section(const CheckpointAnalysis& a) {
     for (int k = 0; k < kMatrixKinds; ++k) {
       for (double v : r2[k]) mean_r2[k] += v / L;
     }
-    s.paragraphs.push_back("Router-row similarity against neuron-averaged expert similarity, r² averaged over layers "
-                           "(gate / up / down): " + fmt(mean_r2[0]) + " / " + fmt(mean_r2[1]) + " / " +
-                           fmt(mean_r2[2]) + ". Paper 3 reports Mixtral 0.33 / 0.06 / 0.07 and DeepSeekMoE 0.40 / "
-                           "0.00 / 0.00.");
-    s.charts.push_back({"router-fit-r2", "Router similarity explained by expert similarity (r²)",
-                        "r² of a linear fit of router-row cosine on neuron-averaged expert cosine, strict lower "
-                        "triangles, per layer and matrix.",
-                        report::grouped_bar_chart(layer_labels(a), {"gate", "up", "down"}, r2, "layer", "r²",
-                                                  "matrix")});
+    s.paragraphs.push_back(
+        "Router-row similarity against neuron-averaged expert similarity, r² averaged over layers "
+        "(gate / up / down): " +
+        fmt(mean_r2[0]) + " / " + fmt(mean_r2[1]) + " / " + fmt(mean_r2[2]) +
+        ". Paper 3 reports Mixtral 0.33 / 0.06 / 0.07 and DeepSeekMoE 0.40 / "
+        "0.00 / 0.00.");
+    s.charts.push_back(
+        {"router-fit-r2", "Router similarity explained by expert similarity (r²)",
+         "r² of a linear fit of router-row cosine on neuron-averaged expert cosine, strict lower "
+         "triangles, per layer and matrix.",
+         report::grouped_bar_chart(layer_labels(a), {"gate", "up", "down"}, r2, "layer", "r²", "matrix")});
     report::ScatterOptions so;
     so.group = group, so.group_title = "layer";
     s.charts.push_back({"router-vs-gate-similarity", "Router-row similarity against gate similarity",
@@ -378,14 +381,16 @@ report::ReportSection static_section(const CheckpointAnalysis& a) {
     std::vector<double> nx, ny;
     std::vector<std::string> ng;
     for (size_t i = 0; i < pn.expert.size(); ++i)
-      nx.push_back(pn.coords[i * 2]), ny.push_back(pn.coords[i * 2 + 1]), ng.push_back("e" + std::to_string(pn.expert[i]));
+      nx.push_back(pn.coords[i * 2]), ny.push_back(pn.coords[i * 2 + 1]),
+          ng.push_back("e" + std::to_string(pn.expert[i]));
     report::ScatterOptions sn;
     sn.group = ng, sn.group_title = "expert";
     neuron_panels.push_back(report::scatter_chart(nx, ny, "PC1", "PC2", sn));
   }
   s.charts.push_back({"pca-experts", "PCA of experts (gate matrices)",
                       "Each point is an expert's flattened gate matrix projected on the first two principal "
-                      "components of its layer.", report::concat_charts(expert_panels, layer_labels(a), 4, true)});
+                      "components of its layer.",
+                      report::concat_charts(expert_panels, layer_labels(a), 4, true)});
   s.charts.push_back({"pca-neurons", "PCA of neurons (gate rows)",
                       "Gate neurons of every expert of a layer on the layer's first two principal components "
                       "(a sample of each expert's neurons); clusters by colour mean neurons specialised by expert.",
@@ -439,22 +444,22 @@ report::ReportSection dynamic_section(const CheckpointAnalysis& a) {
       agree[1][l] = 1.0 / static_cast<double>(E);
       agree[2][l] = a.layers[l].dynamics.mean_spearman;
     }
-    s.charts.push_back({"score-norm-agreement", "Does the router pick the largest-norm experts?",
-                        "Fraction of tokens whose top-scored expert has the largest output (chance: 1/E), and the "
-                        "mean per-token Spearman correlation of router scores with output norms.",
-                        report::grouped_bar_chart(layer_labels(a), {"top score = top norm", "chance (1/E)",
-                                                                    "Spearman(score, norm)"},
-                                                  agree, "layer", "value", "measure")});
+    s.charts.push_back(
+        {"score-norm-agreement", "Does the router pick the largest-norm experts?",
+         "Fraction of tokens whose top-scored expert has the largest output (chance: 1/E), and the "
+         "mean per-token Spearman correlation of router scores with output norms.",
+         report::grouped_bar_chart(layer_labels(a), {"top score = top norm", "chance (1/E)", "Spearman(score, norm)"},
+                                   agree, "layer", "value", "measure")});
   }
   std::vector<double> norms(L * E);
   for (int64_t l = 0; l < L; ++l)
     for (int64_t e = 0; e < E; ++e) norms[l * E + e] = a.layers[l].dynamics.output_norm_mean[e];
   HeatmapOptions nh;
   nh.cell_size = 36;
-  s.charts.push_back({"output-norms", "Mean output norm of each expert",
-                      "Mean L2 norm of the expert's output over the sampled tokens.",
-                      report::heatmap(norms, L, E, layer_labels(a), expert_labels(E), "layer", "expert",
-                                      "mean output norm", nh)});
+  s.charts.push_back(
+      {"output-norms", "Mean output norm of each expert",
+       "Mean L2 norm of the expert's output over the sampled tokens.",
+       report::heatmap(norms, L, E, layer_labels(a), expert_labels(E), "layer", "expert", "mean output norm", nh)});
   // Gate activations: neurons averaged in bins so a panel stays readable.
   const int64_t h = first.h, bins = std::min<int64_t>(h, 64), per_bin = (h + bins - 1) / bins;
   std::vector<json> gate_panels;
@@ -470,11 +475,13 @@ report::ReportSection dynamic_section(const CheckpointAnalysis& a) {
     g.max_cells_with_values = 0;
     std::vector<std::string> cols;
     for (int64_t b = 0; b < bins; ++b) cols.push_back(std::to_string(b * per_bin));
-    gate_panels.push_back(report::heatmap(m, E, bins, expert_labels(E), cols, "expert", "neuron", "mean |silu(gate x)|", g));
+    gate_panels.push_back(
+        report::heatmap(m, E, bins, expert_labels(E), cols, "expert", "neuron", "mean |silu(gate x)|", g));
   }
   s.charts.push_back({"gate-activation", "Gate activation map",
                       "Mean |silu(w1 x)| per expert and neuron over the sampled tokens (neurons averaged in groups "
-                      "of " + std::to_string(per_bin) + "); a few bright neurons are the fine-grained experts of paper 3.",
+                      "of " +
+                          std::to_string(per_bin) + "); a few bright neurons are the fine-grained experts of paper 3.",
                       report::concat_charts(gate_panels, layer_labels(a), 2, true)});
   // The prompt's chosen experts and gate activations.
   const int64_t P = static_cast<int64_t>(a.prompt_tokens.size());
@@ -488,7 +495,8 @@ report::ReportSection dynamic_section(const CheckpointAnalysis& a) {
     std::vector<double> m(P * E, 0);
     for (int64_t t = 0; t < P; ++t)
       for (const auto& [e, w] : la.prompt_choices[t]) m[t * E + e] = w;
-    chosen_panels.push_back(report::heatmap(m, P, E, tokens, expert_labels(E), "token", "expert", "routing weight", ph));
+    chosen_panels.push_back(
+        report::heatmap(m, P, E, tokens, expert_labels(E), "token", "expert", "routing weight", ph));
     act_panels.push_back(report::heatmap(la.prompt_gate_activation, P, E, tokens, expert_labels(E), "token", "expert",
                                          "mean |silu(gate x)|", ph));
   }
@@ -545,10 +553,9 @@ report::ReportSection health_section(const CheckpointAnalysis& a) {
   }
   HeatmapOptions nh;
   nh.cell_size = 36;
-  s.charts.push_back({"expert-weight-norms", "Weight norm of each expert",
-                      "Frobenius norm of the expert's three matrices together.",
-                      report::heatmap(norms, L, E, layer_labels(a), expert_labels(E), "layer", "expert",
-                                      "weight norm", nh)});
+  s.charts.push_back(
+      {"expert-weight-norms", "Weight norm of each expert", "Frobenius norm of the expert's three matrices together.",
+       report::heatmap(norms, L, E, layer_labels(a), expert_labels(E), "layer", "expert", "weight norm", nh)});
   if (a.grad_norms) {
     std::vector<json> panels;
     for (int64_t l = 0; l < L; ++l) {
@@ -565,8 +572,9 @@ report::ReportSection health_section(const CheckpointAnalysis& a) {
                         "Raw gradient norm of each expert at the steps the run evaluated (from the metrics log).",
                         report::concat_charts(panels, layer_labels(a), 2, true)});
   } else {
-    s.paragraphs.push_back("The run's metrics log has no per-expert gradient norms (runs trained before they were "
-                           "logged): that chart is not shown.");
+    s.paragraphs.push_back(
+        "The run's metrics log has no per-expert gradient norms (runs trained before they were "
+        "logged): that chart is not shown.");
   }
   return s;
 }
@@ -577,8 +585,8 @@ report::ReportDoc build_report(const CheckpointAnalysis& a) {
   report::ReportDoc doc;
   doc.title = "moelab analysis";
   doc.subtitle = a.checkpoint + " on " + a.source;
-  doc.sections = {overview(a),         routing_section(a), specialisation_section(a), dynamic_routing_section(a),
-                  static_section(a),   dynamic_section(a), health_section(a)};
+  doc.sections = {overview(a),       routing_section(a), specialisation_section(a), dynamic_routing_section(a),
+                  static_section(a), dynamic_section(a), health_section(a)};
   return doc;
 }
 

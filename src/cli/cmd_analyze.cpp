@@ -62,8 +62,7 @@ void register_analyze_report_command(CLI::App& analyze) {
   cmd->add_option("--data", o.data_dir, "Data folder (default: the one in the checkpoint's config)");
   cmd->add_option("--max-tokens", o.max_tokens, "Trace only the first this many tokens (0: all)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--sample-tokens", o.sample_tokens,
-                  "Tokens every expert is run on for the dynamic expert analysis")
+  cmd->add_option("--sample-tokens", o.sample_tokens, "Tokens every expert is run on for the dynamic expert analysis")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("--permutations", o.permutations, "Shuffled-label permutations of the specialisation baseline")

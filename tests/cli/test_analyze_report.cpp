@@ -7,9 +7,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <numeric>
-
 #include <nlohmann/json.hpp>
+#include <numeric>
 
 #include "support/chromium.h"
 #include "support/errors.h"
@@ -55,7 +54,8 @@ void AnalyzeReport::train_small_run(const testing::TempDir& dir) {
       " --set 'data.dir=\"" + kDataDir + "\"' --set 'train.out_dir=\"" + dir.file("run") +
       "\"' --set model.d_model=32 --set model.n_layers=2 --set model.n_heads=2 --set moe.n_experts=4"
       " --set moe.expert_hidden=32 --set train.seq_len=64 --set model.max_seq_len=64 --set train.batch_size=4"
-      " --set train.steps=6 --set train.warmup_steps=2 --set train.eval_every=3 --set train.eval_tokens=512 --set train.log_every=1";
+      " --set train.steps=6 --set train.warmup_steps=2 --set train.eval_every=3 --set train.eval_tokens=512 --set "
+      "train.log_every=1";
   const auto r = testing::run_moelab("train " + std::string(MOELAB_TEST_DIR) + "/../configs/brown-tiny.toml" + sets);
   ASSERT_EQ(r.status, 0) << r.output;
 }
