@@ -1,5 +1,7 @@
 // A parallel sum that is bit-identical for any thread count: the terms are cut into a fixed number of blocks
-// whatever the number of threads, each block is summed in order, and the block sums are added in block order.
+// whatever the number of threads; inside a block, term i goes to partial sum (i - block start) mod kLanes (eight
+// independent chains the compiler can keep in one vector register, instead of one chain bound by the add's
+// latency), the lanes are added in lane order, and the block sums in block order.
 // Used where a reported scalar (an auxiliary loss, a gradient norm) must not depend on how the work was split.
 #pragma once
 
@@ -12,12 +14,19 @@ namespace moelab {
 template <typename Term>
 double ordered_sum(int64_t n, bool parallel, const Term& term) {
   constexpr int64_t kBlocks = 64;
+  constexpr int64_t kLanes = 8;
   double partial[kBlocks];
   const int64_t per_block = (n + kBlocks - 1) / kBlocks;
 #pragma omp parallel for schedule(static) if (parallel)
   for (int64_t b = 0; b < kBlocks; ++b) {
+    const int64_t lo = std::min(n, b * per_block), hi = std::min(n, (b + 1) * per_block);
+    double lane[kLanes] = {};
+    int64_t i = lo;
+    for (; i + kLanes <= hi; i += kLanes)
+      for (int64_t l = 0; l < kLanes; ++l) lane[l] += term(i + l);
+    for (; i < hi; ++i) lane[(i - lo) % kLanes] += term(i);
     double sum = 0;
-    for (int64_t i = b * per_block; i < std::min(n, (b + 1) * per_block); ++i) sum += term(i);
+    for (int64_t l = 0; l < kLanes; ++l) sum += lane[l];
     partial[b] = sum;
   }
   double total = 0;
