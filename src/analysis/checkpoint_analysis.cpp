@@ -93,14 +93,13 @@ CheckpointAnalysis analyze_checkpoint(const std::string& checkpoint, const Analy
                                       StageProgress& progress) {
   CheckpointAnalysis a;
   StageClock clock(a.timings);
-  a.checkpoint = resolve_checkpoint(checkpoint);
-  Config cfg = load_checkpoint_config(a.checkpoint);
-  if (!options.data_dir.empty()) cfg.data.dir = options.data_dir;
+  LoadedCheckpoint loaded = load_checkpoint(checkpoint, options.data_dir);
+  const Config& cfg = loaded.config;
+  Model& model = *loaded.model;
+  const auto& data = loaded.data;
+  a.checkpoint = loaded.path;
   a.config = config_to_json(cfg);
   a.step = checkpoint_step(a.checkpoint);
-  Model model(cfg);
-  load_model_weights(a.checkpoint, model);
-  const auto data = open_checkpoint_data(cfg, a.checkpoint);
   const auto weights = moe_expert_weights(model);
   if (weights.empty()) throw_error("checkpoint ", a.checkpoint, ": the model has no MoE layer to analyse");
   const int64_t L = static_cast<int64_t>(weights.size()), E = cfg.moe.n_experts;

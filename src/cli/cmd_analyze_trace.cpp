@@ -31,12 +31,11 @@ struct TraceArgs {
 };
 
 void run_trace(const TraceArgs& a) {
-  const std::string ckpt = resolve_checkpoint(a.checkpoint);
-  Config cfg = load_checkpoint_config(ckpt);
-  if (!a.data_dir.empty()) cfg.data.dir = a.data_dir;
-  Model model(cfg);
-  load_model_weights(ckpt, model);
-  const auto data = open_checkpoint_data(cfg, ckpt);
+  LoadedCheckpoint loaded = load_checkpoint(a.checkpoint, a.data_dir);
+  const std::string& ckpt = loaded.path;
+  const Config& cfg = loaded.config;
+  Model& model = *loaded.model;
+  const auto& data = loaded.data;
   const bool from_text = !a.text.empty();
   const analysis::TraceSource source = from_text ? analysis::trace_source_from_text(data, a.text, a.max_tokens)
                                                  : analysis::trace_source_from_split(data, a.split, a.max_tokens);

@@ -22,12 +22,11 @@ struct EvalArgs {
 };
 
 void run_eval(const EvalArgs& a) {
-  const std::string ckpt = resolve_checkpoint(a.checkpoint);
-  Config cfg = load_checkpoint_config(ckpt);
-  if (!a.data_dir.empty()) cfg.data.dir = a.data_dir;
-  Model model(cfg);
-  load_model_weights(ckpt, model);
-  const auto data = open_checkpoint_data(cfg, ckpt);
+  LoadedCheckpoint loaded = load_checkpoint(a.checkpoint, a.data_dir);
+  const std::string& ckpt = loaded.path;
+  const Config& cfg = loaded.config;
+  Model& model = *loaded.model;
+  const auto& data = loaded.data;
   const EvalResult r =
       evaluate_perplexity(model, data, a.split, cfg.train.seq_len, cfg.train.batch_size, a.max_tokens);
   if (a.json) {

@@ -148,6 +148,16 @@ data::TokenData open_checkpoint_data(const Config& cfg, const std::string& check
   return data;
 }
 
+LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& data_dir) {
+  const std::string ckpt = resolve_checkpoint(path);
+  Config cfg = load_checkpoint_config(ckpt);
+  if (!data_dir.empty()) cfg.data.dir = data_dir;
+  auto model = std::make_unique<Model>(cfg);
+  load_model_weights(ckpt, *model);
+  data::TokenData data = open_checkpoint_data(cfg, ckpt);
+  return {ckpt, cfg, std::move(model), std::move(data)};
+}
+
 Config load_checkpoint_config(const std::string& checkpoint_dir) {
   const fs::path path = fs::path(checkpoint_dir) / "config.json";
   Config cfg = config_from_json(read_json(path), path.string());

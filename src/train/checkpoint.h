@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,17 @@ std::string run_folder_of(const std::string& checkpoint_dir);
 // The data folder of a checkpoint's config (cfg.data.dir), opened and checked against the model's vocabulary: what
 // evaluating or analysing a checkpoint reads. Throws naming both when the vocabularies differ.
 data::TokenData open_checkpoint_data(const Config& cfg, const std::string& checkpoint_dir);
+
+// A checkpoint ready to evaluate or analyse: its folder (resolved from a run folder), its config (the data folder
+// replaced by data_dir when that is not empty), the model with its weights, and the data folder, checked against
+// the model's vocabulary.
+struct LoadedCheckpoint {
+  std::string path;
+  Config config;
+  std::unique_ptr<Model> model;
+  data::TokenData data;
+};
+LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& data_dir);
 // Reads every parameter into the model, checking names, dtypes and shapes; a tensor the model does not have is
 // an error too (a checkpoint of another architecture).
 void load_model_weights(const std::string& checkpoint_dir, Model& model);

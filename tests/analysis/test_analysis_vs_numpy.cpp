@@ -65,12 +65,7 @@ testing::CommandResult run_oracle(const std::string& checkpoint, const std::stri
                                   const std::string& analysis) {
   const std::string cmd = "/usr/bin/python3 " + std::string(MOELAB_TEST_DIR) + "/oracle/analysis_oracle.py" +
                           " --checkpoint " + checkpoint + " --trace " + trace + " --analysis " + analysis + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
-  const int raw = pclose(pipe);
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, out};
+  return testing::run_command(cmd);
 }
 
 class AnalysisVsNumpy : public ::testing::TestWithParam<PipelineCase> {};
