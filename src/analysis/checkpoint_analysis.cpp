@@ -71,7 +71,7 @@ std::optional<GradNormCourse> read_grad_norms(const std::string& path, int64_t n
   return c;
 }
 
-// The one-line text of a source file, tokenised as a trace source with its pieces for display.
+// The prompt tokenised as a trace source, with each token's text (its byte range in the prompt) for display.
 TraceSource prompt_source(const data::TokenData& data, const std::string& prompt, std::vector<std::string>& pieces) {
   const auto tokenizer = data::Tokenizer::load(data.tokenizer_path());
   std::vector<data::TokenSpan> spans;
