@@ -75,6 +75,7 @@ struct TrainConfig {
   int64_t log_every = 10;             // steps between metrics lines
   std::string out_dir = "runs/brown-tiny";
   int64_t threads = 0;                // 0: all cores
+  std::string precision = "f32";     // GEMM inputs: f32, or bf16 (f32 accumulation, weights and optimizer)
 };
 
 struct Config {

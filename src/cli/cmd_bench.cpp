@@ -51,6 +51,8 @@ Config shape_config(const std::string& shape) {
 }
 
 void run_bench(const BenchArgs& a) {
+  if (a.config.empty() && !a.sets.empty())
+    throw_error("bench: --set changes a CONFIG file's settings, and no CONFIG was given (put CONFIG before --set)");
   Config cfg = a.config.empty() ? shape_config(a.shape) : load_config(a.config, a.sets);
   if (cfg.model.vocab_size == 0) cfg.model.vocab_size = 8192;  // the data's vocabulary is not needed to time a step
   validate(cfg);

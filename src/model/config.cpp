@@ -187,6 +187,12 @@ std::vector<ConfigField> make_fields() {
       MOELAB_FIELD(train, out_dir, "Folder for the run's checkpoints, metrics and config.json."),
       MOELAB_FIELD(train, threads,
                    "OpenMP threads; 0: all cores. Runs are bit-identical only under the same thread count."),
+      MOELAB_FIELD(train, precision,
+                   "Precision of the matrix multiplies of the model's forward and backward: f32, or bf16 (inputs "
+                   "rounded to bf16, products accumulated in f32 by oneDNN's AMX / AVX-512 BF16 kernels; weights, "
+                   "gradients, activations and the optimizer stay f32). bf16 is correct but not yet faster end to "
+                   "end: every multiply converts its inputs (docs/performance.md).",
+                   {"f32", "bf16"}, {"f32", "bf16"}),
   };
 }
 

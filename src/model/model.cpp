@@ -4,6 +4,7 @@
 #include <cstring>
 #include <functional>
 
+#include "backend/cpu/gemm_bf16.h"
 #include "core/error.h"
 #include "core/op_profile.h"
 #include "core/rng.h"
@@ -49,6 +50,10 @@ MoeFfnShape moe_ffn_shape(const Config& cfg, int64_t B, int64_t T) {
   s.hash_router = r.router == "hash";
   s.shared_hidden = shared_experts_hidden(cfg.moe);
   return s;
+}
+
+cpu::GemmPrecision gemm_precision_of(const Config& cfg) {
+  return cfg.train.precision == "bf16" ? cpu::GemmPrecision::Bf16 : cpu::GemmPrecision::F32;
 }
 
 uint64_t name_hash(const std::string& s) {  // FNV-1a: a stable stream id per tensor name
@@ -212,6 +217,7 @@ std::vector<Model::LayerRouting> Model::layer_routing() const {
 }
 
 Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T) {
+  const cpu::GemmPrecisionScope precision(gemm_precision_of(cfg_));
   const auto& m = cfg_.model;
   const int64_t N = B * T, d = m.d_model, V = m.vocab_size;
   auto& ws = *ws_;
@@ -296,6 +302,7 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
 }
 
 void Model::backward(double scale) {
+  const cpu::GemmPrecisionScope precision(gemm_precision_of(cfg_));
   auto& ws = *ws_;
   MOELAB_ASSERT(ws.has_targets, "backward needs a forward with targets");
   const auto& m = cfg_.model;

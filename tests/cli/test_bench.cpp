@@ -56,6 +56,16 @@ TEST(Bench, ABadConfigIsAnErrorNamingIt) {
   const auto r = testing::run_moelab("bench /no/such/config.toml");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("/no/such/config.toml"), std::string::npos) << r.output;
+  // --set takes every value after it: without a CONFIG first it has nothing to change, which must not pass silently.
+  const auto s = testing::run_moelab("bench --steps 1 --set train.precision=bf16");
+  EXPECT_EQ(s.status, 1);
+  EXPECT_NE(s.output.find("no CONFIG was given"), std::string::npos) << s.output;
+}
+
+TEST(Bench, Bf16PrecisionRuns) {
+  const auto j = bench(" --set 'train.precision=\"bf16\"'");
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_GT(j["tokens_per_s"].get<double>(), 0);
 }
 
 }  // namespace

@@ -98,6 +98,7 @@ checkpoint_every = 11
 log_every = 1
 out_dir = "runs/other"
 threads = 2
+precision = "bf16"
 )";
 
 void expect_full_values(const Config& c) {
@@ -153,12 +154,13 @@ void expect_full_values(const Config& c) {
   EXPECT_EQ(c.train.log_every, 1);
   EXPECT_EQ(c.train.out_dir, "runs/other");
   EXPECT_EQ(c.train.threads, 2);
+  EXPECT_EQ(c.train.precision, "bf16");
 }
 
 TEST(ConfigFields, OneEntryPerStructFieldWithUniqueNames) {
-  // 53 fields in include/moelab/config.h; kFullToml sets each once. Update all three together.
+  // 54 fields in include/moelab/config.h; kFullToml sets each once. Update all three together.
   const auto& fields = config_fields();
-  EXPECT_EQ(fields.size(), 53u);
+  EXPECT_EQ(fields.size(), 54u);
   std::set<std::string> names;
   for (const auto& f : fields) {
     EXPECT_TRUE(names.insert(f.name()).second) << f.name();

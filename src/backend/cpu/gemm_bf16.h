@@ -1,0 +1,40 @@
+// bf16 mixed-precision GEMM: the same contract as cpu::gemm (gemm.h) for float, with A and B rounded to bf16
+// (round to nearest even) and the products accumulated in f32 by oneDNN's matmul primitive, which runs AMX or
+// AVX-512 BF16 kernels where the CPU has them (5-7x the f32 sgemm on AMX: docs/performance.md). C stays f32.
+//
+// The precision is a mode of the float gemm: while a GemmPrecisionScope selects Bf16, cpu::gemm calls made on the
+// main thread (outside OpenMP regions) go through gemm_bf16; calls inside parallel regions (attention's per-head
+// products) stay f32. Primitives are built once per (shape, transposes, strides, alpha, beta) and cached.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/cpu/gemm.h"
+
+namespace moelab::cpu {
+
+enum class GemmPrecision { F32, Bf16 };
+
+GemmPrecision gemm_precision();
+
+// Selects the precision of float GEMMs for its lifetime (e.g. a model's forward and backward in bf16 mode).
+class GemmPrecisionScope {
+ public:
+  explicit GemmPrecisionScope(GemmPrecision p);
+  ~GemmPrecisionScope();
+  GemmPrecisionScope(const GemmPrecisionScope&) = delete;
+  GemmPrecisionScope& operator=(const GemmPrecisionScope&) = delete;
+
+ private:
+  GemmPrecision saved_;
+};
+
+// Round to nearest even; what gemm_bf16 does to its inputs.
+uint16_t to_bf16(float x);
+float from_bf16(uint16_t b);
+
+// Must be called outside OpenMP parallel regions (it converts into shared scratch and runs threaded primitives).
+void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+               const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+}  // namespace moelab::cpu

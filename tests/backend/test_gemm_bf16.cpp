@@ -1,0 +1,110 @@
+// bf16 mixed-precision GEMM: inputs rounded to bf16 (nearest even), f32 accumulation. Matrices of small integers
+// are exact in bf16, so there it must equal the f32 GEMM bit for bit, for every transpose, stride, alpha and beta;
+// on random inputs its error is that of bf16 rounding; the precision mode routes cpu::gemm through it.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "backend/cpu/gemm.h"
+#include "backend/cpu/gemm_bf16.h"
+#include "core/rng.h"
+
+namespace moelab::cpu {
+namespace {
+
+struct Case {
+  Trans ta, tb;
+  int64_t M, N, K, pad;  // pad: extra columns in every stored matrix (row stride = width + pad)
+  float alpha, beta;
+};
+
+// Stored matrices for op(A) [M,K], op(B) [K,N] and C [M,N], filled by fill(i).
+struct Operands {
+  std::vector<float> a, b, c;  // stored row-major with their lda, ldb, ldc
+  int64_t lda, ldb, ldc;
+};
+
+template <typename Fill>
+Operands operands(const Case& k, Fill fill) {
+  Operands o;
+  const int64_t a_rows = k.ta == Trans::T ? k.K : k.M, a_cols = k.ta == Trans::T ? k.M : k.K;
+  const int64_t b_rows = k.tb == Trans::T ? k.N : k.K, b_cols = k.tb == Trans::T ? k.K : k.N;
+  o.lda = a_cols + k.pad, o.ldb = b_cols + k.pad, o.ldc = k.N + k.pad;
+  o.a.resize(a_rows * o.lda), o.b.resize(b_rows * o.ldb), o.c.resize(k.M * o.ldc);
+  int64_t i = 0;
+  for (auto* v : {&o.a, &o.b, &o.c})
+    for (float& x : *v) x = fill(i++);
+  return o;
+}
+
+TEST(GemmBf16, IntegerMatricesEqualTheF32GemmExactly) {
+  for (Trans ta : {Trans::N, Trans::T})
+    for (Trans tb : {Trans::N, Trans::T})
+      for (const auto& [alpha, beta] : {std::pair{1.0f, 0.0f}, std::pair{0.5f, 2.0f}, std::pair{1.0f, 1.0f}}) {
+        const Case k{ta, tb, 37, 29, 45, 3, alpha, beta};
+        SCOPED_TRACE(::testing::Message() << "ta " << (ta == Trans::T) << " tb " << (tb == Trans::T) << " alpha "
+                                          << alpha << " beta " << beta);
+        Operands x = operands(k, [](int64_t i) { return static_cast<float>((i * 7919) % 17 - 8); });
+        Operands y = x;
+        gemm_bf16(ta, tb, k.M, k.N, k.K, alpha, x.a.data(), x.lda, x.b.data(), x.ldb, beta, x.c.data(), x.ldc);
+        gemm(ta, tb, k.M, k.N, k.K, alpha, y.a.data(), y.lda, y.b.data(), y.ldb, beta, y.c.data(), y.ldc);
+        for (int64_t i = 0; i < k.M; ++i)
+          for (int64_t j = 0; j < k.N; ++j) ASSERT_EQ(x.c[i * x.ldc + j], y.c[i * y.ldc + j]) << i << "," << j;
+        for (int64_t i = 0; i < k.M; ++i)  // the padding of C is left alone
+          for (int64_t j = k.N; j < x.ldc; ++j) ASSERT_EQ(x.c[i * x.ldc + j], y.c[i * y.ldc + j]);
+      }
+}
+
+TEST(GemmBf16, RandomInputsHaveTheErrorOfBf16Rounding) {
+  const Case k{Trans::N, Trans::T, 64, 48, 256, 0, 1.0f, 0.0f};
+  Rng rng(7, 0);
+  Operands x = operands(k, [&](int64_t) { return static_cast<float>(rng.normal()); });
+  gemm_bf16(k.ta, k.tb, k.M, k.N, k.K, 1.0f, x.a.data(), x.lda, x.b.data(), x.ldb, 0.0f, x.c.data(), x.ldc);
+  double worst = 0, worst_rounded = 0;
+  for (int64_t i = 0; i < k.M; ++i)
+    for (int64_t j = 0; j < k.N; ++j) {
+      double exact = 0, rounded = 0, scale = 0;  // in double: of the f32 inputs, and of their bf16 roundings
+      for (int64_t p = 0; p < k.K; ++p) {
+        const float a = x.a[i * x.lda + p], b = x.b[j * x.ldb + p];
+        exact += static_cast<double>(a) * b;
+        rounded += static_cast<double>(from_bf16(to_bf16(a))) * from_bf16(to_bf16(b));
+        scale += std::abs(static_cast<double>(a) * b);
+      }
+      worst = std::max(worst, std::abs(x.c[i * x.ldc + j] - exact) / scale);
+      worst_rounded = std::max(worst_rounded, std::abs(x.c[i * x.ldc + j] - rounded) / scale);
+    }
+  EXPECT_LT(worst, 2 * std::ldexp(1.0, -8));    // two inputs, each within half a bf16 ulp (2^-9 relative)
+  EXPECT_GT(worst, 1e-5);                        // and it really is bf16, not f32
+  EXPECT_LT(worst_rounded, 1e-6);                // f32 accumulation of the rounded inputs
+}
+
+TEST(GemmBf16, RoundsToNearestEven) {
+  EXPECT_EQ(to_bf16(1.0f), 0x3f80);
+  EXPECT_EQ(to_bf16(1.0f + std::ldexp(1.0f, -8)), 0x3f80);            // halfway between 1 and 1 + 2^-7: to even
+  EXPECT_EQ(to_bf16(1.0f + 3 * std::ldexp(1.0f, -8)), 0x3f82);        // halfway, odd below: up
+  EXPECT_EQ(to_bf16(1.0f + std::ldexp(1.0f, -8) + std::ldexp(1.0f, -12)), 0x3f81);  // above halfway: up
+  EXPECT_EQ(from_bf16(to_bf16(-2.5f)), -2.5f);
+}
+
+TEST(GemmBf16, ThePrecisionModeRoutesTheFloatGemm) {
+  const Case k{Trans::N, Trans::N, 16, 16, 64, 0, 1.0f, 0.0f};
+  Rng rng(3, 0);
+  Operands x = operands(k, [&](int64_t) { return static_cast<float>(rng.normal()); });
+  Operands f32 = x, bf16 = x, direct = x;
+  gemm(k.ta, k.tb, k.M, k.N, k.K, 1.0f, f32.a.data(), f32.lda, f32.b.data(), f32.ldb, 0.0f, f32.c.data(), f32.ldc);
+  {
+    GemmPrecisionScope scope(GemmPrecision::Bf16);
+    EXPECT_EQ(gemm_precision(), GemmPrecision::Bf16);
+    gemm(k.ta, k.tb, k.M, k.N, k.K, 1.0f, bf16.a.data(), bf16.lda, bf16.b.data(), bf16.ldb, 0.0f, bf16.c.data(),
+         bf16.ldc);
+  }
+  EXPECT_EQ(gemm_precision(), GemmPrecision::F32);
+  gemm_bf16(k.ta, k.tb, k.M, k.N, k.K, 1.0f, direct.a.data(), direct.lda, direct.b.data(), direct.ldb, 0.0f,
+            direct.c.data(), direct.ldc);
+  EXPECT_EQ(bf16.c, direct.c);
+  EXPECT_NE(bf16.c, f32.c);
+}
+
+}  // namespace
+}  // namespace moelab::cpu

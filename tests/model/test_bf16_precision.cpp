@@ -1,0 +1,52 @@
+// train.precision = "bf16": the model's matrix multiplies take bf16 inputs (f32 accumulation). The same weights
+// give logits, loss and gradients close to the f32 model's (bf16 has 8 significant bits), but not identical.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "model/config.h"
+#include "model/model.h"
+
+namespace moelab {
+namespace {
+
+Config small(const std::string& precision) {
+  Config cfg;
+  cfg.model.vocab_size = 96, cfg.model.d_model = 32, cfg.model.n_layers = 2, cfg.model.n_heads = 2;
+  cfg.model.max_seq_len = 16;
+  cfg.moe.n_experts = 4, cfg.moe.expert_hidden = 48;
+  cfg.train.seq_len = 16, cfg.train.batch_size = 4, cfg.train.precision = precision;
+  validate(cfg);
+  return cfg;
+}
+
+TEST(Bf16Precision, CloseToF32ButNotIdentical) {
+  Model f32(small("f32")), bf16(small("bf16"));
+  f32.init_params(5);
+  bf16.params() = f32.params();
+  const int64_t B = 4, T = 16, N = B * T, V = 96;
+  std::vector<int32_t> inputs(N), targets(N);
+  for (int64_t i = 0; i < N; ++i) inputs[i] = static_cast<int32_t>((7 * i) % V), targets[i] = static_cast<int32_t>((3 * i + 1) % V);
+  const Losses a = f32.forward(inputs.data(), targets.data(), B, T);
+  std::vector<float> logits_f32(f32.logits(), f32.logits() + N * V);
+  const Losses b = bf16.forward(inputs.data(), targets.data(), B, T);
+  double diff = 0, scale = 0;
+  for (int64_t i = 0; i < N * V; ++i)
+    diff = std::max(diff, static_cast<double>(std::abs(bf16.logits()[i] - logits_f32[i]))),
+    scale = std::max(scale, static_cast<double>(std::abs(logits_f32[i])));
+  EXPECT_GT(diff, 0.0);            // bf16 really was used
+  EXPECT_LT(diff, 0.03 * scale);   // and stays within bf16 rounding
+  EXPECT_NEAR(b.ce, a.ce, 0.01 * a.ce);
+  f32.zero_grads(), bf16.zero_grads();
+  f32.backward(1.0), bf16.backward(1.0);
+  double dot = 0, n1 = 0, n2 = 0;  // the gradients point the same way
+  for (size_t i = 0; i < f32.grads().size(); ++i)
+    dot += static_cast<double>(f32.grads()[i]) * bf16.grads()[i], n1 += std::pow(f32.grads()[i], 2),
+        n2 += std::pow(bf16.grads()[i], 2);
+  EXPECT_GT(dot / std::sqrt(n1 * n2), 0.999);
+  EXPECT_NEAR(std::sqrt(n2), std::sqrt(n1), 0.02 * std::sqrt(n1));
+}
+
+}  // namespace
+}  // namespace moelab
