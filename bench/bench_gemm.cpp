@@ -1,8 +1,15 @@
 // GEMM throughput on the shapes a MoE training step runs: M tokens routed to an expert, K/N the model and
-// expert widths. Reports FLOP/s so the numbers read directly against the machine's peak.
+// expert widths. Reports FLOP/s so the numbers read directly against the machine's peak. BM_Sgemm is the f32 GEMM
+// the engine runs; BM_MatmulBf16 is oneDNN's matmul primitive with bf16 inputs and f32 output (what a bf16
+// mixed-precision step runs): on CPUs with AMX (Sapphire Rapids) oneDNN picks its AMX kernels (the implementation
+// is named in the label), elsewhere AVX-512 BF16 or a slower path.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <vector>
+
+#include <dnnl.hpp>
 
 #include "backend/cpu/gemm.h"
 
@@ -20,14 +27,38 @@ void BM_Sgemm(benchmark::State& state) {
       benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
-BENCHMARK(BM_Sgemm)
-    ->ArgNames({"M", "K", "N"})
-    ->Args({512, 256, 704})
-    ->Args({512, 704, 256})
-    ->Args({2048, 256, 256})
-    ->Args({2048, 256, 8192})
-    ->Args({1024, 512, 1408})
-    ->Args({1024, 1024, 2816})
-    ->UseRealTime();
+void BM_MatmulBf16(benchmark::State& state) {
+  const int64_t M = state.range(0), K = state.range(1), N = state.range(2);
+  using dt = dnnl::memory::data_type;
+  using tag = dnnl::memory::format_tag;
+  dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  dnnl::stream stream(eng);
+  // C [M,N] = A [M,K] x W^T with W stored [N,K], like a linear layer's weight.
+  const dnnl::memory::desc a_desc({M, K}, dt::bf16, tag::ab), w_desc({K, N}, dt::bf16, tag::ba),
+      c_desc({M, N}, dt::f32, tag::ab);
+  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_desc, w_desc, c_desc), eng);
+  const dnnl::matmul matmul(pd);
+  dnnl::memory a(a_desc, eng), w(w_desc, eng), c(c_desc, eng);
+  std::fill_n(static_cast<uint16_t*>(a.get_data_handle()), M * K, uint16_t{0x3f00});  // 0.5 in bf16
+  std::fill_n(static_cast<uint16_t*>(w.get_data_handle()), N * K, uint16_t{0x3e80});  // 0.25
+  for (auto _ : state) {
+    matmul.execute(stream, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, c}});
+    stream.wait();
+  }
+  state.SetLabel(pd.impl_info_str());
+  state.counters["FLOP/s"] =
+      benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+
+// M x K x N of the small and large shapes' experts, attention projections and LM head.
+void moe_shapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"M", "K", "N"});
+  for (const auto& s : {std::vector<int64_t>{512, 256, 704}, {512, 704, 256}, {2048, 256, 256}, {2048, 256, 8192},
+                        {1024, 512, 1408}, {1024, 1024, 2816}})
+    b->Args(s);
+}
+
+BENCHMARK(BM_Sgemm)->Apply(moe_shapes)->UseRealTime();
+BENCHMARK(BM_MatmulBf16)->Apply(moe_shapes)->UseRealTime();
 
 }  // namespace
