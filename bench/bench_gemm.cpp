@@ -12,6 +12,7 @@
 #include <dnnl.hpp>
 
 #include "backend/cpu/gemm.h"
+#include "backend/cpu/gemm_bf16.h"
 
 namespace {
 
@@ -49,6 +50,24 @@ void BM_MatmulBf16(benchmark::State& state) {
   state.counters["FLOP/s"] =
       benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
+
+// The engine's bf16 GEMM (cpu::gemm_bf16: conversion of both inputs + a cached oneDNN primitive) on an expert's
+// shape, with the same row count every call (range 0 = 0) or a new one every call (1), as an expert's token count
+// changes from step to step: a new shape builds a new primitive.
+void BM_GemmBf16ExpertRows(benchmark::State& state) {
+  const bool new_rows = state.range(0) == 1;
+  const int64_t K = 256, N = 704;
+  std::vector<float> a(1024 * K, 0.5f), b(N * K, 0.25f), c(1024 * N);
+  int64_t call = 0, rows = 0;
+  for (auto _ : state) {
+    const int64_t M = new_rows ? 256 + (call++ % 768) : 512;
+    moelab::cpu::gemm_bf16(moelab::cpu::Trans::N, moelab::cpu::Trans::T, M, N, K, 1.0f, a.data(), K, b.data(), K,
+                           0.0f, c.data(), N);
+    rows += M;
+  }
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * rows * N * K, benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_GemmBf16ExpertRows)->ArgName("new_rows")->Arg(0)->Arg(1)->UseRealTime();
 
 // M x K x N of the small and large shapes' experts, attention projections and LM head.
 void moe_shapes(benchmark::internal::Benchmark* b) {

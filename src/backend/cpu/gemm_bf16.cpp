@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <bit>
 #include <map>
 #include <tuple>
@@ -17,26 +18,25 @@ namespace {
 
 GemmPrecision g_precision = GemmPrecision::F32;
 
-// op(X)[r, c] of a stored matrix (row stride ld), transposed when t: what the copies below read.
-inline float at(const float* x, int64_t ld, Trans t, int64_t r, int64_t c) { return t == Trans::T ? x[c * ld + r] : x[r * ld + c]; }
-
-// The bf16 copies always have the layout oneDNN's AMX kernels run fastest on, whatever the transposes asked for:
-// op(A) as [M,K] row-major, op(B) as its transpose [N,K] row-major (a linear layer's weight). Transposing while
-// rounding costs nothing extra: every element is read and written once either way.
-void convert_a(const float* A, int64_t lda, Trans ta, int64_t M, int64_t K, std::vector<uint16_t>& out) {
-  out.resize(M * K);
+// out [rows, cols] row-major = X[r, c] in bf16, where X[r, c] is x[r * ld + c], or x[c * ld + r] when transposed.
+// Square tiles keep both the reads and the writes of a transposing copy within a few cache lines per row.
+void convert(const float* x, int64_t ld, bool transposed, int64_t rows, int64_t cols, std::vector<uint16_t>& out) {
+  constexpr int64_t kTile = 64;
+  out.resize(rows * cols);
   uint16_t* o = out.data();
-#pragma omp parallel for schedule(static) if (M * K >= (1 << 15))
-  for (int64_t i = 0; i < M; ++i)
-    for (int64_t p = 0; p < K; ++p) o[i * K + p] = to_bf16(at(A, lda, ta, i, p));
-}
-
-void convert_b(const float* B, int64_t ldb, Trans tb, int64_t K, int64_t N, std::vector<uint16_t>& out) {
-  out.resize(N * K);
-  uint16_t* o = out.data();
-#pragma omp parallel for schedule(static) if (N * K >= (1 << 15))
-  for (int64_t j = 0; j < N; ++j)
-    for (int64_t p = 0; p < K; ++p) o[j * K + p] = to_bf16(at(B, ldb, tb, p, j));
+  const int64_t row_tiles = (rows + kTile - 1) / kTile, col_tiles = (cols + kTile - 1) / kTile;
+#pragma omp parallel for collapse(2) schedule(static) if (rows * cols >= (1 << 14))
+  for (int64_t rt = 0; rt < row_tiles; ++rt)
+    for (int64_t ct = 0; ct < col_tiles; ++ct) {
+      const int64_t r1 = std::min(rows, (rt + 1) * kTile), c1 = std::min(cols, (ct + 1) * kTile);
+      if (transposed) {
+        for (int64_t c = ct * kTile; c < c1; ++c)
+          for (int64_t r = rt * kTile; r < r1; ++r) o[r * cols + c] = to_bf16(x[c * ld + r]);
+      } else {
+        for (int64_t r = rt * kTile; r < r1; ++r)
+          for (int64_t c = ct * kTile; c < c1; ++c) o[r * cols + c] = to_bf16(x[r * ld + c]);
+      }
+    }
 }
 
 struct Primitive {
@@ -97,8 +97,10 @@ void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
   MOELAB_ASSERT(!omp_in_parallel(), "gemm_bf16 runs outside OpenMP parallel regions");
   if (M == 0 || N == 0) return;
   static std::vector<uint16_t> a_bf16, b_bf16;  // op(A) [M,K] and op(B)^T [N,K] in bf16
-  convert_a(A, lda, ta, M, K, a_bf16);
-  convert_b(B, ldb, tb, K, N, b_bf16);
+  // The copies have the layouts oneDNN's AMX kernels run fastest on, whatever the transposes asked for: op(A) as
+  // [M,K] row-major, op(B) as its transpose [N,K] row-major (a linear layer's weight).
+  convert(A, lda, ta == Trans::T, M, K, a_bf16);
+  convert(B, ldb, tb == Trans::N, N, K, b_bf16);
   const Primitive& p = primitive(M, N, K, alpha, beta, ldc);
   dnnl::memory a(p.a, engine(), a_bf16.data()), b(p.b, engine(), b_bf16.data()), c(p.c, engine(), C);
   p.matmul.execute(stream(), {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
