@@ -199,13 +199,11 @@ json heatmap(const std::vector<double>& matrix, int64_t R, int64_t C, const std:
   return styled(std::move(spec));
 }
 
-json bar_chart(const std::vector<std::string>& categories, const std::vector<double>& values,
-               const std::string& x_title, const std::string& y_title) {
-  MOELAB_ASSERT(categories.size() == values.size(), "bar_chart: one value per category");
-  json data = json::array();
-  for (size_t i = 0; i < values.size(); ++i)
-    data.push_back({{"category", categories[i]}, {"value", number(values[i])}});
-  const int64_t width = std::clamp<int64_t>(24 * static_cast<int64_t>(categories.size()), 200, 640);
+namespace {
+
+// Bars of `value` over nominal categories in the given order, `width` pixels wide: what the bar charts share.
+json bar_spec(json data, const std::vector<std::string>& categories, int64_t width, const std::string& x_title,
+              const std::string& y_title) {
   return styled({
       {"data", {{"values", std::move(data)}}},
       {"width", width},
@@ -223,6 +221,18 @@ json bar_chart(const std::vector<std::string>& categories, const std::vector<dou
   });
 }
 
+}  // namespace
+
+json bar_chart(const std::vector<std::string>& categories, const std::vector<double>& values,
+               const std::string& x_title, const std::string& y_title) {
+  MOELAB_ASSERT(categories.size() == values.size(), "bar_chart: one value per category");
+  json data = json::array();
+  for (size_t i = 0; i < values.size(); ++i)
+    data.push_back({{"category", categories[i]}, {"value", number(values[i])}});
+  const int64_t width = std::clamp<int64_t>(24 * static_cast<int64_t>(categories.size()), 200, 640);
+  return bar_spec(std::move(data), categories, width, x_title, y_title);
+}
+
 json grouped_bar_chart(const std::vector<std::string>& categories, const std::vector<std::string>& series,
                        const std::vector<std::vector<double>>& values, const std::string& x_title,
                        const std::string& y_title, const std::string& series_title) {
@@ -235,25 +245,13 @@ json grouped_bar_chart(const std::vector<std::string>& categories, const std::ve
   }
   const int64_t width =
       std::clamp<int64_t>(static_cast<int64_t>(categories.size() * (series.size() * 12 + 10)), 240, 720);
-  return styled({
-      {"data", {{"values", std::move(data)}}},
-      {"width", width},
-      {"height", 240},
-      {"mark", {{"type", "bar"}}},
-      {"encoding",
-       {{"x",
-         {{"field", "category"},
-          {"type", "nominal"},
-          {"sort", nullptr},
-          {"title", x_title},
-          {"axis", {{"labelAngle", label_angle(categories, width)}}}}},
-        {"xOffset", {{"field", "series"}, {"type", "nominal"}, {"sort", series}}},
-        {"y", {{"field", "value"}, {"type", "quantitative"}, {"title", y_title}}},
-        {"color", {{"field", "series"}, {"type", "nominal"}, {"sort", series}, {"title", series_title}}},
-        {"tooltip",
-         {nominal_tooltip("category", x_title), nominal_tooltip("series", series_title),
-          number_tooltip("value", y_title)}}}},
-  });
+  json spec = bar_spec(std::move(data), categories, width, x_title, y_title);
+  json& enc = spec["encoding"];
+  enc["xOffset"] = {{"field", "series"}, {"type", "nominal"}, {"sort", series}};
+  enc["color"] = {{"field", "series"}, {"type", "nominal"}, {"sort", series}, {"title", series_title}};
+  enc["tooltip"] = {nominal_tooltip("category", x_title), nominal_tooltip("series", series_title),
+                    number_tooltip("value", y_title)};
+  return spec;
 }
 
 json histogram_chart(const std::vector<std::string>& bin_labels, const std::vector<double>& counts,
