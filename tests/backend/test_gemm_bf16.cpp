@@ -41,19 +41,22 @@ Operands operands(const Case& k, Fill fill) {
 TEST(GemmBf16, IntegerMatricesEqualTheF32GemmExactly) {
   for (Trans ta : {Trans::N, Trans::T})
     for (Trans tb : {Trans::N, Trans::T})
-      for (const auto& [alpha, beta] : {std::pair{1.0f, 0.0f}, std::pair{0.5f, 2.0f}, std::pair{1.0f, 1.0f}}) {
-        const Case k{ta, tb, 37, 29, 45, 3, alpha, beta};
-        SCOPED_TRACE(::testing::Message() << "ta " << (ta == Trans::T) << " tb " << (tb == Trans::T) << " alpha "
-                                          << alpha << " beta " << beta);
-        Operands x = operands(k, [](int64_t i) { return static_cast<float>((i * 7919) % 17 - 8); });
-        Operands y = x;
-        gemm_bf16(ta, tb, k.M, k.N, k.K, alpha, x.a.data(), x.lda, x.b.data(), x.ldb, beta, x.c.data(), x.ldc);
-        gemm(ta, tb, k.M, k.N, k.K, alpha, y.a.data(), y.lda, y.b.data(), y.ldb, beta, y.c.data(), y.ldc);
-        for (int64_t i = 0; i < k.M; ++i)
-          for (int64_t j = 0; j < k.N; ++j) ASSERT_EQ(x.c[i * x.ldc + j], y.c[i * y.ldc + j]) << i << "," << j;
-        for (int64_t i = 0; i < k.M; ++i)  // the padding of C is left alone
-          for (int64_t j = k.N; j < x.ldc; ++j) ASSERT_EQ(x.c[i * x.ldc + j], y.c[i * y.ldc + j]);
-      }
+      for (const auto& [alpha, beta] : {std::pair{1.0f, 0.0f}, std::pair{0.5f, 2.0f}, std::pair{1.0f, 1.0f}})
+        // Rows below, at and past a multiple of the 64-row bucket (a whole bucket plus a remainder); depths that
+        // are padded (45, 130) and one that is not (64).
+        for (const auto& [M, K] : {std::pair<int64_t, int64_t>{37, 45}, {64, 64}, {150, 130}}) {
+          const Case k{ta, tb, M, 29, K, 3, alpha, beta};
+          SCOPED_TRACE(::testing::Message() << "ta " << (ta == Trans::T) << " tb " << (tb == Trans::T) << " alpha "
+                                            << alpha << " beta " << beta << " M " << M << " K " << K);
+          Operands x = operands(k, [](int64_t i) { return static_cast<float>((i * 7919) % 17 - 8); });
+          Operands y = x;
+          gemm_bf16(ta, tb, k.M, k.N, k.K, alpha, x.a.data(), x.lda, x.b.data(), x.ldb, beta, x.c.data(), x.ldc);
+          gemm(ta, tb, k.M, k.N, k.K, alpha, y.a.data(), y.lda, y.b.data(), y.ldb, beta, y.c.data(), y.ldc);
+          for (int64_t i = 0; i < k.M; ++i)
+            for (int64_t j = 0; j < k.N; ++j) ASSERT_EQ(x.c[i * x.ldc + j], y.c[i * y.ldc + j]) << i << "," << j;
+          for (int64_t i = 0; i < k.M; ++i)  // the padding of C is left alone
+            for (int64_t j = k.N; j < x.ldc; ++j) ASSERT_EQ(x.c[i * x.ldc + j], y.c[i * y.ldc + j]);
+        }
 }
 
 TEST(GemmBf16, RandomInputsHaveTheErrorOfBf16Rounding) {
@@ -74,15 +77,15 @@ TEST(GemmBf16, RandomInputsHaveTheErrorOfBf16Rounding) {
       worst = std::max(worst, std::abs(x.c[i * x.ldc + j] - exact) / scale);
       worst_rounded = std::max(worst_rounded, std::abs(x.c[i * x.ldc + j] - rounded) / scale);
     }
-  EXPECT_LT(worst, 2 * std::ldexp(1.0, -8));    // two inputs, each within half a bf16 ulp (2^-9 relative)
-  EXPECT_GT(worst, 1e-5);                        // and it really is bf16, not f32
-  EXPECT_LT(worst_rounded, 1e-6);                // f32 accumulation of the rounded inputs
+  EXPECT_LT(worst, 2 * std::ldexp(1.0, -8));  // two inputs, each within half a bf16 ulp (2^-9 relative)
+  EXPECT_GT(worst, 1e-5);                     // and it really is bf16, not f32
+  EXPECT_LT(worst_rounded, 1e-6);             // f32 accumulation of the rounded inputs
 }
 
 TEST(GemmBf16, RoundsToNearestEven) {
   EXPECT_EQ(to_bf16(1.0f), 0x3f80);
-  EXPECT_EQ(to_bf16(1.0f + std::ldexp(1.0f, -8)), 0x3f80);            // halfway between 1 and 1 + 2^-7: to even
-  EXPECT_EQ(to_bf16(1.0f + 3 * std::ldexp(1.0f, -8)), 0x3f82);        // halfway, odd below: up
+  EXPECT_EQ(to_bf16(1.0f + std::ldexp(1.0f, -8)), 0x3f80);      // halfway between 1 and 1 + 2^-7: to even
+  EXPECT_EQ(to_bf16(1.0f + 3 * std::ldexp(1.0f, -8)), 0x3f82);  // halfway, odd below: up
   EXPECT_EQ(to_bf16(1.0f + std::ldexp(1.0f, -8) + std::ldexp(1.0f, -12)), 0x3f81);  // above halfway: up
   EXPECT_EQ(from_bf16(to_bf16(-2.5f)), -2.5f);
 }

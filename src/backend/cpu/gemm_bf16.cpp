@@ -4,11 +4,10 @@
 
 #include <algorithm>
 #include <bit>
+#include <dnnl.hpp>
 #include <map>
 #include <tuple>
 #include <vector>
-
-#include <dnnl.hpp>
 
 #include "core/error.h"
 
@@ -18,25 +17,22 @@ namespace {
 
 GemmPrecision g_precision = GemmPrecision::F32;
 
-// out [rows, cols] row-major = X[r, c] in bf16, where X[r, c] is x[r * ld + c], or x[c * ld + r] when transposed.
-// Square tiles keep both the reads and the writes of a transposing copy within a few cache lines per row.
-void convert(const float* x, int64_t ld, bool transposed, int64_t rows, int64_t cols, std::vector<uint16_t>& out) {
-  constexpr int64_t kTile = 64;
-  out.resize(rows * cols);
+// out [out_rows, out_cols] row-major = x [rows, cols] (row stride ld) rounded to bf16, zero beyond rows and cols.
+// The copy keeps x's layout (a transposed operand stays transposed and oneDNN reads it so): a straight pass that
+// vectorises, where a transposing copy would not.
+void convert(const float* x, int64_t ld, int64_t rows, int64_t cols, int64_t out_rows, int64_t out_cols,
+             std::vector<uint16_t>& out) {
+  out.resize(out_rows * out_cols);
   uint16_t* o = out.data();
-  const int64_t row_tiles = (rows + kTile - 1) / kTile, col_tiles = (cols + kTile - 1) / kTile;
-#pragma omp parallel for collapse(2) schedule(static) if (rows * cols >= (1 << 14))
-  for (int64_t rt = 0; rt < row_tiles; ++rt)
-    for (int64_t ct = 0; ct < col_tiles; ++ct) {
-      const int64_t r1 = std::min(rows, (rt + 1) * kTile), c1 = std::min(cols, (ct + 1) * kTile);
-      if (transposed) {
-        for (int64_t c = ct * kTile; c < c1; ++c)
-          for (int64_t r = rt * kTile; r < r1; ++r) o[r * cols + c] = to_bf16(x[c * ld + r]);
-      } else {
-        for (int64_t r = rt * kTile; r < r1; ++r)
-          for (int64_t c = ct * kTile; c < c1; ++c) o[r * cols + c] = to_bf16(x[r * ld + c]);
-      }
-    }
+#pragma omp parallel for schedule(static) if (out_rows * out_cols >= (1 << 14))
+  for (int64_t r = 0; r < out_rows; ++r) {
+    uint16_t* row = o + r * out_cols;
+    const int64_t valid = r < rows ? cols : 0;
+    const float* in = x + r * ld;
+#pragma omp simd
+    for (int64_t c = 0; c < valid; ++c) row[c] = to_bf16(in[c]);
+    for (int64_t c = valid; c < out_cols; ++c) row[c] = 0;
+  }
 }
 
 struct Primitive {
@@ -44,7 +40,8 @@ struct Primitive {
   dnnl::matmul matmul;
 };
 
-using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, uint32_t, uint32_t>;
+// Everything a primitive is built for: rows, N, padded depth, the bf16 copies' layouts, ldc, alpha and beta.
+using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, uint32_t, uint32_t>;
 
 dnnl::engine& engine() {
   static dnnl::engine e(dnnl::engine::kind::cpu, 0);
@@ -56,16 +53,19 @@ dnnl::stream& stream() {
   return s;
 }
 
-const Primitive& primitive(int64_t M, int64_t N, int64_t K, float alpha, float beta, int64_t ldc) {
+// rows x N x Kp from the bf16 copies: op(A) is [rows, Kp] row-major (stride Kp) or, when ta, the transpose of a
+// [Kp, a_ld] row-major copy; op(B) is the transpose of an [N, Kp] copy when tb, else a [Kp, N] copy.
+const Primitive& primitive(int64_t rows, int64_t N, int64_t Kp, bool ta, bool tb, int64_t a_ld, int64_t ldc,
+                           float alpha, float beta) {
   static std::map<Key, Primitive> cache;
-  const Key key{M, N, K, ldc, std::bit_cast<uint32_t>(alpha), std::bit_cast<uint32_t>(beta)};
+  const Key key{rows, N, Kp, ta, tb, a_ld, ldc, std::bit_cast<uint32_t>(alpha), std::bit_cast<uint32_t>(beta)};
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
+  using dims = dnnl::memory::dims;
   using dt = dnnl::memory::data_type;
-  // op(A) [M,K] row-major and op(B) [K,N] stored as [N,K] row-major: the bf16 copies' layouts.
-  const dnnl::memory::desc a({M, K}, dt::bf16, dnnl::memory::dims{K, 1});
-  const dnnl::memory::desc b({K, N}, dt::bf16, dnnl::memory::dims{1, K});
-  const dnnl::memory::desc c({M, N}, dt::f32, dnnl::memory::dims{ldc, 1});
+  const dnnl::memory::desc a({rows, Kp}, dt::bf16, ta ? dims{1, a_ld} : dims{Kp, 1});
+  const dnnl::memory::desc b({Kp, N}, dt::bf16, tb ? dims{1, Kp} : dims{N, 1});
+  const dnnl::memory::desc c({rows, N}, dt::f32, dims{ldc, 1});
   dnnl::primitive_attr attr;
   if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
   if (beta != 0.0f) {
@@ -96,14 +96,31 @@ void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
                const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   MOELAB_ASSERT(!omp_in_parallel(), "gemm_bf16 runs outside OpenMP parallel regions");
   if (M == 0 || N == 0) return;
-  static std::vector<uint16_t> a_bf16, b_bf16;  // op(A) [M,K] and op(B)^T [N,K] in bf16
-  // The copies have the layouts oneDNN's AMX kernels run fastest on, whatever the transposes asked for: op(A) as
-  // [M,K] row-major, op(B) as its transpose [N,K] row-major (a linear layer's weight).
-  convert(A, lda, ta == Trans::T, M, K, a_bf16);
-  convert(B, ldb, tb == Trans::N, N, K, b_bf16);
-  const Primitive& p = primitive(M, N, K, alpha, beta, ldc);
-  dnnl::memory a(p.a, engine(), a_bf16.data()), b(p.b, engine(), b_bf16.data()), c(p.c, engine(), C);
-  p.matmul.execute(stream(), {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
+  // A primitive is built for one exact shape (oneDNN's AMX kernels need it; a run-time row count falls back to a
+  // slower kernel), and building one costs about 0.3-2 ms. An expert's row count and a weight gradient's depth
+  // (tokens) change every step, so shapes are bucketed to keep the cache small and warm: the depth K is padded
+  // with zeros to a multiple of kStep, and the rows are split into a multiple of kStep and a remainder.
+  constexpr int64_t kStep = 64;
+  const bool a_transposed = ta == Trans::T, b_transposed = tb == Trans::T;
+  const int64_t Kp = (K + kStep - 1) / kStep * kStep;
+  const int64_t a_ld = a_transposed ? (M + kStep - 1) / kStep * kStep : Kp;  // row stride of the A copy
+  static std::vector<uint16_t> a_bf16, b_bf16;  // A [M,Kp] or [Kp,a_ld]; B [N,Kp] or [Kp,N], in bf16
+  if (a_transposed)
+    convert(A, lda, K, M, Kp, a_ld, a_bf16);
+  else
+    convert(A, lda, M, K, M, Kp, a_bf16);
+  if (b_transposed)
+    convert(B, ldb, N, K, N, Kp, b_bf16);
+  else
+    convert(B, ldb, K, N, Kp, N, b_bf16);
+  const int64_t main_rows = M / kStep * kStep;
+  for (const auto& [row0, rows] : {std::pair{int64_t{0}, main_rows}, std::pair{main_rows, M - main_rows}}) {
+    if (rows == 0) continue;
+    const Primitive& p = primitive(rows, N, Kp, a_transposed, b_transposed, a_ld, ldc, alpha, beta);
+    dnnl::memory a(p.a, engine(), a_bf16.data() + (a_transposed ? row0 : row0 * Kp)), b(p.b, engine(), b_bf16.data()),
+        c(p.c, engine(), C + row0 * ldc);
+    p.matmul.execute(stream(), {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
+  }
   stream().wait();
 }
 

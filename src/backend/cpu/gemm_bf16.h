@@ -4,7 +4,8 @@
 //
 // The precision is a mode of the float gemm: while a GemmPrecisionScope selects Bf16, cpu::gemm calls made on the
 // main thread (outside OpenMP regions) go through gemm_bf16; calls inside parallel regions (attention's per-head
-// products) stay f32. Primitives are built once per (shape, transposes, strides, alpha, beta) and cached.
+// products) stay f32. Primitives are built once per (shape, layouts, alpha, beta) and cached; varying row counts
+// and depths are bucketed to multiples of 64 so that the cache stays small (gemm_bf16.cpp).
 #pragma once
 
 #include <cstdint>
