@@ -1,13 +1,17 @@
 #!/usr/bin/python3
 """moelab against the PyTorch peer, side by side on the same machine and the same model shapes.
 
-Runs moelab's end-to-end benchmark (bench/bench_training_step.cpp) and the peer (torch_moe_ref.py, in its fastest
-launch preset) alternately, --repeats times each, and prints median training and inference tokens/s, the
-moelab/peer ratios, and moelab's achieved model FLOP/s as a fraction of the peak you pass.
+Runs `moelab bench` and the peer (torch_moe_ref.py, in its fastest launch preset) alternately, --repeats times
+each, for every shape and precision, and prints median training and inference tokens/s, the moelab/peer ratios
+(against the peer at the same precision and against the peer's best precision), achieved model FLOP/s as a
+fraction of the FP32 peak you pass, and peak resident memory per training token of a step.
 
-  bench/compare_with_peer.py --peer ../shared/peer/torch_moe_ref.py --peak-gflops 231 [--shapes small large]
+  bench/compare_with_peer.py --peer ../shared/peer/torch_moe_ref.py --peak-gflops 473 \\
+      [--shapes small large] [--precisions f32 bf16] [--repeats 3] [--json FILE]
 
-Model FLOPs are counted as the peer counts them (6 x active matmul parameters + 12 L T d per training token).
+bf16 is moelab's train.precision = "bf16" (bf16 GEMM inputs, f32 accumulation, f32 master weights and AdamW) and
+the peer's --autocast-bf16 (torch.autocast on the CPU). Model FLOPs are counted as the peer counts them
+(6 x active matmul parameters + 12 L T d per training token; 2 x and 4 L T d for inference).
 """
 import argparse
 import json
@@ -16,24 +20,29 @@ import subprocess
 import sys
 
 SHAPES = {
-    "small": {"bench": "Small", "peer": []},
-    "large": {"bench": "Large", "peer": ["--d-model", "512", "--n-layers", "8", "--n-heads", "8", "--n-experts", "16",
-                                          "--expert-hidden", "1408", "--seq-len", "512", "--batch-size", "4"]},
+    "small": {"tokens": 8 * 256, "peer": []},
+    "large": {"tokens": 4 * 512,
+              "peer": ["--d-model", "512", "--n-layers", "8", "--n-heads", "8", "--n-experts", "16",
+                       "--expert-hidden", "1408", "--seq-len", "512", "--batch-size", "4"]},
 }
 
 
-def run_moelab(binary, shape):
-    out = subprocess.run([binary, f"--benchmark_filter=(TrainStep|Forward){shape}/", "--benchmark_format=json"],
-                         check=True, capture_output=True, text=True).stdout
+def run_moelab(binary, shape, precision, peak, steps):
     result = {}
-    for b in json.loads(out)["benchmarks"]:
-        kind = "train" if "TrainStep" in b["name"] else "infer"
-        result[kind + "_tokens_per_s"] = b["tokens/s"]
-        result[kind + "_gflops"] = b["FLOP/s"] / 1e9
+    for kind, extra in (("train", []), ("infer", ["--forward"])):
+        out = subprocess.run([binary, "bench", "--shape", shape, "--precision", precision, "--steps", str(steps),
+                              "--peak-gflops", str(peak), "--json"] + extra,
+                             check=True, capture_output=True, text=True).stdout
+        d = json.loads(out)
+        result[kind + "_tokens_per_s"] = d["tokens_per_s"]
+        result[kind + "_gflops"] = d["model_gflops"]
+        if kind == "train":
+            result["max_rss_mb"] = d["max_rss_mb"]
     return result
 
 
-def run_peer(script, args, steps):
+def run_peer(script, shape, precision, steps):
+    args = SHAPES[shape]["peer"] + (["--autocast-bf16"] if precision == "bf16" else [])
     out = subprocess.run(["/usr/bin/python3", script, "--mode", "both", "--steps", str(steps)] + args,
                          check=True, capture_output=True, text=True).stdout
     d = json.loads(out.strip().splitlines()[-1])
@@ -45,28 +54,46 @@ def run_peer(script, args, steps):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--peer", required=True, help="path to torch_moe_ref.py")
-    p.add_argument("--bench", default="build/release/bench/moelab_bench")
+    p.add_argument("--moelab", default="build/release/moelab")
     p.add_argument("--peak-gflops", type=float, required=True, help="the machine's FP32 peak, for the fraction")
     p.add_argument("--shapes", nargs="+", default=["small", "large"], choices=sorted(SHAPES))
+    p.add_argument("--precisions", nargs="+", default=["f32", "bf16"], choices=["f32", "bf16"])
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--steps", type=int, default=5, help="moelab's timed steps per run")
     p.add_argument("--peer-steps", type=int, default=10)
+    p.add_argument("--json", help="also write every run's numbers here")
     a = p.parse_args()
-    rows = []
+    med = lambda runs, k: statistics.median(r[k] for r in runs)
+    results = {}  # (shape, precision) -> (moelab runs, peer runs)
     for shape in a.shapes:
-        ours, peers = [], []
-        for i in range(a.repeats):  # alternate so that drift in machine speed hits both alike
-            print(f"{shape}: run {i + 1}/{a.repeats}", file=sys.stderr, flush=True)
-            ours.append(run_moelab(a.bench, SHAPES[shape]["bench"]))
-            peers.append(run_peer(a.peer, SHAPES[shape]["peer"], a.peer_steps))
-        med = lambda runs, k: statistics.median(r[k] for r in runs)
+        for precision in a.precisions:
+            ours, peers = [], []
+            for i in range(a.repeats):  # alternate so that drift in machine speed hits both alike
+                print(f"{shape} {precision}: run {i + 1}/{a.repeats}", file=sys.stderr, flush=True)
+                ours.append(run_moelab(a.moelab, shape, precision, a.peak_gflops, a.steps))
+                peers.append(run_peer(a.peer, shape, precision, a.peer_steps))
+            results[(shape, precision)] = (ours, peers)
+
+    print(f"{'shape':6} {'prec':5} {'mode':5} {'moelab tok/s':>12} {'peer tok/s':>11} {'ratio':>6} "
+          f"{'vs best peer':>12} {'moelab % peak':>13} {'peer % peak':>11}")
+    for (shape, precision), (ours, peers) in results.items():
         for kind in ("train", "infer"):
-            m, q = med(ours, kind + "_tokens_per_s"), med(peers, kind + "_tokens_per_s")
-            g = med(ours, kind + "_gflops")
-            rows.append((shape, kind, m, q, m / q, g, g / a.peak_gflops, med(peers, kind + "_gflops") / a.peak_gflops))
-    print(f"{'shape':6} {'mode':5} {'moelab tok/s':>12} {'peer tok/s':>11} {'ratio':>6} {'moelab GFLOP/s':>14} "
-          f"{'moelab % peak':>13} {'peer % peak':>11}")
-    for s, k, m, q, r, g, f, fp in rows:
-        print(f"{s:6} {k:5} {m:12.0f} {q:11.0f} {r:6.2f} {g:14.1f} {100 * f:12.1f}% {100 * fp:10.1f}%")
+            key = kind + "_tokens_per_s"
+            m, q = med(ours, key), med(peers, key)
+            best = max(med(results[(shape, pr)][1], key) for pr in a.precisions)
+            print(f"{shape:6} {precision:5} {kind:5} {m:12.0f} {q:11.0f} {m / q:6.2f} {m / best:12.2f} "
+                  f"{100 * med(ours, kind + '_gflops') / a.peak_gflops:12.1f}% "
+                  f"{100 * med(peers, kind + '_gflops') / a.peak_gflops:10.1f}%")
+    print(f"\n{'shape':6} {'prec':5} {'moelab KB/token':>15} {'peer KB/token':>13}   (peak RSS of a training run "
+          f"over the tokens of one step)")
+    for (shape, precision), (ours, peers) in results.items():
+        tokens = SHAPES[shape]["tokens"]
+        print(f"{shape:6} {precision:5} {med(ours, 'max_rss_mb') * 1024 / tokens:15.0f} "
+              f"{med(peers, 'max_rss_mb') * 1024 / tokens:13.0f}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump([{"shape": s, "precision": pr, "moelab": o, "peer": q} for (s, pr), (o, q) in results.items()],
+                      f, indent=2)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
-// moelab bench [CONFIG | --shape small|large] [--set K=V ...] [--steps N] [--forward] [--peak-gflops X] [--json]
+// moelab bench [CONFIG | --shape small|large] [--set K=V ...] [--precision f32|bf16] [--steps N] [--forward]
+//              [--peak-gflops X] [--json]
 // The cost of one training (or inference) step, op by op: wall time, share of the step, FLOPs and GFLOP/s of every
 // op (core/op_profile.h), and end to end tokens/s and model-FLOP utilisation against the machine's measured FP32
-// FMA peak. Random tokens: a step's cost does not depend on the data.
+// FMA peak, and the process's peak resident memory per token of a step. Random tokens: a step's cost does not
+// depend on the data.
 #include <omp.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -28,6 +31,7 @@ struct BenchArgs {
   std::string config;
   std::string shape = "small";
   std::vector<std::string> sets;
+  std::string precision;  // empty: the config's
   int64_t steps = 5;
   int64_t warmup = 2;
   bool forward_only = false;
@@ -55,6 +59,7 @@ void run_bench(const BenchArgs& a) {
     throw_error("bench: --set changes a CONFIG file's settings, and no CONFIG was given (put CONFIG before --set)");
   Config cfg = a.config.empty() ? shape_config(a.shape) : load_config(a.config, a.sets);
   if (cfg.model.vocab_size == 0) cfg.model.vocab_size = 8192;  // the data's vocabulary is not needed to time a step
+  if (!a.precision.empty()) cfg.train.precision = a.precision;
   validate(cfg);
   if (cfg.train.threads > 0) omp_set_num_threads(static_cast<int>(cfg.train.threads));
   const bool training = !a.forward_only;
@@ -92,9 +97,13 @@ void run_bench(const BenchArgs& a) {
   const double model_gflops = tokens_per_s * model_flops_per_token(cfg, T, training) / 1e9;
   double timed = 0;
   for (const auto& op : ops) timed += op.seconds;
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const double max_rss_mb = usage.ru_maxrss / 1024.0;  // ru_maxrss is in KiB on Linux
 
   if (a.json) {
     nlohmann::json out = {{"mode", training ? "train" : "forward"},
+                          {"precision", cfg.train.precision},
                           {"threads", omp_get_max_threads()},
                           {"tokens_per_step", N},
                           {"step_seconds", step_s},
@@ -103,6 +112,8 @@ void run_bench(const BenchArgs& a) {
                           {"peak_gflops", peak},
                           {"model_flops_utilisation", model_gflops / peak},
                           {"untimed_seconds_per_step", (seconds - timed) / a.steps},
+                          {"max_rss_mb", max_rss_mb},
+                          {"max_rss_kb_per_token", usage.ru_maxrss / static_cast<double>(N)},
                           {"ops", nlohmann::json::array()}};
     for (const auto& op : ops)
       out["ops"].push_back({{"op", op.name},
@@ -113,16 +124,18 @@ void run_bench(const BenchArgs& a) {
     std::cout << out.dump(2) << std::endl;
     return;
   }
-  std::printf("moelab bench: %s, d %lld, %lld layers, %lld experts top-%lld, hidden %lld, T %lld, B %lld, %d threads\n",
-              training ? "training step" : "forward", static_cast<long long>(cfg.model.d_model),
-              static_cast<long long>(cfg.model.n_layers), static_cast<long long>(cfg.moe.n_experts),
-              static_cast<long long>(cfg.routing.top_k), static_cast<long long>(cfg.moe.expert_hidden),
-              static_cast<long long>(T), static_cast<long long>(B), omp_get_max_threads());
+  std::printf(
+      "moelab bench: %s %s, d %lld, %lld layers, %lld experts top-%lld, hidden %lld, T %lld, B %lld, %d threads\n",
+      cfg.train.precision.c_str(), training ? "training step" : "forward", static_cast<long long>(cfg.model.d_model),
+      static_cast<long long>(cfg.model.n_layers), static_cast<long long>(cfg.moe.n_experts),
+      static_cast<long long>(cfg.routing.top_k), static_cast<long long>(cfg.moe.expert_hidden),
+      static_cast<long long>(T), static_cast<long long>(B), omp_get_max_threads());
   std::printf(
       "end to end: %.1f ms/step, %.0f tokens/s, %.1f GFLOP/s in model FLOPs = %.1f%% of the %.0f GFLOP/s "
-      "FP32 FMA peak%s\n\n",
+      "FP32 FMA peak%s\n"
+      "peak resident memory: %.0f MB, %.0f KB per token of the step\n\n",
       1e3 * step_s, tokens_per_s, model_gflops, 100 * model_gflops / peak, peak,
-      a.peak_gflops > 0 ? " (given)" : " (measured)");
+      a.peak_gflops > 0 ? " (given)" : " (measured)", max_rss_mb, usage.ru_maxrss / static_cast<double>(N));
   std::printf("%-28s %8s %10s %7s %11s %9s\n", "op", "calls", "ms/step", "% step", "GFLOP/step", "GFLOP/s");
   auto sorted = ops;
   std::stable_sort(sorted.begin(), sorted.end(), [](const auto& x, const auto& y) { return x.seconds > y.seconds; });
@@ -150,6 +163,8 @@ void register_bench_command(CLI::App& app) {
       ->check(CLI::IsMember({"small", "large"}))
       ->capture_default_str();
   cmd->add_option("--set", args->sets, "Override one setting of CONFIG: section.key=value (repeatable)");
+  cmd->add_option("--precision", args->precision, "GEMM precision, as train.precision (default: the config's, f32)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
   cmd->add_option("--steps", args->steps, "Timed steps")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--warmup", args->warmup, "Untimed steps first")
       ->check(CLI::NonNegativeNumber)

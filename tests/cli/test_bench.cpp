@@ -1,6 +1,6 @@
 // `moelab bench`: one step timed op by op. The JSON names every op of a training step (optimizer included), its
 // times add up to no more than the step, utilisation is model FLOPs over the peak given, and --forward times
-// inference only.
+// inference only; --precision picks the GEMM precision; peak memory per token is reported.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -62,10 +62,26 @@ TEST(Bench, ABadConfigIsAnErrorNamingIt) {
   EXPECT_NE(s.output.find("no CONFIG was given"), std::string::npos) << s.output;
 }
 
-TEST(Bench, Bf16PrecisionRuns) {
-  const auto j = bench(" --set 'train.precision=\"bf16\"'");
+TEST(Bench, Bf16PrecisionRunsFromTheConfigOrTheFlag) {
+  for (const char* extra : {" --set 'train.precision=\"bf16\"'", " --precision bf16"}) {
+    const auto j = bench(extra);
+    ASSERT_FALSE(j.is_discarded()) << extra;
+    EXPECT_EQ(j["precision"], "bf16") << extra;
+    EXPECT_GT(j["tokens_per_s"].get<double>(), 0);
+  }
+  EXPECT_EQ(bench("")["precision"], "f32");
+  const auto r = testing::run_moelab("bench --shape small --precision f16");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("--precision"), std::string::npos) << r.output;
+}
+
+TEST(Bench, ReportsPeakMemoryPerToken) {
+  const auto j = bench("");
   ASSERT_FALSE(j.is_discarded());
-  EXPECT_GT(j["tokens_per_s"].get<double>(), 0);
+  // The process holds at least the parameters, their gradients and AdamW's two moments in f32.
+  const double params_mb = 4.0 * 4 * (8192 * 32 * 2) / 1e6;  // embedding and LM head alone
+  EXPECT_GT(j["max_rss_mb"].get<double>(), params_mb);
+  EXPECT_NEAR(j["max_rss_kb_per_token"].get<double>(), j["max_rss_mb"].get<double>() * 1024 / 64, 1e-6);
 }
 
 }  // namespace

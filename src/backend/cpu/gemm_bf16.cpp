@@ -36,7 +36,7 @@ void convert(const float* x, int64_t ld, int64_t rows, int64_t cols, int64_t out
 }
 
 struct Primitive {
-  dnnl::memory::desc a, b, c;
+  dnnl::memory::desc a, b, c, scratchpad;
   dnnl::matmul matmul;
 };
 
@@ -73,8 +73,11 @@ const Primitive& primitive(int64_t rows, int64_t N, int64_t Kp, bool ta, bool tb
     ops.append_sum(beta);
     attr.set_post_ops(ops);
   }
+  // One scratchpad serves every primitive (they run one at a time); left to oneDNN, each cached primitive would
+  // keep its own.
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, engine());
-  return cache.emplace(key, Primitive{a, b, c, dnnl::matmul(pd)}).first->second;
+  return cache.emplace(key, Primitive{a, b, c, pd.scratchpad_desc(), dnnl::matmul(pd)}).first->second;
 }
 
 }  // namespace
@@ -104,6 +107,7 @@ void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
   const bool a_transposed = ta == Trans::T, b_transposed = tb == Trans::T;
   const int64_t Kp = (K + kStep - 1) / kStep * kStep;
   const int64_t a_ld = a_transposed ? (M + kStep - 1) / kStep * kStep : Kp;  // row stride of the A copy
+  static std::vector<uint8_t> scratchpad;
   static std::vector<uint16_t> a_bf16, b_bf16;  // A [M,Kp] or [Kp,a_ld]; B [N,Kp] or [Kp,N], in bf16
   if (a_transposed)
     convert(A, lda, K, M, Kp, a_ld, a_bf16);
@@ -119,7 +123,9 @@ void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
     const Primitive& p = primitive(rows, N, Kp, a_transposed, b_transposed, a_ld, ldc, alpha, beta);
     dnnl::memory a(p.a, engine(), a_bf16.data() + (a_transposed ? row0 : row0 * Kp)), b(p.b, engine(), b_bf16.data()),
         c(p.c, engine(), C + row0 * ldc);
-    p.matmul.execute(stream(), {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
+    scratchpad.resize(std::max(scratchpad.size(), p.scratchpad.get_size()));
+    dnnl::memory s(p.scratchpad, engine(), scratchpad.data());
+    p.matmul.execute(stream(), {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}, {DNNL_ARG_SCRATCHPAD, s}});
   }
   stream().wait();
 }
