@@ -77,8 +77,8 @@ void run_bench(const BenchArgs& a) {
       model.zero_grads();
       model.forward(inputs.data(), targets.data(), B, T);
       model.backward(1.0);
-      clip_gradients(model, cfg.train.grad_clip);
-      optimizer_step(model, opt, cfg.train, cfg.train.lr, t + 1);
+      const GradientNorm g = measure_gradients(model, cfg.train.grad_clip);
+      optimizer_step(model, opt, cfg.train, cfg.train.lr, t + 1, g.clip_factor);
     } else {
       model.forward(inputs.data(), nullptr, B, T);
     }

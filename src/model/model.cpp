@@ -198,7 +198,12 @@ void Model::update_selection_bias() {
   }
 }
 
-void Model::zero_grads() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
+void Model::zero_grads() {
+  float* g = grads_.data();
+  const int64_t n = static_cast<int64_t>(grads_.size());
+#pragma omp parallel for schedule(static) if (n >= (1 << 16))
+  for (int64_t i = 0; i < n; ++i) g[i] = 0.0f;
+}
 
 const float* Model::logits() const { return ws_->logits.data(); }
 const std::vector<float>& Model::row_losses() const { return ws_->row_loss; }

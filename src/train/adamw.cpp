@@ -11,10 +11,10 @@ void adamw_step(T* params, const T* grads, T* m, T* v, int64_t n, const AdamWHyp
   const T b1 = static_cast<T>(h.beta1), b2 = static_cast<T>(h.beta2);
   const T c1 = static_cast<T>(1.0 / (1.0 - std::pow(h.beta1, static_cast<double>(h.t))));
   const T c2 = static_cast<T>(1.0 / (1.0 - std::pow(h.beta2, static_cast<double>(h.t))));
-  const T eps = static_cast<T>(h.eps);
+  const T eps = static_cast<T>(h.eps), scale = static_cast<T>(h.grad_scale);
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    const T g = grads[i];
+    const T g = grads[i] * scale;
     m[i] = b1 * m[i] + (T(1) - b1) * g;
     v[i] = b2 * v[i] + (T(1) - b2) * g * g;
     params[i] = params[i] * decay - lr * (m[i] * c1) / (std::sqrt(v[i] * c2) + eps);

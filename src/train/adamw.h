@@ -1,6 +1,8 @@
 // AdamW (Loshchilov & Hutter): Adam with decoupled weight decay, exactly as torch.optim.AdamW computes it:
 //   p -= lr * wd * p;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
 //   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)          (t = 1-based step count)
+// with g = grad_scale * grads: gradient clipping's factor is applied here, in the pass AdamW makes anyway, rather
+// than in a pass of its own over every gradient (the same float product either way).
 #pragma once
 
 #include <cstdint>
@@ -12,8 +14,9 @@ struct AdamWHyper {
   double beta1;
   double beta2;
   double eps;
-  double weight_decay;  // 0 for tensors that are not decayed
-  int64_t t;            // 1-based step number (bias correction)
+  double weight_decay;      // 0 for tensors that are not decayed
+  int64_t t;                // 1-based step number (bias correction)
+  double grad_scale = 1.0;  // multiplies every gradient (clipping); 1 leaves them as they are
 };
 
 template <typename T>

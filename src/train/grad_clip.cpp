@@ -11,10 +11,14 @@ double global_grad_norm(const float* grads, int64_t n) {
   return std::sqrt(ordered_sum(n, n >= (1 << 16), square));
 }
 
+float clip_factor(double norm, double max_norm) {
+  return max_norm > 0 && norm > max_norm ? static_cast<float>(max_norm / (norm + 1e-6)) : 1.0f;
+}
+
 double clip_grad_norm(float* grads, int64_t n, double max_norm) {
   const double norm = global_grad_norm(grads, n);
-  if (max_norm > 0 && norm > max_norm) {
-    const float factor = static_cast<float>(max_norm / (norm + 1e-6));
+  const float factor = clip_factor(norm, max_norm);
+  if (factor != 1.0f) {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; ++i) grads[i] *= factor;
   }

@@ -8,7 +8,10 @@ namespace moelab {
 
 double global_grad_norm(const float* grads /*[n]*/, int64_t n);
 
-// Returns the norm before clipping. max_norm <= 0 only measures.
+// The factor clipping scales the gradients by: max_norm / (norm + 1e-6) when norm > max_norm > 0, else 1.
+float clip_factor(double norm, double max_norm);
+
+// Scales grads in place by clip_factor and returns the norm before clipping. max_norm <= 0 only measures.
 double clip_grad_norm(float* grads /*[n]*/, int64_t n, double max_norm);
 
 }  // namespace moelab

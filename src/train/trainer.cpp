@@ -63,17 +63,20 @@ std::string format_eval(const EvalResult& r, int64_t step) {
 
 }  // namespace
 
-double clip_gradients(Model& model, double max_norm) {
+GradientNorm measure_gradients(const Model& model, double max_norm) {
   profile::Scope p("clip_grad_norm", 0);
-  return clip_grad_norm(model.grads().data(), model.grads().size(), max_norm);
+  const double norm = global_grad_norm(model.grads().data(), static_cast<int64_t>(model.grads().size()));
+  return {norm, clip_factor(norm, max_norm)};
 }
 
 // Applies the decoupled weight decay per tensor group and one AdamW step to the whole model.
-void optimizer_step(Model& model, OptimizerState& opt, const TrainConfig& tc, double lr, int64_t t) {
+void optimizer_step(Model& model, OptimizerState& opt, const TrainConfig& tc, double lr, int64_t t,
+                    float clip_factor) {
   profile::Scope p("optimizer (AdamW)", 0);
   for (const auto& spec : model.table().specs()) {
     if (!spec.trainable) continue;
-    const AdamWHyper h{lr, tc.beta1, tc.beta2, tc.adam_eps, decays(tc, spec.group) ? tc.weight_decay : 0.0, t};
+    const double decay = decays(tc, spec.group) ? tc.weight_decay : 0.0;
+    const AdamWHyper h{lr, tc.beta1, tc.beta2, tc.adam_eps, decay, t, clip_factor};
     adamw_step(model.params().data() + spec.offset, model.grads().data() + spec.offset,
                opt.exp_avg.data() + spec.offset, opt.exp_avg_sq.data() + spec.offset, spec.numel, h);
   }
@@ -152,12 +155,12 @@ TrainOutcome train(Config cfg, const std::string& resume) {
     const bool last = step + 1 == tc.steps;
     const bool eval_now = last || (tc.eval_every > 0 && (step + 1) % tc.eval_every == 0);
     grad_norms_for_eval = eval_now ? expert_grad_norms(model) : nlohmann::json();
-    const double grad_norm = clip_gradients(model, tc.grad_clip);
+    const auto [grad_norm, clip] = measure_gradients(model, tc.grad_clip);
     if (!std::isfinite(grad_norm))
       throw_error("step ", step + 1, ": the gradient norm is ", grad_norm,
                   "; training stopped without saving, the last good checkpoint is ",
                   outcome.checkpoint.empty() ? "none (no checkpoint was written yet)" : outcome.checkpoint);
-    optimizer_step(model, opt, tc, lr, step + 1);
+    optimizer_step(model, opt, tc, lr, step + 1, clip);
     model.update_selection_bias();
     state.step = step + 1;
     state.tokens_seen += tokens_per_step;

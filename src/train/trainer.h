@@ -21,9 +21,15 @@ struct TrainOutcome {
 // cfg: validated; vocab_size may be 0 (taken from the data). resume: a run or checkpoint folder, or empty.
 TrainOutcome train(Config cfg, const std::string& resume);
 
-// One optimizer step of a training step, as train() runs it (and `moelab bench` times it): global-norm clipping
-// of the gradients (returns the norm before clipping), then AdamW with decoupled weight decay per tensor group.
-double clip_gradients(Model& model, double max_norm);
-void optimizer_step(Model& model, OptimizerState& opt, const TrainConfig& tc, double lr, int64_t t);
+// One optimizer step of a training step, as train() runs it (and `moelab bench` times it): the global gradient
+// norm and the factor clipping scales the gradients by, then AdamW with decoupled weight decay per tensor group,
+// which applies that factor as it reads each gradient (the gradients themselves stay unscaled).
+struct GradientNorm {
+  double norm;        // before clipping
+  float clip_factor;  // 1 when not clipping
+};
+GradientNorm measure_gradients(const Model& model, double max_norm);
+void optimizer_step(Model& model, OptimizerState& opt, const TrainConfig& tc, double lr, int64_t t,
+                    float clip_factor);
 
 }  // namespace moelab

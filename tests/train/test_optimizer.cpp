@@ -55,6 +55,29 @@ TEST(AdamW, FloatAgreesWithDouble) {
   EXPECT_LT(testing::max_rel_error(pf, p), 1e-6);
 }
 
+// The trainer clips by passing clip_factor to AdamW instead of scaling the gradients first: the same float product,
+// so the same bits, and the gradients are left as they were.
+TEST(AdamW, GradScaleEqualsClippingTheGradientsFirst) {
+  const int64_t n = 1000;
+  auto p = testing::random_vector(n, 4), g = testing::random_vector(n, 5);
+  std::vector<float> p_fused(p.begin(), p.end()), g_fused(g.begin(), g.end()), m_fused(n, 0.f), v_fused(n, 0.f);
+  std::vector<float> p_clip = p_fused, g_clip = g_fused, m_clip = m_fused, v_clip = v_fused;
+  const double norm = global_grad_norm(g_fused.data(), n);
+  const float factor = clip_factor(norm, 0.5);
+  ASSERT_LT(factor, 1.0f);
+  EXPECT_EQ(clip_factor(norm, 2 * norm), 1.0f);
+  EXPECT_EQ(clip_factor(norm, 0.0), 1.0f);
+  AdamWHyper h{1e-3, 0.9, 0.95, 1e-8, 0.1, 3};
+  clip_grad_norm(g_clip.data(), n, 0.5);
+  adamw_step(p_clip.data(), g_clip.data(), m_clip.data(), v_clip.data(), n, h);
+  h.grad_scale = factor;
+  adamw_step(p_fused.data(), g_fused.data(), m_fused.data(), v_fused.data(), n, h);
+  EXPECT_EQ(p_fused, p_clip);
+  EXPECT_EQ(m_fused, m_clip);
+  EXPECT_EQ(v_fused, v_clip);
+  EXPECT_EQ(g_fused, std::vector<float>(g.begin(), g.end()));
+}
+
 TEST(Schedule, WarmupThenCosineToTheFloor) {
   TrainConfig tc;
   tc.lr = 1e-3, tc.warmup_steps = 10, tc.steps = 110, tc.min_lr_ratio = 0.1;
