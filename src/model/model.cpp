@@ -223,6 +223,13 @@ std::vector<Model::LayerRouting> Model::layer_routing() const {
 
 Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T) {
   const cpu::GemmPrecisionScope precision(gemm_precision_of(cfg_));
+  const bool bf16 = gemm_precision_of(cfg_) == cpu::GemmPrecision::Bf16;
+  if (bf16) {  // one pass over the weights here instead of one per GEMM that reads them, forward and backward
+    params_bf16_.resize(params_.size());
+    cpu::to_bf16(params_.data(), static_cast<int64_t>(params_.size()), params_bf16_.data());
+  }
+  const cpu::Bf16MirrorScope mirror(params_.data(), bf16 ? static_cast<int64_t>(params_.size()) : 0,
+                                    params_bf16_.data());
   const auto& m = cfg_.model;
   const int64_t N = B * T, d = m.d_model, V = m.vocab_size;
   auto& ws = *ws_;
@@ -308,6 +315,7 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
 
 void Model::backward(double scale) {
   const cpu::GemmPrecisionScope precision(gemm_precision_of(cfg_));
+  const cpu::Bf16MirrorScope mirror(params_.data(), static_cast<int64_t>(params_bf16_.size()), params_bf16_.data());
   auto& ws = *ws_;
   MOELAB_ASSERT(ws.has_targets, "backward needs a forward with targets");
   const auto& m = cfg_.model;

@@ -81,6 +81,9 @@ class Model {
   ParamTable table_;
   std::vector<float> params_;  // [table_.total_numel()]
   std::vector<float> grads_;   // [table_.total_numel()]
+  // train.precision = bf16: params_ rounded to bf16, made by each forward and read by the GEMMs of that forward
+  // and of the backward after it.
+  std::vector<uint16_t> params_bf16_;  // [table_.total_numel()]
   std::vector<std::unique_ptr<Layer>> layers_;
   int64_t n_moe_layers_ = 0;
   std::unique_ptr<Workspace> ws_;

@@ -3,6 +3,7 @@
 // on random inputs its error is that of bf16 rounding; the precision mode routes cpu::gemm through it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -80,6 +81,35 @@ TEST(GemmBf16, RandomInputsHaveTheErrorOfBf16Rounding) {
   EXPECT_LT(worst, 2 * std::ldexp(1.0, -8));  // two inputs, each within half a bf16 ulp (2^-9 relative)
   EXPECT_GT(worst, 1e-5);                     // and it really is bf16, not f32
   EXPECT_LT(worst_rounded, 1e-6);             // f32 accumulation of the rounded inputs
+}
+
+// A B operand inside a Bf16MirrorScope's array is read from its bf16 copy (not converted again): the product is the
+// same, for both layouts of B, and an operand outside the array is still converted.
+TEST(GemmBf16, AMirroredOperandGivesTheSameProduct) {
+  for (Trans tb : {Trans::N, Trans::T})
+    for (int64_t K : {int64_t{64}, int64_t{45}}) {
+      SCOPED_TRACE(::testing::Message() << "tb " << (tb == Trans::T) << " K " << K);
+      const Case k{Trans::N, tb, 100, 29, K, 3, 1.0f, 0.0f};
+      Operands x = operands(k, [](int64_t i) { return static_cast<float>((i * 7919) % 17 - 8); });
+      Operands mirrored = x;
+      gemm_bf16(k.ta, k.tb, k.M, k.N, k.K, 1.0f, x.a.data(), x.lda, x.b.data(), x.ldb, 0.0f, x.c.data(), x.ldc);
+      std::vector<uint16_t> b_bf16(mirrored.b.size());
+      to_bf16(mirrored.b.data(), static_cast<int64_t>(mirrored.b.size()), b_bf16.data());
+      // The mirror's copy is what gemm_bf16 reads: poison the f32 array to prove it.
+      std::vector<float> b_f32 = mirrored.b;
+      std::fill(mirrored.b.begin(), mirrored.b.end(), 1e30f);
+      {
+        Bf16MirrorScope scope(mirrored.b.data(), static_cast<int64_t>(mirrored.b.size()), b_bf16.data());
+        gemm_bf16(k.ta, k.tb, k.M, k.N, k.K, 1.0f, mirrored.a.data(), mirrored.lda, mirrored.b.data(), mirrored.ldb,
+                  0.0f, mirrored.c.data(), mirrored.ldc);
+      }
+      EXPECT_EQ(mirrored.c, x.c);
+      std::fill(mirrored.c.begin(), mirrored.c.end(), 0.0f);  // outside the scope the f32 array is converted again
+      gemm_bf16(k.ta, k.tb, k.M, k.N, k.K, 1.0f, mirrored.a.data(), mirrored.lda, mirrored.b.data(), mirrored.ldb,
+                0.0f, mirrored.c.data(), mirrored.ldc);
+      EXPECT_GT(std::abs(mirrored.c[0]), 1e20f);
+      EXPECT_EQ(b_f32, x.b);
+    }
 }
 
 TEST(GemmBf16, RoundsToNearestEven) {

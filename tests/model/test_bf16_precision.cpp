@@ -48,5 +48,27 @@ TEST(Bf16Precision, CloseToF32ButNotIdentical) {
   EXPECT_NEAR(std::sqrt(n2), std::sqrt(n1), 0.02 * std::sqrt(n1));
 }
 
+// Each forward rounds the weights to bf16 afresh, so weights changed between steps (an optimizer step) are the ones
+// used: a model whose weights were changed after a forward gives what a model built with those weights gives.
+TEST(Bf16Precision, EachForwardUsesTheCurrentWeights) {
+  Model changed(small("bf16")), fresh(small("bf16"));
+  changed.init_params(5);
+  const int64_t B = 4, T = 16, N = B * T, V = 96;
+  std::vector<int32_t> inputs(N), targets(N);
+  for (int64_t i = 0; i < N; ++i) inputs[i] = static_cast<int32_t>((5 * i) % V), targets[i] = static_cast<int32_t>((i + 2) % V);
+  const Losses before = changed.forward(inputs.data(), targets.data(), B, T);
+  for (float& w : changed.params()) w *= 1.5f;
+  fresh.params() = changed.params();
+  const Losses after = changed.forward(inputs.data(), targets.data(), B, T);
+  const Losses expected = fresh.forward(inputs.data(), targets.data(), B, T);
+  EXPECT_NE(after.ce, before.ce);
+  EXPECT_EQ(after.ce, expected.ce);
+  EXPECT_EQ(std::vector<float>(changed.logits(), changed.logits() + N * V),
+            std::vector<float>(fresh.logits(), fresh.logits() + N * V));
+  changed.zero_grads(), fresh.zero_grads();
+  changed.backward(1.0), fresh.backward(1.0);
+  EXPECT_EQ(changed.grads(), fresh.grads());
+}
+
 }  // namespace
 }  // namespace moelab

@@ -16,6 +16,9 @@ namespace moelab::cpu {
 namespace {
 
 GemmPrecision g_precision = GemmPrecision::F32;
+const float* g_mirror_f32 = nullptr;  // the Bf16MirrorScope's arrays, or null
+int64_t g_mirror_n = 0;
+const uint16_t* g_mirror_bf16 = nullptr;
 
 // out [out_rows, out_cols] row-major = x [rows, cols] (row stride ld) rounded to bf16, zero beyond rows and cols.
 // The copy keeps x's layout (a transposed operand stays transposed and oneDNN reads it so): a straight pass that
@@ -40,8 +43,8 @@ struct Primitive {
   dnnl::matmul matmul;
 };
 
-// Everything a primitive is built for: rows, N, padded depth, the bf16 copies' layouts, ldc, alpha and beta.
-using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, uint32_t, uint32_t>;
+// Everything a primitive is built for: rows, N, depth, the bf16 operands' layouts, ldc, alpha and beta.
+using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, int64_t, uint32_t, uint32_t>;
 
 dnnl::engine& engine() {
   static dnnl::engine e(dnnl::engine::kind::cpu, 0);
@@ -53,18 +56,19 @@ dnnl::stream& stream() {
   return s;
 }
 
-// rows x N x Kp from the bf16 copies: op(A) is [rows, Kp] row-major (stride Kp) or, when ta, the transpose of a
-// [Kp, a_ld] row-major copy; op(B) is the transpose of an [N, Kp] copy when tb, else a [Kp, N] copy.
-const Primitive& primitive(int64_t rows, int64_t N, int64_t Kp, bool ta, bool tb, int64_t a_ld, int64_t ldc,
-                           float alpha, float beta) {
+// rows x N x Kp from bf16 operands: op(A) is [rows, Kp] row-major (stride Kp) or, when ta, the transpose of a
+// [Kp, a_ld] row-major matrix; op(B) is the transpose of an [N, Kp] matrix (row stride b_ld) when tb, else a
+// [Kp, N] matrix (row stride b_ld).
+const Primitive& primitive(int64_t rows, int64_t N, int64_t Kp, bool ta, bool tb, int64_t a_ld, int64_t b_ld,
+                           int64_t ldc, float alpha, float beta) {
   static std::map<Key, Primitive> cache;
-  const Key key{rows, N, Kp, ta, tb, a_ld, ldc, std::bit_cast<uint32_t>(alpha), std::bit_cast<uint32_t>(beta)};
+  const Key key{rows, N, Kp, ta, tb, a_ld, b_ld, ldc, std::bit_cast<uint32_t>(alpha), std::bit_cast<uint32_t>(beta)};
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   using dims = dnnl::memory::dims;
   using dt = dnnl::memory::data_type;
   const dnnl::memory::desc a({rows, Kp}, dt::bf16, ta ? dims{1, a_ld} : dims{Kp, 1});
-  const dnnl::memory::desc b({Kp, N}, dt::bf16, tb ? dims{1, Kp} : dims{N, 1});
+  const dnnl::memory::desc b({Kp, N}, dt::bf16, tb ? dims{1, b_ld} : dims{b_ld, 1});
   const dnnl::memory::desc c({rows, N}, dt::f32, dims{ldc, 1});
   dnnl::primitive_attr attr;
   if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
@@ -87,6 +91,12 @@ GemmPrecision gemm_precision() { return g_precision; }
 GemmPrecisionScope::GemmPrecisionScope(GemmPrecision p) : saved_(g_precision) { g_precision = p; }
 GemmPrecisionScope::~GemmPrecisionScope() { g_precision = saved_; }
 
+Bf16MirrorScope::Bf16MirrorScope(const float* f32, int64_t n, const uint16_t* bf16)
+    : saved_f32_(g_mirror_f32), saved_n_(g_mirror_n), saved_bf16_(g_mirror_bf16) {
+  g_mirror_f32 = f32, g_mirror_n = n, g_mirror_bf16 = bf16;
+}
+Bf16MirrorScope::~Bf16MirrorScope() { g_mirror_f32 = saved_f32_, g_mirror_n = saved_n_, g_mirror_bf16 = saved_bf16_; }
+
 uint16_t to_bf16(float x) {
   uint32_t bits = std::bit_cast<uint32_t>(x);
   bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest, ties to even (finite inputs)
@@ -95,6 +105,11 @@ uint16_t to_bf16(float x) {
 
 float from_bf16(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
 
+void to_bf16(const float* x, int64_t n, uint16_t* out) {
+#pragma omp parallel for simd schedule(static) if (n >= (1 << 16))
+  for (int64_t i = 0; i < n; ++i) out[i] = to_bf16(x[i]);
+}
+
 void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   MOELAB_ASSERT(!omp_in_parallel(), "gemm_bf16 runs outside OpenMP parallel regions");
@@ -102,30 +117,39 @@ void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
   // A primitive is built for one exact shape (oneDNN's AMX kernels need it; a run-time row count falls back to a
   // slower kernel), and building one costs about 0.3-2 ms. An expert's row count and a weight gradient's depth
   // (tokens) change every step, so shapes are bucketed to keep the cache small and warm: the depth K is padded
-  // with zeros to a multiple of kStep, and the rows are split into a multiple of kStep and a remainder.
+  // with zeros to a multiple of kStep, and the rows are split into a multiple of kStep and a remainder. A weight
+  // read from the mirror has a model dimension as its depth, fixed, and is read unpadded.
   constexpr int64_t kStep = 64;
   const bool a_transposed = ta == Trans::T, b_transposed = tb == Trans::T;
-  const int64_t Kp = (K + kStep - 1) / kStep * kStep;
+  const int64_t b_rows = b_transposed ? N : K, b_cols = b_transposed ? K : N;  // B as stored
+  const auto address = [](const float* p) { return reinterpret_cast<uintptr_t>(p); };
+  const bool b_mirrored = g_mirror_n > 0 && address(B) >= address(g_mirror_f32) &&
+                          address(B + (b_rows - 1) * ldb + b_cols) <= address(g_mirror_f32 + g_mirror_n);
+  const int64_t Kp = b_mirrored ? K : (K + kStep - 1) / kStep * kStep;
   const int64_t a_ld = a_transposed ? (M + kStep - 1) / kStep * kStep : Kp;  // row stride of the A copy
   static std::vector<uint8_t> scratchpad;
   static std::vector<uint16_t> a_bf16, b_bf16;  // A [M,Kp] or [Kp,a_ld]; B [N,Kp] or [Kp,N], in bf16
-  if (a_transposed)
-    convert(A, lda, K, M, Kp, a_ld, a_bf16);
-  else
-    convert(A, lda, M, K, M, Kp, a_bf16);
-  if (b_transposed)
-    convert(B, ldb, N, K, N, Kp, b_bf16);
-  else
-    convert(B, ldb, K, N, Kp, N, b_bf16);
+  if (a_transposed) convert(A, lda, K, M, Kp, a_ld, a_bf16);
+  else convert(A, lda, M, K, M, Kp, a_bf16);
+  const uint16_t* b_data;  // op(B) in bf16, row stride b_ld: the mirror's copy or b_bf16
+  int64_t b_ld;
+  if (b_mirrored) {
+    b_data = g_mirror_bf16 + (B - g_mirror_f32), b_ld = ldb;
+  } else {
+    if (b_transposed) convert(B, ldb, N, K, N, Kp, b_bf16);
+    else convert(B, ldb, K, N, Kp, N, b_bf16);
+    b_data = b_bf16.data(), b_ld = b_transposed ? Kp : N;
+  }
   const int64_t main_rows = M / kStep * kStep;
   for (const auto& [row0, rows] : {std::pair{int64_t{0}, main_rows}, std::pair{main_rows, M - main_rows}}) {
     if (rows == 0) continue;
-    const Primitive& p = primitive(rows, N, Kp, a_transposed, b_transposed, a_ld, ldc, alpha, beta);
-    dnnl::memory a(p.a, engine(), a_bf16.data() + (a_transposed ? row0 : row0 * Kp)), b(p.b, engine(), b_bf16.data()),
-        c(p.c, engine(), C + row0 * ldc);
+    const Primitive& p = primitive(rows, N, Kp, a_transposed, b_transposed, a_ld, b_ld, ldc, alpha, beta);
     scratchpad.resize(std::max(scratchpad.size(), p.scratchpad.get_size()));
-    dnnl::memory s(p.scratchpad, engine(), scratchpad.data());
-    p.matmul.execute(stream(), {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}, {DNNL_ARG_SCRATCHPAD, s}});
+    dnnl::memory a(p.a, engine(), a_bf16.data() + (a_transposed ? row0 : row0 * Kp)),
+        b(p.b, engine(), const_cast<uint16_t*>(b_data)), c(p.c, engine(), C + row0 * ldc),
+        s(p.scratchpad, engine(), scratchpad.data());
+    p.matmul.execute(stream(),
+                     {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}, {DNNL_ARG_SCRATCHPAD, s}});
   }
   stream().wait();
 }

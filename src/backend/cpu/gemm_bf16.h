@@ -34,6 +34,25 @@ class GemmPrecisionScope {
 uint16_t to_bf16(float x);
 float from_bf16(uint16_t b);
 
+// out[i] = to_bf16(x[i]) for i < n, on all threads. Call outside OpenMP parallel regions.
+void to_bf16(const float* x /*[n]*/, int64_t n, uint16_t* out /*[n]*/);
+
+// While one is alive, gemm_bf16 reads a B operand that lies inside f32 [n] from the bf16 copy at the same offset
+// instead of converting it: a model's weights, converted once per forward pass rather than at every GEMM. The copy
+// must be current (to_bf16 of f32) for as long as the scope lives.
+class Bf16MirrorScope {
+ public:
+  Bf16MirrorScope(const float* f32, int64_t n, const uint16_t* bf16);
+  ~Bf16MirrorScope();
+  Bf16MirrorScope(const Bf16MirrorScope&) = delete;
+  Bf16MirrorScope& operator=(const Bf16MirrorScope&) = delete;
+
+ private:
+  const float* saved_f32_;
+  int64_t saved_n_;
+  const uint16_t* saved_bf16_;
+};
+
 // Must be called outside OpenMP parallel regions (it converts into shared scratch and runs threaded primitives).
 void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
