@@ -3,7 +3,8 @@
 
 Runs `moelab bench` and the peer (torch_moe_ref.py, in its fastest launch preset) alternately, --repeats times
 each, for every shape and precision, and prints median training and inference tokens/s, the moelab/peer ratios
-(against the peer at the same precision and against the peer's best precision), achieved model FLOP/s as a
+(against the peer at the same precision and against the peer's best precision: on a CPU with AMX the peer's
+bf16 autocast is faster than its f32), achieved model FLOP/s as a
 fraction of the FP32 peak you pass, and peak resident memory per training token of a step.
 
   bench/compare_with_peer.py --peer ../shared/peer/torch_moe_ref.py --peak-gflops 473 \\
@@ -27,11 +28,11 @@ SHAPES = {
 }
 
 
-def run_moelab(binary, shape, precision, peak, steps):
+def run_moelab(binary, shape, precision, peak, steps, warmup):
     result = {}
     for kind, extra in (("train", []), ("infer", ["--forward"])):
         out = subprocess.run([binary, "bench", "--shape", shape, "--precision", precision, "--steps", str(steps),
-                              "--peak-gflops", str(peak), "--json"] + extra,
+                              "--warmup", str(warmup), "--peak-gflops", str(peak), "--json"] + extra,
                              check=True, capture_output=True, text=True).stdout
         d = json.loads(out)
         result[kind + "_tokens_per_s"] = d["tokens_per_s"]
@@ -60,6 +61,8 @@ def main():
     p.add_argument("--precisions", nargs="+", default=["f32", "bf16"], choices=["f32", "bf16"])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--steps", type=int, default=5, help="moelab's timed steps per run")
+    p.add_argument("--warmup", type=int, default=5,
+                   help="moelab's untimed steps first (bf16 builds its primitives for new shapes in the first steps)")
     p.add_argument("--peer-steps", type=int, default=10)
     p.add_argument("--json", help="also write every run's numbers here")
     a = p.parse_args()
@@ -70,7 +73,7 @@ def main():
             ours, peers = [], []
             for i in range(a.repeats):  # alternate so that drift in machine speed hits both alike
                 print(f"{shape} {precision}: run {i + 1}/{a.repeats}", file=sys.stderr, flush=True)
-                ours.append(run_moelab(a.moelab, shape, precision, a.peak_gflops, a.steps))
+                ours.append(run_moelab(a.moelab, shape, precision, a.peak_gflops, a.steps, a.warmup))
                 peers.append(run_peer(a.peer, shape, precision, a.peer_steps))
             results[(shape, precision)] = (ours, peers)
 
