@@ -191,7 +191,7 @@ std::vector<ConfigField> make_fields() {
                    "Precision of the matrix multiplies of the model's forward and backward: f32, or bf16 (inputs "
                    "rounded to bf16, products accumulated in f32 by oneDNN's AMX / AVX-512 BF16 kernels; weights, "
                    "gradients, activations and the optimizer stay f32; attention's per-head products stay f32). "
-                   "On a CPU with AMX it trains 1.4-1.6x faster than f32 (docs/performance.md).",
+                   "On a CPU with AMX it trains about 1.55x faster than f32 (docs/performance.md).",
                    {"f32", "bf16"}, {"f32", "bf16"}),
   };
 }

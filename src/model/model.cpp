@@ -222,8 +222,9 @@ std::vector<Model::LayerRouting> Model::layer_routing() const {
 }
 
 Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T) {
-  const cpu::GemmPrecisionScope precision(gemm_precision_of(cfg_));
-  const bool bf16 = gemm_precision_of(cfg_) == cpu::GemmPrecision::Bf16;
+  const cpu::GemmPrecision mode = gemm_precision_of(cfg_);
+  const cpu::GemmPrecisionScope precision(mode);
+  const bool bf16 = mode == cpu::GemmPrecision::Bf16;
   if (bf16) {  // one pass over the weights here instead of one per GEMM that reads them, forward and backward
     params_bf16_.resize(params_.size());
     cpu::to_bf16(params_.data(), static_cast<int64_t>(params_.size()), params_bf16_.data());
