@@ -68,6 +68,7 @@ TraceSource trace_source_from_text(const data::TokenData& data, const std::strin
 
 RoutingTrace collect_trace(Model& model, const TraceSource& source, const TraceOptions& options,
                            const std::function<void(int64_t, int64_t)>& on_progress) {
+  const Model::InferenceMode inference(model);
   const Config& cfg = model.config();
   const int64_t T = options.seq_len, n = static_cast<int64_t>(source.tokens.size());
   const int64_t E = cfg.moe.n_experts, d = cfg.model.d_model, V = cfg.model.vocab_size;

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "backend/cpu/fma_peak.h"
@@ -72,6 +73,8 @@ void run_bench(const BenchArgs& a) {
   for (int64_t i = 0; i < N; ++i)
     inputs[i] = static_cast<int32_t>(rng.below(cfg.model.vocab_size)),
     targets[i] = static_cast<int32_t>(rng.below(cfg.model.vocab_size));
+  std::optional<Model::InferenceMode> inference;
+  if (!training) inference.emplace(model);
   auto step = [&](int64_t t) {
     if (training) {
       model.zero_grads();

@@ -30,6 +30,7 @@ int32_t sample_token(const float* logits, int64_t V, const SamplingOptions& opt,
 
 std::vector<int32_t> generate(Model& model, const std::vector<int32_t>& prompt, const SamplingOptions& opt) {
   if (prompt.empty()) throw_error("generate: the prompt encodes to no tokens");
+  const Model::InferenceMode inference(model);
   const int64_t V = model.config().model.vocab_size, max_ctx = model.config().model.max_seq_len;
   std::vector<int32_t> context = prompt, produced;
   Rng rng(opt.seed, /*stream=*/0x6E6572617465ull);

@@ -8,6 +8,7 @@ namespace moelab {
 
 EvalResult evaluate_perplexity(Model& model, const data::TokenData& data, const std::string& split, int64_t seq_len,
                                int64_t batch_size, int64_t max_tokens) {
+  const Model::InferenceMode inference(model);
   const int64_t n_windows = data::count_eval_windows(data, split, seq_len, max_tokens);
   const auto& genres = data.genre_names();
   std::vector<double> genre_sum(genres.size(), 0.0);

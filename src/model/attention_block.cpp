@@ -10,14 +10,14 @@
 namespace moelab {
 
 template <typename T>
-void AttentionActivations<T>::resize(const AttentionShape& s) {
+void AttentionActivations<T>::resize(const AttentionShape& s, bool keep_probs) {
   const int64_t N = s.rows();
   normed.resize(N * s.d);
   rstd.resize(N);
   q.resize(N * s.H * s.D);
   k.resize(N * s.Hkv * s.D);
   v.resize(N * s.Hkv * s.D);
-  probs.resize(s.B * s.H * s.T * s.T);
+  if (keep_probs) probs.resize(s.B * s.H * s.T * s.T);
   ctx.resize(N * s.H * s.D);
 }
 
@@ -43,9 +43,9 @@ double causal_attention_flops(const AttentionShape& s) {
 
 template <typename T>
 void attention_block_forward(T* out, AttentionActivations<T>& act, const T* x, const AttentionWeights<T>& w,
-                             const AttentionShape& s) {
+                             const AttentionShape& s, bool for_backward) {
   const int64_t N = s.rows(), qw = s.H * s.D, kvw = s.Hkv * s.D;
-  act.resize(s);
+  act.resize(s, for_backward);
   {
     profile::Scope p("fwd attention.norm", 0);
     ops::rmsnorm_forward(act.normed.data(), act.rstd.data(), x, w.norm, N, s.d, s.rms_eps);
@@ -63,7 +63,7 @@ void attention_block_forward(T* out, AttentionActivations<T>& act, const T* x, c
   }
   {
     profile::Scope p("fwd attention.core", causal_attention_flops(s));
-    ops::attention_forward(act.ctx.data(), act.probs.data(), act.q.data(), act.k.data(), act.v.data(), s.B, s.T,
+    ops::attention_forward(act.ctx.data(), for_backward ? act.probs.data() : nullptr, act.q.data(), act.k.data(), act.v.data(), s.B, s.T,
                            s.H, s.Hkv, s.D);
   }
   profile::Scope p("fwd attention.out_proj", 2.0 * N * qw * s.d);
@@ -110,9 +110,9 @@ template struct AttentionActivations<double>;
 template struct AttentionScratch<float>;
 template struct AttentionScratch<double>;
 template void attention_block_forward<float>(float*, AttentionActivations<float>&, const float*,
-                                             const AttentionWeights<float>&, const AttentionShape&);
+                                             const AttentionWeights<float>&, const AttentionShape&, bool);
 template void attention_block_forward<double>(double*, AttentionActivations<double>&, const double*,
-                                              const AttentionWeights<double>&, const AttentionShape&);
+                                              const AttentionWeights<double>&, const AttentionShape&, bool);
 template void attention_block_backward<float>(float*, const AttentionGrads<float>&, AttentionScratch<float>&,
                                               const float*, const float*, const AttentionActivations<float>&,
                                               const AttentionWeights<float>&, const AttentionShape&);

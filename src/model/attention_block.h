@@ -43,9 +43,9 @@ struct AttentionActivations {
   std::vector<T> q;       // [N,H*D]   after RoPE
   std::vector<T> k;       // [N,Hkv*D] after RoPE
   std::vector<T> v;       // [N,Hkv*D]
-  std::vector<T> probs;   // [B,H,T,T]
+  std::vector<T> probs;   // [B,H,T,T]   only when kept for backward
   std::vector<T> ctx;     // [N,H*D]   attention output before o_proj
-  void resize(const AttentionShape& s);
+  void resize(const AttentionShape& s, bool keep_probs);
 };
 
 // Backward scratch, shared by all layers (only one layer's backward runs at a time).
@@ -59,9 +59,10 @@ struct AttentionScratch {
   void resize(const AttentionShape& s);
 };
 
+// for_backward = false (inference): the attention probabilities are not kept, and backward must not follow.
 template <typename T>
 void attention_block_forward(T* out /*[N,d]*/, AttentionActivations<T>& act, const T* x /*[N,d]*/,
-                             const AttentionWeights<T>& w, const AttentionShape& s);
+                             const AttentionWeights<T>& w, const AttentionShape& s, bool for_backward);
 
 // d_x is assigned (the gradient through this sublayer only; the caller adds the residual path).
 template <typename T>

@@ -104,7 +104,7 @@ struct Model::Workspace {
   AttentionScratch<float> attn_scratch;
   MoeFfnScratch<float> moe_scratch;
   std::vector<float> d_act, d_g, d_u;    // [N,h_dense]
-  bool has_targets = false;
+  bool backward_ready = false;  // the last forward had targets and ran outside InferenceMode
   Losses losses;
 };
 
@@ -159,7 +159,18 @@ Model::Model(const Config& cfg) : cfg_(cfg), table_(cfg), ws_(std::make_unique<W
 
 Model::~Model() = default;
 
+Model::InferenceMode::InferenceMode(Model& model) : model_(model) { ++model_.inference_depth_; }
+Model::InferenceMode::~InferenceMode() {
+  if (--model_.inference_depth_ == 0) model_.bf16_current_ = false;  // the weights may change from here on
+}
+
+std::vector<float>& Model::params() {
+  MOELAB_ASSERT(inference_depth_ == 0, "the weights are frozen inside Model::InferenceMode");
+  return params_;
+}
+
 void Model::init_params(uint64_t seed) {
+  MOELAB_ASSERT(inference_depth_ == 0, "the weights are frozen inside Model::InferenceMode");
   for (const auto& spec : table_.specs()) {
     float* w = params_.data() + spec.offset;
     if (spec.init != ParamInit::Normal) {
@@ -172,6 +183,7 @@ void Model::init_params(uint64_t seed) {
 }
 
 void Model::resample_routers(uint64_t seed, int64_t step) {
+  MOELAB_ASSERT(inference_depth_ == 0, "the weights are frozen inside Model::InferenceMode");
   if (cfg_.routing.router != "resampled") return;
   for (const auto& spec : table_.specs()) {
     if (spec.group != ParamGroup::Router || spec.init != ParamInit::Normal) continue;  // router matrices only
@@ -182,6 +194,7 @@ void Model::resample_routers(uint64_t seed, int64_t step) {
 }
 
 void Model::update_selection_bias() {
+  MOELAB_ASSERT(inference_depth_ == 0, "the weights are frozen inside Model::InferenceMode");
   const double rate = cfg_.routing.bias_update_rate;
   if (rate <= 0) return;
   for (auto& l : layers_) {
@@ -225,9 +238,13 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
   const cpu::GemmPrecision mode = gemm_precision_of(cfg_);
   const cpu::GemmPrecisionScope precision(mode);
   const bool bf16 = mode == cpu::GemmPrecision::Bf16;
-  if (bf16) {  // one pass over the weights here instead of one per GEMM that reads them, forward and backward
+  const bool inference = inference_depth_ > 0;
+  // One pass over the weights here instead of one per GEMM that reads them, forward and backward; inside
+  // InferenceMode, one for the whole scope.
+  if (bf16 && !bf16_current_) {
     params_bf16_.resize(params_.size());
     cpu::to_bf16(params_.data(), static_cast<int64_t>(params_.size()), params_bf16_.data());
+    bf16_current_ = inference;
   }
   const cpu::Bf16MirrorScope mirror(params_.data(), bf16 ? static_cast<int64_t>(params_.size()) : 0,
                                     params_bf16_.data());
@@ -236,7 +253,7 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
   auto& ws = *ws_;
   ws.B = B, ws.T = T;
   ws.inputs.assign(inputs, inputs + N);
-  ws.has_targets = targets != nullptr;
+  ws.backward_ready = targets != nullptr && !inference;
   if (targets) ws.targets.assign(targets, targets + N);
   ws.sub_out.resize(N * d);
 
@@ -253,7 +270,7 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
   for (size_t i = 0; i < layers_.size(); ++i) {
     Layer& L = *layers_[i];
     L.x_mid.resize(N * d);
-    attention_block_forward(ws.sub_out.data(), L.attn, L.x_in.data(), L.attn_w, shape);
+    attention_block_forward(ws.sub_out.data(), L.attn, L.x_in.data(), L.attn_w, shape, !inference);
     add_to(L.x_mid.data(), L.x_in.data(), ws.sub_out.data(), N * d);
 
     L.ffn_normed.resize(N * d);
@@ -318,7 +335,7 @@ void Model::backward(double scale) {
   const cpu::GemmPrecisionScope precision(gemm_precision_of(cfg_));
   const cpu::Bf16MirrorScope mirror(params_.data(), static_cast<int64_t>(params_bf16_.size()), params_bf16_.data());
   auto& ws = *ws_;
-  MOELAB_ASSERT(ws.has_targets, "backward needs a forward with targets");
+  MOELAB_ASSERT(ws.backward_ready, "backward needs a forward with targets, outside Model::InferenceMode");
   const auto& m = cfg_.model;
   const int64_t B = ws.B, T = ws.T, N = B * T, d = m.d_model, V = m.vocab_size;
   const AttentionShape shape = attention_shape(cfg_, B, T);

@@ -33,9 +33,24 @@ class Model {
   explicit Model(const Config& cfg);
   ~Model();
 
+  // While one is alive, the model only runs forwards (an evaluation, a generation, a benchmark, an analysis): no
+  // backward follows them and the weights do not change. Forward then keeps nothing for backward (attention's
+  // probabilities) and, in bf16, rounds the weights once for the whole scope instead of at every forward. Scopes
+  // nest; backward and the mutating calls below refuse to run inside one.
+  class InferenceMode {
+   public:
+    explicit InferenceMode(Model& model);
+    ~InferenceMode();
+    InferenceMode(const InferenceMode&) = delete;
+    InferenceMode& operator=(const InferenceMode&) = delete;
+
+   private:
+    Model& model_;
+  };
+
   const Config& config() const { return cfg_; }
   const ParamTable& table() const { return table_; }
-  std::vector<float>& params() { return params_; }
+  std::vector<float>& params();
   const std::vector<float>& params() const { return params_; }
   std::vector<float>& grads() { return grads_; }
   const std::vector<float>& grads() const { return grads_; }
@@ -54,7 +69,8 @@ class Model {
   // Runs inputs [B,T] through the model; with targets [B,T] (-1 = ignore) computes the losses. Saves what
   // backward needs. logits() and row_losses() are valid until the next forward or backward.
   Losses forward(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T);
-  // Accumulates d(scale * losses.total)/d(params) into grads(). Requires a forward with targets just before.
+  // Accumulates d(scale * losses.total)/d(params) into grads(). Requires a forward with targets just before,
+  // outside InferenceMode.
   void backward(double scale);
 
   const float* logits() const;                 // [B*T, V]
@@ -84,6 +100,8 @@ class Model {
   // train.precision = bf16: params_ rounded to bf16, made by each forward and read by the GEMMs of that forward
   // and of the backward after it.
   std::vector<uint16_t> params_bf16_;  // [table_.total_numel()]
+  int inference_depth_ = 0;    // InferenceMode scopes alive
+  bool bf16_current_ = false;  // params_bf16_ made inside the InferenceMode scopes alive, with the weights frozen
   std::vector<std::unique_ptr<Layer>> layers_;
   int64_t n_moe_layers_ = 0;
   std::unique_ptr<Workspace> ws_;

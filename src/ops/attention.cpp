@@ -68,7 +68,7 @@ Real* thread_scratch(size_t n) {
 }  // namespace
 
 template <typename Real>
-void attention_forward(Real* out /*[B,T,H,D]*/, Real* probs /*[B,H,T,T]*/, const Real* q /*[B,T,H,D]*/,
+void attention_forward(Real* out /*[B,T,H,D]*/, Real* probs /*[B,H,T,T] or null*/, const Real* q /*[B,T,H,D]*/,
                        const Real* k /*[B,T,Hkv,D]*/, const Real* v /*[B,T,Hkv,D]*/, int64_t B, int64_t T, int64_t H,
                        int64_t Hkv, int64_t D) {
   MOELAB_ASSERT(Hkv > 0 && H % Hkv == 0, "attention: query heads must be a multiple of key/value heads");
@@ -82,12 +82,16 @@ void attention_forward(Real* out /*[B,T,H,D]*/, Real* probs /*[B,H,T,T]*/, const
     const Real* kg /*[T,D] row stride Hkv*D*/ = k + b * T * ldkv + g * D;
     const Real* vg /*[T,D] row stride Hkv*D*/ = v + b * T * ldkv + g * D;
     Real* oh /*[T,D] row stride H*D*/ = out + b * T * ldq + h * D;
-    Real* p /*[T,T]*/ = probs + bh * T * T;
     for (int64_t i0 = 0; i0 < T; i0 += kBlock) {
       const int64_t i1 = std::min(i0 + kBlock, T), rows = i1 - i0;
-      cpu::gemm(Trans::N, Trans::T, rows, i1, D, scale, qh + i0 * ldq, ldq, kg, ldkv, Real(0), p + i0 * T, T);
-      for (int64_t t = i0; t < i1; ++t) softmax_prefix(p + t * T, t + 1, T);
-      cpu::gemm(Trans::N, Trans::N, rows, D, i1, Real(1), p + i0 * T, T, vg, ldkv, Real(0), oh + i0 * ldq, ldq);
+      // The block's probabilities: kept in probs for backward (whole rows, zeros past the diagonal), else in a
+      // per-thread block that stays in cache.
+      Real* pb /*[rows,T]*/ =
+          probs ? probs + bh * T * T + i0 * T : thread_scratch<Real>(static_cast<size_t>(kBlock * T));
+      const int64_t len = probs ? T : i1;
+      cpu::gemm(Trans::N, Trans::T, rows, i1, D, scale, qh + i0 * ldq, ldq, kg, ldkv, Real(0), pb, T);
+      for (int64_t t = i0; t < i1; ++t) softmax_prefix(pb + (t - i0) * T, t + 1, len);
+      cpu::gemm(Trans::N, Trans::N, rows, D, i1, Real(1), pb, T, vg, ldkv, Real(0), oh + i0 * ldq, ldq);
     }
   }
 }

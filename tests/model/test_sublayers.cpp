@@ -55,7 +55,7 @@ TEST_P(AttentionBlockShapes, GradientsMatchFiniteDifferences) {
   AttentionActivations<double> act;
   auto weights = [&] { return AttentionWeights<double>{norm.data(), wq.data(), wk.data(), wv.data(), wo.data()}; };
   auto loss = [&] {
-    attention_block_forward(out.data(), act, x.data(), weights(), s);
+    attention_block_forward(out.data(), act, x.data(), weights(), s, true);
     return dot(out, r);
   };
   loss();

@@ -137,6 +137,22 @@ TEST_P(AttentionShapes, ProbsRowsSumToOneWithZerosAboveDiagonal) {
   }
 }
 
+// Inference keeps no probabilities (null): the outputs must be the very bits of a forward that keeps them.
+void expect_unkept_probs_give_the_same_output(const Shape& s, uint64_t seed) {
+  auto in = make_inputs(s, seed);
+  auto q = testing::to_float(in.q), k = testing::to_float(in.k), v = testing::to_float(in.v);
+  std::vector<float> kept(s.q_size()), unkept(s.q_size(), std::numeric_limits<float>::quiet_NaN());
+  std::vector<float> probs(s.probs_size());
+  ops::attention_forward(kept.data(), probs.data(), q.data(), k.data(), v.data(), s.B, s.T, s.H, s.Hkv, s.D);
+  ops::attention_forward<float>(unkept.data(), nullptr, q.data(), k.data(), v.data(), s.B, s.T, s.H, s.Hkv, s.D);
+  EXPECT_EQ(unkept, kept);
+  EXPECT_LT(testing::max_rel_error(unkept, attention_reference(in.q, in.k, in.v, s).out), 1e-5);
+}
+
+TEST_P(AttentionShapes, ForwardWithoutKeptProbsGivesTheSameOutput) {
+  expect_unkept_probs_give_the_same_output(GetParam(), 23);
+}
+
 TEST_P(AttentionShapes, BackwardMatchesFiniteDifferences) {
   const Shape s = GetParam();
   auto in = make_inputs(s, 14);
@@ -176,6 +192,7 @@ TEST(Attention, ParallelPathMatchesReference) {
   const Shape s{2, 150, 4, 2, 8};
   expect_float_forward_matches_reference(s, 21);
   expect_float_backward_matches_double(s, 22);
+  expect_unkept_probs_give_the_same_output(s, 24);
 }
 
 // Changing keys and values at position t+1 (and every later position) must leave outputs and probabilities at

@@ -1,0 +1,123 @@
+// Model::InferenceMode: forwards that no backward follows, with the weights frozen. They keep no attention
+// probabilities and, in bf16, round the weights once per scope; the results must be the very bits of an ordinary
+// forward, and what the scope promises (no backward, no weight changes) is enforced.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/model.h"
+
+namespace moelab {
+namespace {
+
+constexpr int64_t kB = 3, kT = 80, kV = 96;  // T spans two of attention's 64-row blocks
+
+Config small(const std::string& precision) {
+  Config cfg;
+  cfg.model.vocab_size = kV, cfg.model.d_model = 32, cfg.model.n_layers = 2, cfg.model.n_heads = 2;
+  cfg.model.max_seq_len = kT;
+  cfg.moe.n_experts = 4, cfg.moe.expert_hidden = 48;
+  cfg.train.seq_len = kT, cfg.train.batch_size = kB, cfg.train.precision = precision;
+  validate(cfg);
+  return cfg;
+}
+
+struct Batch {
+  std::vector<int32_t> inputs, targets;  // [B,T]
+};
+
+Batch batch(int64_t seed) {
+  Batch b{std::vector<int32_t>(kB * kT), std::vector<int32_t>(kB * kT)};
+  for (int64_t i = 0; i < kB * kT; ++i)
+    b.inputs[i] = static_cast<int32_t>((seed * i + 3) % kV), b.targets[i] = static_cast<int32_t>((i + seed) % kV);
+  return b;
+}
+
+std::vector<float> logits_of(const Model& m) { return {m.logits(), m.logits() + kB * kT * kV}; }
+
+class InferenceModePrecisions : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(InferenceModePrecisions, GivesTheSameLogitsAndLossesAsAnOrdinaryForward) {
+  Model model(small(GetParam()));
+  model.init_params(7);
+  const Batch b = batch(5);
+  const Losses ordinary = model.forward(b.inputs.data(), b.targets.data(), kB, kT);
+  const std::vector<float> expected = logits_of(model);
+  const Model::InferenceMode inference(model);
+  for (int pass = 0; pass < 2; ++pass) {  // the second pass reuses what the first rounded (bf16)
+    const Losses l = model.forward(b.inputs.data(), b.targets.data(), kB, kT);
+    EXPECT_EQ(l.ce, ordinary.ce) << "pass " << pass;
+    EXPECT_EQ(l.load_balance, ordinary.load_balance) << "pass " << pass;
+    EXPECT_EQ(logits_of(model), expected) << "pass " << pass;
+  }
+}
+
+// Weights changed between two scopes are the ones the second scope uses: it rounds them afresh.
+TEST_P(InferenceModePrecisions, ANewScopeUsesTheCurrentWeights) {
+  Model changed(small(GetParam())), fresh(small(GetParam()));
+  changed.init_params(7);
+  const Batch b = batch(3);
+  Losses before;
+  {
+    const Model::InferenceMode inference(changed);
+    before = changed.forward(b.inputs.data(), b.targets.data(), kB, kT);
+  }
+  for (float& w : changed.params()) w *= 1.25f;
+  fresh.params() = changed.params();
+  const Model::InferenceMode inference(changed);
+  const Losses after = changed.forward(b.inputs.data(), b.targets.data(), kB, kT);
+  const Losses expected = fresh.forward(b.inputs.data(), b.targets.data(), kB, kT);
+  EXPECT_NE(after.ce, before.ce);
+  EXPECT_EQ(after.ce, expected.ce);
+  EXPECT_EQ(logits_of(changed), logits_of(fresh));
+}
+
+INSTANTIATE_TEST_SUITE_P(Precisions, InferenceModePrecisions, ::testing::Values("f32", "bf16"));
+
+// An ordinary forward after a scope keeps what backward needs again: its gradients equal a fresh model's.
+TEST(InferenceMode, BackwardWorksAgainAfterTheScope) {
+  Model model(small("f32")), fresh(small("f32"));
+  model.init_params(9);
+  fresh.params() = model.params();
+  const Batch b = batch(7);
+  {
+    const Model::InferenceMode inference(model);
+    model.forward(b.inputs.data(), b.targets.data(), kB, kT);
+  }
+  model.forward(b.inputs.data(), b.targets.data(), kB, kT);
+  fresh.forward(b.inputs.data(), b.targets.data(), kB, kT);
+  model.zero_grads(), fresh.zero_grads();
+  model.backward(1.0), fresh.backward(1.0);
+  EXPECT_EQ(model.grads(), fresh.grads());
+}
+
+using InferenceModeDeathTest = ::testing::Test;
+
+TEST(InferenceModeDeathTest, RefusesBackwardAfterAnInferenceForward) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  Model model(small("f32"));
+  model.init_params(1);
+  const Batch b = batch(2);
+  {
+    const Model::InferenceMode inference(model);
+    model.forward(b.inputs.data(), b.targets.data(), kB, kT);
+  }
+  EXPECT_DEATH(model.backward(1.0), "backward needs a forward with targets, outside Model::InferenceMode");
+}
+
+TEST(InferenceModeDeathTest, RefusesWeightChangesInsideTheScope) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  Model model(small("bf16"));
+  model.init_params(1);
+  const Model::InferenceMode outer(model);
+  {
+    const Model::InferenceMode inner(model);  // scopes nest: the weights stay frozen after the inner one ends
+  }
+  EXPECT_DEATH(model.params()[0] = 1.0f, "the weights are frozen inside Model::InferenceMode");
+  EXPECT_DEATH(model.init_params(2), "the weights are frozen inside Model::InferenceMode");
+}
+
+}  // namespace
+}  // namespace moelab
