@@ -22,14 +22,14 @@ inline T sigmoid(T g) {
 
 template <typename T>
 void swiglu_forward(T* h /*[n]*/, const T* gate /*[n]*/, const T* up /*[n]*/, int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n >= kParallelElements)
+#pragma omp parallel for simd simdlen(16) schedule(static) if (n >= kParallelElements)
   for (int64_t i = 0; i < n; ++i) h[i] = gate[i] * sigmoid(gate[i]) * up[i];
 }
 
 template <typename T>
 void swiglu_backward(T* d_gate /*[n] assigned*/, T* d_up /*[n] assigned*/, const T* d_h /*[n]*/, const T* gate /*[n]*/,
                      const T* up /*[n]*/, int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n >= kParallelElements)
+#pragma omp parallel for simd simdlen(16) schedule(static) if (n >= kParallelElements)
   for (int64_t i = 0; i < n; ++i) {
     const T g = gate[i], s = sigmoid(g), dh = d_h[i];
     d_up[i] = dh * g * s;
