@@ -160,17 +160,37 @@ Model::Model(const Config& cfg) : cfg_(cfg), table_(cfg), ws_(std::make_unique<W
 Model::~Model() = default;
 
 Model::InferenceMode::InferenceMode(Model& model) : model_(model) { ++model_.inference_depth_; }
-Model::InferenceMode::~InferenceMode() {
-  if (--model_.inference_depth_ == 0) model_.bf16_current_ = false;  // the weights may change from here on
-}
+Model::InferenceMode::~InferenceMode() { --model_.inference_depth_; }
 
 std::vector<float>& Model::params() {
   MOELAB_ASSERT(inference_depth_ == 0, "the weights are frozen inside Model::InferenceMode");
+  bf16_current_ = false;
   return params_;
+}
+
+std::vector<float>& Model::grads() {
+  grads_zero_ = false;
+  return grads_;
+}
+
+Model::OptimizerAccess Model::optimizer_access() {
+  MOELAB_ASSERT(inference_depth_ == 0, "the weights are frozen inside Model::InferenceMode");
+  const bool bf16 = gemm_precision_of(cfg_) == cpu::GemmPrecision::Bf16;
+  if (bf16) round_weights();  // tensors the optimizer skips (frozen ones) must be current too
+  grads_zero_ = true;
+  return {params_.data(), grads_.data(), bf16 ? params_bf16_.data() : nullptr};
+}
+
+void Model::round_weights() {
+  if (bf16_current_) return;
+  params_bf16_.resize(params_.size());
+  cpu::to_bf16(params_.data(), static_cast<int64_t>(params_.size()), params_bf16_.data());
+  bf16_current_ = true;
 }
 
 void Model::init_params(uint64_t seed) {
   MOELAB_ASSERT(inference_depth_ == 0, "the weights are frozen inside Model::InferenceMode");
+  bf16_current_ = false;
   for (const auto& spec : table_.specs()) {
     float* w = params_.data() + spec.offset;
     if (spec.init != ParamInit::Normal) {
@@ -185,6 +205,7 @@ void Model::init_params(uint64_t seed) {
 void Model::resample_routers(uint64_t seed, int64_t step) {
   MOELAB_ASSERT(inference_depth_ == 0, "the weights are frozen inside Model::InferenceMode");
   if (cfg_.routing.router != "resampled") return;
+  bf16_current_ = false;
   for (const auto& spec : table_.specs()) {
     if (spec.group != ParamGroup::Router || spec.init != ParamInit::Normal) continue;  // router matrices only
     float* w = params_.data() + spec.offset;
@@ -207,11 +228,15 @@ void Model::update_selection_bias() {
       const double load = static_cast<double>(plan.expert_rows(e));
       if (load > mean_load) bias[e] -= static_cast<float>(rate);
       else if (load < mean_load) bias[e] += static_cast<float>(rate);
+      // A current rounded copy stays current: E entries, where a stale one would cost a pass over every weight.
+      if (bf16_current_) params_bf16_[bias - params_.data() + e] = cpu::to_bf16(bias[e]);
     }
   }
 }
 
 void Model::zero_grads() {
+  if (grads_zero_) return;
+  grads_zero_ = true;
   float* g = grads_.data();
   const int64_t n = static_cast<int64_t>(grads_.size());
 #pragma omp parallel for schedule(static) if (n >= (1 << 16))
@@ -239,13 +264,9 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
   const cpu::GemmPrecisionScope precision(mode);
   const bool bf16 = mode == cpu::GemmPrecision::Bf16;
   const bool inference = inference_depth_ > 0;
-  // One pass over the weights here instead of one per GEMM that reads them, forward and backward; inside
-  // InferenceMode, one for the whole scope.
-  if (bf16 && !bf16_current_) {
-    params_bf16_.resize(params_.size());
-    cpu::to_bf16(params_.data(), static_cast<int64_t>(params_.size()), params_bf16_.data());
-    bf16_current_ = inference;
-  }
+  // One pass over the weights instead of one per GEMM that reads them, forward and backward; none at all when
+  // they have not changed since (inference) or the optimizer wrote the rounded copy itself (training).
+  if (bf16) round_weights();
   const cpu::Bf16MirrorScope mirror(params_.data(), bf16 ? static_cast<int64_t>(params_.size()) : 0,
                                     params_bf16_.data());
   const auto& m = cfg_.model;
@@ -336,6 +357,7 @@ void Model::backward(double scale) {
   const cpu::Bf16MirrorScope mirror(params_.data(), static_cast<int64_t>(params_bf16_.size()), params_bf16_.data());
   auto& ws = *ws_;
   MOELAB_ASSERT(ws.backward_ready, "backward needs a forward with targets, outside Model::InferenceMode");
+  grads_zero_ = false;
   const auto& m = cfg_.model;
   const int64_t B = ws.B, T = ws.T, N = B * T, d = m.d_model, V = m.vocab_size;
   const AttentionShape shape = attention_shape(cfg_, B, T);
@@ -352,7 +374,7 @@ void Model::backward(double scale) {
     ops::cross_entropy_backward(ws.logits.data(), ws.logits.data(), ws.targets.data(), N, V,
                                 n_targets > 0 ? scale / n_targets : 0.0);
   }
-  float* embed = param("model.embed_tokens.weight");
+  const float* embed = param("model.embed_tokens.weight");
   float* d_embed = grads_.data() + table_.find("model.embed_tokens.weight").offset;
   const float* head = m.tie_embeddings ? embed : param("lm_head.weight");
   float* d_head = m.tie_embeddings ? d_embed : grads_.data() + table_.find("lm_head.weight").offset;

@@ -35,8 +35,7 @@ class Model {
 
   // While one is alive, the model only runs forwards (an evaluation, a generation, a benchmark, an analysis): no
   // backward follows them and the weights do not change. Forward then keeps nothing for backward (attention's
-  // probabilities) and, in bf16, rounds the weights once for the whole scope instead of at every forward. Scopes
-  // nest; backward and the mutating calls below refuse to run inside one.
+  // probabilities). Scopes nest; backward and the calls below that change the weights refuse to run inside one.
   class InferenceMode {
    public:
     explicit InferenceMode(Model& model);
@@ -50,15 +49,28 @@ class Model {
 
   const Config& config() const { return cfg_; }
   const ParamTable& table() const { return table_; }
+  // The weights, to change (a checkpoint, a test): each call tells a bf16 model that its rounded copy of the
+  // weights is stale. A write through the reference made after the next forward is not seen: call again.
   std::vector<float>& params();
   const std::vector<float>& params() const { return params_; }
-  std::vector<float>& grads() { return grads_; }
+  std::vector<float>& grads();
   const std::vector<float>& grads() const { return grads_; }
-  float* param(const std::string& name) { return params_.data() + table_.find(name).offset; }
+  const float* param(const std::string& name) const { return params_.data() + table_.find(name).offset; }
+
+  // For an optimizer that updates every trainable weight in one pass (optimizer_step): the weights, their
+  // gradients and, in bf16 mode, the weights' rounded copy (null in f32). The caller must write to_bf16 of each
+  // weight it changes into that copy and leave every gradient at 0; the next forward then rounds nothing and the
+  // next zero_grads() clears nothing, which saves two passes over all parameters.
+  struct OptimizerAccess {
+    float* params;         // [table().total_numel()]
+    float* grads;          // [table().total_numel()]
+    uint16_t* params_bf16; // [table().total_numel()] or null
+  };
+  OptimizerAccess optimizer_access();
 
   // Draws every parameter from its ParamInit: a pure function of (seed, tensor name).
   void init_params(uint64_t seed);
-  void zero_grads();
+  void zero_grads();  // nothing to do when nothing was added since the last zeroing
   // routing.router = resampled: redraws every router from its initial distribution, a pure function of (seed,
   // step) (paper 1's random-router baseline). Does nothing for other router kinds.
   void resample_routers(uint64_t seed, int64_t step);
@@ -97,14 +109,20 @@ class Model {
   ParamTable table_;
   std::vector<float> params_;  // [table_.total_numel()]
   std::vector<float> grads_;   // [table_.total_numel()]
-  // train.precision = bf16: params_ rounded to bf16, made by each forward and read by the GEMMs of that forward
-  // and of the backward after it.
+  // train.precision = bf16: params_ rounded to bf16, read by the GEMMs of forward and backward; made again by a
+  // forward only after the weights changed outside optimizer_access().
   std::vector<uint16_t> params_bf16_;  // [table_.total_numel()]
-  int inference_depth_ = 0;    // InferenceMode scopes alive
-  bool bf16_current_ = false;  // params_bf16_ made inside the InferenceMode scopes alive, with the weights frozen
+  int inference_depth_ = 0;  // InferenceMode scopes alive
+  // params_bf16_ == to_bf16(params_): set by a forward that rounds the weights and by optimizer_access(); cleared
+  // by every call that changes the weights or lets the caller change them.
+  bool bf16_current_ = false;
+  // Every gradient is 0: set by zero_grads() and optimizer_access(); cleared by backward() and grads().
+  bool grads_zero_ = true;
   std::vector<std::unique_ptr<Layer>> layers_;
   int64_t n_moe_layers_ = 0;
   std::unique_ptr<Workspace> ws_;
+
+  void round_weights();  // params_bf16_ = to_bf16(params_) unless already current
 };
 
 }  // namespace moelab

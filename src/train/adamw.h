@@ -19,7 +19,16 @@ struct AdamWHyper {
   double grad_scale = 1.0;  // multiplies every gradient (clipping); 1 leaves them as they are
 };
 
+// What the same pass may also do while each element is at hand (the trainer's step, Model::optimizer_access):
+// write the new weight rounded to bf16 into a copy, and zero the gradient it read. Either saves a pass of its own
+// over every parameter, which on the large shape is a few percent of a step (AdamW is memory-bound).
+struct AdamWAlso {
+  uint16_t* params_bf16 = nullptr;  // [n] receives to_bf16(new params) when not null
+  bool zero_grads = false;          // leaves grads [n] at 0
+};
+
 template <typename T>
-void adamw_step(T* params /*[n]*/, const T* grads /*[n]*/, T* m /*[n]*/, T* v /*[n]*/, int64_t n, const AdamWHyper& h);
+void adamw_step(T* params /*[n]*/, T* grads /*[n]*/, T* m /*[n]*/, T* v /*[n]*/, int64_t n, const AdamWHyper& h,
+                const AdamWAlso& also = {});
 
 }  // namespace moelab

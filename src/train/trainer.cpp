@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -69,16 +70,22 @@ GradientNorm measure_gradients(const Model& model, double max_norm) {
   return {norm, clip_factor(norm, max_norm)};
 }
 
-// Applies the decoupled weight decay per tensor group and one AdamW step to the whole model.
+// Applies the decoupled weight decay per tensor group and one AdamW step to the whole model. The same pass rounds
+// the new weights into a bf16 model's copy and zeroes the gradients (Model::optimizer_access).
 void optimizer_step(Model& model, OptimizerState& opt, const TrainConfig& tc, double lr, int64_t t,
                     float clip_factor) {
   profile::Scope p("optimizer (AdamW)", 0);
+  const Model::OptimizerAccess w = model.optimizer_access();
   for (const auto& spec : model.table().specs()) {
-    if (!spec.trainable) continue;
+    if (!spec.trainable) {  // no gradient reaches it; cleared all the same, as the contract asks
+      std::fill_n(w.grads + spec.offset, spec.numel, 0.0f);
+      continue;
+    }
     const double decay = decays(tc, spec.group) ? tc.weight_decay : 0.0;
     const AdamWHyper h{lr, tc.beta1, tc.beta2, tc.adam_eps, decay, t, clip_factor};
-    adamw_step(model.params().data() + spec.offset, model.grads().data() + spec.offset,
-               opt.exp_avg.data() + spec.offset, opt.exp_avg_sq.data() + spec.offset, spec.numel, h);
+    const AdamWAlso also{w.params_bf16 ? w.params_bf16 + spec.offset : nullptr, /*zero_grads=*/true};
+    adamw_step(w.params + spec.offset, w.grads + spec.offset, opt.exp_avg.data() + spec.offset,
+               opt.exp_avg_sq.data() + spec.offset, spec.numel, h, also);
   }
 }
 

@@ -23,7 +23,8 @@ TrainOutcome train(Config cfg, const std::string& resume);
 
 // One optimizer step of a training step, as train() runs it (and `moelab bench` times it): the global gradient
 // norm and the factor clipping scales the gradients by, then AdamW with decoupled weight decay per tensor group,
-// which applies that factor as it reads each gradient (the gradients themselves stay unscaled).
+// which applies that factor as it reads each gradient. optimizer_step leaves every gradient at 0 (read them
+// before it) and, in bf16, the weights' rounded copy current.
 struct GradientNorm {
   double norm;        // before clipping
   float clip_factor;  // 1 when not clipping

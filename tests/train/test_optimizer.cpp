@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/cpu/bf16.h"
 #include "support/gradcheck.h"
 #include "train/adamw.h"
 #include "train/grad_clip.h"
@@ -76,6 +77,30 @@ TEST(AdamW, GradScaleEqualsClippingTheGradientsFirst) {
   EXPECT_EQ(m_fused, m_clip);
   EXPECT_EQ(v_fused, v_clip);
   EXPECT_EQ(g_fused, std::vector<float>(g.begin(), g.end()));
+}
+
+// The trainer's pass also rounds the new weights into the bf16 copy and zeroes the gradients: the update itself
+// must be the same bits as the plain pass, for every combination of the two.
+TEST(AdamW, AlsoRoundingAndZeroingLeavesTheUpdateUnchanged) {
+  const int64_t n = 1037;  // not a multiple of the vector width
+  auto p = testing::random_vector(n, 6), g = testing::random_vector(n, 7);
+  const std::vector<float> p0(p.begin(), p.end()), g0(g.begin(), g.end());
+  const AdamWHyper h{1e-2, 0.9, 0.95, 1e-8, 0.1, 2, 0.75};
+  std::vector<float> p_plain = p0, g_plain = g0, m_plain(n, 0.1f), v_plain(n, 0.2f);
+  adamw_step(p_plain.data(), g_plain.data(), m_plain.data(), v_plain.data(), n, h);
+  for (const bool round : {false, true})
+    for (const bool zero : {false, true}) {
+      std::vector<float> p_also = p0, g_also = g0, m_also(n, 0.1f), v_also(n, 0.2f);
+      std::vector<uint16_t> bf16(n, 0xFFFF);
+      adamw_step(p_also.data(), g_also.data(), m_also.data(), v_also.data(), n, h,
+                 AdamWAlso{round ? bf16.data() : nullptr, zero});
+      EXPECT_EQ(p_also, p_plain) << round << zero;
+      EXPECT_EQ(m_also, m_plain) << round << zero;
+      EXPECT_EQ(v_also, v_plain) << round << zero;
+      EXPECT_EQ(g_also, zero ? std::vector<float>(n, 0.0f) : g0) << round << zero;
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(bf16[i], round ? cpu::to_bf16(p_plain[i]) : uint16_t{0xFFFF}) << i << " " << round << zero;
+    }
 }
 
 TEST(Schedule, WarmupThenCosineToTheFloor) {

@@ -97,14 +97,6 @@ Bf16MirrorScope::Bf16MirrorScope(const float* f32, int64_t n, const uint16_t* bf
 }
 Bf16MirrorScope::~Bf16MirrorScope() { g_mirror_f32 = saved_f32_, g_mirror_n = saved_n_, g_mirror_bf16 = saved_bf16_; }
 
-uint16_t to_bf16(float x) {
-  uint32_t bits = std::bit_cast<uint32_t>(x);
-  bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest, ties to even (finite inputs)
-  return static_cast<uint16_t>(bits >> 16);
-}
-
-float from_bf16(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
-
 void to_bf16(const float* x, int64_t n, uint16_t* out) {
 #pragma omp parallel for simd schedule(static) if (n >= (1 << 16))
   for (int64_t i = 0; i < n; ++i) out[i] = to_bf16(x[i]);

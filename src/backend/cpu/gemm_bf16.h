@@ -10,6 +10,7 @@
 
 #include <cstdint>
 
+#include "backend/cpu/bf16.h"
 #include "backend/cpu/gemm.h"
 
 namespace moelab::cpu {
@@ -29,10 +30,6 @@ class GemmPrecisionScope {
  private:
   GemmPrecision saved_;
 };
-
-// Round to nearest even; what gemm_bf16 does to its inputs.
-uint16_t to_bf16(float x);
-float from_bf16(uint16_t b);
 
 // out[i] = to_bf16(x[i]) for i < n, on all threads. Call outside OpenMP parallel regions.
 void to_bf16(const float* x /*[n]*/, int64_t n, uint16_t* out /*[n]*/);
