@@ -304,7 +304,7 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
       MoeFfnShape layer_shape = moe_shape;
       layer_shape.hash_seed = splitmix64(i + 1);  // a fixed table per layer, independent of the training seed
       L.aux = moe_ffn_forward(ws.sub_out.data(), L.moe_act, L.ffn_normed.data(), ws.inputs.data(), L.moe_w,
-                              layer_shape);
+                              layer_shape, !inference);
     } else {
       const int64_t h = L.dense_hidden;
       L.dense_g_act.resize(N * h), L.dense_u_act.resize(N * h), L.dense_act.resize(N * h);

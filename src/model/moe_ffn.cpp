@@ -63,7 +63,7 @@ void reweight_by(routing::DispatchPlan<T>& plan, const T* probs /*[R,E]*/, bool 
 
 template <typename T>
 MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, const T* x, const int32_t* token_ids,
-                             const MoeFfnWeights<T>& w, const MoeFfnShape& s) {
+                             const MoeFfnWeights<T>& w, const MoeFfnShape& s, bool for_backward) {
   const int64_t N = s.N(), R = s.route_rows();
   MoeAuxLosses aux;
   {
@@ -111,7 +111,14 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, const T* x, cons
 
   const int64_t S = act.plan.n_slots();
   act.x_grouped.resize(S * s.d);
-  act.g.resize(S * s.h), act.u.resize(S * s.h), act.act.resize(S * s.h);
+  // Backward reads every expert's SwiGLU intermediates; inference needs one expert's at a time, and reusing the
+  // same rows for each keeps them in cache between the GEMM that writes them and the one that reads them.
+  int64_t inter_rows = S;  // rows of g, u, act
+  if (!for_backward) {
+    inter_rows = 0;
+    for (int64_t e = 0; e < s.E; ++e) inter_rows = std::max(inter_rows, act.plan.expert_rows(e));
+  }
+  act.g.resize(inter_rows * s.h), act.u.resize(inter_rows * s.h), act.act.resize(inter_rows * s.h);
   act.y_grouped.resize(S * s.d);
   {
     profile::Scope p("fwd moe.dispatch", 0);
@@ -119,8 +126,9 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, const T* x, cons
   }
   for (int64_t e = 0; e < s.E; ++e) {
     const int64_t r = act.plan.expert_offsets[e], n = act.plan.expert_rows(e);
-    swiglu_mlp_forward(act.y_grouped.data() + r * s.d, act.g.data() + r * s.h, act.u.data() + r * s.h,
-                       act.act.data() + r * s.h, act.x_grouped.data() + r * s.d, w.experts[e], n, s.d, s.h);
+    const int64_t ri = for_backward ? r : 0;  // the expert's first row in g, u, act
+    swiglu_mlp_forward(act.y_grouped.data() + r * s.d, act.g.data() + ri * s.h, act.u.data() + ri * s.h,
+                       act.act.data() + ri * s.h, act.x_grouped.data() + r * s.d, w.experts[e], n, s.d, s.h);
   }
   {
     profile::Scope p("fwd moe.combine", 0);
@@ -216,9 +224,9 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
 }
 
 template MoeAuxLosses moe_ffn_forward<float>(float*, MoeFfnActivations<float>&, const float*, const int32_t*,
-                                             const MoeFfnWeights<float>&, const MoeFfnShape&);
+                                             const MoeFfnWeights<float>&, const MoeFfnShape&, bool);
 template MoeAuxLosses moe_ffn_forward<double>(double*, MoeFfnActivations<double>&, const double*, const int32_t*,
-                                              const MoeFfnWeights<double>&, const MoeFfnShape&);
+                                              const MoeFfnWeights<double>&, const MoeFfnShape&, bool);
 template void moe_ffn_backward<float>(float*, const MoeFfnGrads<float>&, MoeFfnScratch<float>&, const float*,
                                       const float*, const MoeFfnActivations<float>&, const MoeFfnWeights<float>&,
                                       const MoeFfnShape&, const MoeAuxCoefficients&);

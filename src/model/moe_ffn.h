@@ -83,7 +83,7 @@ struct MoeFfnActivations {
   routing::DispatchPlan<T> route_plan;  // sequence granularity: the plan of the R = B sequence rows
   routing::DispatchPlan<T> plan;  // the token plan, S = plan slots
   std::vector<T> x_grouped;       // [S,d] rows gathered in expert order
-  std::vector<T> g, u, act;       // [S,h] each expert's SwiGLU intermediates
+  std::vector<T> g, u, act;       // [S,h] each expert's SwiGLU intermediates (inference: one expert's rows)
   std::vector<T> y_grouped;       // [S,d] expert outputs, expert order
   std::vector<T> shared_g, shared_u, shared_act;  // [N,hs] the shared experts' SwiGLU intermediates
   std::vector<T> shared_out;      // [N,d]
@@ -104,10 +104,12 @@ struct MoeFfnScratch {
   std::vector<T> d_x_shared;      // [N,d]
 };
 
-// token_ids [N] are read only by the hash router (may be null otherwise).
+// token_ids [N] are read only by the hash router (may be null otherwise). for_backward = false (inference): the
+// experts' SwiGLU intermediates are not kept, and backward must not follow.
 template <typename T>
 MoeAuxLosses moe_ffn_forward(T* out /*[N,d]*/, MoeFfnActivations<T>& act, const T* x /*[N,d]*/,
-                             const int32_t* token_ids /*[N]*/, const MoeFfnWeights<T>& w, const MoeFfnShape& s);
+                             const int32_t* token_ids /*[N]*/, const MoeFfnWeights<T>& w, const MoeFfnShape& s,
+                             bool for_backward);
 
 // d_x assigned.
 template <typename T>

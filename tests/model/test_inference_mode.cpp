@@ -76,6 +76,25 @@ TEST_P(InferenceModePrecisions, ANewScopeUsesTheCurrentWeights) {
 
 INSTANTIATE_TEST_SUITE_P(Precisions, InferenceModePrecisions, ::testing::Values("f32", "bf16"));
 
+// Inference reuses one expert's SwiGLU rows for every expert: the same bits under routing rules that give the
+// experts very different row counts (none included), and with a shared expert beside the routed ones.
+TEST(InferenceMode, SameBitsUnderEveryRoutingRule) {
+  for (const std::string rule : {"top_p", "expert_choice"}) {
+    Config cfg = small("f32");
+    cfg.routing.rule = rule;
+    cfg.moe.n_shared_experts = rule == "top_p" ? 1 : 0;
+    validate(cfg);
+    Model model(cfg);
+    model.init_params(4);
+    const Batch b = batch(9);
+    const Losses ordinary = model.forward(b.inputs.data(), b.targets.data(), kB, kT);
+    const std::vector<float> expected = logits_of(model);
+    const Model::InferenceMode inference(model);
+    EXPECT_EQ(model.forward(b.inputs.data(), b.targets.data(), kB, kT).ce, ordinary.ce) << rule;
+    EXPECT_EQ(logits_of(model), expected) << rule;
+  }
+}
+
 // An ordinary forward after a scope keeps what backward needs again: its gradients equal a fresh model's.
 TEST(InferenceMode, BackwardWorksAgainAfterTheScope) {
   Model model(small("f32")), fresh(small("f32"));

@@ -126,10 +126,10 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
   std::vector<double> out(N * d);
   MoeFfnActivations<double> act;
   auto loss = [&] {
-    const MoeAuxLosses aux = moe_ffn_forward<double>(out.data(), act, x.data(), nullptr, weights(), s);
+    const MoeAuxLosses aux = moe_ffn_forward<double>(out.data(), act, x.data(), nullptr, weights(), s, true);
     return dot(out, r) + coef.load_balance * aux.load_balance + coef.z_loss * aux.z_loss + coef.entropy * aux.entropy;
   };
-  const MoeAuxLosses first = moe_ffn_forward<double>(out.data(), act, x.data(), nullptr, weights(), s);
+  const MoeAuxLosses first = moe_ffn_forward<double>(out.data(), act, x.data(), nullptr, weights(), s, true);
   if (c.capacity_factor > 0 && c.rule == SelectionRule::TopK) {
     EXPECT_GT(first.dropped, 0) << "the case must exercise dropping";
   }
@@ -139,7 +139,7 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
     MoeFfnWeights<double> w = weights();
     w.selection_bias = nullptr;
     std::vector<double> out2(N * d);
-    moe_ffn_forward<double>(out2.data(), unbiased, x.data(), nullptr, w, s);
+    moe_ffn_forward<double>(out2.data(), unbiased, x.data(), nullptr, w, s, true);
     EXPECT_NE(unbiased.plan.slot_expert, plan.slot_expert);
     for (int64_t t = 0; t < N; ++t) {  // weights are the unbiased probabilities of the chosen experts
       for (int32_t sl = plan.token_offsets[t]; sl < plan.token_offsets[t + 1]; ++sl)
