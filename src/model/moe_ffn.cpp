@@ -154,7 +154,11 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
   const auto& plan = act.plan;
   const int64_t S = plan.n_slots(), R = s.route_rows();
   sc.d_y_grouped.resize(S * s.d), sc.d_slot_weight.resize(S), sc.d_x_grouped.resize(S * s.d);
-  sc.d_act.resize(S * s.h), sc.d_g.resize(S * s.h), sc.d_u.resize(S * s.h);
+  // The SwiGLU gradients are needed within one expert's backward only: the same rows serve every expert and stay
+  // in cache between the GEMMs and the elementwise pass that share them.
+  int64_t expert_rows = 0;
+  for (int64_t e = 0; e < s.E; ++e) expert_rows = std::max(expert_rows, plan.expert_rows(e));
+  sc.d_act.resize(expert_rows * s.h), sc.d_g.resize(expert_rows * s.h), sc.d_u.resize(expert_rows * s.h);
 
   // Expert path: combine -> experts -> dispatch gives the gradient of x through the expert outputs.
   {
@@ -164,8 +168,8 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
   }
   for (int64_t e = 0; e < s.E; ++e) {
     const int64_t r = plan.expert_offsets[e], n = plan.expert_rows(e);
-    swiglu_mlp_backward(sc.d_x_grouped.data() + r * s.d, grads.experts[e], sc.d_act.data() + r * s.h,
-                        sc.d_g.data() + r * s.h, sc.d_u.data() + r * s.h, sc.d_y_grouped.data() + r * s.d,
+    swiglu_mlp_backward(sc.d_x_grouped.data() + r * s.d, grads.experts[e], sc.d_act.data(), sc.d_g.data(),
+                        sc.d_u.data(), sc.d_y_grouped.data() + r * s.d,
                         act.x_grouped.data() + r * s.d, act.g.data() + r * s.h, act.u.data() + r * s.h,
                         act.act.data() + r * s.h, w.experts[e], n, s.d, s.h);
   }

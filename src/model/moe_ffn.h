@@ -94,7 +94,7 @@ struct MoeFfnScratch {
   std::vector<T> d_y_grouped;     // [S,d]
   std::vector<T> d_slot_weight;   // [S]
   std::vector<T> d_route_slot_weight;  // [S_route] sequence granularity: gradients of the sequence plan's weights
-  std::vector<T> d_act, d_g, d_u; // [S,h]
+  std::vector<T> d_act, d_g, d_u; // [rows of the largest expert, h], one expert's at a time
   std::vector<T> d_x_grouped;     // [S,d]
   std::vector<T> d_probs;         // [R,E]
   std::vector<T> d_logits;        // [R,E]
