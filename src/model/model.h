@@ -35,7 +35,8 @@ class Model {
 
   // While one is alive, the model only runs forwards (an evaluation, a generation, a benchmark, an analysis): no
   // backward follows them and the weights do not change. Forward then keeps nothing for backward (attention's
-  // probabilities). Scopes nest; backward and the calls below that change the weights refuse to run inside one.
+  // probabilities, the experts' SwiGLU intermediates). Scopes nest; backward and the calls below that change the
+  // weights refuse to run inside one.
   class InferenceMode {
    public:
     explicit InferenceMode(Model& model);

@@ -113,11 +113,7 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, const T* x, cons
   act.x_grouped.resize(S * s.d);
   // Backward reads every expert's SwiGLU intermediates; inference needs one expert's at a time, and reusing the
   // same rows for each keeps them in cache between the GEMM that writes them and the one that reads them.
-  int64_t inter_rows = S;  // rows of g, u, act
-  if (!for_backward) {
-    inter_rows = 0;
-    for (int64_t e = 0; e < s.E; ++e) inter_rows = std::max(inter_rows, act.plan.expert_rows(e));
-  }
+  const int64_t inter_rows = for_backward ? S : act.plan.max_expert_rows();  // rows of g, u, act
   act.g.resize(inter_rows * s.h), act.u.resize(inter_rows * s.h), act.act.resize(inter_rows * s.h);
   act.y_grouped.resize(S * s.d);
   {
@@ -156,9 +152,8 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
   sc.d_y_grouped.resize(S * s.d), sc.d_slot_weight.resize(S), sc.d_x_grouped.resize(S * s.d);
   // The SwiGLU gradients are needed within one expert's backward only: the same rows serve every expert and stay
   // in cache between the GEMMs and the elementwise pass that share them.
-  int64_t expert_rows = 0;
-  for (int64_t e = 0; e < s.E; ++e) expert_rows = std::max(expert_rows, plan.expert_rows(e));
-  sc.d_act.resize(expert_rows * s.h), sc.d_g.resize(expert_rows * s.h), sc.d_u.resize(expert_rows * s.h);
+  const int64_t rows = plan.max_expert_rows();
+  sc.d_act.resize(rows * s.h), sc.d_g.resize(rows * s.h), sc.d_u.resize(rows * s.h);
 
   // Expert path: combine -> experts -> dispatch gives the gradient of x through the expert outputs.
   {

@@ -12,6 +12,7 @@
 // build_expert_groups. Vectors are resized, never shrunk, so a plan reused across steps stops allocating once warm.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -32,6 +33,12 @@ struct DispatchPlan {
   int64_t n_slots() const { return static_cast<int64_t>(slot_expert.size()); }
   // Rows (= tokens) routed to expert e.
   int64_t expert_rows(int64_t e) const { return expert_offsets[e + 1] - expert_offsets[e]; }
+  // The most rows any one expert has: what a buffer reused expert by expert must hold.
+  int64_t max_expert_rows() const {
+    int64_t most = 0;
+    for (size_t e = 0; e + 1 < expert_offsets.size(); ++e) most = std::max<int64_t>(most, expert_rows(e));
+    return most;
+  }
 };
 
 // Fills expert_offsets, row_slot, slot_row and row_token from token_offsets and slot_expert by a stable counting

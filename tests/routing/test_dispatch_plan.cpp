@@ -49,6 +49,8 @@ TEST(DispatchPlan, HandExample) {
   EXPECT_EQ(plan.expert_rows(0), 1);
   EXPECT_EQ(plan.expert_rows(1), 0);
   EXPECT_EQ(plan.expert_rows(2), 2);
+  EXPECT_EQ(plan.max_expert_rows(), 2);
+  EXPECT_EQ(DispatchPlan<double>{}.max_expert_rows(), 0);  // no plan yet: no rows
 }
 
 TEST(DispatchPlan, TokensWithoutSlots) {

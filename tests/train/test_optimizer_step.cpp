@@ -34,8 +34,9 @@ struct Trajectory {
   std::vector<float> params;
 };
 
-// Steps as the trainer takes them (update_selection_bias does nothing without loss-free balancing). redo_passes: the weights and gradients are handed out through params() and
-// grads() before each step, which tells the model that its rounded copy is stale and its gradients are not zero.
+// Steps as the trainer takes them (update_selection_bias does nothing without loss-free balancing). redo_passes:
+// the weights and gradients are handed out through params() and grads() before each step, which tells the model
+// that its rounded copy is stale and its gradients are not zero.
 Trajectory run(const Config& cfg, bool redo_passes) {
   Model model(cfg);
   model.init_params(11);
