@@ -162,8 +162,12 @@ Model::~Model() = default;
 Model::InferenceMode::InferenceMode(Model& model) : model_(model) { ++model_.inference_depth_; }
 Model::InferenceMode::~InferenceMode() { --model_.inference_depth_; }
 
-std::vector<float>& Model::params() {
+void Model::check_weights_may_change() const {
   MOELAB_ASSERT(inference_depth_ == 0, "the weights are frozen inside Model::InferenceMode");
+}
+
+std::vector<float>& Model::params() {
+  check_weights_may_change();
   bf16_current_ = false;
   return params_;
 }
@@ -174,7 +178,7 @@ std::vector<float>& Model::grads() {
 }
 
 Model::OptimizerAccess Model::optimizer_access() {
-  MOELAB_ASSERT(inference_depth_ == 0, "the weights are frozen inside Model::InferenceMode");
+  check_weights_may_change();
   const bool bf16 = gemm_precision_of(cfg_) == cpu::GemmPrecision::Bf16;
   if (bf16) round_weights();  // tensors the optimizer skips (frozen ones) must be current too
   grads_zero_ = true;
@@ -189,7 +193,7 @@ void Model::round_weights() {
 }
 
 void Model::init_params(uint64_t seed) {
-  MOELAB_ASSERT(inference_depth_ == 0, "the weights are frozen inside Model::InferenceMode");
+  check_weights_may_change();
   bf16_current_ = false;
   for (const auto& spec : table_.specs()) {
     float* w = params_.data() + spec.offset;
@@ -203,7 +207,7 @@ void Model::init_params(uint64_t seed) {
 }
 
 void Model::resample_routers(uint64_t seed, int64_t step) {
-  MOELAB_ASSERT(inference_depth_ == 0, "the weights are frozen inside Model::InferenceMode");
+  check_weights_may_change();
   if (cfg_.routing.router != "resampled") return;
   bf16_current_ = false;
   for (const auto& spec : table_.specs()) {
@@ -215,7 +219,7 @@ void Model::resample_routers(uint64_t seed, int64_t step) {
 }
 
 void Model::update_selection_bias() {
-  MOELAB_ASSERT(inference_depth_ == 0, "the weights are frozen inside Model::InferenceMode");
+  check_weights_may_change();
   const double rate = cfg_.routing.bias_update_rate;
   if (rate <= 0) return;
   for (auto& l : layers_) {

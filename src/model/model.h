@@ -123,7 +123,8 @@ class Model {
   int64_t n_moe_layers_ = 0;
   std::unique_ptr<Workspace> ws_;
 
-  void round_weights();  // params_bf16_ = to_bf16(params_) unless already current
+  void round_weights();                   // params_bf16_ = to_bf16(params_) unless already current
+  void check_weights_may_change() const;  // refuses inside InferenceMode
 };
 
 }  // namespace moelab
