@@ -45,57 +45,18 @@ import json
 import math
 import os
 import re
-import struct
 import sys
 
 import numpy as np
 
+from safetensors_file import OracleError, SafetensorsFile
+
 TOL_EXACT, TOL_COUNTS, TOL_WEIGHTS, TOL_FLOAT32 = 0.0, 1e-9, 1e-6, 1e-5
-
-
-class OracleError(Exception):
-    """An inconsistent input; main() prints it and exits 1."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # inputs
 # ---------------------------------------------------------------------------------------------------------------
-
-_ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
-              "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?"}
-
-
-def read_safetensors(path):
-    """{name: (dtype code, shape, numpy array)} of a safetensors file: 8-byte little-endian header length, JSON
-    header, raw little-endian data."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise OracleError(f"{path}: cannot read: {e.strerror}")
-    if len(raw) < 8:
-        raise OracleError(f"{path}: {len(raw)} bytes, too short for a safetensors header")
-    (n,) = struct.unpack("<Q", raw[:8])
-    if n > len(raw) - 8:
-        raise OracleError(f"{path}: header length {n} exceeds the file ({len(raw)} bytes)")
-    try:
-        header = json.loads(raw[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise OracleError(f"{path}: header is not JSON: {e}")
-    data = memoryview(raw)[8 + n:]
-    out = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        dtype, shape, (begin, end) = e["dtype"], e["shape"], e["data_offsets"]
-        if dtype not in _ST_DTYPES:
-            raise OracleError(f"{path}: tensor '{name}': unknown dtype {dtype}")
-        a = np.frombuffer(data[begin:end], dtype=_ST_DTYPES[dtype])
-        if a.size != math.prod(shape):
-            raise OracleError(f"{path}: tensor '{name}': {a.size} values for shape {shape}")
-        out[name] = (dtype, tuple(shape), a.reshape(shape))
-    return out
-
 
 def resolve_checkpoint(path):
     """A checkpoint folder, or a run folder's latest checkpoint (checkpoints/latest names it)."""
@@ -574,12 +535,7 @@ def expert_weights(st, config, block):
     m = f"model.layers.{block}.block_sparse_moe."
 
     def tensor(name):
-        if name not in st:
-            raise OracleError(f"model.safetensors: missing tensor '{name}'")
-        dtype, _, a = st[name]
-        if dtype != "F32":
-            raise OracleError(f"model.safetensors: tensor '{name}' is {dtype}, expected F32")
-        return a.astype(np.float64)
+        return st.read(name, "F32", None).astype(np.float64)
 
     return {"layer": block,
             "router": None if config["routing"]["router"] == "hash" else tensor(m + "gate.weight"),
@@ -594,7 +550,7 @@ def check_active_params(ck, a, st, config, moe_blocks, means):
     routed = re.compile(r"^model\.layers\.(\d+)\.block_sparse_moe\.experts\.\d+\.")
     per_layer = {}
     shared = 0
-    for name, (_, shape, _) in st.items():
+    for name, (_, shape, _, _) in st.entries.items():
         mt = routed.match(name)
         if mt:
             per_layer[int(mt.group(1))] = per_layer.get(int(mt.group(1)), 0) + math.prod(shape)
@@ -656,7 +612,7 @@ def check_metrics_log(ck, a, metrics_path, n_layers):
 def run_oracle(checkpoint, trace_dir, analysis_path):
     ckpt = resolve_checkpoint(checkpoint)
     config = load_json(os.path.join(ckpt, "config.json"))
-    st = read_safetensors(os.path.join(ckpt, "model.safetensors"))
+    st = SafetensorsFile(os.path.join(ckpt, "model.safetensors"))
     index, arr = load_trace(trace_dir)
     a = load_json(analysis_path)
     ck = Checker()
