@@ -88,6 +88,24 @@ void BM_GemmBf16OutputAlignment(benchmark::State& state) {
 }
 BENCHMARK(BM_GemmBf16OutputAlignment)->ArgName("bytes_past_64")->Arg(0)->Arg(16)->UseRealTime();
 
+// The bf16 GEMM on an expert's forward shape (the large model's gate and up: K 512, N 1408) with row counts that
+// are and are not multiples of 64 (the row bucket of gemm_bf16): what the rows past the last full bucket cost.
+void BM_GemmBf16RowRemainder(benchmark::State& state) {
+  const int64_t M = state.range(0), K = 512, N = 1408;
+  std::vector<float> a(M * K, 0.5f), w(N * K, 0.25f), c(M * N);
+  std::vector<uint16_t> w_bf16(N * K);
+  moelab::cpu::to_bf16(w.data(), N * K, w_bf16.data());
+  const moelab::cpu::Bf16MirrorScope mirror(w.data(), N * K, w_bf16.data());
+  for (auto _ : state) {
+    moelab::cpu::gemm_bf16(moelab::cpu::Trans::N, moelab::cpu::Trans::T, M, N, K, 1.0f, a.data(), K, w.data(), K,
+                           0.0f, c.data(), N);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.counters["FLOP/s"] =
+      benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_GemmBf16RowRemainder)->ArgName("rows")->Arg(58)->Arg(64)->Arg(250)->Arg(256)->UseRealTime();
+
 // M x K x N of the small and large shapes' experts, attention projections and LM head.
 void moe_shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"M", "K", "N"});

@@ -110,7 +110,10 @@ void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
   // slower kernel), and building one costs about 0.3-2 ms. An expert's row count and a weight gradient's depth
   // (tokens) change every step, so shapes are bucketed to keep the cache small and warm: the depth K is padded
   // with zeros to a multiple of kStep, and the rows are split into a multiple of kStep and a remainder. A weight
-  // read from the mirror has a model dimension as its depth, fixed, and is read unpadded.
+  // read from the mirror has a model dimension as its depth, fixed, and is read unpadded. The remainder runs as a
+  // full kStep-row block of zero-padded A into a scratch C, whose valid rows are copied out: oneDNN's kernels for
+  // an odd row count are several times slower per row (58 rows take 2.3x as long as 64:
+  // moelab_bench --benchmark_filter=GemmBf16RowRemainder).
   constexpr int64_t kStep = 64;
   const bool a_transposed = ta == Trans::T, b_transposed = tb == Trans::T;
   const int64_t b_rows = b_transposed ? N : K, b_cols = b_transposed ? K : N;  // B as stored
@@ -119,10 +122,12 @@ void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
                           address(B + (b_rows - 1) * ldb + b_cols) <= address(g_mirror_f32 + g_mirror_n);
   const int64_t Kp = b_mirrored ? K : (K + kStep - 1) / kStep * kStep;
   const int64_t a_ld = a_transposed ? (M + kStep - 1) / kStep * kStep : Kp;  // row stride of the A copy
+  const int64_t main_rows = M / kStep * kStep, tail_rows = M - main_rows;
   static std::vector<uint8_t> scratchpad;
-  static std::vector<uint16_t> a_bf16, b_bf16;  // A [M,Kp] or [Kp,a_ld]; B [N,Kp] or [Kp,N], in bf16
+  static std::vector<uint16_t> a_bf16, b_bf16;  // A [Mp,Kp] or [Kp,a_ld]; B [N,Kp] or [Kp,N], in bf16
+  static std::vector<float> c_tail;             // [kStep, N]: the remainder's block of C
   if (a_transposed) convert(A, lda, K, M, Kp, a_ld, a_bf16);
-  else convert(A, lda, M, K, M, Kp, a_bf16);
+  else convert(A, lda, M, K, main_rows + (tail_rows ? kStep : 0), Kp, a_bf16);
   const uint16_t* b_data;  // op(B) in bf16, row stride b_ld: the mirror's copy or b_bf16
   int64_t b_ld;
   if (b_mirrored) {
@@ -132,18 +137,26 @@ void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
     else convert(B, ldb, K, N, Kp, N, b_bf16);
     b_data = b_bf16.data(), b_ld = b_transposed ? Kp : N;
   }
-  const int64_t main_rows = M / kStep * kStep;
-  for (const auto& [row0, rows] : {std::pair{int64_t{0}, main_rows}, std::pair{main_rows, M - main_rows}}) {
-    if (rows == 0) continue;
-    const Primitive& p = primitive(rows, N, Kp, a_transposed, b_transposed, a_ld, b_ld, ldc, alpha, beta);
+  // Rows [row0, row0 + rows) of C, or of the tail block (ldc N) when c_out is c_tail.
+  const auto run = [&](int64_t row0, int64_t rows, float* c_out, int64_t c_ld) {
+    const Primitive& p = primitive(rows, N, Kp, a_transposed, b_transposed, a_ld, b_ld, c_ld, alpha, beta);
     scratchpad.resize(std::max(scratchpad.size(), p.scratchpad.get_size()));
     dnnl::memory a(p.a, engine(), a_bf16.data() + (a_transposed ? row0 : row0 * Kp)),
-        b(p.b, engine(), const_cast<uint16_t*>(b_data)), c(p.c, engine(), C + row0 * ldc),
+        b(p.b, engine(), const_cast<uint16_t*>(b_data)), c(p.c, engine(), c_out),
         s(p.scratchpad, engine(), scratchpad.data());
     p.matmul.execute(stream(),
                      {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}, {DNNL_ARG_SCRATCHPAD, s}});
+  };
+  float* tail_out = C + main_rows * ldc;  // [tail_rows, N], row stride ldc
+  if (main_rows > 0) run(0, main_rows, C, ldc);
+  if (tail_rows > 0) {
+    c_tail.resize(kStep * N);
+    if (beta != 0.0f)  // the sum post-op reads the block's old values
+      for (int64_t r = 0; r < tail_rows; ++r) std::copy_n(tail_out + r * ldc, N, c_tail.data() + r * N);
+    run(main_rows, kStep, c_tail.data(), N);
   }
   stream().wait();
+  for (int64_t r = 0; r < tail_rows; ++r) std::copy_n(c_tail.data() + r * N, N, tail_out + r * ldc);
 }
 
 }  // namespace moelab::cpu
