@@ -1,6 +1,7 @@
 #include "model/swiglu_mlp.h"
 
 #include "backend/cpu/gemm.h"
+#include "backend/cpu/gemm_bf16.h"
 #include "core/op_profile.h"
 #include "ops/linear.h"
 #include "ops/swiglu.h"
@@ -11,6 +12,7 @@ template <typename T>
 void swiglu_mlp_forward(T* out, T* g, T* u, T* act, const T* x, const SwigluMlpWeights<T>& w, int64_t n, int64_t d,
                         int64_t h) {
   if (n == 0) return;
+  const cpu::Bf16ReuseScope reuse;  // bf16: x is converted once for gate and up; nothing read changes below
   {
     profile::Scope p("fwd ffn.gate_up_proj", 4.0 * n * d * h);
     ops::linear_forward(g, x, w.gate, n, d, h);
@@ -29,6 +31,9 @@ void swiglu_mlp_backward(T* d_x, const SwigluMlpGrads<T>& grads, T* d_act, T* d_
                          const T* x, const T* g, const T* u, const T* act, const SwigluMlpWeights<T>& w, int64_t n,
                          int64_t d, int64_t h) {
   if (n == 0) return;
+  // bf16: d_out, d_g, d_u and x are each converted once for their two GEMMs. d_g and d_u are written below, but
+  // before any GEMM reads them.
+  const cpu::Bf16ReuseScope reuse;
   {
     profile::Scope p("bwd ffn.down_proj", 4.0 * n * h * d);
     ops::linear_backward(d_act, grads.down, d_out, act, w.down, n, h, d);

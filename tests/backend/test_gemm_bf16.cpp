@@ -112,6 +112,48 @@ TEST(GemmBf16, AMirroredOperandGivesTheSameProduct) {
     }
 }
 
+// Inside a Bf16ReuseScope, the products of a SwiGLU backward's pattern (a matrix read as A, then as transposed A,
+// another read as B twice) are the very bits of the same GEMMs without the scope, on row counts with and without
+// a partial 64-row block; and the reuse is real: a matrix changed after a GEMM read it is not read again (which
+// is why the caller must not change one).
+TEST(GemmBf16, AReuseScopeGivesTheSameProductsAndReusesTheCopies) {
+  const auto value = [](int64_t i) { return static_cast<float>((i * 7919) % 23 - 11) / 8.0f; };
+  for (int64_t n : {int64_t{64}, int64_t{100}}) {
+    SCOPED_TRACE(::testing::Message() << "rows " << n);
+    const int64_t d = 40, h = 128;
+    std::vector<float> dg(n * h), x(n * d), w(h * d);  // d_g [n,h], x [n,d], w [h,d]
+    for (size_t i = 0; i < dg.size(); ++i) dg[i] = value(i);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = value(i + 5);
+    for (size_t i = 0; i < w.size(); ++i) w[i] = value(i + 9);
+    // d_x [n,d] = d_g w; d_w [h,d] = d_g^T x, twice (gate and up share d_g's role here).
+    const auto run = [&](std::vector<float>& dx, std::vector<float>& dw) {
+      gemm_bf16(Trans::N, Trans::N, n, d, h, 1.0f, dg.data(), h, w.data(), d, 0.0f, dx.data(), d);
+      gemm_bf16(Trans::T, Trans::N, h, d, n, 1.0f, dg.data(), h, x.data(), d, 1.0f, dw.data(), d);
+      gemm_bf16(Trans::T, Trans::N, h, d, n, 1.0f, dg.data(), h, x.data(), d, 1.0f, dw.data(), d);
+    };
+    std::vector<float> dx_plain(n * d), dw_plain(h * d, 0.5f), dx_reused(n * d), dw_reused(h * d, 0.5f);
+    run(dx_plain, dw_plain);
+    {
+      const Bf16ReuseScope reuse;
+      run(dx_reused, dw_reused);
+      EXPECT_EQ(dx_reused, dx_plain);
+      EXPECT_EQ(dw_reused, dw_plain);
+      std::fill(x.begin(), x.end(), 1e30f);  // breaks the contract on purpose: the kept copy of x is read
+      std::vector<float> dw_stale(h * d, 0.0f);
+      gemm_bf16(Trans::T, Trans::N, h, d, n, 1.0f, dg.data(), h, x.data(), d, 0.0f, dw_stale.data(), d);
+      EXPECT_LT(std::abs(dw_stale[0]), 1e20f);
+    }
+    std::vector<float> dw_fresh(h * d, 0.0f);  // after the scope, x is converted again
+    gemm_bf16(Trans::T, Trans::N, h, d, n, 1.0f, dg.data(), h, x.data(), d, 0.0f, dw_fresh.data(), d);
+    EXPECT_GT(std::abs(dw_fresh[0]), 1e20f);
+  }
+}
+
+TEST(GemmBf16DeathTest, ReuseScopesDoNotNest) {
+  const Bf16ReuseScope outer;
+  EXPECT_DEATH(Bf16ReuseScope inner, "does not nest");
+}
+
 TEST(GemmBf16, RoundsToNearestEven) {
   EXPECT_EQ(to_bf16(1.0f), 0x3f80);
   EXPECT_EQ(to_bf16(1.0f + std::ldexp(1.0f, -8)), 0x3f80);      // halfway between 1 and 1 + 2^-7: to even

@@ -38,6 +38,38 @@ void convert(const float* x, int64_t ld, int64_t rows, int64_t cols, int64_t out
   }
 }
 
+// The bf16 copies made inside a Bf16ReuseScope: entries [0, g_reuse_live) are current, the others keep their
+// storage for the next scope (no allocation once warm).
+struct Conversion {
+  const float* src;
+  int64_t ld, rows, cols, out_rows, out_cols;
+  std::vector<uint16_t> data;  // [out_rows, out_cols]
+};
+bool g_reuse_on = false;
+std::vector<Conversion> g_reuse;
+size_t g_reuse_live = 0;
+
+// convert() into `own`, or, inside a Bf16ReuseScope, into a kept copy, found again when a later GEMM asks for the
+// same matrix in the same padded layout.
+const uint16_t* converted(const float* x, int64_t ld, int64_t rows, int64_t cols, int64_t out_rows, int64_t out_cols,
+                          std::vector<uint16_t>& own) {
+  if (!g_reuse_on) {
+    convert(x, ld, rows, cols, out_rows, out_cols, own);
+    return own.data();
+  }
+  for (size_t i = 0; i < g_reuse_live; ++i) {
+    const Conversion& c = g_reuse[i];
+    if (c.src == x && c.ld == ld && c.rows == rows && c.cols == cols && c.out_rows == out_rows &&
+        c.out_cols == out_cols)
+      return c.data.data();
+  }
+  if (g_reuse_live == g_reuse.size()) g_reuse.emplace_back();
+  Conversion& c = g_reuse[g_reuse_live++];
+  c.src = x, c.ld = ld, c.rows = rows, c.cols = cols, c.out_rows = out_rows, c.out_cols = out_cols;
+  convert(x, ld, rows, cols, out_rows, out_cols, c.data);
+  return c.data.data();
+}
+
 struct Primitive {
   dnnl::memory::desc a, b, c, scratchpad;
   dnnl::matmul matmul;
@@ -97,6 +129,12 @@ Bf16MirrorScope::Bf16MirrorScope(const float* f32, int64_t n, const uint16_t* bf
 }
 Bf16MirrorScope::~Bf16MirrorScope() { g_mirror_f32 = saved_f32_, g_mirror_n = saved_n_, g_mirror_bf16 = saved_bf16_; }
 
+Bf16ReuseScope::Bf16ReuseScope() {
+  MOELAB_ASSERT(!g_reuse_on, "Bf16ReuseScope does not nest: an outer scope would keep copies past the inner one");
+  g_reuse_on = true;
+}
+Bf16ReuseScope::~Bf16ReuseScope() { g_reuse_on = false, g_reuse_live = 0; }
+
 void to_bf16(const float* x, int64_t n, uint16_t* out) {
 #pragma omp parallel for simd schedule(static) if (n >= (1 << 16))
   for (int64_t i = 0; i < n; ++i) out[i] = to_bf16(x[i]);
@@ -126,22 +164,23 @@ void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
   static std::vector<uint8_t> scratchpad;
   static std::vector<uint16_t> a_bf16, b_bf16;  // A [Mp,Kp] or [Kp,a_ld]; B [N,Kp] or [Kp,N], in bf16
   static std::vector<float> c_tail;             // [kStep, N]: the remainder's block of C
-  if (a_transposed) convert(A, lda, K, M, Kp, a_ld, a_bf16);
-  else convert(A, lda, M, K, main_rows + (tail_rows ? kStep : 0), Kp, a_bf16);
+  // A transposed operand is copied as stored, so [rows, cols] stored is [K, M] then; a matrix that one GEMM reads
+  // as A and another as transposed A gets the same copy when both pad its rows to kStep and its columns need none.
+  const uint16_t* a_data = a_transposed ? converted(A, lda, K, M, Kp, a_ld, a_bf16)
+                                        : converted(A, lda, M, K, main_rows + (tail_rows ? kStep : 0), Kp, a_bf16);
   const uint16_t* b_data;  // op(B) in bf16, row stride b_ld: the mirror's copy or b_bf16
   int64_t b_ld;
   if (b_mirrored) {
     b_data = g_mirror_bf16 + (B - g_mirror_f32), b_ld = ldb;
   } else {
-    if (b_transposed) convert(B, ldb, N, K, N, Kp, b_bf16);
-    else convert(B, ldb, K, N, Kp, N, b_bf16);
-    b_data = b_bf16.data(), b_ld = b_transposed ? Kp : N;
+    b_data = b_transposed ? converted(B, ldb, N, K, N, Kp, b_bf16) : converted(B, ldb, K, N, Kp, N, b_bf16);
+    b_ld = b_transposed ? Kp : N;
   }
   // Rows [row0, row0 + rows) of C, or of the tail block (ldc N) when c_out is c_tail.
   const auto run = [&](int64_t row0, int64_t rows, float* c_out, int64_t c_ld) {
     const Primitive& p = primitive(rows, N, Kp, a_transposed, b_transposed, a_ld, b_ld, c_ld, alpha, beta);
     scratchpad.resize(std::max(scratchpad.size(), p.scratchpad.get_size()));
-    dnnl::memory a(p.a, engine(), a_bf16.data() + (a_transposed ? row0 : row0 * Kp)),
+    dnnl::memory a(p.a, engine(), const_cast<uint16_t*>(a_data) + (a_transposed ? row0 : row0 * Kp)),
         b(p.b, engine(), const_cast<uint16_t*>(b_data)), c(p.c, engine(), c_out),
         s(p.scratchpad, engine(), scratchpad.data());
     p.matmul.execute(stream(),

@@ -50,6 +50,19 @@ class Bf16MirrorScope {
   const uint16_t* saved_bf16_;
 };
 
+// While one is alive, gemm_bf16 keeps the bf16 copy it makes of each operand and reuses it when a later GEMM reads
+// the same matrix (address, extent, row stride) with the same padding, as A, transposed A or B. The caller
+// promises that no matrix a GEMM has read inside the scope changes before the scope ends: e.g. one SwiGLU backward
+// reads each of d_g, d_u, x and d_out twice. Scopes do not nest (a scope around a loop over experts would hand one
+// expert the copy of another's scratch at the same address); the copies are dropped when the scope ends.
+class Bf16ReuseScope {
+ public:
+  Bf16ReuseScope();
+  ~Bf16ReuseScope();
+  Bf16ReuseScope(const Bf16ReuseScope&) = delete;
+  Bf16ReuseScope& operator=(const Bf16ReuseScope&) = delete;
+};
+
 // Must be called outside OpenMP parallel regions (it converts into shared scratch and runs threaded primitives).
 void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
