@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <dnnl.hpp>
+#include <oneapi/dnnl/dnnl.h>
 
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/gemm_bf16.h"
@@ -105,6 +106,22 @@ void BM_GemmBf16RowRemainder(benchmark::State& state) {
       benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_GemmBf16RowRemainder)->ArgName("rows")->Arg(58)->Arg(64)->Arg(250)->Arg(256)->UseRealTime();
+
+// A weight gradient's GEMM, d_W [8192, 256] += d_out^T [8192 x 2048] x in [2048, 256] (the small shape's LM head):
+// oneDNN's sgemm in one call (range 0 = 0), and cpu::gemm, which runs a transposed A with a long depth in slices.
+void BM_SgemmTransposedDepth(benchmark::State& state) {
+  const int64_t M = 8192, N = 256, K = 2048;
+  std::vector<float> a(K * M, 0.01f), b(K * N, 0.5f), c(M * N, 0.0f);
+  for (auto _ : state) {
+    if (state.range(0) == 0) dnnl_sgemm('T', 'N', M, N, K, 1.0f, a.data(), M, b.data(), N, 1.0f, c.data(), N);
+    else moelab::cpu::gemm(moelab::cpu::Trans::T, moelab::cpu::Trans::N, M, N, K, 1.0f, a.data(), M, b.data(), N,
+                           1.0f, c.data(), N);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.counters["FLOP/s"] =
+      benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_SgemmTransposedDepth)->ArgName("sliced")->Arg(0)->Arg(1)->UseRealTime();
 
 // M x K x N of the small and large shapes' experts, attention projections and LM head.
 void moe_shapes(benchmark::internal::Benchmark* b) {
