@@ -13,21 +13,27 @@ namespace moelab::cpu {
 void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
-  if (K > 0 && gemm_precision() == GemmPrecision::Bf16 && !omp_in_parallel())
+  if (K == 0) {  // C = beta C, done here: dnnl_sgemm leaves C unscaled for N,N and refuses empty operands
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+    return;
+  }
+  if (gemm_precision() == GemmPrecision::Bf16 && !omp_in_parallel())
     return gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   // oneDNN's sgemm runs a transposed A with a long depth (a weight gradient: A = d_out^T, K = tokens) well below
   // its usual speed: 262-291 GFLOP/s on the LM head's 8192 x 256 x 2048, against 340-350 in depth slices of 256
   // that each add to C (moelab_bench --benchmark_filter=SgemmTransposedDepth).
   constexpr int64_t kDepthSlice = 256;
-  const int64_t slice = ta == Trans::T && K > 2 * kDepthSlice ? kDepthSlice : K;
-  for (int64_t k0 = 0; k0 < K; k0 += slice) {
-    const int64_t depth = std::min(slice, K - k0);
+  // C = alpha op(A)[:, k0:k0+depth] op(B)[k0:k0+depth, :] + c_scale C
+  const auto sgemm = [&](int64_t k0, int64_t depth, float c_scale) {
     const float* a = ta == Trans::T ? A + k0 * lda : A + k0;  // op(A) columns k0.. : stored rows k0.. when transposed
     const float* b = tb == Trans::T ? B + k0 : B + k0 * ldb;
     dnnl_status_t st = dnnl_sgemm(ta == Trans::T ? 'T' : 'N', tb == Trans::T ? 'T' : 'N', M, N, depth, alpha, a, lda,
-                                  b, ldb, k0 == 0 ? beta : 1.0f, C, ldc);
+                                  b, ldb, c_scale, C, ldc);
     MOELAB_ASSERT(st == dnnl_success, "dnnl_sgemm rejected its arguments");
-  }
+  };
+  if (ta == Trans::N || K <= 2 * kDepthSlice) return sgemm(0, K, beta);
+  for (int64_t k0 = 0; k0 < K; k0 += kDepthSlice) sgemm(k0, std::min(kDepthSlice, K - k0), k0 == 0 ? beta : 1.0f);
 }
 
 void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda,
