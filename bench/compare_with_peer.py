@@ -5,7 +5,8 @@ Runs `moelab bench` and the peer (torch_moe_ref.py, in its fastest launch preset
 each, for every shape and precision, and prints median training and inference tokens/s, the moelab/peer ratios
 (against the peer at the same precision and against the peer's best precision: on a CPU with AMX the peer's
 bf16 autocast is faster than its f32), achieved model FLOP/s as a
-fraction of the FP32 peak you pass, and peak resident memory per training token of a step.
+fraction of the FP32 peak you pass, each side's spread over its runs (a wide one flags a run that shared the
+cores), and peak resident memory per training token of a step.
 
   bench/compare_with_peer.py --peer ../shared/peer/torch_moe_ref.py --peak-gflops 473 \\
       [--shapes small large] [--precisions f32 bf16] [--repeats 3] [--json FILE]
@@ -67,6 +68,8 @@ def main():
     p.add_argument("--json", help="also write every run's numbers here")
     a = p.parse_args()
     med = lambda runs, k: statistics.median(r[k] for r in runs)
+    # (max - min) / median of the runs, in %: a wide one says another process shared the cores during some run
+    spread = lambda runs, k: 100 * (max(r[k] for r in runs) - min(r[k] for r in runs)) / med(runs, k)
     results = {}  # (shape, precision) -> (moelab runs, peer runs)
     for shape in a.shapes:
         for precision in a.precisions:
@@ -78,15 +81,20 @@ def main():
             results[(shape, precision)] = (ours, peers)
 
     print(f"{'shape':6} {'prec':5} {'mode':5} {'moelab tok/s':>12} {'peer tok/s':>11} {'ratio':>6} "
-          f"{'vs best peer':>12} {'moelab % peak':>13} {'peer % peak':>11}")
+          f"{'vs best peer':>12} {'moelab % peak':>13} {'peer % peak':>11} {'spread moelab/peer':>18}")
+    noisy = False
     for (shape, precision), (ours, peers) in results.items():
         for kind in ("train", "infer"):
             key = kind + "_tokens_per_s"
             m, q = med(ours, key), med(peers, key)
             best = max(med(results[(shape, pr)][1], key) for pr in a.precisions)
+            s_ours, s_peer = spread(ours, key), spread(peers, key)
+            noisy |= max(s_ours, s_peer) > 10
             print(f"{shape:6} {precision:5} {kind:5} {m:12.0f} {q:11.0f} {m / q:6.2f} {m / best:12.2f} "
                   f"{100 * med(ours, kind + '_gflops') / a.peak_gflops:12.1f}% "
-                  f"{100 * med(peers, kind + '_gflops') / a.peak_gflops:10.1f}%")
+                  f"{100 * med(peers, kind + '_gflops') / a.peak_gflops:10.1f}% {s_ours:11.0f}% /{s_peer:4.0f}%")
+    if noisy:
+        print("\nA spread over 10%: some run shared the cores with another process; rerun on an idle machine.")
     print(f"\n{'shape':6} {'prec':5} {'moelab KB/token':>15} {'peer KB/token':>13}   (peak RSS of a training run "
           f"over the tokens of one step)")
     for (shape, precision), (ours, peers) in results.items():
