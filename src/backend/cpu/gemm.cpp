@@ -1,9 +1,9 @@
 #include "backend/cpu/gemm.h"
 
 #include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
-#include <oneapi/dnnl/dnnl.h>
 
 #include "backend/cpu/gemm_bf16.h"
 #include "core/error.h"
