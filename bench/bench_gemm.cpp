@@ -66,7 +66,8 @@ void BM_GemmBf16ExpertRows(benchmark::State& state) {
                            0.0f, c.data(), N);
     rows += M;
   }
-  state.counters["FLOP/s"] = benchmark::Counter(2.0 * rows * N * K, benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  state.counters["FLOP/s"] =
+      benchmark::Counter(2.0 * rows * N * K, benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_GemmBf16ExpertRows)->ArgName("new_rows")->Arg(0)->Arg(1)->UseRealTime();
 

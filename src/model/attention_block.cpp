@@ -63,8 +63,8 @@ void attention_block_forward(T* out, AttentionActivations<T>& act, const T* x, c
   }
   {
     profile::Scope p("fwd attention.core", causal_attention_flops(s));
-    ops::attention_forward(act.ctx.data(), for_backward ? act.probs.data() : nullptr, act.q.data(), act.k.data(), act.v.data(), s.B, s.T,
-                           s.H, s.Hkv, s.D);
+    ops::attention_forward(act.ctx.data(), for_backward ? act.probs.data() : nullptr, act.q.data(), act.k.data(),
+                           act.v.data(), s.B, s.T, s.H, s.Hkv, s.D);
   }
   profile::Scope p("fwd attention.out_proj", 2.0 * N * qw * s.d);
   ops::linear_forward(out, act.ctx.data(), w.wo, N, qw, s.d);
