@@ -160,7 +160,9 @@ Model::Model(const Config& cfg) : cfg_(cfg), table_(cfg), ws_(std::make_unique<W
 Model::~Model() = default;
 
 Model::InferenceMode::InferenceMode(Model& model) : model_(model) { ++model_.inference_depth_; }
-Model::InferenceMode::~InferenceMode() { --model_.inference_depth_; }
+Model::InferenceMode::~InferenceMode() {
+  if (--model_.inference_depth_ == 0) model_.packed_weights_.clear();
+}
 
 void Model::check_weights_may_change() const {
   MOELAB_ASSERT(inference_depth_ == 0, "the weights are frozen inside Model::InferenceMode");
@@ -273,6 +275,9 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
   if (bf16) round_weights();
   const cpu::Bf16MirrorScope mirror(params_.data(), bf16 ? static_cast<int64_t>(params_.size()) : 0,
                                     params_bf16_.data());
+  // The weights cannot change until the InferenceMode ends: an f32 forward may pack them once for every GEMM after.
+  const cpu::PackedWeightsScope packed(params_.data(), inference && !bf16 ? static_cast<int64_t>(params_.size()) : 0,
+                                       packed_weights_);
   const auto& m = cfg_.model;
   const int64_t N = B * T, d = m.d_model, V = m.vocab_size;
   auto& ws = *ws_;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/packed_weights.h"
 #include "model/attention_block.h"
 #include "model/moe_ffn.h"
 #include "model/param_table.h"
@@ -35,8 +36,9 @@ class Model {
 
   // While one is alive, the model only runs forwards (an evaluation, a generation, a benchmark, an analysis): no
   // backward follows them and the weights do not change. Forward then keeps nothing for backward (attention's
-  // probabilities, the experts' SwiGLU intermediates). Scopes nest; backward and the calls below that change the
-  // weights refuse to run inside one.
+  // probabilities, the experts' SwiGLU intermediates), and an f32 model reads its weights from copies packed for
+  // oneDNN (packed_weights.h), made at first use and dropped when the outermost scope ends. Scopes nest; backward
+  // and the calls below that change the weights refuse to run inside one.
   class InferenceMode {
    public:
     explicit InferenceMode(Model& model);
@@ -57,6 +59,9 @@ class Model {
   std::vector<float>& grads();
   const std::vector<float>& grads() const { return grads_; }
   const float* param(const std::string& name) const { return params_.data() + table_.find(name).offset; }
+  // Weight matrices an f32 model holds packed for oneDNN: those its forwards inside InferenceMode have read so
+  // far; 0 outside it and in bf16.
+  int64_t packed_weight_matrices() const { return packed_weights_.size(); }
 
   // For an optimizer that updates every trainable weight in one pass (optimizer_step): the weights, their
   // gradients and, in bf16 mode, the weights' rounded copy (null in f32). The caller must write to_bf16 of each
@@ -114,6 +119,8 @@ class Model {
   // forward only after the weights changed outside optimizer_access().
   std::vector<uint16_t> params_bf16_;  // [table_.total_numel()]
   int inference_depth_ = 0;  // InferenceMode scopes alive
+  // An f32 model's weights in oneDNN's blocked layout, for the forwards inside InferenceMode: empty outside it.
+  cpu::PackedWeights packed_weights_;
   // params_bf16_ == to_bf16(params_): set by a forward that rounds the weights and by optimizer_access(); cleared
   // by every call that changes the weights or lets the caller change them.
   bool bf16_current_ = false;

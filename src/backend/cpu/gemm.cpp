@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "backend/cpu/gemm_bf16.h"
+#include "backend/cpu/packed_weights.h"
 #include "core/error.h"
 
 namespace moelab::cpu {
@@ -20,6 +21,9 @@ void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, cons
   }
   if (gemm_precision() == GemmPrecision::Bf16 && !omp_in_parallel())
     return gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (ta == Trans::N && tb == Trans::T && alpha == 1.0f && beta == 0.0f &&
+      packed_gemm_nt(M, N, K, A, lda, B, ldb, C, ldc))
+    return;
   // oneDNN's sgemm runs a transposed A with a long depth (a weight gradient: A = d_out^T, K = tokens) well below
   // its usual speed: 262-291 GFLOP/s on the LM head's 8192 x 256 x 2048, against 340-350 in depth slices of 256
   // that each add to C (moelab_bench --benchmark_filter=SgemmTransposedDepth).

@@ -9,6 +9,7 @@
 #include <tuple>
 #include <vector>
 
+#include "backend/cpu/dnnl_context.h"
 #include "core/error.h"
 
 namespace moelab::cpu {
@@ -78,16 +79,6 @@ struct Primitive {
 // Everything a primitive is built for: rows, N, depth, the bf16 operands' layouts, ldc, alpha and beta.
 using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, int64_t, uint32_t, uint32_t>;
 
-dnnl::engine& engine() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
-}
-
-dnnl::stream& stream() {
-  static dnnl::stream s(engine());
-  return s;
-}
-
 // rows x N x Kp from bf16 operands: op(A) is [rows, Kp] row-major (stride Kp) or, when ta, the transpose of a
 // [Kp, a_ld] row-major matrix; op(B) is the transpose of an [N, Kp] matrix (row stride b_ld) when tb, else a
 // [Kp, N] matrix (row stride b_ld).
@@ -112,7 +103,7 @@ const Primitive& primitive(int64_t rows, int64_t N, int64_t Kp, bool ta, bool tb
   // One scratchpad serves every primitive (they run one at a time); left to oneDNN, each cached primitive would
   // keep its own.
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, engine());
+  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, dnnl_engine());
   return cache.emplace(key, Primitive{a, b, c, pd.scratchpad_desc(), dnnl::matmul(pd)}).first->second;
 }
 
@@ -180,10 +171,10 @@ void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
   const auto run = [&](int64_t row0, int64_t rows, float* c_out, int64_t c_ld) {
     const Primitive& p = primitive(rows, N, Kp, a_transposed, b_transposed, a_ld, b_ld, c_ld, alpha, beta);
     scratchpad.resize(std::max(scratchpad.size(), p.scratchpad.get_size()));
-    dnnl::memory a(p.a, engine(), const_cast<uint16_t*>(a_data) + (a_transposed ? row0 : row0 * Kp)),
-        b(p.b, engine(), const_cast<uint16_t*>(b_data)), c(p.c, engine(), c_out),
-        s(p.scratchpad, engine(), scratchpad.data());
-    p.matmul.execute(stream(),
+    dnnl::memory a(p.a, dnnl_engine(), const_cast<uint16_t*>(a_data) + (a_transposed ? row0 : row0 * Kp)),
+        b(p.b, dnnl_engine(), const_cast<uint16_t*>(b_data)), c(p.c, dnnl_engine(), c_out),
+        s(p.scratchpad, dnnl_engine(), scratchpad.data());
+    p.matmul.execute(dnnl_stream(),
                      {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}, {DNNL_ARG_SCRATCHPAD, s}});
   };
   float* tail_out = C + main_rows * ldc;  // [tail_rows, N], row stride ldc
@@ -194,7 +185,7 @@ void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
       for (int64_t r = 0; r < tail_rows; ++r) std::copy_n(tail_out + r * ldc, N, c_tail.data() + r * N);
     run(main_rows, kStep, c_tail.data(), N);
   }
-  stream().wait();
+  dnnl_stream().wait();
   for (int64_t r = 0; r < tail_rows; ++r) std::copy_n(c_tail.data() + r * N, N, tail_out + r * ldc);
 }
 

@@ -1,0 +1,145 @@
+// Weights packed for oneDNN (packed_weights.h): a linear layer's forward from the packed copy against the double
+// GEMM, over row counts that oneDNN handles with different kernels (1, odd, a multiple of 16, beyond one block),
+// strided A and C, and more row counts than the primitive cache holds; and when the packed path must not be taken.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "backend/cpu/gemm.h"
+#include "backend/cpu/packed_weights.h"
+#include "support/gradcheck.h"
+
+namespace moelab::cpu {
+namespace {
+
+// Two weight matrices, [N,K] each, one after the other in one array: a model's flat parameters in miniature.
+struct Weights {
+  int64_t N, K;
+  std::vector<float> flat;  // [2, N, K]
+  const float* matrix(int i) const { return flat.data() + i * N * K; }
+};
+
+Weights weights(int64_t N, int64_t K) { return {N, K, testing::to_float(testing::random_vector(2 * N * K, 11))}; }
+
+// C [M,N] (row stride ldc) = A [M,K] (row stride lda) · Bᵀ in double, B [N,K].
+std::vector<double> reference(int64_t M, int64_t N, int64_t K, const std::vector<float>& a, int64_t lda,
+                              const float* b, int64_t ldc) {
+  std::vector<double> c(M * ldc, 0.0);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double acc = 0;
+      for (int64_t p = 0; p < K; ++p) acc += static_cast<double>(a[i * lda + p]) * b[j * K + p];
+      c[i * ldc + j] = acc;
+    }
+  return c;
+}
+
+void expect_matches(int64_t M, int64_t N, int64_t K, const std::vector<float>& c, const std::vector<double>& want,
+                    int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j)  // float accumulation over K terms of size ~1
+      ASSERT_NEAR(c[i * ldc + j], want[i * ldc + j], 1.6e-5 * (1 + std::sqrt(static_cast<double>(K))))
+          << "M " << M << " row " << i << " col " << j;
+}
+
+TEST(PackedWeights, LinearForwardMatchesTheDoubleGemm) {
+  for (const auto& [N, K] : {std::pair<int64_t, int64_t>{29, 48}, {96, 512}, {8, 256}}) {
+    const Weights w = weights(N, K);
+    PackedWeights packed;
+    const PackedWeightsScope scope(w.flat.data(), static_cast<int64_t>(w.flat.size()), packed);
+    for (int64_t M : {1, 37, 64, 250}) {
+      const int64_t lda = K + 3, ldc = N + 5;  // strided rows: a slice of a wider buffer
+      const auto a = testing::to_float(testing::random_vector(M * lda, 20 + M));
+      for (int i = 0; i < 2; ++i) {
+        SCOPED_TRACE(::testing::Message() << "N " << N << " K " << K << " M " << M << " weight " << i);
+        std::vector<float> c(M * ldc, -7.0f);
+        ASSERT_TRUE(packed_gemm_nt(M, N, K, a.data(), lda, w.matrix(i), K, c.data(), ldc));
+        expect_matches(M, N, K, c, reference(M, N, K, a, lda, w.matrix(i), ldc), ldc);
+        for (int64_t r = 0; r < M; ++r)  // the stride's gap is not written
+          for (int64_t j = N; j < ldc; ++j) ASSERT_EQ(c[r * ldc + j], -7.0f);
+      }
+    }
+    EXPECT_EQ(packed.size(), 2) << "one copy per matrix, whatever the row count";
+  }
+}
+
+// More row counts than the primitive cache keeps: it empties and refills, and every result stays right.
+TEST(PackedWeights, ManyRowCountsOutgrowThePrimitiveCache) {
+  const int64_t N = 16, K = 32;
+  const Weights w = weights(N, K);
+  PackedWeights packed;
+  const PackedWeightsScope scope(w.flat.data(), static_cast<int64_t>(w.flat.size()), packed);
+  const auto a = testing::to_float(testing::random_vector(600 * K, 3));
+  for (int64_t M = 1; M <= 600; ++M) {
+    std::vector<float> c(M * N);
+    ASSERT_TRUE(packed_gemm_nt(M, N, K, a.data(), K, w.matrix(1), K, c.data(), N));
+    expect_matches(M, N, K, c, reference(M, N, K, a, K, w.matrix(1), N), N);
+  }
+  EXPECT_EQ(packed.size(), 1);
+}
+
+// Through cpu::gemm: a linear layer's forward on a weight inside the scope reads the packed copy; any other GEMM
+// (beta 1, a matrix outside the array) runs on sgemm, packs nothing and is right too.
+TEST(PackedWeights, GemmUsesThePackedCopyOnlyForALinearForwardOnAWeight) {
+  const int64_t M = 40, N = 24, K = 64;
+  const Weights w = weights(N, K);
+  const std::vector<float> outside(w.flat.begin(), w.flat.begin() + N * K);  // the same values, another address
+  const auto a = testing::to_float(testing::random_vector(M * K, 5));
+  const std::vector<double> want = reference(M, N, K, a, K, w.matrix(0), N);
+  PackedWeights packed;
+  const PackedWeightsScope scope(w.flat.data(), static_cast<int64_t>(w.flat.size()), packed);
+  std::vector<float> c(M * N, 0.0f);
+  gemm(Trans::N, Trans::T, M, N, K, 1.0f, a.data(), K, outside.data(), K, 0.0f, c.data(), N);
+  expect_matches(M, N, K, c, want, N);
+  gemm(Trans::N, Trans::T, M, N, K, 1.0f, a.data(), K, w.matrix(0), K, 1.0f, c.data(), N);  // c = 2 A·Bᵀ
+  for (int64_t i = 0; i < M * N; ++i) ASSERT_NEAR(c[i], 2 * want[i], 3.2e-5 * (1 + std::sqrt(double(K)))) << i;
+  EXPECT_EQ(packed.size(), 0);
+  gemm(Trans::N, Trans::T, M, N, K, 1.0f, a.data(), K, w.matrix(0), K, 0.0f, c.data(), N);
+  expect_matches(M, N, K, c, want, N);
+  EXPECT_EQ(packed.size(), 1);
+}
+
+TEST(PackedWeights, DeclinesWithoutAScopeOrOutsideItsArray) {
+  const int64_t M = 8, N = 16, K = 32;
+  const Weights w = weights(N, K);
+  const auto a = testing::to_float(testing::random_vector(M * K, 6));
+  std::vector<float> c(M * N, -1.0f);
+  EXPECT_FALSE(packed_gemm_nt(M, N, K, a.data(), K, w.matrix(0), K, c.data(), N)) << "no scope";
+  PackedWeights packed;
+  const PackedWeightsScope scope(w.flat.data(), N * K + N * K / 2, packed);  // covers 1.5 matrices
+  EXPECT_FALSE(packed_gemm_nt(M, N, K, a.data(), K, w.matrix(1), K, c.data(), N)) << "runs past the array's end";
+  EXPECT_FALSE(packed_gemm_nt(M, N, K / 2, a.data(), K, w.matrix(0), K, c.data(), N)) << "row stride != depth";
+  for (float x : c) ASSERT_EQ(x, -1.0f);
+  EXPECT_EQ(packed.size(), 0);
+}
+
+// The copies are of the weights when packed: clear() drops them, and the next use packs the current values.
+TEST(PackedWeights, ClearDropsTheCopies) {
+  const int64_t M = 8, N = 16, K = 32;
+  Weights w = weights(N, K);
+  const auto a = testing::to_float(testing::random_vector(M * K, 8));
+  PackedWeights packed;
+  std::vector<float> c(M * N);
+  {
+    const PackedWeightsScope scope(w.flat.data(), static_cast<int64_t>(w.flat.size()), packed);
+    ASSERT_TRUE(packed_gemm_nt(M, N, K, a.data(), K, w.matrix(0), K, c.data(), N));
+  }
+  packed.clear();
+  EXPECT_EQ(packed.size(), 0);
+  for (float& x : w.flat) x = -x;
+  const PackedWeightsScope scope(w.flat.data(), static_cast<int64_t>(w.flat.size()), packed);
+  ASSERT_TRUE(packed_gemm_nt(M, N, K, a.data(), K, w.matrix(0), K, c.data(), N));
+  expect_matches(M, N, K, c, reference(M, N, K, a, K, w.matrix(0), N), N);
+}
+
+TEST(PackedWeightsDeathTest, ScopesDoNotNest) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const Weights w = weights(4, 4);
+  PackedWeights packed;
+  const PackedWeightsScope scope(w.flat.data(), 16, packed);
+  EXPECT_DEATH(PackedWeightsScope(w.flat.data(), 16, packed), "PackedWeightsScope does not nest");
+}
+
+}  // namespace
+}  // namespace moelab::cpu
