@@ -14,6 +14,7 @@
 
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/gemm_bf16.h"
+#include "backend/cpu/packed_weights.h"
 
 namespace {
 
@@ -123,6 +124,34 @@ void BM_SgemmTransposedDepth(benchmark::State& state) {
       benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_SgemmTransposedDepth)->ArgName("sliced")->Arg(0)->Arg(1)->UseRealTime();
+
+// One MoE layer's expert forwards in f32, C_e [M,N] = A_e [M,K] · W_eᵀ for E experts whose weights lie one after
+// another in one array (a model's parameters): oneDNN's sgemm, which packs each W_e inside every call (range 4 =
+// 0), against the matmul primitive on copies packed once (1; packed_weights.h, what inference runs). Arguments:
+// E, M, K, N of the large shape's gate (or up) and down projections and the small shape's.
+void BM_ExpertForwardPackedWeights(benchmark::State& state) {
+  const int64_t E = state.range(0), M = state.range(1), K = state.range(2), N = state.range(3);
+  const bool packed = state.range(4) == 1;
+  std::vector<float> a(E * M * K, 0.5f), w(E * N * K, 0.25f), c(E * M * N);
+  moelab::cpu::PackedWeights copies;
+  const moelab::cpu::PackedWeightsScope scope(w.data(), packed ? E * N * K : 0, copies);
+  for (auto _ : state) {
+    for (int64_t e = 0; e < E; ++e)
+      moelab::cpu::gemm(moelab::cpu::Trans::N, moelab::cpu::Trans::T, M, N, K, 1.0f, a.data() + e * M * K, K,
+                        w.data() + e * N * K, K, 0.0f, c.data() + e * M * N, N);
+    benchmark::DoNotOptimize(c.data());
+  }
+  if (copies.size() != (packed ? E : 0)) state.SkipWithError("the packed path was not the one measured");
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * E * M * N * K, benchmark::Counter::kIsIterationInvariantRate,
+                                                benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_ExpertForwardPackedWeights)
+    ->ArgNames({"E", "M", "K", "N", "packed"})
+    ->ArgsProduct({{16}, {256}, {512}, {1408}, {0, 1}})
+    ->ArgsProduct({{16}, {256}, {1408}, {512}, {0, 1}})
+    ->ArgsProduct({{8}, {512}, {256}, {704}, {0, 1}})
+    ->ArgsProduct({{8}, {512}, {704}, {256}, {0, 1}})
+    ->UseRealTime();
 
 // M x K x N of the small and large shapes' experts, attention projections and LM head.
 void moe_shapes(benchmark::internal::Benchmark* b) {
