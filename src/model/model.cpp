@@ -276,7 +276,8 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
   const cpu::Bf16MirrorScope mirror(params_.data(), bf16 ? static_cast<int64_t>(params_.size()) : 0,
                                     params_bf16_.data());
   // The weights cannot change until the InferenceMode ends: an f32 forward may pack them once for every GEMM after.
-  const cpu::PackedWeightsScope packed(params_.data(), inference && !bf16 ? static_cast<int64_t>(params_.size()) : 0,
+  const bool pack = inference && !bf16 && pack_for_inference_;
+  const cpu::PackedWeightsScope packed(params_.data(), pack ? static_cast<int64_t>(params_.size()) : 0,
                                        packed_weights_);
   const auto& m = cfg_.model;
   const int64_t N = B * T, d = m.d_model, V = m.vocab_size;

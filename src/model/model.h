@@ -37,7 +37,8 @@ class Model {
   // While one is alive, the model only runs forwards (an evaluation, a generation, a benchmark, an analysis): no
   // backward follows them and the weights do not change. Forward then keeps nothing for backward (attention's
   // probabilities, the experts' SwiGLU intermediates), and an f32 model reads its weights from copies packed for
-  // oneDNN (packed_weights.h), made at first use and dropped when the outermost scope ends. Scopes nest; backward
+  // oneDNN (packed_weights.h; see set_pack_weights_for_inference), made at first use and dropped when the
+  // outermost scope ends. Scopes nest; backward
   // and the calls below that change the weights refuse to run inside one.
   class InferenceMode {
    public:
@@ -59,6 +60,9 @@ class Model {
   std::vector<float>& grads();
   const std::vector<float>& grads() const { return grads_; }
   const float* param(const std::string& name) const { return params_.data() + table_.find(name).offset; }
+  // Whether an f32 model packs its weights inside InferenceMode (on by default): faster forwards for one more f32
+  // copy of the weights while the scope lives.
+  void set_pack_weights_for_inference(bool on) { pack_for_inference_ = on; }
   // Weight matrices an f32 model holds packed for oneDNN: those its forwards inside InferenceMode have read so
   // far; 0 outside it and in bf16.
   int64_t packed_weight_matrices() const { return packed_weights_.size(); }
@@ -121,6 +125,7 @@ class Model {
   int inference_depth_ = 0;  // InferenceMode scopes alive
   // An f32 model's weights in oneDNN's blocked layout, for the forwards inside InferenceMode: empty outside it.
   cpu::PackedWeights packed_weights_;
+  bool pack_for_inference_ = true;
   // params_bf16_ == to_bf16(params_): set by a forward that rounds the weights and by optimizer_access(); cleared
   // by every call that changes the weights or lets the caller change them.
   bool bf16_current_ = false;

@@ -126,6 +126,21 @@ TEST(InferenceMode, F32PacksTheWeightsForTheScopeOnly) {
   }
 }
 
+// Packing turned off (what a training run does for its evaluations): nothing is packed, and the forward is the
+// ordinary one to the bit.
+TEST(InferenceMode, PackingCanBeTurnedOff) {
+  Model model(small("f32"));
+  model.init_params(6);
+  model.set_pack_weights_for_inference(false);
+  const Batch b = batch(8);
+  model.forward(b.inputs.data(), b.targets.data(), kB, kT);
+  const std::vector<float> expected = logits_of(model);
+  const Model::InferenceMode inference(model);
+  model.forward(b.inputs.data(), b.targets.data(), kB, kT);
+  EXPECT_EQ(model.packed_weight_matrices(), 0);
+  EXPECT_EQ(logits_of(model), expected);
+}
+
 // Inference reuses one expert's SwiGLU rows for every expert: the same results under routing rules that give the
 // experts very different row counts (none included), and with a shared expert beside the routed ones.
 TEST(InferenceMode, SameResultsUnderEveryRoutingRule) {

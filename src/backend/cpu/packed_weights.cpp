@@ -43,10 +43,7 @@ struct PackedWeights::Store {
 PackedWeights::PackedWeights() : store_(std::make_unique<Store>()) {}
 PackedWeights::~PackedWeights() = default;
 
-void PackedWeights::clear() {
-  store_->copies.clear();
-  store_->primitives.clear();
-}
+void PackedWeights::clear() { store_->copies.clear(); }  // the primitives depend on shapes only: they stay
 
 int64_t PackedWeights::size() const { return static_cast<int64_t>(store_->copies.size()); }
 

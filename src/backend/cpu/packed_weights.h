@@ -14,8 +14,9 @@
 
 namespace moelab::cpu {
 
-// The packed copies, one per weight matrix (by address and shape). They must be dropped (clear) before the
-// weights they copy change.
+// The packed copies, one per weight matrix (by address and shape), and the primitives that read them. The copies
+// must be dropped (clear) before the weights they copy change; the primitives, which depend on shapes only, stay
+// for the next scope (a training run's next evaluation).
 class PackedWeights {
  public:
   PackedWeights();
@@ -23,7 +24,7 @@ class PackedWeights {
   PackedWeights(const PackedWeights&) = delete;
   PackedWeights& operator=(const PackedWeights&) = delete;
 
-  void clear();
+  void clear();           // drops the copies
   int64_t size() const;  // matrices packed
 
   struct Store;  // the copies and the primitives that read them (packed_weights.cpp)
