@@ -1,6 +1,6 @@
 // Weights packed for oneDNN (packed_weights.h): a linear layer's forward from the packed copy against the double
-// GEMM, over row counts that oneDNN handles with different kernels (1, odd, a multiple of 16, beyond one block),
-// strided A and C, and more row counts than the primitive cache holds; and when the packed path must not be taken.
+// GEMM, over row counts that run as one block or as whole 16-row steps and a tail (1, 37, 64, 250), and more row
+// counts than the primitive cache holds; and when the packed path must not be taken (strided operands among them).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -49,29 +49,30 @@ TEST(PackedWeights, LinearForwardMatchesTheDoubleGemm) {
     PackedWeights packed;
     const PackedWeightsScope scope(w.flat.data(), static_cast<int64_t>(w.flat.size()), packed);
     for (int64_t M : {1, 37, 64, 250}) {
-      const int64_t lda = K + 3, ldc = N + 5;  // strided rows: a slice of a wider buffer
-      const auto a = testing::to_float(testing::random_vector(M * lda, 20 + M));
+      const auto a = testing::to_float(testing::random_vector(M * K, 20 + M));
       for (int i = 0; i < 2; ++i) {
         SCOPED_TRACE(::testing::Message() << "N " << N << " K " << K << " M " << M << " weight " << i);
-        std::vector<float> c(M * ldc, -7.0f);
-        ASSERT_TRUE(packed_gemm_nt(M, N, K, a.data(), lda, w.matrix(i), K, c.data(), ldc));
-        expect_matches(M, N, K, c, reference(M, N, K, a, lda, w.matrix(i), ldc), ldc);
-        for (int64_t r = 0; r < M; ++r)  // the stride's gap is not written
-          for (int64_t j = N; j < ldc; ++j) ASSERT_EQ(c[r * ldc + j], -7.0f);
+        std::vector<float> c(M * N + 3, -7.0f);
+        ASSERT_TRUE(packed_gemm_nt(M, N, K, a.data(), K, w.matrix(i), K, c.data(), N));
+        expect_matches(M, N, K, c, reference(M, N, K, a, K, w.matrix(i), N), N);
+        for (int64_t j = M * N; j < M * N + 3; ++j) ASSERT_EQ(c[j], -7.0f) << "written past C";
       }
     }
     EXPECT_EQ(packed.size(), 2) << "one copy per matrix, whatever the row count";
   }
 }
 
-// More row counts than the primitive cache keeps: it empties and refills, and every result stays right.
+// More row counts than the primitive cache keeps (a primitive per whole number of 16-row steps, one per tail):
+// it empties and refills, and every result stays right.
 TEST(PackedWeights, ManyRowCountsOutgrowThePrimitiveCache) {
-  const int64_t N = 16, K = 32;
+  const int64_t N = 8, K = 16, steps = 530;  // 530 main-part primitives and 15 tails: more than the cache's 512
   const Weights w = weights(N, K);
   PackedWeights packed;
   const PackedWeightsScope scope(w.flat.data(), static_cast<int64_t>(w.flat.size()), packed);
-  const auto a = testing::to_float(testing::random_vector(600 * K, 3));
-  for (int64_t M = 1; M <= 600; ++M) {
+  const auto a = testing::to_float(testing::random_vector(16 * (steps + 1) * K, 3));
+  for (int64_t i = 1; i <= steps; ++i) {
+    const int64_t M = 16 * i + i % 16;
+    SCOPED_TRACE(::testing::Message() << "M " << M);
     std::vector<float> c(M * N);
     ASSERT_TRUE(packed_gemm_nt(M, N, K, a.data(), K, w.matrix(1), K, c.data(), N));
     expect_matches(M, N, K, c, reference(M, N, K, a, K, w.matrix(1), N), N);
@@ -109,7 +110,8 @@ TEST(PackedWeights, DeclinesWithoutAScopeOrOutsideItsArray) {
   PackedWeights packed;
   const PackedWeightsScope scope(w.flat.data(), N * K + N * K / 2, packed);  // covers 1.5 matrices
   EXPECT_FALSE(packed_gemm_nt(M, N, K, a.data(), K, w.matrix(1), K, c.data(), N)) << "runs past the array's end";
-  EXPECT_FALSE(packed_gemm_nt(M, N, K / 2, a.data(), K, w.matrix(0), K, c.data(), N)) << "row stride != depth";
+  EXPECT_FALSE(packed_gemm_nt(M, N, K / 2, a.data(), K, w.matrix(0), K, c.data(), N)) << "strided A and B";
+  EXPECT_FALSE(packed_gemm_nt(M / 2, N / 2, K, a.data(), K, w.matrix(0), K, c.data(), N)) << "strided C";
   for (float x : c) ASSERT_EQ(x, -1.0f);
   EXPECT_EQ(packed.size(), 0);
 }

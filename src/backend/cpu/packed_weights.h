@@ -5,8 +5,9 @@
 // (docs/performance.md).
 //
 // While a PackedWeightsScope is alive, cpu::gemm (float, f32 mode, outside OpenMP parallel regions) computes
-// C = A · Bᵀ (A not transposed, B transposed: a linear layer's forward, alpha 1 and beta 0) from the packed copy
-// of B when B lies inside the scope's f32 array, packing B at its first such use. Every other GEMM runs as before.
+// C = A · Bᵀ (A not transposed, B transposed: a linear layer's forward, alpha 1 and beta 0, dense rows) from the
+// packed copy of B when B lies inside the scope's f32 array, packing B at its first such use. Every other GEMM runs
+// as before.
 #pragma once
 
 #include <cstdint>
@@ -45,7 +46,8 @@ class PackedWeightsScope {
 };
 
 // C [M,N] (row stride ldc) = A [M,K] (row stride lda) · Bᵀ, B [N,K] (row stride ldb), from B's packed copy, when a
-// PackedWeightsScope covers B and oneDNN's layout fits the call; false, with C untouched, when it does not.
+// PackedWeightsScope covers B and all three are dense (lda = ldb = K, ldc = N: oneDNN reads blocked weights only
+// then); false, with C untouched, when not.
 bool packed_gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                     float* C, int64_t ldc);
 
