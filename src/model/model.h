@@ -38,8 +38,8 @@ class Model {
   // backward follows them and the weights do not change. Forward then keeps nothing for backward (attention's
   // probabilities, the experts' SwiGLU intermediates), and an f32 model reads its weights from copies packed for
   // oneDNN (packed_weights.h; see set_pack_weights_for_inference), made at first use and dropped when the
-  // outermost scope ends. Scopes nest; backward
-  // and the calls below that change the weights refuse to run inside one.
+  // outermost scope ends. Scopes nest; backward and the calls below that change the weights refuse to run inside
+  // one.
   class InferenceMode {
    public:
     explicit InferenceMode(Model& model);

@@ -3,7 +3,8 @@
 // op(X) is X or its transpose; lda/ldb/ldc are row strides of the matrices as stored.
 // float runs on oneDNN's sgemm (JIT AVX-512 kernels, OpenMP threads; called inside an OpenMP parallel region it
 // runs on the calling thread only), or, for a linear layer's forward inside a PackedWeightsScope, on oneDNN's
-// matmul with pre-packed weights (packed_weights.h). double is a plain loop nest: the reference for finite-difference tests.
+// matmul with pre-packed weights (packed_weights.h). double is a plain loop nest: the reference for
+// finite-difference tests.
 #pragma once
 
 #include <cstdint>

@@ -28,8 +28,9 @@ struct Primitive {
 // not read blocked weights. Building one takes 0.05-0.3 ms and keeps about 46 KB of generated code, and an
 // evaluation meets hundreds of expert row counts (1,286 distinct shapes over Brown's validation split on the
 // default model, which made `moelab eval` 3% slower than sgemm), so rows run as a multiple of kRowStep and a
-// tail of fewer rows: one primitive per multiple in use and at most 15 tails per weight shape. The tail reads the weight a second time
-// (250 rows: 410 GFLOP/s against 425 for 256). The cache is bounded all the same: when full it is emptied.
+// tail of fewer rows: one primitive per multiple in use and at most 15 tails per weight shape. The tail reads the
+// weight a second time (250 rows: 410 GFLOP/s against 425 for 256). The cache is bounded all the same: when full it
+// is emptied.
 constexpr size_t kMaxPrimitives = 512;
 constexpr int64_t kRowStep = 16;
 
@@ -104,10 +105,11 @@ bool packed_gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda
   // Rows [row0, row0 + p's rows) of A and C.
   const auto run = [&](const Primitive& p, int64_t row0) {
     store.scratchpad.resize(std::max(store.scratchpad.size(), p.scratchpad.get_size()));
-    dnnl::memory a(p.a, dnnl_engine(), const_cast<float*>(A + row0 * lda)), c(p.c, dnnl_engine(), C + row0 * ldc),
-        s(p.scratchpad, dnnl_engine(), store.scratchpad.data());
-    p.matmul.execute(dnnl_stream(),
-                     {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, copy->second}, {DNNL_ARG_DST, c}, {DNNL_ARG_SCRATCHPAD, s}});
+    dnnl::memory a(p.a, dnnl_engine(), const_cast<float*>(A + row0 * lda));
+    dnnl::memory c(p.c, dnnl_engine(), C + row0 * ldc), s(p.scratchpad, dnnl_engine(), store.scratchpad.data());
+    const dnnl::memory& b = copy->second;
+    p.matmul.execute(dnnl_stream(), {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c},
+                                     {DNNL_ARG_SCRATCHPAD, s}});
   };
   run(first, 0);
   if (tail) run(*tail, main_rows);
