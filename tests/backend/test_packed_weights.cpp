@@ -135,6 +135,24 @@ TEST(PackedWeights, ClearDropsTheCopies) {
   expect_matches(M, N, K, c, reference(M, N, K, a, K, w.matrix(0), N), N);
 }
 
+// A scope over nothing (a forward that does not pack) neither refuses to sit inside another nor ends it.
+TEST(PackedWeights, AnEmptyScopeDoesNothing) {
+  const int64_t M = 8, N = 16, K = 32;
+  const Weights w = weights(N, K);
+  const auto a = testing::to_float(testing::random_vector(M * K, 9));
+  std::vector<float> c(M * N);
+  PackedWeights packed, unused;
+  {
+    const PackedWeightsScope empty(w.flat.data(), 0, unused);
+    EXPECT_FALSE(packed_gemm_nt(M, N, K, a.data(), K, w.matrix(0), K, c.data(), N));
+  }
+  const PackedWeightsScope scope(w.flat.data(), static_cast<int64_t>(w.flat.size()), packed);
+  { const PackedWeightsScope empty(w.flat.data(), 0, unused); }
+  ASSERT_TRUE(packed_gemm_nt(M, N, K, a.data(), K, w.matrix(0), K, c.data(), N));
+  expect_matches(M, N, K, c, reference(M, N, K, a, K, w.matrix(0), N), N);
+  EXPECT_EQ(unused.size(), 0);
+}
+
 TEST(PackedWeightsDeathTest, ScopesDoNotNest) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   const Weights w = weights(4, 4);

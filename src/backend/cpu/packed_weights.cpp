@@ -74,12 +74,15 @@ const Primitive& primitive(PackedWeights::Store& store, int64_t M, int64_t N, in
 
 }  // namespace
 
-PackedWeightsScope::PackedWeightsScope(const float* f32, int64_t n, PackedWeights& packed) {
+PackedWeightsScope::PackedWeightsScope(const float* f32, int64_t n, PackedWeights& packed) : active_(n > 0) {
+  if (!active_) return;
   MOELAB_ASSERT(g_store == nullptr, "PackedWeightsScope does not nest");
   g_f32 = f32, g_n = n, g_store = packed.store_.get();
 }
 
-PackedWeightsScope::~PackedWeightsScope() { g_f32 = nullptr, g_n = 0, g_store = nullptr; }
+PackedWeightsScope::~PackedWeightsScope() {
+  if (active_) g_f32 = nullptr, g_n = 0, g_store = nullptr;
+}
 
 bool packed_gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                     float* C, int64_t ldc) {

@@ -36,13 +36,16 @@ class PackedWeights {
 };
 
 // While one is alive, GEMMs whose B lies inside f32 [n] read it from `packed` (see above). The f32 array must not
-// change while the scope lives. Scopes do not nest.
+// change while the scope lives. Scopes do not nest; one with n = 0 does nothing (a forward that does not pack).
 class PackedWeightsScope {
  public:
   PackedWeightsScope(const float* f32, int64_t n, PackedWeights& packed);
   ~PackedWeightsScope();
   PackedWeightsScope(const PackedWeightsScope&) = delete;
   PackedWeightsScope& operator=(const PackedWeightsScope&) = delete;
+
+ private:
+  bool active_;
 };
 
 // C [M,N] (row stride ldc) = A [M,K] (row stride lda) · Bᵀ, B [N,K] (row stride ldb), from B's packed copy, when a
