@@ -71,20 +71,15 @@ const uint16_t* converted(const float* x, int64_t ld, int64_t rows, int64_t cols
   return c.data.data();
 }
 
-struct Primitive {
-  dnnl::memory::desc a, b, c, scratchpad;
-  dnnl::matmul matmul;
-};
-
 // Everything a primitive is built for: rows, N, depth, the bf16 operands' layouts, ldc, alpha and beta.
 using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, int64_t, uint32_t, uint32_t>;
 
 // rows x N x Kp from bf16 operands: op(A) is [rows, Kp] row-major (stride Kp) or, when ta, the transpose of a
 // [Kp, a_ld] row-major matrix; op(B) is the transpose of an [N, Kp] matrix (row stride b_ld) when tb, else a
 // [Kp, N] matrix (row stride b_ld).
-const Primitive& primitive(int64_t rows, int64_t N, int64_t Kp, bool ta, bool tb, int64_t a_ld, int64_t b_ld,
+const Matmul& primitive(int64_t rows, int64_t N, int64_t Kp, bool ta, bool tb, int64_t a_ld, int64_t b_ld,
                            int64_t ldc, float alpha, float beta) {
-  static std::map<Key, Primitive> cache;
+  static std::map<Key, Matmul> cache;
   const Key key{rows, N, Kp, ta, tb, a_ld, b_ld, ldc, std::bit_cast<uint32_t>(alpha), std::bit_cast<uint32_t>(beta)};
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
@@ -100,11 +95,7 @@ const Primitive& primitive(int64_t rows, int64_t N, int64_t Kp, bool ta, bool tb
     ops.append_sum(beta);
     attr.set_post_ops(ops);
   }
-  // One scratchpad serves every primitive (they run one at a time); left to oneDNN, each cached primitive would
-  // keep its own.
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, dnnl_engine());
-  return cache.emplace(key, Primitive{a, b, c, pd.scratchpad_desc(), dnnl::matmul(pd)}).first->second;
+  return cache.emplace(key, make_matmul(a, b, c, attr)).first->second;
 }
 
 }  // namespace
@@ -152,7 +143,6 @@ void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
   const int64_t Kp = b_mirrored ? K : (K + kStep - 1) / kStep * kStep;
   const int64_t a_ld = a_transposed ? (M + kStep - 1) / kStep * kStep : Kp;  // row stride of the A copy
   const int64_t main_rows = M / kStep * kStep, tail_rows = M - main_rows;
-  static std::vector<uint8_t> scratchpad;
   static std::vector<uint16_t> a_bf16, b_bf16;  // A [Mp,Kp] or [Kp,a_ld]; B [N,Kp] or [Kp,N], in bf16
   static std::vector<float> c_tail;             // [kStep, N]: the remainder's block of C
   // A transposed operand is copied as stored, so [rows, cols] stored is [K, M] then; a matrix that one GEMM reads
@@ -169,13 +159,8 @@ void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
   }
   // Rows [row0, row0 + rows) of C, or of the tail block (ldc N) when c_out is c_tail.
   const auto run = [&](int64_t row0, int64_t rows, float* c_out, int64_t c_ld) {
-    const Primitive& p = primitive(rows, N, Kp, a_transposed, b_transposed, a_ld, b_ld, c_ld, alpha, beta);
-    scratchpad.resize(std::max(scratchpad.size(), p.scratchpad.get_size()));
-    dnnl::memory a(p.a, dnnl_engine(), const_cast<uint16_t*>(a_data) + (a_transposed ? row0 : row0 * Kp)),
-        b(p.b, dnnl_engine(), const_cast<uint16_t*>(b_data)), c(p.c, dnnl_engine(), c_out),
-        s(p.scratchpad, dnnl_engine(), scratchpad.data());
-    p.matmul.execute(dnnl_stream(),
-                     {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}, {DNNL_ARG_SCRATCHPAD, s}});
+    const Matmul& p = primitive(rows, N, Kp, a_transposed, b_transposed, a_ld, b_ld, c_ld, alpha, beta);
+    run_matmul(p, a_data + (a_transposed ? row0 : row0 * Kp), b_data, c_out);
   };
   float* tail_out = C + main_rows * ldc;  // [tail_rows, N], row stride ldc
   if (main_rows > 0) run(0, main_rows, C, ldc);

@@ -2,12 +2,10 @@
 
 #include <omp.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <dnnl.hpp>
 #include <map>
 #include <tuple>
-#include <vector>
 
 #include "backend/cpu/dnnl_context.h"
 #include "core/error.h"
@@ -18,11 +16,6 @@ namespace {
 
 using dims = dnnl::memory::dims;
 using dt = dnnl::memory::data_type;
-
-struct Primitive {
-  dnnl::memory::desc a, b, c, scratchpad;
-  dnnl::matmul matmul;
-};
 
 // A primitive is built for one exact row count: oneDNN's matmul with a run-time row count runs a kernel that does
 // not read blocked weights. Building one takes 0.05-0.3 ms and keeps about 46 KB of generated code, and an
@@ -40,8 +33,7 @@ struct PackedWeights::Store {
   // (address, N, K) -> B [N,K] in the blocked layout of the primitives' weights.
   std::map<std::tuple<const float*, int64_t, int64_t>, dnnl::memory> copies;
   // (M, N, K, lda, ldc) -> C [M,N] = A [M,K] · B, B read from a packed copy.
-  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>, Primitive> primitives;
-  std::vector<uint8_t> scratchpad;  // one for every primitive: they run one at a time
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>, Matmul> primitives;
 };
 
 PackedWeights::PackedWeights() : store_(std::make_unique<Store>()) {}
@@ -57,19 +49,14 @@ const float* g_f32 = nullptr;  // the PackedWeightsScope's array, or null
 int64_t g_n = 0;
 PackedWeights::Store* g_store = nullptr;
 
-const Primitive& primitive(PackedWeights::Store& store, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldc) {
+const Matmul& primitive(PackedWeights::Store& store, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldc) {
   const auto key = std::make_tuple(M, N, K, lda, ldc);
   auto it = store.primitives.find(key);
   if (it != store.primitives.end()) return it->second;
-  if (store.primitives.size() == kMaxPrimitives) store.primitives.clear();
   const dnnl::memory::desc a({M, K}, dt::f32, dims{lda, 1});
   const dnnl::memory::desc b({K, N}, dt::f32, dnnl::memory::format_tag::any);  // the layout oneDNN reads fastest
   const dnnl::memory::desc c({M, N}, dt::f32, dims{ldc, 1});
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, dnnl_engine());
-  return store.primitives.emplace(key, Primitive{a, pd.weights_desc(), c, pd.scratchpad_desc(), dnnl::matmul(pd)})
-      .first->second;
+  return store.primitives.emplace(key, make_matmul(a, b, c)).first->second;
 }
 
 }  // namespace
@@ -92,7 +79,9 @@ bool packed_gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda
   if (address(B) < address(g_f32) || address(B + N * K) > address(g_f32 + g_n)) return false;
   PackedWeights::Store& store = *g_store;
   const int64_t main_rows = M / kRowStep * kRowStep, tail_rows = M - main_rows;
-  const Primitive& first = primitive(store, main_rows > 0 ? main_rows : tail_rows, N, K, lda, ldc);
+  // Emptied before looking either primitive up, never between: the first must outlive the second's creation.
+  if (store.primitives.size() + 2 > kMaxPrimitives) store.primitives.clear();
+  const Matmul& first = primitive(store, main_rows > 0 ? main_rows : tail_rows, N, K, lda, ldc);
   auto copy = store.copies.find({B, N, K});
   if (copy == store.copies.end()) {
     // op(B) [K,N] is the transpose of the stored [N,K]: strides (1, ldb).
@@ -101,21 +90,12 @@ bool packed_gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda
     dnnl::reorder(plain, blocked).execute(dnnl_stream(), plain, blocked);
     copy = store.copies.emplace(std::make_tuple(B, N, K), blocked).first;
   }
-  const Primitive* tail = tail_rows > 0 && main_rows > 0 ? &primitive(store, tail_rows, N, K, lda, ldc) : nullptr;
+  const Matmul* tail = tail_rows > 0 && main_rows > 0 ? &primitive(store, tail_rows, N, K, lda, ldc) : nullptr;
   // oneDNN chose the blocked layout from (K, N) alone on every shape tried; should a row count ever make it choose
   // another, that call runs on sgemm rather than read the copy in the wrong layout.
   if (copy->second.get_desc() != first.b || (tail && copy->second.get_desc() != tail->b)) return false;
-  // Rows [row0, row0 + p's rows) of A and C.
-  const auto run = [&](const Primitive& p, int64_t row0) {
-    store.scratchpad.resize(std::max(store.scratchpad.size(), p.scratchpad.get_size()));
-    dnnl::memory a(p.a, dnnl_engine(), const_cast<float*>(A + row0 * lda));
-    dnnl::memory c(p.c, dnnl_engine(), C + row0 * ldc), s(p.scratchpad, dnnl_engine(), store.scratchpad.data());
-    const dnnl::memory& b = copy->second;
-    p.matmul.execute(dnnl_stream(), {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c},
-                                     {DNNL_ARG_SCRATCHPAD, s}});
-  };
-  run(first, 0);
-  if (tail) run(*tail, main_rows);
+  run_matmul(first, A, copy->second, C);  // rows [0, main_rows), or all when there is no main part
+  if (tail) run_matmul(*tail, A + main_rows * lda, copy->second, C + main_rows * ldc);
   dnnl_stream().wait();
   return true;
 }
