@@ -17,7 +17,7 @@ using cpu::Trans;
 // the work above the causal diagonal shrinks to half of one kBlock x kBlock tile per block, while every product
 // stays one gemm large enough to run near full speed. Backward uses the same blocks for its column passes, so
 // the zeros written above the diagonal inside the diagonal tiles are exactly the ones those passes read.
-constexpr int64_t kBlock = 64;
+constexpr int64_t kBlock = kAttentionRowBlock;
 
 // Below this many multiply-adds (of the full T x T products) a call runs on one thread: starting an OpenMP team
 // costs more than the work (and far more when the cores are busy), which matters for decoding and small tests.
@@ -84,13 +84,12 @@ void attention_forward(Real* out /*[B,T,H,D]*/, Real* probs /*[B,H,T,T] or null*
     Real* oh /*[T,D] row stride H*D*/ = out + b * T * ldq + h * D;
     for (int64_t i0 = 0; i0 < T; i0 += kBlock) {
       const int64_t i1 = std::min(i0 + kBlock, T), rows = i1 - i0;
-      // The block's probabilities: kept in probs for backward (whole rows, zeros past the diagonal), else in a
-      // per-thread block that stays in cache.
+      // The block's probabilities, columns 0..i1 of each row: kept in probs for backward, else in a per-thread
+      // block that stays in cache.
       Real* pb /*[rows,T]*/ =
           probs ? probs + bh * T * T + i0 * T : thread_scratch<Real>(static_cast<size_t>(kBlock * T));
-      const int64_t len = probs ? T : i1;
       cpu::gemm(Trans::N, Trans::T, rows, i1, D, scale, qh + i0 * ldq, ldq, kg, ldkv, Real(0), pb, T);
-      for (int64_t t = i0; t < i1; ++t) softmax_prefix(pb + (t - i0) * T, t + 1, len);
+      for (int64_t t = i0; t < i1; ++t) softmax_prefix(pb + (t - i0) * T, t + 1, i1);
       cpu::gemm(Trans::N, Trans::N, rows, D, i1, Real(1), pb, T, vg, ldkv, Real(0), oh + i0 * ldq, ldq);
     }
   }

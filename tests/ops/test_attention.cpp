@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -76,8 +77,9 @@ void expect_float_forward_matches_reference(const Shape& s, uint64_t seed) {
   EXPECT_LT(testing::max_rel_error(probs, ref.probs), 1e-5);
 }
 
-// The float path (sgemm, vectorised exp) against the double path that the finite differences vouch for; the
-// gradient buffers start as NaN because backward assigns, never reads, them.
+// The float path (sgemm, vectorised exp) against the double path that the finite differences vouch for. The
+// gradient buffers start as NaN because backward assigns, never reads, them; so do the probabilities, whose
+// columns past each row's block forward leaves unwritten and backward must not read.
 void expect_float_backward_matches_double(const Shape& s, uint64_t seed) {
   auto in = make_inputs(s, seed);
   auto r = random_vector(s.q_size(), seed + 3);
@@ -90,7 +92,7 @@ void expect_float_backward_matches_double(const Shape& s, uint64_t seed) {
   auto q = testing::to_float(in.q), k = testing::to_float(in.k), v = testing::to_float(in.v);
   auto r_f = testing::to_float(r);
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  std::vector<float> out_f(s.q_size()), probs_f(s.probs_size());
+  std::vector<float> out_f(s.q_size()), probs_f(s.probs_size(), nan);
   std::vector<float> d_q_f(s.q_size(), nan), d_k_f(s.kv_size(), nan), d_v_f(s.kv_size(), nan);
   ops::attention_forward(out_f.data(), probs_f.data(), q.data(), k.data(), v.data(), s.B, s.T, s.H, s.Hkv, s.D);
   ops::attention_backward(d_q_f.data(), d_k_f.data(), d_v_f.data(), r_f.data(), q.data(), k.data(), v.data(),
@@ -114,24 +116,28 @@ TEST_P(AttentionShapes, ForwardDoubleMatchesReference) {
   EXPECT_LT(testing::max_rel_error(probs, ref.probs), 1e-12);
 }
 
-TEST_P(AttentionShapes, ProbsRowsSumToOneWithZerosAboveDiagonal) {
+TEST_P(AttentionShapes, ProbsRowsSumToOneWithZerosAboveDiagonalToTheBlockEnd) {
   const Shape s = GetParam();
   auto in = make_inputs(s, 13);
   auto q = testing::to_float(in.q), k = testing::to_float(in.k), v = testing::to_float(in.v);
-  // Pre-fill with NaN: every entry, masked ones included, must be written.
+  // Pre-fill with NaN: every entry up to the end of the row's block, masked ones included, must be written, and
+  // the columns after it left alone.
   std::vector<float> out(s.q_size()), probs(s.probs_size(), std::numeric_limits<float>::quiet_NaN());
   ops::attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), s.B, s.T, s.H, s.Hkv, s.D);
   for (int64_t row = 0; row < s.B * s.H * s.T; ++row) {
     const int64_t t = row % s.T;
+    const int64_t block_end = std::min(s.T, (t / ops::kAttentionRowBlock + 1) * ops::kAttentionRowBlock);
     double sum = 0;
     for (int64_t j = 0; j < s.T; ++j) {
       const float p = probs[row * s.T + j];
-      if (j > t) {
+      if (j >= block_end) {
+        ASSERT_TRUE(std::isnan(p)) << "row " << row << " column " << j << " past the block was written";
+      } else if (j > t) {
         ASSERT_EQ(p, 0.0f) << "row " << row << " column " << j;
       } else {
         ASSERT_GE(p, 0.0f) << "row " << row << " column " << j;
+        sum += p;
       }
-      sum += p;
     }
     ASSERT_NEAR(sum, 1.0, 1e-6) << "row " << row;
   }
