@@ -15,6 +15,8 @@
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/gemm_bf16.h"
 #include "backend/cpu/packed_weights.h"
+#include "backend/cpu/stream_copy.h"
+#include "ops/linear.h"
 
 namespace {
 
@@ -164,5 +166,69 @@ void moe_shapes(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_Sgemm)->Apply(moe_shapes)->UseRealTime();
 BENCHMARK(BM_MatmulBf16)->Apply(moe_shapes)->UseRealTime();
+
+}  // namespace
+
+namespace {
+
+// One MoE layer's bf16 expert forward GEMMs (the large shape's gate: 16 experts x 256 rows, d 512, h 1408) whose
+// outputs are kept for backward, as in a training step: written straight into the saved array (range 0 = 0), or
+// into rows that every expert reuses and that stay in cache, then streamed into the saved array (1; what
+// moe_ffn_forward does, cpu::stream_copy). The saved arrays of 16 layers rotate, about 370 MB, so that each
+// iteration writes to memory, not to a cache that still holds the last one.
+void BM_GemmBf16ExpertOutputToMemory(benchmark::State& state) {
+  using moelab::cpu::Trans;
+  const int64_t E = 16, M = 256, d = 512, h = 1408, layers = 16;
+  const bool streamed = state.range(0) == 1;
+  std::vector<float> x(E * M * d, 0.5f), w(E * h * d, 0.25f);  // [E,M,d], [E,h,d]
+  std::vector<float> saved(layers * E * M * h), rows(M * h);   // [layers,E,M,h], [M,h]
+  std::vector<uint16_t> w_bf16(w.size());
+  moelab::cpu::to_bf16(w.data(), static_cast<int64_t>(w.size()), w_bf16.data());
+  const moelab::cpu::Bf16MirrorScope mirror(w.data(), static_cast<int64_t>(w.size()), w_bf16.data());
+  int64_t layer = 0;
+  for (auto _ : state) {
+    layer = (layer + 1) % layers;
+    for (int64_t e = 0; e < E; ++e) {
+      float* out = saved.data() + (layer * E + e) * M * h;
+      moelab::cpu::gemm_bf16(Trans::N, Trans::T, M, h, d, 1.0f, x.data() + e * M * d, d, w.data() + e * h * d, d,
+                             0.0f, streamed ? rows.data() : out, h);
+      if (streamed) moelab::cpu::stream_copy(out, rows.data(), M * h);
+    }
+    benchmark::DoNotOptimize(saved.data());
+  }
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * E * M * d * h, benchmark::Counter::kIsIterationInvariantRate,
+                                                benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_GemmBf16ExpertOutputToMemory)->ArgName("streamed")->Arg(0)->Arg(1)->UseRealTime();
+
+}  // namespace
+
+namespace {
+
+// One MoE layer's bf16 expert weight gradients (the large shape's gate: d_W [1408, 512] += d_gᵀ [1408 x 256] x
+// x [256, 512] for 16 experts) into gradients in memory, as in a training step: the GEMM adding into d_W (range 0
+// = 0), staged in rows that stay in cache and then added (1), or staged and written, d_W being 0 (2;
+// ops::linear_weight_grad_staged). The gradients of 16 layers rotate, about 740 MB.
+void BM_GemmBf16WeightGradToMemory(benchmark::State& state) {
+  const int64_t E = 16, M = 256, d = 512, h = 1408, layers = 16, mode = state.range(0);
+  std::vector<float> x(E * M * d, 0.5f), d_g(E * M * h, 0.01f);  // [E,M,d], [E,M,h]
+  std::vector<float> grads(layers * E * h * d, 0.0f), rows(h * d);  // [layers,E,h,d], [h,d]
+  const moelab::cpu::GemmPrecisionScope bf16(moelab::cpu::GemmPrecision::Bf16);
+  int64_t layer = 0;
+  for (auto _ : state) {
+    layer = (layer + 1) % layers;
+    for (int64_t e = 0; e < E; ++e) {
+      float* d_w = grads.data() + (layer * E + e) * h * d;
+      const float* d_out = d_g.data() + e * M * h;
+      const float* in = x.data() + e * M * d;
+      if (mode == 0) moelab::ops::linear_backward<float>(nullptr, d_w, d_out, in, nullptr, M, d, h);
+      else moelab::ops::linear_weight_grad_staged(d_w, rows.data(), d_out, in, M, d, h, mode == 2);
+    }
+    benchmark::DoNotOptimize(grads.data());
+  }
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * E * M * d * h, benchmark::Counter::kIsIterationInvariantRate,
+                                                benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_GemmBf16WeightGradToMemory)->ArgName("mode")->Arg(0)->Arg(1)->Arg(2)->UseRealTime();
 
 }  // namespace

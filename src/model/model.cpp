@@ -313,8 +313,8 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
     if (L.moe) {
       MoeFfnShape layer_shape = moe_shape;
       layer_shape.hash_seed = splitmix64(i + 1);  // a fixed table per layer, independent of the training seed
-      L.aux = moe_ffn_forward(ws.sub_out.data(), L.moe_act, L.ffn_normed.data(), ws.inputs.data(), L.moe_w,
-                              layer_shape, !inference);
+      L.aux = moe_ffn_forward(ws.sub_out.data(), L.moe_act, ws.moe_scratch, L.ffn_normed.data(), ws.inputs.data(),
+                              L.moe_w, layer_shape, !inference);
     } else {
       const int64_t h = L.dense_hidden;
       L.dense_g_act.resize(N * h), L.dense_u_act.resize(N * h), L.dense_act.resize(N * h);
@@ -367,6 +367,7 @@ void Model::backward(double scale) {
   const cpu::Bf16MirrorScope mirror(params_.data(), static_cast<int64_t>(params_bf16_.size()), params_bf16_.data());
   auto& ws = *ws_;
   MOELAB_ASSERT(ws.backward_ready, "backward needs a forward with targets, outside Model::InferenceMode");
+  const bool grads_were_zero = grads_zero_;
   grads_zero_ = false;
   const auto& m = cfg_.model;
   const int64_t B = ws.B, T = ws.T, N = B * T, d = m.d_model, V = m.vocab_size;
@@ -405,7 +406,7 @@ void Model::backward(double scale) {
     // FFN sublayer: next = x_mid + ffn(norm(x_mid)).
     if (L.moe) {
       moe_ffn_backward(ws.d_normed.data(), L.moe_g, ws.moe_scratch, ws.d_resid.data(), L.ffn_normed.data(),
-                       L.moe_act, L.moe_w, moe_shape, coef);
+                       L.moe_act, L.moe_w, moe_shape, coef, grads_were_zero);
     } else {
       const int64_t h = L.dense_hidden;
       ws.d_act.resize(N * h), ws.d_g.resize(N * h), ws.d_u.resize(N * h);

@@ -1,7 +1,10 @@
 #include "model/moe_ffn.h"
 
 #include <algorithm>
+#include <type_traits>
 
+#include "backend/cpu/gemm_bf16.h"
+#include "backend/cpu/stream_copy.h"
 #include "core/error.h"
 #include "core/op_profile.h"
 #include "routing/capacity.h"
@@ -62,8 +65,9 @@ void reweight_by(routing::DispatchPlan<T>& plan, const T* probs /*[R,E]*/, bool 
 }  // namespace
 
 template <typename T>
-MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, const T* x, const int32_t* token_ids,
-                             const MoeFfnWeights<T>& w, const MoeFfnShape& s, bool for_backward) {
+MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, MoeFfnScratch<T>& sc, const T* x,
+                             const int32_t* token_ids, const MoeFfnWeights<T>& w, const MoeFfnShape& s,
+                             bool for_backward) {
   const int64_t N = s.N(), R = s.route_rows();
   MoeAuxLosses aux;
   {
@@ -109,12 +113,13 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, const T* x, cons
     }
   }
 
-  const int64_t S = act.plan.n_slots();
+  const int64_t S = act.plan.n_slots(), rows = act.plan.max_expert_rows();
   act.x_grouped.resize(S * s.d);
-  // Backward reads every expert's SwiGLU intermediates; inference needs one expert's at a time, and reusing the
-  // same rows for each keeps them in cache between the GEMM that writes them and the one that reads them.
-  const int64_t inter_rows = for_backward ? S : act.plan.max_expert_rows();  // rows of g, u, act
-  act.g.resize(inter_rows * s.h), act.u.resize(inter_rows * s.h), act.act.resize(inter_rows * s.h);
+  // Each expert's SwiGLU intermediates are made in rows every expert reuses, so they stay in cache between the
+  // GEMMs that write them and the pass and GEMM that read them. What backward needs of them is then streamed out:
+  // GEMMs writing straight into the large saved arrays spent much of their time waiting on memory.
+  sc.g_rows.resize(rows * s.h), sc.u_rows.resize(rows * s.h), sc.act_rows.resize(rows * s.h);
+  if (for_backward) act.g.resize(S * s.h), act.u.resize(S * s.h), act.act.resize(S * s.h);
   act.y_grouped.resize(S * s.d);
   {
     profile::Scope p("fwd moe.dispatch", 0);
@@ -122,9 +127,13 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, const T* x, cons
   }
   for (int64_t e = 0; e < s.E; ++e) {
     const int64_t r = act.plan.expert_offsets[e], n = act.plan.expert_rows(e);
-    const int64_t ri = for_backward ? r : 0;  // the expert's first row in g, u, act
-    swiglu_mlp_forward(act.y_grouped.data() + r * s.d, act.g.data() + ri * s.h, act.u.data() + ri * s.h,
-                       act.act.data() + ri * s.h, act.x_grouped.data() + r * s.d, w.experts[e], n, s.d, s.h);
+    swiglu_mlp_forward(act.y_grouped.data() + r * s.d, sc.g_rows.data(), sc.u_rows.data(), sc.act_rows.data(),
+                       act.x_grouped.data() + r * s.d, w.experts[e], n, s.d, s.h);
+    if (!for_backward || n == 0) continue;
+    profile::Scope p("fwd ffn.save_for_backward", 0);
+    cpu::stream_copy(act.g.data() + r * s.h, sc.g_rows.data(), n * s.h);
+    cpu::stream_copy(act.u.data() + r * s.h, sc.u_rows.data(), n * s.h);
+    cpu::stream_copy(act.act.data() + r * s.h, sc.act_rows.data(), n * s.h);
   }
   {
     profile::Scope p("fwd moe.combine", 0);
@@ -146,7 +155,7 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, const T* x, cons
 template <typename T>
 void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc, const T* d_out, const T* x,
                       const MoeFfnActivations<T>& act, const MoeFfnWeights<T>& w, const MoeFfnShape& s,
-                      const MoeAuxCoefficients& coef) {
+                      const MoeAuxCoefficients& coef, bool grads_zero) {
   const auto& plan = act.plan;
   const int64_t S = plan.n_slots(), R = s.route_rows();
   sc.d_y_grouped.resize(S * s.d), sc.d_slot_weight.resize(S), sc.d_x_grouped.resize(S * s.d);
@@ -161,12 +170,19 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
     routing::combine_backward(sc.d_y_grouped.data(), sc.d_slot_weight.data(), d_out, act.y_grouped.data(), plan,
                               s.d);
   }
+  // bf16: the expert weight gradients are made in rows that stay in cache and then reach grads (written when they
+  // hold zeros), where a GEMM accumulating straight into grads waited on memory. f32 GEMMs are too slow to gain.
+  SwigluGradStaging<T> staging;
+  if (std::is_same_v<T, float> && cpu::gemm_precision() == cpu::GemmPrecision::Bf16) {
+    sc.d_weight_rows.resize(s.h * s.d);
+    staging = {sc.d_weight_rows.data(), grads_zero};
+  }
   for (int64_t e = 0; e < s.E; ++e) {
     const int64_t r = plan.expert_offsets[e], n = plan.expert_rows(e);
     swiglu_mlp_backward(sc.d_x_grouped.data() + r * s.d, grads.experts[e], sc.d_act.data(), sc.d_g.data(),
                         sc.d_u.data(), sc.d_y_grouped.data() + r * s.d,
                         act.x_grouped.data() + r * s.d, act.g.data() + r * s.h, act.u.data() + r * s.h,
-                        act.act.data() + r * s.h, w.experts[e], n, s.d, s.h);
+                        act.act.data() + r * s.h, w.experts[e], n, s.d, s.h, staging);
   }
   {
     profile::Scope p("bwd moe.dispatch", 0);
@@ -222,15 +238,16 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
   }
 }
 
-template MoeAuxLosses moe_ffn_forward<float>(float*, MoeFfnActivations<float>&, const float*, const int32_t*,
-                                             const MoeFfnWeights<float>&, const MoeFfnShape&, bool);
-template MoeAuxLosses moe_ffn_forward<double>(double*, MoeFfnActivations<double>&, const double*, const int32_t*,
-                                              const MoeFfnWeights<double>&, const MoeFfnShape&, bool);
+template MoeAuxLosses moe_ffn_forward<float>(float*, MoeFfnActivations<float>&, MoeFfnScratch<float>&, const float*,
+                                             const int32_t*, const MoeFfnWeights<float>&, const MoeFfnShape&, bool);
+template MoeAuxLosses moe_ffn_forward<double>(double*, MoeFfnActivations<double>&, MoeFfnScratch<double>&,
+                                              const double*, const int32_t*, const MoeFfnWeights<double>&,
+                                              const MoeFfnShape&, bool);
 template void moe_ffn_backward<float>(float*, const MoeFfnGrads<float>&, MoeFfnScratch<float>&, const float*,
                                       const float*, const MoeFfnActivations<float>&, const MoeFfnWeights<float>&,
-                                      const MoeFfnShape&, const MoeAuxCoefficients&);
+                                      const MoeFfnShape&, const MoeAuxCoefficients&, bool);
 template void moe_ffn_backward<double>(double*, const MoeFfnGrads<double>&, MoeFfnScratch<double>&, const double*,
                                        const double*, const MoeFfnActivations<double>&, const MoeFfnWeights<double>&,
-                                       const MoeFfnShape&, const MoeAuxCoefficients&);
+                                       const MoeFfnShape&, const MoeAuxCoefficients&, bool);
 
 }  // namespace moelab

@@ -83,18 +83,22 @@ struct MoeFfnActivations {
   routing::DispatchPlan<T> route_plan;  // sequence granularity: the plan of the R = B sequence rows
   routing::DispatchPlan<T> plan;  // the token plan, S = plan slots
   std::vector<T> x_grouped;       // [S,d] rows gathered in expert order
-  std::vector<T> g, u, act;       // [S,h] each expert's SwiGLU intermediates (inference: one expert's rows)
+  std::vector<T> g, u, act;       // [S,h] each expert's SwiGLU intermediates, kept for backward (else empty)
   std::vector<T> y_grouped;       // [S,d] expert outputs, expert order
   std::vector<T> shared_g, shared_u, shared_act;  // [N,hs] the shared experts' SwiGLU intermediates
   std::vector<T> shared_out;      // [N,d]
 };
 
+// Working memory of one MoE layer's forward and backward that no later pass reads: one per model, shared by its
+// layers.
 template <typename T>
 struct MoeFfnScratch {
+  std::vector<T> g_rows, u_rows, act_rows;  // [rows of the largest expert, h] forward: one expert's at a time
   std::vector<T> d_y_grouped;     // [S,d]
   std::vector<T> d_slot_weight;   // [S]
   std::vector<T> d_route_slot_weight;  // [S_route] sequence granularity: gradients of the sequence plan's weights
   std::vector<T> d_act, d_g, d_u; // [rows of the largest expert, h], one expert's at a time
+  std::vector<T> d_weight_rows;   // [h*d] bf16: one expert weight's gradient before it reaches grads
   std::vector<T> d_x_grouped;     // [S,d]
   std::vector<T> d_probs;         // [R,E]
   std::vector<T> d_logits;        // [R,E]
@@ -107,14 +111,16 @@ struct MoeFfnScratch {
 // token_ids [N] are read only by the hash router (may be null otherwise). for_backward = false (inference): the
 // experts' SwiGLU intermediates are not kept, and backward must not follow.
 template <typename T>
-MoeAuxLosses moe_ffn_forward(T* out /*[N,d]*/, MoeFfnActivations<T>& act, const T* x /*[N,d]*/,
-                             const int32_t* token_ids /*[N]*/, const MoeFfnWeights<T>& w, const MoeFfnShape& s,
-                             bool for_backward);
+MoeAuxLosses moe_ffn_forward(T* out /*[N,d]*/, MoeFfnActivations<T>& act, MoeFfnScratch<T>& scratch,
+                             const T* x /*[N,d]*/, const int32_t* token_ids /*[N]*/, const MoeFfnWeights<T>& w,
+                             const MoeFfnShape& s, bool for_backward);
 
-// d_x assigned.
+// d_x assigned; gradients added to grads. grads_zero: every gradient in grads is 0 on entry (the first backward
+// since they were zeroed), so the bf16 expert weight gradients are written without reading them.
 template <typename T>
 void moe_ffn_backward(T* d_x /*[N,d]*/, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& scratch,
                       const T* d_out /*[N,d]*/, const T* x /*[N,d]*/, const MoeFfnActivations<T>& act,
-                      const MoeFfnWeights<T>& w, const MoeFfnShape& s, const MoeAuxCoefficients& coef);
+                      const MoeFfnWeights<T>& w, const MoeFfnShape& s, const MoeAuxCoefficients& coef,
+                      bool grads_zero = false);
 
 }  // namespace moelab

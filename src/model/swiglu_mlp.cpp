@@ -29,24 +29,35 @@ void swiglu_mlp_forward(T* out, T* g, T* u, T* act, const T* x, const SwigluMlpW
 template <typename T>
 void swiglu_mlp_backward(T* d_x, const SwigluMlpGrads<T>& grads, T* d_act, T* d_g, T* d_u, const T* d_out,
                          const T* x, const T* g, const T* u, const T* act, const SwigluMlpWeights<T>& w, int64_t n,
-                         int64_t d, int64_t h) {
+                         int64_t d, int64_t h, const SwigluGradStaging<T>& staging) {
   if (n == 0) return;
   // bf16: d_out, d_g, d_u and x are each converted once for their two GEMMs. d_g and d_u are written below, but
   // before any GEMM reads them.
   const cpu::Bf16ReuseScope reuse;
+  // d_W [O,I] += d_y [n,O]^T · in [n,I], by the GEMM or staged.
+  const auto weight_grad = [&](T* d_weight, const T* d_y, const T* in, int64_t in_features, int64_t out_features) {
+    if (!d_weight) return;
+    if (staging.rows)
+      ops::linear_weight_grad_staged(d_weight, staging.rows, d_y, in, n, in_features, out_features,
+                                     staging.grads_zero);
+    else
+      ops::linear_backward<T>(nullptr, d_weight, d_y, in, nullptr, n, in_features, out_features);
+  };
   {
     profile::Scope p("bwd ffn.down_proj", 4.0 * n * h * d);
-    ops::linear_backward(d_act, grads.down, d_out, act, w.down, n, h, d);
+    ops::linear_backward<T>(d_act, nullptr, d_out, act, w.down, n, h, d);
+    weight_grad(grads.down, d_out, act, h, d);
   }
   {
     profile::Scope p("bwd ffn.swiglu", 0);
     ops::swiglu_backward(d_g, d_u, d_act, g, u, n * h);
   }
   profile::Scope p("bwd ffn.gate_up_proj", 8.0 * n * d * h);
-  ops::linear_backward(d_x, grads.gate, d_g, x, w.gate, n, d, h);
+  ops::linear_backward<T>(d_x, nullptr, d_g, x, w.gate, n, d, h);
   // d_x += d_u · up: the second branch adds to the first (linear_backward assigns, so call the GEMM with beta 1).
   cpu::gemm(cpu::Trans::N, cpu::Trans::N, n, d, h, T(1), d_u, h, w.up, d, T(1), d_x, d);
-  if (grads.up) ops::linear_backward<T>(nullptr, grads.up, d_u, x, w.up, n, d, h);
+  weight_grad(grads.gate, d_g, x, d, h);
+  weight_grad(grads.up, d_u, x, d, h);
 }
 
 template void swiglu_mlp_forward<float>(float*, float*, float*, float*, const float*, const SwigluMlpWeights<float>&,
@@ -55,9 +66,11 @@ template void swiglu_mlp_forward<double>(double*, double*, double*, double*, con
                                          const SwigluMlpWeights<double>&, int64_t, int64_t, int64_t);
 template void swiglu_mlp_backward<float>(float*, const SwigluMlpGrads<float>&, float*, float*, float*, const float*,
                                          const float*, const float*, const float*, const float*,
-                                         const SwigluMlpWeights<float>&, int64_t, int64_t, int64_t);
+                                         const SwigluMlpWeights<float>&, int64_t, int64_t, int64_t,
+                                         const SwigluGradStaging<float>&);
 template void swiglu_mlp_backward<double>(double*, const SwigluMlpGrads<double>&, double*, double*, double*,
                                           const double*, const double*, const double*, const double*, const double*,
-                                          const SwigluMlpWeights<double>&, int64_t, int64_t, int64_t);
+                                          const SwigluMlpWeights<double>&, int64_t, int64_t, int64_t,
+                                          const SwigluGradStaging<double>&);
 
 }  // namespace moelab

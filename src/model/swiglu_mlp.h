@@ -25,12 +25,20 @@ template <typename T>
 void swiglu_mlp_forward(T* out /*[n,d]*/, T* g /*[n,h]*/, T* u /*[n,h]*/, T* act /*[n,h]*/, const T* x /*[n,d]*/,
                         const SwigluMlpWeights<T>& w, int64_t n, int64_t d, int64_t h);
 
+// How the weight gradients reach grads: by the GEMMs themselves (rows null), or made in `rows` first and then
+// added, or written when grads hold zeros (ops::linear_weight_grad_staged; the bf16 expert backward).
+template <typename T>
+struct SwigluGradStaging {
+  T* rows = nullptr;        // [h*d] scratch, or null
+  bool grads_zero = false;  // grads hold zeros: write them, do not add
+};
+
 // d_x is assigned. d_act, d_g and d_u are caller-provided scratch of [n,h] each (kept out of this function so
 // the training step allocates nothing).
 template <typename T>
 void swiglu_mlp_backward(T* d_x /*[n,d]*/, const SwigluMlpGrads<T>& grads, T* d_act /*[n,h]*/, T* d_g /*[n,h]*/,
                          T* d_u /*[n,h]*/, const T* d_out /*[n,d]*/, const T* x /*[n,d]*/, const T* g /*[n,h]*/,
                          const T* u /*[n,h]*/, const T* act /*[n,h]*/, const SwigluMlpWeights<T>& w, int64_t n,
-                         int64_t d, int64_t h);
+                         int64_t d, int64_t h, const SwigluGradStaging<T>& staging = {});
 
 }  // namespace moelab

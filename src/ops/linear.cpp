@@ -1,10 +1,14 @@
 #include "ops/linear.h"
 
 #include "backend/cpu/gemm.h"
+#include "backend/cpu/stream_copy.h"
 
 namespace moelab::ops {
 
 using cpu::Trans;
+
+// Below this many elements the OpenMP fork costs more than it saves.
+constexpr int64_t kParallelElements = 1 << 15;
 
 template <typename T>
 void linear_forward(T* out, const T* in, const T* weight, int64_t N, int64_t in_features, int64_t out_features) {
@@ -25,11 +29,26 @@ void linear_backward(T* d_in, T* d_weight, const T* d_out, const T* in, const T*
   }
 }
 
+template <typename T>
+void linear_weight_grad_staged(T* d_weight, T* rows, const T* d_out, const T* in, int64_t N, int64_t in_features,
+                               int64_t out_features, bool d_weight_zero) {
+  const int64_t n = out_features * in_features;
+  cpu::gemm(Trans::T, Trans::N, out_features, in_features, N, T(1), d_out, out_features, in, in_features, T(0), rows,
+            in_features);
+  if (d_weight_zero) return cpu::stream_copy(d_weight, rows, n);
+#pragma omp parallel for simd schedule(static) if (n >= kParallelElements)
+  for (int64_t i = 0; i < n; ++i) d_weight[i] += rows[i];
+}
+
 template void linear_forward<float>(float*, const float*, const float*, int64_t, int64_t, int64_t);
 template void linear_forward<double>(double*, const double*, const double*, int64_t, int64_t, int64_t);
 template void linear_backward<float>(float*, float*, const float*, const float*, const float*, int64_t, int64_t,
                                      int64_t);
 template void linear_backward<double>(double*, double*, const double*, const double*, const double*, int64_t,
                                       int64_t, int64_t);
+template void linear_weight_grad_staged<float>(float*, float*, const float*, const float*, int64_t, int64_t, int64_t,
+                                               bool);
+template void linear_weight_grad_staged<double>(double*, double*, const double*, const double*, int64_t, int64_t,
+                                                int64_t, bool);
 
 }  // namespace moelab::ops

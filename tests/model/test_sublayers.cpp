@@ -41,6 +41,41 @@ TEST(SwigluMlp, GradientsMatchFiniteDifferences) {
   expect_gradient_matches("d_down", down, d_down, loss);
 }
 
+// Staged weight gradients (made in scratch rows first: the bf16 expert backward) are the unstaged ones: added to
+// what grads held, or written over it when grads are declared 0. Both are one add per element in double, so the
+// same bits.
+TEST(SwigluMlp, StagedWeightGradientsAreTheUnstagedOnes) {
+  const int64_t n = 5, d = 6, h = 7;
+  auto x = random_vector(n * d, 1), gate = random_vector(h * d, 2), up = random_vector(h * d, 3),
+       down = random_vector(d * h, 4), r = random_vector(n * d, 5);
+  std::vector<double> out(n * d), g(n * h), u(n * h), act(n * h);
+  const SwigluMlpWeights<double> w{gate.data(), up.data(), down.data()};
+  swiglu_mlp_forward(out.data(), g.data(), u.data(), act.data(), x.data(), w, n, d, h);
+  struct Grads {
+    std::vector<double> gate, up, down, d_x;
+  };
+  const auto start = random_vector(h * d, 6);  // what the gradients held before, for the added case
+  auto run = [&](const std::vector<double>& held, SwigluGradStaging<double> staging) {
+    Grads gr{held, held, held, std::vector<double>(n * d)};
+    std::vector<double> s1(n * h), s2(n * h), s3(n * h);
+    swiglu_mlp_backward(gr.d_x.data(), SwigluMlpGrads<double>{gr.gate.data(), gr.up.data(), gr.down.data()},
+                        s1.data(), s2.data(), s3.data(), r.data(), x.data(), g.data(), u.data(), act.data(), w, n, d,
+                        h, staging);
+    return gr;
+  };
+  std::vector<double> rows(h * d, std::nan(""));  // overwritten before every read
+  const Grads added = run(start, {}), staged_added = run(start, {rows.data(), false});
+  EXPECT_EQ(staged_added.gate, added.gate);
+  EXPECT_EQ(staged_added.up, added.up);
+  EXPECT_EQ(staged_added.down, added.down);
+  EXPECT_EQ(staged_added.d_x, added.d_x);
+  const Grads from_zero = run(std::vector<double>(h * d, 0.0), {});
+  const Grads written = run(start, {rows.data(), true});  // held values ignored: declared 0
+  EXPECT_EQ(written.gate, from_zero.gate);
+  EXPECT_EQ(written.up, from_zero.up);
+  EXPECT_EQ(written.down, from_zero.down);
+}
+
 class AttentionBlockShapes : public ::testing::TestWithParam<std::tuple<int, int, int, int, int>> {};
 
 TEST_P(AttentionBlockShapes, GradientsMatchFiniteDifferences) {
@@ -125,11 +160,12 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
   };
   std::vector<double> out(N * d);
   MoeFfnActivations<double> act;
+  MoeFfnScratch<double> scratch;
   auto loss = [&] {
-    const MoeAuxLosses aux = moe_ffn_forward<double>(out.data(), act, x.data(), nullptr, weights(), s, true);
+    const MoeAuxLosses aux = moe_ffn_forward<double>(out.data(), act, scratch, x.data(), nullptr, weights(), s, true);
     return dot(out, r) + coef.load_balance * aux.load_balance + coef.z_loss * aux.z_loss + coef.entropy * aux.entropy;
   };
-  const MoeAuxLosses first = moe_ffn_forward<double>(out.data(), act, x.data(), nullptr, weights(), s, true);
+  const MoeAuxLosses first = moe_ffn_forward<double>(out.data(), act, scratch, x.data(), nullptr, weights(), s, true);
   if (c.capacity_factor > 0 && c.rule == SelectionRule::TopK) {
     EXPECT_GT(first.dropped, 0) << "the case must exercise dropping";
   }
@@ -139,7 +175,7 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
     MoeFfnWeights<double> w = weights();
     w.selection_bias = nullptr;
     std::vector<double> out2(N * d);
-    moe_ffn_forward<double>(out2.data(), unbiased, x.data(), nullptr, w, s, true);
+    moe_ffn_forward<double>(out2.data(), unbiased, scratch, x.data(), nullptr, w, s, true);
     EXPECT_NE(unbiased.plan.slot_expert, plan.slot_expert);
     for (int64_t t = 0; t < N; ++t) {  // weights are the unbiased probabilities of the chosen experts
       for (int32_t sl = plan.token_offsets[t]; sl < plan.token_offsets[t + 1]; ++sl)
@@ -152,7 +188,6 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
   std::vector<double> d_shared_gate(hs * d, 0.0), d_shared_up(hs * d, 0.0), d_shared_down(d * hs, 0.0);
   MoeFfnGrads<double> grads{d_router.data(), {}, {d_shared_gate.data(), d_shared_up.data(), d_shared_down.data()}};
   for (int e = 0; e < E; ++e) grads.experts.push_back({d_gate[e].data(), d_up[e].data(), d_down[e].data()});
-  MoeFfnScratch<double> scratch;
   moe_ffn_backward(d_x.data(), grads, scratch, r.data(), x.data(), act, weights(), s, coef);
   expect_gradient_matches("d_x", x, d_x, loss, 1e-6, 400, 1e-6);
   expect_gradient_matches("d_router", router, d_router, loss, 1e-6, 400, 1e-6);

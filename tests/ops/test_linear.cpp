@@ -1,5 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "backend/cpu/gemm_bf16.h"
 #include "ops/linear.h"
 #include "support/gradcheck.h"
 
@@ -50,6 +56,53 @@ TEST(Linear, WeightGradientAccumulates) {
   auto once = d_w;
   ops::linear_backward<double>(nullptr, d_w.data(), r.data(), in.data(), w.data(), N, I, O);
   for (size_t i = 0; i < d_w.size(); ++i) EXPECT_NEAR(d_w[i], 2 * once[i], 1e-12);
+}
+
+// The staged weight gradient (made in scratch rows, then added or written) against the GEMM accumulating into d_W,
+// in f32 and through the bf16 GEMM. The rows start as NaN: they are overwritten, never read. Written (d_W declared
+// 0) gives the gradient itself over whatever d_W held; added gives d_W + gradient. In f32 these are the GEMM's
+// bits; oneDNN's bf16 kernels add d_W inside their accumulation, so there they agree to f32 rounding.
+void expect_staged_weight_grad_matches_gemm(cpu::GemmPrecision precision) {
+  const cpu::GemmPrecisionScope scope(precision);
+  const int64_t N = 37, I = 256, O = 288;  // O*I large enough for the add and the copy to use every thread
+  const auto in = testing::to_float(random_vector(N * I, 9)), r = testing::to_float(random_vector(N * O, 10));
+  const auto start = testing::to_float(random_vector(O * I, 11));
+  const auto expect_same = [&](const std::vector<float>& got, const std::vector<float>& want, const char* what) {
+    if (precision == cpu::GemmPrecision::F32) {
+      EXPECT_EQ(got, want) << what;
+    } else {
+      EXPECT_LT(testing::max_rel_error(got, std::vector<double>(want.begin(), want.end())), 1e-6) << what;
+    }
+  };
+  std::vector<float> direct = start;  // [O,I] the GEMM adding into d_W
+  ops::linear_backward<float>(nullptr, direct.data(), r.data(), in.data(), nullptr, N, I, O);
+  std::vector<float> rows(O * I, std::numeric_limits<float>::quiet_NaN());  // [O,I]
+  std::vector<float> added = start;
+  ops::linear_weight_grad_staged(added.data(), rows.data(), r.data(), in.data(), N, I, O, false);
+  expect_same(added, direct, "added");
+  std::vector<float> from_zero(O * I, 0.0f);
+  ops::linear_backward<float>(nullptr, from_zero.data(), r.data(), in.data(), nullptr, N, I, O);
+  std::vector<float> written = start;  // what d_W held is ignored when it is declared 0
+  std::fill(rows.begin(), rows.end(), std::numeric_limits<float>::quiet_NaN());
+  ops::linear_weight_grad_staged(written.data(), rows.data(), r.data(), in.data(), N, I, O, true);
+  expect_same(written, from_zero, "written");
+}
+
+TEST(Linear, StagedWeightGradientMatchesTheGemmInF32) {
+  expect_staged_weight_grad_matches_gemm(cpu::GemmPrecision::F32);
+}
+
+TEST(Linear, StagedWeightGradientMatchesTheGemmInBf16) {
+  expect_staged_weight_grad_matches_gemm(cpu::GemmPrecision::Bf16);
+}
+
+TEST(Linear, StagedWeightGradientInDouble) {
+  const int64_t N = 6, I = 5, O = 4;
+  auto in = random_vector(N * I, 12), r = random_vector(N * O, 13), start = random_vector(O * I, 14);
+  std::vector<double> direct = start, added = start, rows(O * I, std::nan(""));
+  ops::linear_backward<double>(nullptr, direct.data(), r.data(), in.data(), nullptr, N, I, O);
+  ops::linear_weight_grad_staged(added.data(), rows.data(), r.data(), in.data(), N, I, O, false);
+  EXPECT_EQ(added, direct);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, LinearShapes,
