@@ -53,10 +53,11 @@ void swiglu_mlp_backward(T* d_x, const SwigluMlpGrads<T>& grads, T* d_act, T* d_
     ops::swiglu_backward(d_g, d_u, d_act, g, u, n * h);
   }
   profile::Scope p("bwd ffn.gate_up_proj", 8.0 * n * d * h);
+  // Each of d_g and d_u is read by its two GEMMs one after the other, while it is in cache.
   ops::linear_backward<T>(d_x, nullptr, d_g, x, w.gate, n, d, h);
+  weight_grad(grads.gate, d_g, x, d, h);
   // d_x += d_u · up: the second branch adds to the first (linear_backward assigns, so call the GEMM with beta 1).
   cpu::gemm(cpu::Trans::N, cpu::Trans::N, n, d, h, T(1), d_u, h, w.up, d, T(1), d_x, d);
-  weight_grad(grads.gate, d_g, x, d, h);
   weight_grad(grads.up, d_u, x, d, h);
 }
 
