@@ -205,15 +205,16 @@ BENCHMARK(BM_GemmBf16ExpertOutputToMemory)->ArgName("streamed")->Arg(0)->Arg(1)-
 
 namespace {
 
-// One MoE layer's bf16 expert weight gradients (the large shape's gate: d_W [1408, 512] += d_gᵀ [1408 x 256] x
-// x [256, 512] for 16 experts) into gradients in memory, as in a training step: the GEMM adding into d_W (range 0
-// = 0), staged in rows that stay in cache and then added (1), or staged and written, d_W being 0 (2;
-// ops::linear_weight_grad_staged). The gradients of 16 layers rotate, about 740 MB.
-void BM_GemmBf16WeightGradToMemory(benchmark::State& state) {
-  const int64_t E = 16, M = 256, d = 512, h = 1408, layers = 16, mode = state.range(0);
+// One MoE layer's expert weight gradients (the large shape's gate: d_W [1408, 512] += d_gᵀ [1408 x 256] x
+// x [256, 512] for 16 experts) into gradients in memory, as in a training step, in bf16 (range 0 = 1) or f32 (0):
+// the GEMM adding into d_W (range 1 = 0), staged in rows that stay in cache and then added (1), or staged and
+// written, d_W being 0 (2; ops::linear_weight_grad_staged). The gradients of 16 layers rotate, about 740 MB.
+void BM_ExpertWeightGradToMemory(benchmark::State& state) {
+  const int64_t E = 16, M = 256, d = 512, h = 1408, layers = 16, mode = state.range(1);
   std::vector<float> x(E * M * d, 0.5f), d_g(E * M * h, 0.01f);  // [E,M,d], [E,M,h]
   std::vector<float> grads(layers * E * h * d, 0.0f), rows(h * d);  // [layers,E,h,d], [h,d]
-  const moelab::cpu::GemmPrecisionScope bf16(moelab::cpu::GemmPrecision::Bf16);
+  const moelab::cpu::GemmPrecisionScope precision(state.range(0) == 1 ? moelab::cpu::GemmPrecision::Bf16
+                                                                      : moelab::cpu::GemmPrecision::F32);
   int64_t layer = 0;
   for (auto _ : state) {
     layer = (layer + 1) % layers;
@@ -229,6 +230,9 @@ void BM_GemmBf16WeightGradToMemory(benchmark::State& state) {
   state.counters["FLOP/s"] = benchmark::Counter(2.0 * E * M * d * h, benchmark::Counter::kIsIterationInvariantRate,
                                                 benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_GemmBf16WeightGradToMemory)->ArgName("mode")->Arg(0)->Arg(1)->Arg(2)->UseRealTime();
+BENCHMARK(BM_ExpertWeightGradToMemory)
+    ->ArgNames({"bf16", "mode"})
+    ->ArgsProduct({{1, 0}, {0, 1, 2}})
+    ->UseRealTime();
 
 }  // namespace

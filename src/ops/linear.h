@@ -19,8 +19,8 @@ void linear_backward(T* d_in, T* d_weight, const T* d_out, const T* in, const T*
 // The weight gradient alone, made in `rows` [O,I], scratch that stays in cache, and then added to d_W, or streamed
 // into it when d_W holds zeros (d_weight_zero): a gradient in memory is then written once and never read here.
 // For GEMMs fast enough that d_W's memory traffic decides their time: one layer of the large shape's bf16 expert
-// gradients took 8.4 ms adding into d_W, 7.7 staged and added, 6.7 staged and written (moelab_bench
-// --benchmark_filter=WeightGradToMemory). An f32 GEMM gains nothing from it.
+// gradients took 7.9-8.4 ms adding into d_W, 7.5-7.7 staged and added, 6.7-6.8 staged and written (moelab_bench
+// --benchmark_filter=WeightGradToMemory). f32 GEMMs gain nothing from it (16.9 ms against 17.7 written).
 template <typename T>
 void linear_weight_grad_staged(T* d_weight /*[O,I]*/, T* rows /*[O,I]*/, const T* d_out /*[N,O]*/,
                                const T* in /*[N,I]*/, int64_t N, int64_t in_features, int64_t out_features,
