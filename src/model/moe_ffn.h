@@ -83,7 +83,7 @@ struct MoeFfnActivations {
   routing::DispatchPlan<T> route_plan;  // sequence granularity: the plan of the R = B sequence rows
   routing::DispatchPlan<T> plan;  // the token plan, S = plan slots
   std::vector<T> x_grouped;       // [S,d] rows gathered in expert order
-  std::vector<T> g, u, act;       // [S,h] each expert's SwiGLU intermediates, kept for backward (else empty)
+  std::vector<T> g, u, act;       // [S,h] each expert's SwiGLU intermediates, written by a forward for backward
   std::vector<T> y_grouped;       // [S,d] expert outputs, expert order
   std::vector<T> shared_g, shared_u, shared_act;  // [N,hs] the shared experts' SwiGLU intermediates
   std::vector<T> shared_out;      // [N,d]
