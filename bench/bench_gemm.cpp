@@ -1,12 +1,16 @@
-// GEMM throughput on the shapes a MoE training step runs: M tokens routed to an expert, K/N the model and
-// expert widths. Reports FLOP/s so the numbers read directly against the machine's peak. BM_Sgemm is the f32 GEMM
-// the engine runs; BM_MatmulBf16 is oneDNN's matmul primitive with bf16 inputs and f32 output (what a bf16
-// mixed-precision step runs): on CPUs with AMX (Sapphire Rapids) oneDNN picks its AMX kernels (the implementation
-// is named in the label), elsewhere AVX-512 BF16 or a slower path.
+// GEMM throughput on the shapes a MoE training step runs: M tokens routed to an expert, K/N the model and expert
+// widths. Reports FLOP/s so the numbers read directly against the machine's peak. BM_Sgemm is the f32 GEMM the
+// engine runs; BM_SgemmStepLayouts the same at every shape and operand layout of one f32 training step, with
+// operands hot in cache (bench/f32_gemm_bound.py turns it into the step's GEMM-bound utilisation); BM_MatmulBf16 is
+// oneDNN's matmul primitive with bf16 inputs and f32 output (what a bf16 mixed-precision step runs): on CPUs with
+// AMX (Sapphire Rapids) oneDNN picks its AMX kernels (the implementation is named in the label), elsewhere AVX-512
+// BF16 or a slower path.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <random>
+#include <tuple>
 #include <vector>
 
 #include <dnnl.hpp>
@@ -165,6 +169,46 @@ void moe_shapes(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_Sgemm)->Apply(moe_shapes)->UseRealTime();
+
+// C [M,N] = op(A) [M,K] · op(B) [K,N] through cpu::gemm as a linear layer calls it, operands hot in cache and filled
+// with random values. layout 0, forward: out = in · Wᵀ (N,T); 1, input gradient: d_in = d_out · W (N,N);
+// 2, weight gradient: d_W += d_outᵀ · in (T,N, accumulating, with cpu::gemm's depth slices).
+void BM_SgemmStepLayouts(benchmark::State& state) {
+  const int64_t layout = state.range(0), M = state.range(1), N = state.range(2), K = state.range(3);
+  using moelab::cpu::Trans;
+  const Trans ta = layout == 2 ? Trans::T : Trans::N, tb = layout == 0 ? Trans::T : Trans::N;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> a(M * K), b(K * N), c(M * N, 0.0f);  // a [M,K] or [K,M]; b [N,K] or [K,N]; c [M,N]
+  for (auto& v : a) v = normal(rng);
+  for (auto& v : b) v = normal(rng);
+  const float beta = layout == 2 ? 1.0f : 0.0f;
+  for (auto _ : state) {
+    moelab::cpu::gemm(ta, tb, M, N, K, 1.0f, a.data(), ta == Trans::T ? M : K, b.data(), tb == Trans::T ? K : N,
+                      beta, c.data(), N);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.counters["FLOP/s"] =
+      benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+
+// Every GEMM of the small and large shapes' f32 training steps, as (layout, M, N, K), for tokens t = B T = 2048,
+// model width d, expert width h, vocabulary 8192 and r = 2 t / experts rows per expert (an even routing): an expert's
+// gate or up projection, its down projection, an attention projection (d x d) and the LM head, each forward,
+// input gradient and weight gradient.
+void step_layouts(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"layout", "M", "N", "K"});
+  const int64_t t = 2048, V = 8192;
+  for (const auto& [d, h, r] : {std::tuple<int64_t, int64_t, int64_t>{256, 704, 512}, {512, 1408, 256}}) {
+    for (const auto& [in, out, rows] :
+         {std::tuple<int64_t, int64_t, int64_t>{d, h, r}, {h, d, r}, {d, d, t}, {d, V, t}}) {
+      b->Args({0, rows, out, in});  // forward
+      b->Args({1, rows, in, out});  // input gradient
+      b->Args({2, out, in, rows});  // weight gradient
+    }
+  }
+}
+BENCHMARK(BM_SgemmStepLayouts)->Apply(step_layouts)->UseRealTime();
 BENCHMARK(BM_MatmulBf16)->Apply(moe_shapes)->UseRealTime();
 
 }  // namespace
