@@ -10,14 +10,14 @@
 namespace moelab {
 
 template <typename T>
-void AttentionActivations<T>::resize(const AttentionShape& s, bool keep_probs) {
+void AttentionActivations<T>::resize(const AttentionShape& s, bool for_backward) {
   const int64_t N = s.rows();
   normed.resize(N * s.d);
   rstd.resize(N);
   q.resize(N * s.H * s.D);
   k.resize(N * s.Hkv * s.D);
   v.resize(N * s.Hkv * s.D);
-  if (keep_probs) probs.resize(s.B * s.H * s.T * s.T);
+  if (for_backward) lse.resize(s.B * s.H * s.T);
   ctx.resize(N * s.H * s.D);
 }
 
@@ -63,7 +63,7 @@ void attention_block_forward(T* out, AttentionActivations<T>& act, const T* x, c
   }
   {
     profile::Scope p("fwd attention.core", causal_attention_flops(s));
-    ops::attention_forward(act.ctx.data(), for_backward ? act.probs.data() : nullptr, act.q.data(), act.k.data(),
+    ops::attention_forward(act.ctx.data(), for_backward ? act.lse.data() : nullptr, act.q.data(), act.k.data(),
                            act.v.data(), s.B, s.T, s.H, s.Hkv, s.D);
   }
   profile::Scope p("fwd attention.out_proj", 2.0 * N * qw * s.d);
@@ -83,7 +83,7 @@ void attention_block_backward(T* d_x, const AttentionGrads<T>& grads, AttentionS
   {
     profile::Scope p("bwd attention.core", 2 * causal_attention_flops(s));
     ops::attention_backward(sc.d_q.data(), sc.d_k.data(), sc.d_v.data(), sc.d_ctx.data(), act.q.data(),
-                            act.k.data(), act.v.data(), act.probs.data(), s.B, s.T, s.H, s.Hkv, s.D);
+                            act.k.data(), act.v.data(), act.lse.data(), s.B, s.T, s.H, s.Hkv, s.D);
   }
   {
     profile::Scope p("bwd attention.rope", 0);

@@ -43,9 +43,9 @@ struct AttentionActivations {
   std::vector<T> q;       // [N,H*D]   after RoPE
   std::vector<T> k;       // [N,Hkv*D] after RoPE
   std::vector<T> v;       // [N,Hkv*D]
-  std::vector<T> probs;   // [B,H,T,T]   only when kept for backward
+  std::vector<T> lse;     // [B,H,T]   log-sum-exp of each row's scores, only when kept for backward
   std::vector<T> ctx;     // [N,H*D]   attention output before o_proj
-  void resize(const AttentionShape& s, bool keep_probs);
+  void resize(const AttentionShape& s, bool for_backward);
 };
 
 // Backward scratch, shared by all layers (only one layer's backward runs at a time).

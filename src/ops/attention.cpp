@@ -16,8 +16,9 @@ using cpu::Trans;
 // Query rows are processed in blocks of kBlock, and each block is multiplied only against keys 0..(block end):
 // the work above the causal diagonal shrinks to half of one kBlock x kBlock tile per block, while every product
 // stays one gemm large enough to run near full speed. Backward uses the same blocks for its column passes, so
-// the zeros written above the diagonal inside the diagonal tiles are exactly the ones those passes read.
-constexpr int64_t kBlock = kAttentionRowBlock;
+// the zeros written above the diagonal inside the diagonal tiles are exactly the ones those passes read, and the
+// columns past a row's block are never read.
+constexpr int64_t kBlock = 64;
 
 // Below this many multiply-adds (of the full T x T products) a call runs on one thread: starting an OpenMP team
 // costs more than the work (and far more when the cores are busy), which matters for decoding and small tests.
@@ -27,8 +28,9 @@ constexpr int64_t kParallelMinWork = int64_t{1} << 20;
 // 256-bit vectors under -march=native (the softmax runs about 15% faster).
 
 // Softmax over row[0..n) in place (the scores a query may see), zeros over row[n..len) (the masked future).
+// Returns the log-sum-exp of the scores, from which backward makes the same probabilities again.
 template <typename Real>
-void softmax_prefix(Real* row /*[len]*/, int64_t n, int64_t len) {
+Real softmax_prefix(Real* row /*[len]*/, int64_t n, int64_t len) {
   Real m = row[0];
 #pragma omp simd simdlen(16) reduction(max : m)
   for (int64_t j = 1; j < n; ++j) m = row[j] > m ? row[j] : m;
@@ -42,6 +44,17 @@ void softmax_prefix(Real* row /*[len]*/, int64_t n, int64_t len) {
   const Real inv = Real(1) / sum;
 #pragma omp simd simdlen(16)
   for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+  std::fill(row + n, row + len, Real(0));
+  return m + std::log(sum);
+}
+
+// The probabilities of one row again from its scores and their log-sum-exp: exp(s - lse) over [0..n), one pass
+// where the softmax takes three; zeros over [n..len). Rounding can leave s - lse a hair above 0 for the row's
+// largest score, hence the clamp into exp_nonpositive's domain.
+template <typename Real>
+void probs_from_lse(Real* row /*[len]*/, int64_t n, int64_t len, Real lse) {
+#pragma omp simd simdlen(16)
+  for (int64_t j = 0; j < n; ++j) row[j] = exp_nonpositive(std::min(row[j] - lse, Real(0)));
   std::fill(row + n, row + len, Real(0));
 }
 
@@ -57,8 +70,10 @@ void softmax_backward_prefix(Real* d /*[len]*/, const Real* p /*[len]*/, int64_t
   std::fill(d + n, d + len, Real(0));
 }
 
-// One [T,T] buffer per thread, grown on demand and kept: no allocation per call once warm.
-template <typename Real>
+// Per-thread buffers, grown on demand and kept: no allocation per call once warm. Two per element type: the
+// probabilities (a row block in forward, a head's [T,T] in backward) and backward's dP, turned into dS in place.
+enum class Scratch { Probs, ProbsGrad };
+template <typename Real, Scratch which>
 Real* thread_scratch(size_t n) {
   thread_local std::vector<Real> buffer;
   if (buffer.size() < n) buffer.resize(n);
@@ -68,7 +83,7 @@ Real* thread_scratch(size_t n) {
 }  // namespace
 
 template <typename Real>
-void attention_forward(Real* out /*[B,T,H,D]*/, Real* probs /*[B,H,T,T] or null*/, const Real* q /*[B,T,H,D]*/,
+void attention_forward(Real* out /*[B,T,H,D]*/, Real* lse /*[B,H,T] or null*/, const Real* q /*[B,T,H,D]*/,
                        const Real* k /*[B,T,Hkv,D]*/, const Real* v /*[B,T,Hkv,D]*/, int64_t B, int64_t T, int64_t H,
                        int64_t Hkv, int64_t D) {
   MOELAB_ASSERT(Hkv > 0 && H % Hkv == 0, "attention: query heads must be a multiple of key/value heads");
@@ -82,14 +97,15 @@ void attention_forward(Real* out /*[B,T,H,D]*/, Real* probs /*[B,H,T,T] or null*
     const Real* kg /*[T,D] row stride Hkv*D*/ = k + b * T * ldkv + g * D;
     const Real* vg /*[T,D] row stride Hkv*D*/ = v + b * T * ldkv + g * D;
     Real* oh /*[T,D] row stride H*D*/ = out + b * T * ldq + h * D;
+    // The block's probabilities, columns 0..i1 of each row, in a per-thread buffer that stays in cache.
+    Real* pb /*[kBlock,T]*/ = thread_scratch<Real, Scratch::Probs>(static_cast<size_t>(kBlock * T));
     for (int64_t i0 = 0; i0 < T; i0 += kBlock) {
       const int64_t i1 = std::min(i0 + kBlock, T), rows = i1 - i0;
-      // The block's probabilities, columns 0..i1 of each row: kept in probs for backward, else in a per-thread
-      // block that stays in cache.
-      Real* pb /*[rows,T]*/ =
-          probs ? probs + bh * T * T + i0 * T : thread_scratch<Real>(static_cast<size_t>(kBlock * T));
       cpu::gemm(Trans::N, Trans::T, rows, i1, D, scale, qh + i0 * ldq, ldq, kg, ldkv, Real(0), pb, T);
-      for (int64_t t = i0; t < i1; ++t) softmax_prefix(pb + (t - i0) * T, t + 1, i1);
+      for (int64_t t = i0; t < i1; ++t) {
+        const Real row_lse = softmax_prefix(pb + (t - i0) * T, t + 1, i1);
+        if (lse) lse[bh * T + t] = row_lse;
+      }
       cpu::gemm(Trans::N, Trans::N, rows, D, i1, Real(1), pb, T, vg, ldkv, Real(0), oh + i0 * ldq, ldq);
     }
   }
@@ -98,8 +114,8 @@ void attention_forward(Real* out /*[B,T,H,D]*/, Real* probs /*[B,H,T,T] or null*
 template <typename Real>
 void attention_backward(Real* d_q /*[B,T,H,D]*/, Real* d_k /*[B,T,Hkv,D]*/, Real* d_v /*[B,T,Hkv,D]*/,
                         const Real* d_out /*[B,T,H,D]*/, const Real* q /*[B,T,H,D]*/, const Real* k /*[B,T,Hkv,D]*/,
-                        const Real* v /*[B,T,Hkv,D]*/, const Real* probs /*[B,H,T,T]*/, int64_t B, int64_t T,
-                        int64_t H, int64_t Hkv, int64_t D) {
+                        const Real* v /*[B,T,Hkv,D]*/, const Real* lse /*[B,H,T]*/, int64_t B, int64_t T, int64_t H,
+                        int64_t Hkv, int64_t D) {
   MOELAB_ASSERT(Hkv > 0 && H % Hkv == 0, "attention: query heads must be a multiple of key/value heads");
   const Real scale = Real(1) / std::sqrt(Real(D));
   const int64_t group = H / Hkv, ldq = H * D, ldkv = Hkv * D;
@@ -108,7 +124,8 @@ void attention_backward(Real* d_q /*[B,T,H,D]*/, Real* d_k /*[B,T,Hkv,D]*/, Real
 #pragma omp parallel for schedule(static) if (B * H * T * T * D >= kParallelMinWork)
   for (int64_t bg = 0; bg < B * Hkv; ++bg) {
     const int64_t b = bg / Hkv, g = bg % Hkv;
-    Real* ds /*[T,T]: dP, then dS in place*/ = thread_scratch<Real>(static_cast<size_t>(T * T));
+    Real* p /*[T,T]*/ = thread_scratch<Real, Scratch::Probs>(static_cast<size_t>(T * T));
+    Real* ds /*[T,T]: dP, then dS in place*/ = thread_scratch<Real, Scratch::ProbsGrad>(static_cast<size_t>(T * T));
     const Real* kg /*[T,D] row stride Hkv*D*/ = k + b * T * ldkv + g * D;
     const Real* vg /*[T,D] row stride Hkv*D*/ = v + b * T * ldkv + g * D;
     Real* dkg /*[T,D] row stride Hkv*D*/ = d_k + b * T * ldkv + g * D;
@@ -117,12 +134,15 @@ void attention_backward(Real* d_q /*[B,T,H,D]*/, Real* d_k /*[B,T,Hkv,D]*/, Real
       const Real* qh /*[T,D] row stride H*D*/ = q + b * T * ldq + h * D;
       const Real* doh /*[T,D] row stride H*D*/ = d_out + b * T * ldq + h * D;
       Real* dqh /*[T,D] row stride H*D*/ = d_q + b * T * ldq + h * D;
-      const Real* p /*[T,T]*/ = probs + (b * H + h) * T * T;
+      const Real* lse_h /*[T]*/ = lse + (b * H + h) * T;
       // The first query head of the group assigns d_k / d_v, the others add to them.
       const Real beta = h == g * group ? Real(0) : Real(1);
-      // Row blocks: dP = dO V^T, dS = softmax backward, dQ = dS K, each over the causal prefix of the block.
+      // Row blocks: P again from the scores and lse, dP = dO V^T, dS = softmax backward, dQ = dS K, each over the
+      // causal prefix of the block.
       for (int64_t i0 = 0; i0 < T; i0 += kBlock) {
         const int64_t i1 = std::min(i0 + kBlock, T), rows = i1 - i0;
+        cpu::gemm(Trans::N, Trans::T, rows, i1, D, scale, qh + i0 * ldq, ldq, kg, ldkv, Real(0), p + i0 * T, T);
+        for (int64_t t = i0; t < i1; ++t) probs_from_lse(p + t * T, t + 1, i1, lse_h[t]);
         cpu::gemm(Trans::N, Trans::T, rows, i1, D, Real(1), doh + i0 * ldq, ldq, vg, ldkv, Real(0), ds + i0 * T, T);
         for (int64_t t = i0; t < i1; ++t) softmax_backward_prefix(ds + t * T, p + t * T, t + 1, i1, scale);
         cpu::gemm(Trans::N, Trans::N, rows, D, i1, Real(1), ds + i0 * T, T, kg, ldkv, Real(0), dqh + i0 * ldq, ldq);
