@@ -10,6 +10,7 @@
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/gemm_bf16.h"
 #include "core/rng.h"
+#include "support/gradcheck.h"
 
 namespace moelab::cpu {
 namespace {
@@ -75,8 +76,8 @@ TEST(GemmBf16, RandomInputsHaveTheErrorOfBf16Rounding) {
         rounded += static_cast<double>(from_bf16(to_bf16(a))) * from_bf16(to_bf16(b));
         scale += std::abs(static_cast<double>(a) * b);
       }
-      worst = std::max(worst, std::abs(x.c[i * x.ldc + j] - exact) / scale);
-      worst_rounded = std::max(worst_rounded, std::abs(x.c[i * x.ldc + j] - rounded) / scale);
+      worst = testing::worse(worst, std::abs(x.c[i * x.ldc + j] - exact) / scale);
+      worst_rounded = testing::worse(worst_rounded, std::abs(x.c[i * x.ldc + j] - rounded) / scale);
     }
   EXPECT_LT(worst, 2 * std::ldexp(1.0, -8));  // two inputs, each within half a bf16 ulp (2^-9 relative)
   EXPECT_GT(worst, 1e-5);                     // and it really is bf16, not f32

@@ -9,6 +9,7 @@
 
 #include "model/config.h"
 #include "model/model.h"
+#include "support/gradcheck.h"
 
 namespace moelab {
 namespace {
@@ -35,7 +36,7 @@ TEST(Bf16Precision, CloseToF32ButNotIdentical) {
   const Losses b = bf16.forward(inputs.data(), targets.data(), B, T);
   double diff = 0, scale = 0;
   for (int64_t i = 0; i < N * V; ++i)
-    diff = std::max(diff, static_cast<double>(std::abs(bf16.logits()[i] - logits_f32[i]))),
+    diff = testing::worse(diff, std::abs(bf16.logits()[i] - logits_f32[i])),
     scale = std::max(scale, static_cast<double>(std::abs(logits_f32[i])));
   EXPECT_GT(diff, 0.0);            // bf16 really was used
   EXPECT_LT(diff, 0.03 * scale);   // and stays within bf16 rounding
@@ -103,7 +104,7 @@ TEST(Bf16Precision, TwoBackwardsAddTheirGradients) {
         ASSERT_EQ(both[i], sum) << spec.name << " element " << i - spec.offset;
         ++expert_values;
       }
-      worst = std::max(worst, static_cast<double>(std::abs(both[i] - sum)));
+      worst = testing::worse(worst, std::abs(both[i] - sum));
       scale = std::max(scale, static_cast<double>(std::abs(sum)));
     }
   }

@@ -60,7 +60,7 @@ std::vector<double> gradient_reference(const std::vector<double>& logits, const 
 double max_error_over_scale(const std::vector<float>& a, const std::vector<double>& b, double scale) {
   EXPECT_EQ(a.size(), b.size());
   double worst = 0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) worst = testing::worse(worst, std::fabs(a[i] - b[i]));
   return worst / scale;
 }
 

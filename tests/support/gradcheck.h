@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -37,16 +38,26 @@ inline double dot(const std::vector<double>& a, const std::vector<double>& b) {
   return s;
 }
 
+// The larger of an error so far and a new one, where a NaN counts as infinitely large: std::max would drop it
+// (every comparison with a NaN is false), and tests that poison outputs with NaN to catch an unwritten element
+// rely on seeing it.
+inline double worse(double worst, double error) {
+  return std::isnan(error) ? std::numeric_limits<double>::infinity() : std::max(worst, error);
+}
+
 // Error of a against the reference b relative to b's scale: max_i |a_i - b_i| / max_i |b_i|. Elementwise
 // relative errors explode where values cross zero; this one measures what matters for a kernel: how far off
-// the result is compared with the size of the numbers it produces.
+// the result is compared with the size of the numbers it produces. A NaN or infinity on either side makes the
+// error infinite (see worse()).
 template <typename A, typename B>
 double max_rel_error(const std::vector<A>& a, const std::vector<B>& b) {
   EXPECT_EQ(a.size(), b.size());
   double worst = 0, scale = 1e-30;
   for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-    worst = std::max(worst, std::fabs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
-    scale = std::max(scale, std::fabs(static_cast<double>(b[i])));
+    const double x = static_cast<double>(a[i]), y = static_cast<double>(b[i]);
+    if (!std::isfinite(x) || !std::isfinite(y)) return std::numeric_limits<double>::infinity();
+    worst = worse(worst, std::fabs(x - y));
+    scale = std::max(scale, std::fabs(y));
   }
   return worst / scale;
 }
