@@ -15,9 +15,8 @@ using cpu::Trans;
 
 // Query rows are processed in blocks of kBlock, and each block is multiplied only against keys 0..(block end):
 // the work above the causal diagonal shrinks to half of one kBlock x kBlock tile per block, while every product
-// stays one gemm large enough to run near full speed. Backward uses the same blocks for its column passes, so
-// the zeros written above the diagonal inside the diagonal tiles are exactly the ones those passes read, and the
-// columns past a row's block are never read.
+// stays one gemm large enough to run near full speed. Inside the diagonal tile the probabilities above the
+// diagonal are exact zeros, so the block's products need no mask.
 constexpr int64_t kBlock = 64;
 
 // Below this many multiply-adds (of the full T x T products) a call runs on one thread: starting an OpenMP team
@@ -70,8 +69,8 @@ void softmax_backward_prefix(Real* d /*[len]*/, const Real* p /*[len]*/, int64_t
   std::fill(d + n, d + len, Real(0));
 }
 
-// Per-thread buffers, grown on demand and kept: no allocation per call once warm. Two per element type: the
-// probabilities (a row block in forward, a head's [T,T] in backward) and backward's dP, turned into dS in place.
+// Per-thread [kBlock,T] buffers, grown on demand and kept: no allocation per call once warm. Two per element type:
+// a row block's probabilities and backward's dP for the block, turned into dS in place.
 enum class Scratch { Probs, ProbsGrad };
 template <typename Real, Scratch which>
 Real* thread_scratch(size_t n) {
@@ -119,41 +118,40 @@ void attention_backward(Real* d_q /*[B,T,H,D]*/, Real* d_k /*[B,T,Hkv,D]*/, Real
   MOELAB_ASSERT(Hkv > 0 && H % Hkv == 0, "attention: query heads must be a multiple of key/value heads");
   const Real scale = Real(1) / std::sqrt(Real(D));
   const int64_t group = H / Hkv, ldq = H * D, ldkv = Hkv * D;
-  // Work items are (batch, key/value head): the query heads sharing a k/v head run in order inside one item, so
-  // the sums forming d_k and d_v have a fixed order whatever the thread count.
+  // Work items are (batch, key/value head): the query heads sharing a k/v head, and their row blocks, run in order
+  // inside one item, so the sums forming d_k and d_v have a fixed order whatever the thread count.
 #pragma omp parallel for schedule(static) if (B * H * T * T * D >= kParallelMinWork)
   for (int64_t bg = 0; bg < B * Hkv; ++bg) {
     const int64_t b = bg / Hkv, g = bg % Hkv;
-    Real* p /*[T,T]*/ = thread_scratch<Real, Scratch::Probs>(static_cast<size_t>(T * T));
-    Real* ds /*[T,T]: dP, then dS in place*/ = thread_scratch<Real, Scratch::ProbsGrad>(static_cast<size_t>(T * T));
+    Real* p /*[kBlock,T]*/ = thread_scratch<Real, Scratch::Probs>(static_cast<size_t>(kBlock * T));
+    Real* ds /*[kBlock,T]: dP, then dS in place*/ =
+        thread_scratch<Real, Scratch::ProbsGrad>(static_cast<size_t>(kBlock * T));
     const Real* kg /*[T,D] row stride Hkv*D*/ = k + b * T * ldkv + g * D;
     const Real* vg /*[T,D] row stride Hkv*D*/ = v + b * T * ldkv + g * D;
     Real* dkg /*[T,D] row stride Hkv*D*/ = d_k + b * T * ldkv + g * D;
     Real* dvg /*[T,D] row stride Hkv*D*/ = d_v + b * T * ldkv + g * D;
+    // Every row block of every query head in the group adds to d_k and d_v, rows 0..(block end).
+    for (int64_t j = 0; j < T; ++j) {
+      std::fill(dkg + j * ldkv, dkg + j * ldkv + D, Real(0));
+      std::fill(dvg + j * ldkv, dvg + j * ldkv + D, Real(0));
+    }
     for (int64_t h = g * group; h < (g + 1) * group; ++h) {
       const Real* qh /*[T,D] row stride H*D*/ = q + b * T * ldq + h * D;
       const Real* doh /*[T,D] row stride H*D*/ = d_out + b * T * ldq + h * D;
       Real* dqh /*[T,D] row stride H*D*/ = d_q + b * T * ldq + h * D;
       const Real* lse_h /*[T]*/ = lse + (b * H + h) * T;
-      // The first query head of the group assigns d_k / d_v, the others add to them.
-      const Real beta = h == g * group ? Real(0) : Real(1);
-      // Row blocks: P again from the scores and lse, dP = dO V^T, dS = softmax backward, dQ = dS K, each over the
-      // causal prefix of the block.
+      // Row blocks, each over the causal prefix 0..i1 of its keys: P again from the scores and lse, dP = dO V^T,
+      // dS = softmax backward, dQ = dS K; and the block's share of dV += P^T dO and dK += dS^T Q, rows 0..i1.
       for (int64_t i0 = 0; i0 < T; i0 += kBlock) {
         const int64_t i1 = std::min(i0 + kBlock, T), rows = i1 - i0;
-        cpu::gemm(Trans::N, Trans::T, rows, i1, D, scale, qh + i0 * ldq, ldq, kg, ldkv, Real(0), p + i0 * T, T);
-        for (int64_t t = i0; t < i1; ++t) probs_from_lse(p + t * T, t + 1, i1, lse_h[t]);
-        cpu::gemm(Trans::N, Trans::T, rows, i1, D, Real(1), doh + i0 * ldq, ldq, vg, ldkv, Real(0), ds + i0 * T, T);
-        for (int64_t t = i0; t < i1; ++t) softmax_backward_prefix(ds + t * T, p + t * T, t + 1, i1, scale);
-        cpu::gemm(Trans::N, Trans::N, rows, D, i1, Real(1), ds + i0 * T, T, kg, ldkv, Real(0), dqh + i0 * ldq, ldq);
-      }
-      // Column blocks: key j receives from queries j..T-1 only, so dV = P^T dO and dK = dS^T Q start at row j0.
-      for (int64_t j0 = 0; j0 < T; j0 += kBlock) {
-        const int64_t cols = std::min(j0 + kBlock, T) - j0;
-        cpu::gemm(Trans::T, Trans::N, cols, D, T - j0, Real(1), p + j0 * T + j0, T, doh + j0 * ldq, ldq, beta,
-                  dvg + j0 * ldkv, ldkv);
-        cpu::gemm(Trans::T, Trans::N, cols, D, T - j0, Real(1), ds + j0 * T + j0, T, qh + j0 * ldq, ldq, beta,
-                  dkg + j0 * ldkv, ldkv);
+        cpu::gemm(Trans::N, Trans::T, rows, i1, D, scale, qh + i0 * ldq, ldq, kg, ldkv, Real(0), p, T);
+        for (int64_t t = i0; t < i1; ++t) probs_from_lse(p + (t - i0) * T, t + 1, i1, lse_h[t]);
+        cpu::gemm(Trans::N, Trans::T, rows, i1, D, Real(1), doh + i0 * ldq, ldq, vg, ldkv, Real(0), ds, T);
+        for (int64_t t = i0; t < i1; ++t)
+          softmax_backward_prefix(ds + (t - i0) * T, p + (t - i0) * T, t + 1, i1, scale);
+        cpu::gemm(Trans::N, Trans::N, rows, D, i1, Real(1), ds, T, kg, ldkv, Real(0), dqh + i0 * ldq, ldq);
+        cpu::gemm(Trans::T, Trans::N, i1, D, rows, Real(1), p, T, doh + i0 * ldq, ldq, Real(1), dvg, ldkv);
+        cpu::gemm(Trans::T, Trans::N, i1, D, rows, Real(1), ds, T, qh + i0 * ldq, ldq, Real(1), dkg, ldkv);
       }
     }
   }

@@ -3,11 +3,10 @@
 //   (grouped-query attention; Hkv == H is plain multi-head, Hkv == 1 multi-query).
 //   s[b,h,t,j] = q[b,t,h,:] · k[b,j,g,:] / sqrt(D) for j <= t,   lse[b,h,t] = log sum_j<=t exp(s[b,h,t,j])
 //   probs[b,h,t,:] = exp(s[b,h,t,:] - lse[b,h,t]),   out[b,t,h,:] = sum_j<=t probs[b,h,t,j] v[b,j,g,:]
-// No [B,H,T,T] matrix is kept (flash-attention style): query rows go in blocks of 64, each
-// block's probabilities live in a per-thread buffer, and a forward that a backward follows keeps only lse [B,H,T].
-// Backward computes each head's probabilities again from q, k and lse, into a per-thread [T,T] buffer: one more
-// q·kᵀ product per head instead of writing and reading back B·H·T² probabilities (268 MB per step on the large
-// bench shape, 8 layers of B 4, H 8, T 512).
+// No [B,H,T,T] matrix is kept (flash-attention style): query rows go in blocks of 64, and each block's
+// probabilities live in a per-thread [64,T] buffer. A forward that a backward follows keeps only lse [B,H,T];
+// backward computes each block's probabilities again from q, k and lse (one more q·kᵀ product) and adds the
+// block's share of d_k and d_v, instead of writing B·H·T² probabilities per layer and reading them back twice.
 // Backward assigns all three input gradients (they are activation gradients); for GQA the gradient of a shared
 // key/value head is the sum over the query heads that read it.
 // The element type is named Real because T is the sequence length throughout the model.

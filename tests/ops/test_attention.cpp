@@ -79,8 +79,8 @@ void expect_float_forward_matches_reference(const Shape& s, uint64_t seed) {
 }
 
 // The float path (sgemm, vectorised exp) against the double path that the finite differences vouch for. The
-// gradient buffers start as NaN because backward assigns, never reads, them; so do the per-thread buffers of
-// probabilities, which forward and backward fill with one shape and another.
+// gradient buffers and lse start as NaN: backward assigns the gradients (never reads them), and forward must write
+// every lse that backward reads.
 void expect_float_backward_matches_double(const Shape& s, uint64_t seed) {
   auto in = make_inputs(s, seed);
   auto r = random_vector(s.q_size(), seed + 3);
