@@ -6,6 +6,7 @@
 
 #include "backend/cpu/bf16.h"
 #include "support/gradcheck.h"
+#include "support/omp_threads.h"
 #include "train/adamw.h"
 #include "train/grad_clip.h"
 #include "train/schedule.h"
@@ -124,6 +125,25 @@ TEST(GradClip, ScalesToTheThresholdOnlyWhenAbove) {
   EXPECT_NEAR(g[0] / g[1], 0.75, 1e-6);
   std::vector<float> big(100003, 1.0f);
   EXPECT_NEAR(global_grad_norm(big.data(), big.size()), std::sqrt(100003.0), 1e-9);
+}
+
+// Against a plain double sum of squares, on gradients of mixed magnitude and a length that is no multiple of the
+// sum's blocks or lanes; and the same bits on one thread and on several.
+TEST(GradClip, NormMatchesDoubleSumAndIgnoresThreadCount) {
+  const int64_t n = 3 * 100003;
+  std::vector<float> g(n);
+  std::vector<double> mags = testing::random_vector(n, 31);
+  for (int64_t i = 0; i < n; ++i) g[i] = static_cast<float>(mags[i] * (i % 7 == 0 ? 50.0 : 0.01));
+  double exact = 0;
+  for (float x : g) exact += static_cast<double>(x) * x;
+  const double norm = global_grad_norm(g.data(), n);
+  EXPECT_NEAR(norm, std::sqrt(exact), 1e-6 * std::sqrt(exact));
+  double one_thread = 0;
+  {
+    const testing::OmpThreads single(1);
+    one_thread = global_grad_norm(g.data(), n);
+  }
+  EXPECT_EQ(one_thread, norm);
 }
 
 }  // namespace
