@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ops/attention.h"
+#include "rate_counters.h"
 
 namespace {
 
@@ -24,11 +25,6 @@ struct Buffers {
   }
 };
 
-void set_flops(benchmark::State& state, double per_iteration) {
-  state.counters["FLOP/s"] =
-      benchmark::Counter(per_iteration, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
-}
-
 void BM_AttentionForward(benchmark::State& state) {
   const int64_t B = state.range(0), T = state.range(1), H = state.range(2), Hkv = state.range(3), D = state.range(4);
   Buffers buf(B, T, H, Hkv, D);
@@ -37,7 +33,7 @@ void BM_AttentionForward(benchmark::State& state) {
                                    H, Hkv, D);
     benchmark::DoNotOptimize(buf.out.data());
   }
-  set_flops(state, 4.0 * B * H * T * T * D);
+  moelab::bench::set_flops(state, 4.0 * B * H * T * T * D);
 }
 
 void BM_AttentionBackward(benchmark::State& state) {
@@ -50,7 +46,7 @@ void BM_AttentionBackward(benchmark::State& state) {
                                     buf.k.data(), buf.v.data(), buf.lse.data(), B, T, H, Hkv, D);
     benchmark::DoNotOptimize(buf.d_q.data());
   }
-  set_flops(state, 8.0 * B * H * T * T * D);
+  moelab::bench::set_flops(state, 8.0 * B * H * T * T * D);
 }
 
 BENCHMARK(BM_AttentionForward)

@@ -21,6 +21,7 @@
 #include "backend/cpu/packed_weights.h"
 #include "backend/cpu/stream_copy.h"
 #include "ops/linear.h"
+#include "rate_counters.h"
 
 namespace {
 
@@ -32,8 +33,7 @@ void BM_Sgemm(benchmark::State& state) {
                       c.data(), N);
     benchmark::DoNotOptimize(c.data());
   }
-  state.counters["FLOP/s"] =
-      benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  moelab::bench::set_flops(state, 2.0 * M * N * K);
 }
 
 void BM_MatmulBf16(benchmark::State& state) {
@@ -55,8 +55,7 @@ void BM_MatmulBf16(benchmark::State& state) {
     stream.wait();
   }
   state.SetLabel(pd.impl_info_str());
-  state.counters["FLOP/s"] =
-      benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  moelab::bench::set_flops(state, 2.0 * M * N * K);
 }
 
 // The engine's bf16 GEMM (cpu::gemm_bf16: conversion of both inputs + a cached oneDNN primitive) on an expert's
@@ -92,8 +91,7 @@ void BM_GemmBf16OutputAlignment(benchmark::State& state) {
                            0.0f, c.data() + offset, N);
     benchmark::DoNotOptimize(c.data());
   }
-  state.counters["FLOP/s"] =
-      benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  moelab::bench::set_flops(state, 2.0 * M * N * K);
 }
 BENCHMARK(BM_GemmBf16OutputAlignment)->ArgName("bytes_past_64")->Arg(0)->Arg(16)->UseRealTime();
 
@@ -110,8 +108,7 @@ void BM_GemmBf16RowRemainder(benchmark::State& state) {
                            0.0f, c.data(), N);
     benchmark::DoNotOptimize(c.data());
   }
-  state.counters["FLOP/s"] =
-      benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  moelab::bench::set_flops(state, 2.0 * M * N * K);
 }
 BENCHMARK(BM_GemmBf16RowRemainder)->ArgName("rows")->Arg(58)->Arg(64)->Arg(250)->Arg(256)->UseRealTime();
 
@@ -126,8 +123,7 @@ void BM_SgemmTransposedDepth(benchmark::State& state) {
                            1.0f, c.data(), N);
     benchmark::DoNotOptimize(c.data());
   }
-  state.counters["FLOP/s"] =
-      benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  moelab::bench::set_flops(state, 2.0 * M * N * K);
 }
 BENCHMARK(BM_SgemmTransposedDepth)->ArgName("sliced")->Arg(0)->Arg(1)->UseRealTime();
 
@@ -149,8 +145,7 @@ void BM_ExpertForwardPackedWeights(benchmark::State& state) {
     benchmark::DoNotOptimize(c.data());
   }
   if (copies.size() != (packed ? E : 0)) state.SkipWithError("the packed path was not the one measured");
-  state.counters["FLOP/s"] = benchmark::Counter(2.0 * E * M * N * K, benchmark::Counter::kIsIterationInvariantRate,
-                                                benchmark::Counter::kIs1000);
+  moelab::bench::set_flops(state, 2.0 * E * M * N * K);
 }
 BENCHMARK(BM_ExpertForwardPackedWeights)
     ->ArgNames({"E", "M", "K", "N", "packed"})
@@ -188,8 +183,7 @@ void BM_SgemmStepLayouts(benchmark::State& state) {
                       beta, c.data(), N);
     benchmark::DoNotOptimize(c.data());
   }
-  state.counters["FLOP/s"] =
-      benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  moelab::bench::set_flops(state, 2.0 * M * N * K);
 }
 
 // Every GEMM of the small and large shapes' f32 training steps, as (layout, M, N, K), for tokens t = B T = 2048,
@@ -211,9 +205,6 @@ void step_layouts(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_SgemmStepLayouts)->Apply(step_layouts)->UseRealTime();
 BENCHMARK(BM_MatmulBf16)->Apply(moe_shapes)->UseRealTime();
 
-}  // namespace
-
-namespace {
 
 // One MoE layer's bf16 expert forward GEMMs (the large shape's gate: 16 experts x 256 rows, d 512, h 1408) whose
 // outputs are kept for backward, as in a training step: written straight into the saved array (range 0 = 0), or
@@ -240,14 +231,10 @@ void BM_GemmBf16ExpertOutputToMemory(benchmark::State& state) {
     }
     benchmark::DoNotOptimize(saved.data());
   }
-  state.counters["FLOP/s"] = benchmark::Counter(2.0 * E * M * d * h, benchmark::Counter::kIsIterationInvariantRate,
-                                                benchmark::Counter::kIs1000);
+  moelab::bench::set_flops(state, 2.0 * E * M * d * h);
 }
 BENCHMARK(BM_GemmBf16ExpertOutputToMemory)->ArgName("streamed")->Arg(0)->Arg(1)->UseRealTime();
 
-}  // namespace
-
-namespace {
 
 // One MoE layer's expert weight gradients (the large shape's gate: d_W [1408, 512] += d_gᵀ [1408 x 256] x
 // x [256, 512] for 16 experts) into gradients in memory, as in a training step, in bf16 (range 0 = 1) or f32 (0):
@@ -271,8 +258,7 @@ void BM_ExpertWeightGradToMemory(benchmark::State& state) {
     }
     benchmark::DoNotOptimize(grads.data());
   }
-  state.counters["FLOP/s"] = benchmark::Counter(2.0 * E * M * d * h, benchmark::Counter::kIsIterationInvariantRate,
-                                                benchmark::Counter::kIs1000);
+  moelab::bench::set_flops(state, 2.0 * E * M * d * h);
 }
 BENCHMARK(BM_ExpertWeightGradToMemory)
     ->ArgNames({"bf16", "mode"})

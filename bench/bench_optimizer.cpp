@@ -10,6 +10,7 @@
 
 #include "train/adamw.h"
 #include "train/grad_clip.h"
+#include "rate_counters.h"
 
 namespace {
 
@@ -19,16 +20,11 @@ std::vector<float> filled(int64_t n, float scale) {
   return v;
 }
 
-void set_bytes(benchmark::State& state, double per_iteration) {
-  state.counters["bytes/s"] =
-      benchmark::Counter(per_iteration, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1024);
-}
-
 void BM_GlobalGradNorm(benchmark::State& state) {
   const int64_t n = state.range(0);
   const std::vector<float> grads = filled(n, 1e-3f);  // [n]
   for (auto _ : state) benchmark::DoNotOptimize(moelab::global_grad_norm(grads.data(), n));
-  set_bytes(state, 4.0 * n);
+  moelab::bench::set_bytes(state, 4.0 * n);
 }
 
 void BM_AdamWStep(benchmark::State& state) {
@@ -43,7 +39,7 @@ void BM_AdamWStep(benchmark::State& state) {
     moelab::adamw_step(params.data(), grads.data(), m.data(), v.data(), n, h, {round ? bf16.data() : nullptr, true});
     benchmark::DoNotOptimize(params.data());
   }
-  set_bytes(state, (round ? 34.0 : 32.0) * n);
+  moelab::bench::set_bytes(state, (round ? 34.0 : 32.0) * n);
 }
 
 BENCHMARK(BM_GlobalGradNorm)->ArgName("params")->Arg(22'500'000)->Arg(294'000'000)->UseRealTime();

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include "backend/cpu/fma_peak.h"
+#include "rate_counters.h"
 
 namespace {
 
@@ -11,9 +12,7 @@ void BM_FmaPeak(benchmark::State& state) {
   for (auto _ : state) sink += moelab::cpu::fma_peak_kernel();
   benchmark::DoNotOptimize(sink);
   state.counters["threads"] = omp_get_max_threads();
-  state.counters["FLOP/s"] = benchmark::Counter(moelab::cpu::fma_peak_flops_per_call(),
-                                                benchmark::Counter::kIsIterationInvariantRate,
-                                                benchmark::Counter::kIs1000);
+  moelab::bench::set_flops(state, moelab::cpu::fma_peak_flops_per_call());
 }
 
 BENCHMARK(BM_FmaPeak)->UseRealTime()->Unit(benchmark::kMillisecond);

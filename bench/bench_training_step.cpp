@@ -9,6 +9,7 @@
 #include "core/rng.h"
 #include "model/model.h"
 #include "model/model_flops.h"
+#include "rate_counters.h"
 
 namespace {
 
@@ -55,8 +56,7 @@ void run(benchmark::State& state, const Shape& shape, bool training, const Routi
   state.counters["experts/token"] = tokens > 0 ? slots / tokens : 0.0;
   const double flops_per_token = moelab::model_flops_per_token(cfg, T, training);
   state.counters["tokens/s"] = benchmark::Counter(N, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["FLOP/s"] = benchmark::Counter(N * flops_per_token, benchmark::Counter::kIsIterationInvariantRate,
-                                                benchmark::Counter::kIs1000);
+  moelab::bench::set_flops(state, N * flops_per_token);
 }
 
 const Shape kSmall{256, 4, 4, 8, 704, 256, 8};
