@@ -8,6 +8,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <tuple>
@@ -21,6 +22,7 @@
 #include "backend/cpu/packed_weights.h"
 #include "backend/cpu/stream_copy.h"
 #include "ops/linear.h"
+#include "train/grad_clip.h"
 #include "rate_counters.h"
 
 namespace {
@@ -239,30 +241,43 @@ BENCHMARK(BM_GemmBf16ExpertOutputToMemory)->ArgName("streamed")->Arg(0)->Arg(1)-
 // One MoE layer's expert weight gradients (the large shape's gate: d_W [1408, 512] += d_gᵀ [1408 x 256] x
 // x [256, 512] for 16 experts) into gradients in memory, as in a training step, in bf16 (range 0 = 1) or f32 (0):
 // the GEMM adding into d_W (range 1 = 0), staged in rows that stay in cache and then added (1), or staged and
-// written, d_W being 0 (2; ops::linear_weight_grad_staged). The gradients of 16 layers rotate, about 740 MB.
+// written, d_W being 0 (2; ops::linear_weight_grad_staged). With the gradient norm's share as well: summed while
+// added (3) or written (4), or read back after adding (5) or writing (6). The gradients of 16 layers rotate, about
+// 740 MB.
 void BM_ExpertWeightGradToMemory(benchmark::State& state) {
   const int64_t E = 16, M = 256, d = 512, h = 1408, layers = 16, mode = state.range(1);
   std::vector<float> x(E * M * d, 0.5f), d_g(E * M * h, 0.01f);  // [E,M,d], [E,M,h]
   std::vector<float> grads(layers * E * h * d, 0.0f), rows(h * d);  // [layers,E,h,d], [h,d]
   const moelab::cpu::GemmPrecisionScope precision(state.range(0) == 1 ? moelab::cpu::GemmPrecision::Bf16
                                                                       : moelab::cpu::GemmPrecision::F32);
+  const bool written = mode == 2 || mode == 4 || mode == 6;
   int64_t layer = 0;
+  double squares = 0;
   for (auto _ : state) {
     layer = (layer + 1) % layers;
     for (int64_t e = 0; e < E; ++e) {
       float* d_w = grads.data() + (layer * E + e) * h * d;
       const float* d_out = d_g.data() + e * M * h;
       const float* in = x.data() + e * M * d;
-      if (mode == 0) moelab::ops::linear_backward<float>(nullptr, d_w, d_out, in, nullptr, M, d, h);
-      else moelab::ops::linear_weight_grad_staged(d_w, rows.data(), d_out, in, M, d, h, mode == 2);
+      if (mode == 0) {
+        moelab::ops::linear_backward<float>(nullptr, d_w, d_out, in, nullptr, M, d, h);
+      } else if (mode == 3 || mode == 4) {
+        double expert_squares = 0;
+        moelab::ops::linear_weight_grad_staged(d_w, rows.data(), d_out, in, M, d, h, written, &expert_squares);
+        squares += expert_squares;
+      } else {
+        moelab::ops::linear_weight_grad_staged(d_w, rows.data(), d_out, in, M, d, h, written);
+        if (mode >= 5) squares += std::pow(moelab::global_grad_norm(d_w, h * d), 2);
+      }
     }
     benchmark::DoNotOptimize(grads.data());
+    benchmark::DoNotOptimize(squares);
   }
   moelab::bench::set_flops(state, 2.0 * E * M * d * h);
 }
 BENCHMARK(BM_ExpertWeightGradToMemory)
     ->ArgNames({"bf16", "mode"})
-    ->ArgsProduct({{1, 0}, {0, 1, 2}})
+    ->ArgsProduct({{1, 0}, {0, 1, 2, 3, 4, 5, 6}})
     ->UseRealTime();
 
 }  // namespace

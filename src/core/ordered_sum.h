@@ -10,11 +10,16 @@
 
 namespace moelab {
 
+// The fixed split, public so that a kernel summing in the same order elsewhere (cpu::copy_with_squares) can follow
+// it and match ordered_sum bit for bit.
+constexpr int64_t kOrderedSumBlocks = 64;
+constexpr int64_t kOrderedSumLanes = 8;
+
 // Sum over i in [0, n) of term(i), in double. parallel: whether to use OpenMP threads (small sums are faster alone).
 template <typename Term>
 double ordered_sum(int64_t n, bool parallel, const Term& term) {
-  constexpr int64_t kBlocks = 64;
-  constexpr int64_t kLanes = 8;
+  constexpr int64_t kBlocks = kOrderedSumBlocks;
+  constexpr int64_t kLanes = kOrderedSumLanes;
   double partial[kBlocks];
   const int64_t per_block = (n + kBlocks - 1) / kBlocks;
 #pragma omp parallel for schedule(static) if (parallel)

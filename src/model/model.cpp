@@ -108,10 +108,14 @@ struct Model::Workspace {
   Losses losses;
 };
 
-Model::Model(const Config& cfg) : cfg_(cfg), table_(cfg), ws_(std::make_unique<Workspace>()) {
+Model::Model(const Config& cfg)
+    : cfg_(cfg),
+      table_(cfg),
+      params_(table_.total_numel(), 0.0f),
+      grads_(table_.total_numel(), 0.0f),
+      grad_squares_(grads_.data()),
+      ws_(std::make_unique<Workspace>()) {
   MOELAB_ASSERT(cfg.model.vocab_size > 0, "vocab_size must be resolved before building a model");
-  params_.assign(table_.total_numel(), 0.0f);
-  grads_.assign(table_.total_numel(), 0.0f);
   auto p = [&](const std::string& n) { return params_.data() + table_.find(n).offset; };
   auto g = [&](const std::string& n) { return grads_.data() + table_.find(n).offset; };
   for (int64_t i = 0; i < cfg.model.n_layers; ++i) {
@@ -176,14 +180,18 @@ std::vector<float>& Model::params() {
 
 std::vector<float>& Model::grads() {
   grads_zero_ = false;
+  grad_squares_.forget();
   return grads_;
 }
+
+double Model::grad_norm() const { return grad_squares_.norm(static_cast<int64_t>(grads_.size())); }
 
 Model::OptimizerAccess Model::optimizer_access() {
   check_weights_may_change();
   const bool bf16 = gemm_precision_of(cfg_) == cpu::GemmPrecision::Bf16;
   if (bf16) round_weights();  // tensors the optimizer skips (frozen ones) must be current too
   grads_zero_ = true;
+  grad_squares_.forget();
   return {params_.data(), grads_.data(), bf16 ? params_bf16_.data() : nullptr};
 }
 
@@ -243,6 +251,7 @@ void Model::update_selection_bias() {
 void Model::zero_grads() {
   if (grads_zero_) return;
   grads_zero_ = true;
+  grad_squares_.forget();
   float* g = grads_.data();
   const int64_t n = static_cast<int64_t>(grads_.size());
 #pragma omp parallel for schedule(static) if (n >= (1 << 16))
@@ -406,7 +415,7 @@ void Model::backward(double scale) {
     // FFN sublayer: next = x_mid + ffn(norm(x_mid)).
     if (L.moe) {
       moe_ffn_backward(ws.d_normed.data(), L.moe_g, ws.moe_scratch, ws.d_resid.data(), L.ffn_normed.data(),
-                       L.moe_act, L.moe_w, moe_shape, coef, grads_were_zero);
+                       L.moe_act, L.moe_w, moe_shape, coef, grads_were_zero, &grad_squares_);
     } else {
       const int64_t h = L.dense_hidden;
       ws.d_act.resize(N * h), ws.d_g.resize(N * h), ws.d_u.resize(N * h);

@@ -13,6 +13,7 @@
 
 #include "backend/cpu/packed_weights.h"
 #include "model/attention_block.h"
+#include "model/grad_square_tally.h"
 #include "model/moe_ffn.h"
 #include "model/param_table.h"
 #include "moelab/config.h"
@@ -59,6 +60,10 @@ class Model {
   const std::vector<float>& params() const { return params_; }
   std::vector<float>& grads();
   const std::vector<float>& grads() const { return grads_; }
+  // ||grads()||_2, for clipping: reads only the gradients whose squares the last backwards did not sum as they
+  // wrote them (GradSquareTally).
+  double grad_norm() const;
+  const GradSquareTally& grad_squares() const { return grad_squares_; }
   const float* param(const std::string& name) const { return params_.data() + table_.find(name).offset; }
   // Whether an f32 model packs its weights inside InferenceMode (on by default): faster forwards for one more f32
   // copy of the weights while the scope lives.
@@ -131,6 +136,8 @@ class Model {
   bool bf16_current_ = false;
   // Every gradient is 0: set by zero_grads() and optimizer_access(); cleared by backward() and grads().
   bool grads_zero_ = true;
+  // Filled by backward(); forgotten by zero_grads(), optimizer_access() and grads().
+  GradSquareTally grad_squares_;
   std::vector<std::unique_ptr<Layer>> layers_;
   int64_t n_moe_layers_ = 0;
   std::unique_ptr<Workspace> ws_;

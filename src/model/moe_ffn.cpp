@@ -155,7 +155,7 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, MoeFfnScratch<T>
 template <typename T>
 void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc, const T* d_out, const T* x,
                       const MoeFfnActivations<T>& act, const MoeFfnWeights<T>& w, const MoeFfnShape& s,
-                      const MoeAuxCoefficients& coef, bool grads_zero) {
+                      const MoeAuxCoefficients& coef, bool grads_zero, GradSquareTally* tally) {
   const auto& plan = act.plan;
   const int64_t S = plan.n_slots(), R = s.route_rows();
   sc.d_y_grouped.resize(S * s.d), sc.d_slot_weight.resize(S), sc.d_x_grouped.resize(S * s.d);
@@ -175,7 +175,7 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
   SwigluGradStaging<T> staging;
   if (std::is_same_v<T, float> && cpu::gemm_precision() == cpu::GemmPrecision::Bf16) {
     sc.d_weight_rows.resize(s.h * s.d);
-    staging = {sc.d_weight_rows.data(), grads_zero};
+    staging = {sc.d_weight_rows.data(), grads_zero, tally};
   }
   for (int64_t e = 0; e < s.E; ++e) {
     const int64_t r = plan.expert_offsets[e], n = plan.expert_rows(e);
@@ -245,9 +245,9 @@ template MoeAuxLosses moe_ffn_forward<double>(double*, MoeFfnActivations<double>
                                               const MoeFfnShape&, bool);
 template void moe_ffn_backward<float>(float*, const MoeFfnGrads<float>&, MoeFfnScratch<float>&, const float*,
                                       const float*, const MoeFfnActivations<float>&, const MoeFfnWeights<float>&,
-                                      const MoeFfnShape&, const MoeAuxCoefficients&, bool);
+                                      const MoeFfnShape&, const MoeAuxCoefficients&, bool, GradSquareTally*);
 template void moe_ffn_backward<double>(double*, const MoeFfnGrads<double>&, MoeFfnScratch<double>&, const double*,
                                        const double*, const MoeFfnActivations<double>&, const MoeFfnWeights<double>&,
-                                       const MoeFfnShape&, const MoeAuxCoefficients&, bool);
+                                       const MoeFfnShape&, const MoeAuxCoefficients&, bool, GradSquareTally*);
 
 }  // namespace moelab

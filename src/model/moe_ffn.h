@@ -116,11 +116,12 @@ MoeAuxLosses moe_ffn_forward(T* out /*[N,d]*/, MoeFfnActivations<T>& act, MoeFfn
                              const MoeFfnShape& s, bool for_backward);
 
 // d_x assigned; gradients added to grads. grads_zero: every gradient in grads is 0 on entry (the first backward
-// since they were zeroed), so the bf16 expert weight gradients are written without reading them.
+// since they were zeroed), so the bf16 expert weight gradients are written without reading them. tally: receives
+// the sums of squares of the bf16 expert weight gradients as they are written (may be null).
 template <typename T>
 void moe_ffn_backward(T* d_x /*[N,d]*/, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& scratch,
                       const T* d_out /*[N,d]*/, const T* x /*[N,d]*/, const MoeFfnActivations<T>& act,
                       const MoeFfnWeights<T>& w, const MoeFfnShape& s, const MoeAuxCoefficients& coef,
-                      bool grads_zero = false);
+                      bool grads_zero = false, GradSquareTally* tally = nullptr);
 
 }  // namespace moelab

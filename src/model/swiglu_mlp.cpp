@@ -1,5 +1,7 @@
 #include "model/swiglu_mlp.h"
 
+#include <type_traits>
+
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/gemm_bf16.h"
 #include "core/op_profile.h"
@@ -30,6 +32,12 @@ template <typename T>
 void swiglu_mlp_backward(T* d_x, const SwigluMlpGrads<T>& grads, T* d_act, T* d_g, T* d_u, const T* d_out,
                          const T* x, const T* g, const T* u, const T* act, const SwigluMlpWeights<T>& w, int64_t n,
                          int64_t d, int64_t h, const SwigluGradStaging<T>& staging) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (n == 0 && staging.tally && staging.grads_zero) {  // no rows: the gradients stay zero, which sums to 0
+      for (const T* grad : {grads.gate, grads.up, grads.down})
+        if (grad) staging.tally->record(grad, d * h, 0.0);
+    }
+  }
   if (n == 0) return;
   // bf16: d_out, d_g, d_u and x are each converted once for their two GEMMs. d_g and d_u are written below, but
   // before any GEMM reads them.
@@ -37,10 +45,13 @@ void swiglu_mlp_backward(T* d_x, const SwigluMlpGrads<T>& grads, T* d_act, T* d_
   // d_W [O,I] += d_y [n,O]^T · in [n,I], by the GEMM or staged.
   const auto weight_grad = [&](T* d_weight, const T* d_y, const T* in, int64_t in_features, int64_t out_features) {
     if (!d_weight) return;
-    if (staging.rows)
+    if (staging.rows) {
+      double squares = 0;
       ops::linear_weight_grad_staged(d_weight, staging.rows, d_y, in, n, in_features, out_features,
-                                     staging.grads_zero);
-    else
+                                     staging.grads_zero, staging.tally ? &squares : nullptr);
+      if constexpr (std::is_same_v<T, float>)
+        if (staging.tally) staging.tally->record(d_weight, in_features * out_features, squares);
+    } else
       ops::linear_backward<T>(nullptr, d_weight, d_y, in, nullptr, n, in_features, out_features);
   };
   {

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "model/grad_square_tally.h"
+
 namespace moelab {
 
 template <typename T>
@@ -26,11 +28,13 @@ void swiglu_mlp_forward(T* out /*[n,d]*/, T* g /*[n,h]*/, T* u /*[n,h]*/, T* act
                         const SwigluMlpWeights<T>& w, int64_t n, int64_t d, int64_t h);
 
 // How the weight gradients reach grads: by the GEMMs themselves (rows null), or made in `rows` first and then
-// added, or written when grads hold zeros (ops::linear_weight_grad_staged; the bf16 expert backward).
+// added, or written when grads hold zeros (ops::linear_weight_grad_staged; the bf16 expert backward). Staged
+// float gradients also leave the sums of their squares in the tally, when there is one.
 template <typename T>
 struct SwigluGradStaging {
-  T* rows = nullptr;        // [h*d] scratch, or null
-  bool grads_zero = false;  // grads hold zeros: write them, do not add
+  T* rows = nullptr;                // [h*d] scratch, or null
+  bool grads_zero = false;          // grads hold zeros: write them, do not add
+  GradSquareTally* tally = nullptr;
 };
 
 // d_x is assigned. d_act, d_g and d_u are caller-provided scratch of [n,h] each (kept out of this function so

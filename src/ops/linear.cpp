@@ -2,6 +2,7 @@
 
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/stream_copy.h"
+#include "backend/cpu/write_with_squares.h"
 
 namespace moelab::ops {
 
@@ -31,10 +32,15 @@ void linear_backward(T* d_in, T* d_weight, const T* d_out, const T* in, const T*
 
 template <typename T>
 void linear_weight_grad_staged(T* d_weight, T* rows, const T* d_out, const T* in, int64_t N, int64_t in_features,
-                               int64_t out_features, bool d_weight_zero) {
+                               int64_t out_features, bool d_weight_zero, double* result_squares) {
   const int64_t n = out_features * in_features;
   cpu::gemm(Trans::T, Trans::N, out_features, in_features, N, T(1), d_out, out_features, in, in_features, T(0), rows,
             in_features);
+  if (result_squares) {
+    *result_squares =
+        d_weight_zero ? cpu::copy_with_squares(d_weight, rows, n) : cpu::add_with_squares(d_weight, rows, n);
+    return;
+  }
   if (d_weight_zero) return cpu::stream_copy(d_weight, rows, n);
 #pragma omp parallel for simd schedule(static) if (n >= kParallelElements)
   for (int64_t i = 0; i < n; ++i) d_weight[i] += rows[i];
@@ -47,8 +53,8 @@ template void linear_backward<float>(float*, float*, const float*, const float*,
 template void linear_backward<double>(double*, double*, const double*, const double*, const double*, int64_t,
                                       int64_t, int64_t);
 template void linear_weight_grad_staged<float>(float*, float*, const float*, const float*, int64_t, int64_t, int64_t,
-                                               bool);
+                                               bool, double*);
 template void linear_weight_grad_staged<double>(double*, double*, const double*, const double*, int64_t, int64_t,
-                                                int64_t, bool);
+                                                int64_t, bool, double*);
 
 }  // namespace moelab::ops

@@ -24,6 +24,6 @@ void linear_backward(T* d_in, T* d_weight, const T* d_out, const T* in, const T*
 template <typename T>
 void linear_weight_grad_staged(T* d_weight /*[O,I]*/, T* rows /*[O,I]*/, const T* d_out /*[N,O]*/,
                                const T* in /*[N,I]*/, int64_t N, int64_t in_features, int64_t out_features,
-                               bool d_weight_zero);
+                               bool d_weight_zero, double* result_squares = nullptr);
 
 }  // namespace moelab::ops

@@ -66,7 +66,7 @@ std::string format_eval(const EvalResult& r, int64_t step) {
 
 GradientNorm measure_gradients(const Model& model, double max_norm) {
   profile::Scope p("clip_grad_norm", 0);
-  const double norm = global_grad_norm(model.grads().data(), static_cast<int64_t>(model.grads().size()));
+  const double norm = model.grad_norm();
   return {norm, clip_factor(norm, max_norm)};
 }
 

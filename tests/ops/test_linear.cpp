@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backend/cpu/gemm_bf16.h"
+#include "core/ordered_sum.h"
 #include "ops/linear.h"
 #include "support/gradcheck.h"
 
@@ -86,6 +87,18 @@ void expect_staged_weight_grad_matches_gemm(cpu::GemmPrecision precision) {
   std::fill(rows.begin(), rows.end(), std::numeric_limits<float>::quiet_NaN());
   ops::linear_weight_grad_staged(written.data(), rows.data(), r.data(), in.data(), N, I, O, true);
   expect_same(written, from_zero, "written");
+  // Asked for the sum of squares of the result as well: the same values, and their squares summed as ordered_sum
+  // sums them.
+  const auto ordered_squares = [](const std::vector<float>& v) {
+    return ordered_sum(static_cast<int64_t>(v.size()), false, [&](int64_t i) { return double(v[i]) * v[i]; });
+  };
+  for (bool zero : {false, true}) {
+    std::vector<float> with_squares = start;
+    double squares = -1;
+    ops::linear_weight_grad_staged(with_squares.data(), rows.data(), r.data(), in.data(), N, I, O, zero, &squares);
+    EXPECT_EQ(with_squares, zero ? written : added) << "zero " << zero;
+    EXPECT_EQ(squares, ordered_squares(with_squares)) << "zero " << zero;
+  }
 }
 
 TEST(Linear, StagedWeightGradientMatchesTheGemmInF32) {
