@@ -104,6 +104,37 @@ TEST(AdamW, AlsoRoundingAndZeroingLeavesTheUpdateUnchanged) {
     }
 }
 
+// The float pass that writes the bf16 copy streams whole 64-byte lines of it and handles the ends apart: every
+// alignment of the copy and every length, on one thread or two, gives the plain pass's update and exactly the
+// rounded weights, and writes nothing outside the copy.
+TEST(AdamW, RoundingPassAtAnyAlignmentAndLengthOnOneThreadOrTwo) {
+  const AdamWHyper h{1e-2, 0.9, 0.95, 1e-8, 0.1, 3, 0.5};
+  constexpr uint16_t kGuard = 0xABCD;
+  for (int threads : {1, 2}) {
+    const testing::OmpThreads scope(threads);
+    for (int64_t offset : {0, 1, 7, 16, 31})
+      for (int64_t n : {1, 15, 16, 17, 31, 32, 33, 64, 100, 1037, 70001}) {
+        auto p = testing::random_vector(n, 8), g = testing::random_vector(n, 9);
+        const std::vector<float> p0(p.begin(), p.end()), g0(g.begin(), g.end());
+        std::vector<float> p_plain = p0, g_plain = g0, m_plain(n, 0.1f), v_plain(n, 0.2f);
+        adamw_step(p_plain.data(), g_plain.data(), m_plain.data(), v_plain.data(), n, h);
+        std::vector<float> p_round = p0, g_round = g0, m_round(n, 0.1f), v_round(n, 0.2f);
+        std::vector<uint16_t> copy(offset + n + 40, kGuard);  // [offset + n + 40], 64-byte aligned when large
+        adamw_step(p_round.data(), g_round.data(), m_round.data(), v_round.data(), n, h,
+                   AdamWAlso{copy.data() + offset, true});
+        ASSERT_EQ(p_round, p_plain) << "offset " << offset << " n " << n;
+        ASSERT_EQ(m_round, m_plain) << "offset " << offset << " n " << n;
+        ASSERT_EQ(v_round, v_plain) << "offset " << offset << " n " << n;
+        ASSERT_EQ(g_round, std::vector<float>(n, 0.0f)) << "offset " << offset << " n " << n;
+        for (int64_t i = 0; i < static_cast<int64_t>(copy.size()); ++i) {
+          const bool inside = i >= offset && i < offset + n;
+          ASSERT_EQ(copy[i], inside ? cpu::to_bf16(p_plain[i - offset]) : kGuard)
+              << "offset " << offset << " n " << n << " index " << i;
+        }
+      }
+  }
+}
+
 TEST(Schedule, WarmupThenCosineToTheFloor) {
   TrainConfig tc;
   tc.lr = 1e-3, tc.warmup_steps = 10, tc.steps = 110, tc.min_lr_ratio = 0.1;
