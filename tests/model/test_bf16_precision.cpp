@@ -10,19 +10,12 @@
 #include "model/config.h"
 #include "model/model.h"
 #include "support/gradcheck.h"
+#include "support/small_model.h"
 
 namespace moelab {
 namespace {
 
-Config small(const std::string& precision) {
-  Config cfg;
-  cfg.model.vocab_size = 96, cfg.model.d_model = 32, cfg.model.n_layers = 2, cfg.model.n_heads = 2;
-  cfg.model.max_seq_len = 16;
-  cfg.moe.n_experts = 4, cfg.moe.expert_hidden = 48;
-  cfg.train.seq_len = 16, cfg.train.batch_size = 4, cfg.train.precision = precision;
-  validate(cfg);
-  return cfg;
-}
+Config small(const std::string& precision) { return testing::small_model_config(precision, 16, 4); }
 
 TEST(Bf16Precision, CloseToF32ButNotIdentical) {
   Model f32(small("f32")), bf16(small("bf16"));

@@ -13,6 +13,7 @@
 #include "model/config.h"
 #include "model/grad_square_tally.h"
 #include "model/model.h"
+#include "support/small_model.h"
 #include "train/grad_clip.h"
 
 namespace moelab {
@@ -71,15 +72,7 @@ TEST(GradSquareTallyDeathTest, RefusesOverlapsAndSizeChanges) {
   EXPECT_DEATH(tally.record(g.data(), 11, 11.0), "overlap");
 }
 
-Config small(const std::string& precision) {
-  Config cfg;
-  cfg.model.vocab_size = 96, cfg.model.d_model = 32, cfg.model.n_layers = 2, cfg.model.n_heads = 2;
-  cfg.model.max_seq_len = 16;
-  cfg.moe.n_experts = 4, cfg.moe.expert_hidden = 48;
-  cfg.train.seq_len = 16, cfg.train.batch_size = 4, cfg.train.precision = precision;
-  validate(cfg);
-  return cfg;
-}
+Config small(const std::string& precision) { return testing::small_model_config(precision, 16, 4); }
 
 int64_t expert_weight_values(const Model& model) {
   int64_t n = 0;

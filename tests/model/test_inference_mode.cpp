@@ -10,21 +10,14 @@
 
 #include "model/config.h"
 #include "model/model.h"
+#include "support/small_model.h"
 
 namespace moelab {
 namespace {
 
 constexpr int64_t kB = 3, kT = 80, kV = 96;  // T spans two of attention's 64-row blocks
 
-Config small(const std::string& precision) {
-  Config cfg;
-  cfg.model.vocab_size = kV, cfg.model.d_model = 32, cfg.model.n_layers = 2, cfg.model.n_heads = 2;
-  cfg.model.max_seq_len = kT;
-  cfg.moe.n_experts = 4, cfg.moe.expert_hidden = 48;
-  cfg.train.seq_len = kT, cfg.train.batch_size = kB, cfg.train.precision = precision;
-  validate(cfg);
-  return cfg;
-}
+Config small(const std::string& precision) { return testing::small_model_config(precision, kT, kB); }
 
 struct Batch {
   std::vector<int32_t> inputs, targets;  // [B,T]

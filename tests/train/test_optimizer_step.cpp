@@ -8,6 +8,7 @@
 
 #include "model/config.h"
 #include "model/model.h"
+#include "support/small_model.h"
 #include "train/trainer.h"
 
 namespace moelab {
@@ -18,13 +19,11 @@ constexpr int64_t kB = 2, kT = 16, kV = 64;
 // router: frozen makes a tensor the optimizer skips, whose rounded copy must stay right all the same; "bias" is a
 // learned router with loss-free balancing, whose bias moves outside the optimizer after each step.
 Config small(const std::string& precision, const std::string& router) {
-  Config cfg;
-  cfg.model.vocab_size = kV, cfg.model.d_model = 32, cfg.model.n_layers = 2, cfg.model.n_heads = 2;
-  cfg.model.max_seq_len = kT;
-  cfg.moe.n_experts = 4, cfg.moe.expert_hidden = 48;
+  Config cfg = testing::small_model_config(precision, kT, kB);
+  cfg.model.vocab_size = kV;
   cfg.routing.router = router == "bias" ? "learned" : router;
   if (router == "bias") cfg.routing.bias_update_rate = 0.05;
-  cfg.train.seq_len = kT, cfg.train.batch_size = kB, cfg.train.precision = precision, cfg.train.lr = 1e-2;
+  cfg.train.lr = 1e-2;
   validate(cfg);
   return cfg;
 }
