@@ -84,10 +84,10 @@ TEST(ModelGradNorm, Bf16BackwardRecordsTheExpertGradientsAndTheNormIsTheirs) {
   Model model(small("bf16"));
   model.init_params(3);
   const int64_t B = 4, T = 16, N = B * T, V = 96;
-  std::vector<int32_t> in1(N), in2(N), targets(N);
-  for (int64_t i = 0; i < N; ++i)
-    in1[i] = static_cast<int32_t>((5 * i) % V), in2[i] = static_cast<int32_t>((11 * i + 3) % V),
-    targets[i] = static_cast<int32_t>((i + 2) % V);
+  const testing::TwoBatches data = testing::two_batches(N, V);
+  const auto& in1 = data.first;
+  const auto& in2 = data.second;
+  const auto& targets = data.targets;
   const Model& read = model;  // reading gradients through the const view forgets nothing
   const auto expect_norm_of_grads = [&](const char* when) {
     const float* g = read.grads().data();

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "model/config.h"
 
@@ -18,6 +19,18 @@ inline Config small_model_config(const std::string& precision, int64_t seq_len, 
   cfg.train.seq_len = seq_len, cfg.train.batch_size = batch_size, cfg.train.precision = precision;
   validate(cfg);
   return cfg;
+}
+
+// Two different input batches and one target batch of n token ids below vocab, for tests that run two backwards.
+struct TwoBatches {
+  std::vector<int32_t> first, second, targets;  // each [n]
+};
+inline TwoBatches two_batches(int64_t n, int64_t vocab) {
+  TwoBatches b{std::vector<int32_t>(n), std::vector<int32_t>(n), std::vector<int32_t>(n)};
+  for (int64_t i = 0; i < n; ++i)
+    b.first[i] = static_cast<int32_t>((5 * i) % vocab), b.second[i] = static_cast<int32_t>((11 * i + 3) % vocab),
+    b.targets[i] = static_cast<int32_t>((i + 2) % vocab);
+  return b;
 }
 
 }  // namespace moelab::testing
