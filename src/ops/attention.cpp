@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "backend/cpu/gemm.h"
+#include "backend/cpu/gemm_bf16.h"
 #include "core/error.h"
 #include "core/fast_exp.h"
 
@@ -22,6 +23,13 @@ constexpr int64_t kBlock = 64;
 // Below this many multiply-adds (of the full T x T products) a call runs on one thread: starting an OpenMP team
 // costs more than the work (and far more when the cores are busy), which matters for decoding and small tests.
 constexpr int64_t kParallelMinWork = int64_t{1} << 20;
+
+// The per-head products are f32 in a bf16 model too (oneDNN 2.6 has no bf16 GEMM that one thread can call on its
+// block: docs/performance.md), set here so that they do not turn bf16, and several times slower, when the loops
+// run on one thread (cpu::gemm rounds to bf16 outside parallel regions).
+struct F32Products {
+  cpu::GemmPrecisionScope scope{cpu::GemmPrecision::F32};
+};
 
 // The row loops below ask for 16 lanes: 16 floats fill one AVX-512 register, where GCC would otherwise settle for
 // 256-bit vectors under -march=native (the softmax runs about 15% faster).
@@ -86,6 +94,7 @@ void attention_forward(Real* out /*[B,T,H,D]*/, Real* lse /*[B,H,T] or null*/, c
                        const Real* k /*[B,T,Hkv,D]*/, const Real* v /*[B,T,Hkv,D]*/, int64_t B, int64_t T, int64_t H,
                        int64_t Hkv, int64_t D) {
   MOELAB_ASSERT(Hkv > 0 && H % Hkv == 0, "attention: query heads must be a multiple of key/value heads");
+  const F32Products f32_products;
   const Real scale = Real(1) / std::sqrt(Real(D));
   const int64_t group = H / Hkv, ldq = H * D, ldkv = Hkv * D;
   // Work items are (batch, query head): they share nothing written, so any split is deterministic.
@@ -116,6 +125,7 @@ void attention_backward(Real* d_q /*[B,T,H,D]*/, Real* d_k /*[B,T,Hkv,D]*/, Real
                         const Real* v /*[B,T,Hkv,D]*/, const Real* lse /*[B,H,T]*/, int64_t B, int64_t T, int64_t H,
                         int64_t Hkv, int64_t D) {
   MOELAB_ASSERT(Hkv > 0 && H % Hkv == 0, "attention: query heads must be a multiple of key/value heads");
+  const F32Products f32_products;
   const Real scale = Real(1) / std::sqrt(Real(D));
   const int64_t group = H / Hkv, ldq = H * D, ldkv = Hkv * D;
   // Work items are (batch, key/value head): the query heads sharing a k/v head, and their row blocks, run in order

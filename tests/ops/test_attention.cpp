@@ -6,8 +6,10 @@
 #include <sstream>
 #include <vector>
 
+#include "backend/cpu/gemm_bf16.h"
 #include "ops/attention.h"
 #include "support/gradcheck.h"
+#include "support/omp_threads.h"
 
 namespace moelab {
 namespace {
@@ -253,6 +255,37 @@ TEST(Attention, BackwardIsDeterministic) {
                             v.data(), lse.data(), s.B, s.T, s.H, s.Hkv, s.D);
   }
   for (int i = 0; i < 3; ++i) EXPECT_EQ(first[i], again[i]) << "gradient " << i;
+}
+
+// A bf16 model's attention keeps f32 products whether its loops run on one thread or several: the same bits as
+// outside any precision scope, forward and backward, on one thread and on two (a shape large enough to split).
+TEST(Attention, ProductsStayF32InABf16ModelOnAnyThreadCount) {
+  const Shape s{2, 150, 4, 2, 8};
+  auto in = make_inputs(s, 25);
+  auto q = testing::to_float(in.q), k = testing::to_float(in.k), v = testing::to_float(in.v);
+  auto r = random_vector<float>(s.q_size(), 26);
+  struct Run {
+    std::vector<float> out, lse, d_q, d_k, d_v;
+  };
+  const auto run = [&] {
+    Run x{std::vector<float>(s.q_size()), std::vector<float>(s.lse_size()), std::vector<float>(s.q_size()),
+          std::vector<float>(s.kv_size()), std::vector<float>(s.kv_size())};
+    ops::attention_forward(x.out.data(), x.lse.data(), q.data(), k.data(), v.data(), s.B, s.T, s.H, s.Hkv, s.D);
+    ops::attention_backward(x.d_q.data(), x.d_k.data(), x.d_v.data(), r.data(), q.data(), k.data(), v.data(),
+                            x.lse.data(), s.B, s.T, s.H, s.Hkv, s.D);
+    return x;
+  };
+  const Run f32 = run();
+  for (int threads : {1, 2}) {
+    const testing::OmpThreads team(threads);
+    const cpu::GemmPrecisionScope bf16(cpu::GemmPrecision::Bf16);
+    const Run x = run();
+    EXPECT_EQ(x.out, f32.out) << threads << " threads";
+    EXPECT_EQ(x.lse, f32.lse) << threads << " threads";
+    EXPECT_EQ(x.d_q, f32.d_q) << threads << " threads";
+    EXPECT_EQ(x.d_k, f32.d_k) << threads << " threads";
+    EXPECT_EQ(x.d_v, f32.d_v) << threads << " threads";
+  }
 }
 
 }  // namespace

@@ -3,9 +3,10 @@
 // AVX-512 BF16 kernels where the CPU has them (5-7x the f32 sgemm on AMX: docs/performance.md). C stays f32.
 //
 // The precision is a mode of the float gemm: while a GemmPrecisionScope selects Bf16, cpu::gemm calls made on the
-// main thread (outside OpenMP regions) go through gemm_bf16; calls inside parallel regions (attention's per-head
-// products) stay f32. Primitives are built once per (shape, layouts, alpha, beta) and cached; varying row counts
-// and depths are bucketed to multiples of 64 so that the cache stays small (gemm_bf16.cpp).
+// main thread (outside OpenMP regions) go through gemm_bf16; calls inside parallel regions stay f32. Attention's
+// per-head products select F32 themselves, so that they stay f32 when its loops run on one thread. Primitives are
+// built once per (shape, layouts, alpha, beta) and cached; varying row counts and depths are bucketed to multiples
+// of 64 so that the cache stays small (gemm_bf16.cpp).
 #pragma once
 
 #include <cstdint>
