@@ -6,6 +6,7 @@
 #include "backend/cpu/gemm_bf16.h"
 #include "backend/cpu/stream_copy.h"
 #include "core/error.h"
+#include "core/grow.h"
 #include "core/op_profile.h"
 #include "routing/capacity.h"
 #include "routing/combine.h"
@@ -118,7 +119,8 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, MoeFfnScratch<T>
   // Each expert's SwiGLU intermediates are made in rows every expert reuses, so they stay in cache between the
   // GEMMs that write them and the pass and GEMM that read them. What backward needs of them is then streamed out:
   // GEMMs writing straight into the large saved arrays spent much of their time waiting on memory.
-  sc.g_rows.resize(rows * s.h), sc.u_rows.resize(rows * s.h), sc.act_rows.resize(rows * s.h);
+  // Scratch shared by the layers, whose largest experts differ: grown only (core/grow.h).
+  grow_to(sc.g_rows, rows * s.h), grow_to(sc.u_rows, rows * s.h), grow_to(sc.act_rows, rows * s.h);
   if (for_backward) act.g.resize(S * s.h), act.u.resize(S * s.h), act.act.resize(S * s.h);
   act.y_grouped.resize(S * s.d);
   {
@@ -158,11 +160,12 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
                       const MoeAuxCoefficients& coef, bool grads_zero, GradSquareTally* tally) {
   const auto& plan = act.plan;
   const int64_t S = plan.n_slots(), R = s.route_rows();
-  sc.d_y_grouped.resize(S * s.d), sc.d_slot_weight.resize(S), sc.d_x_grouped.resize(S * s.d);
+  // Scratch shared by the layers, whose slot counts (top-p) and largest experts differ: grown only (core/grow.h).
+  grow_to(sc.d_y_grouped, S * s.d), grow_to(sc.d_slot_weight, S), grow_to(sc.d_x_grouped, S * s.d);
   // The SwiGLU gradients are needed within one expert's backward only: the same rows serve every expert and stay
   // in cache between the GEMMs and the elementwise pass that share them.
   const int64_t rows = plan.max_expert_rows();
-  sc.d_act.resize(rows * s.h), sc.d_g.resize(rows * s.h), sc.d_u.resize(rows * s.h);
+  grow_to(sc.d_act, rows * s.h), grow_to(sc.d_g, rows * s.h), grow_to(sc.d_u, rows * s.h);
 
   // Expert path: combine -> experts -> dispatch gives the gradient of x through the expert outputs.
   {
@@ -207,7 +210,7 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
   const T* d_route_weight = sc.d_slot_weight.data();
   const auto& route_plan = s.granularity == Granularity::Sequence ? act.route_plan : plan;
   if (s.granularity == Granularity::Sequence) {
-    sc.d_route_slot_weight.resize(route_plan.n_slots());
+    grow_to(sc.d_route_slot_weight, route_plan.n_slots());
     routing::expand_sequence_plan_backward(sc.d_route_slot_weight.data(), sc.d_slot_weight.data(), route_plan, s.T);
     d_route_weight = sc.d_route_slot_weight.data();
   }

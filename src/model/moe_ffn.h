@@ -90,7 +90,7 @@ struct MoeFfnActivations {
 };
 
 // Working memory of one MoE layer's forward and backward that no later pass reads: one per model, shared by its
-// layers.
+// layers. The buffers whose size varies by layer are grown only (core/grow.h): each holds at least its shape below.
 template <typename T>
 struct MoeFfnScratch {
   std::vector<T> g_rows, u_rows, act_rows;  // [rows of the largest expert, h] forward: one expert's at a time

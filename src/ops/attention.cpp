@@ -7,6 +7,7 @@
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/gemm_bf16.h"
 #include "core/error.h"
+#include "core/grow.h"
 #include "core/fast_exp.h"
 
 namespace moelab::ops {
@@ -81,9 +82,9 @@ void softmax_backward_prefix(Real* d /*[len]*/, const Real* p /*[len]*/, int64_t
 // a row block's probabilities and backward's dP for the block, turned into dS in place.
 enum class Scratch { Probs, ProbsGrad };
 template <typename Real, Scratch which>
-Real* thread_scratch(size_t n) {
+Real* thread_scratch(int64_t n) {
   thread_local std::vector<Real> buffer;
-  if (buffer.size() < n) buffer.resize(n);
+  grow_to(buffer, n);
   return buffer.data();
 }
 
@@ -106,7 +107,7 @@ void attention_forward(Real* out /*[B,T,H,D]*/, Real* lse /*[B,H,T] or null*/, c
     const Real* vg /*[T,D] row stride Hkv*D*/ = v + b * T * ldkv + g * D;
     Real* oh /*[T,D] row stride H*D*/ = out + b * T * ldq + h * D;
     // The block's probabilities, columns 0..i1 of each row, in a per-thread buffer that stays in cache.
-    Real* pb /*[kBlock,T]*/ = thread_scratch<Real, Scratch::Probs>(static_cast<size_t>(kBlock * T));
+    Real* pb /*[kBlock,T]*/ = thread_scratch<Real, Scratch::Probs>(kBlock * T);
     for (int64_t i0 = 0; i0 < T; i0 += kBlock) {
       const int64_t i1 = std::min(i0 + kBlock, T), rows = i1 - i0;
       cpu::gemm(Trans::N, Trans::T, rows, i1, D, scale, qh + i0 * ldq, ldq, kg, ldkv, Real(0), pb, T);
@@ -133,9 +134,9 @@ void attention_backward(Real* d_q /*[B,T,H,D]*/, Real* d_k /*[B,T,Hkv,D]*/, Real
 #pragma omp parallel for schedule(static) if (B * H * T * T * D >= kParallelMinWork)
   for (int64_t bg = 0; bg < B * Hkv; ++bg) {
     const int64_t b = bg / Hkv, g = bg % Hkv;
-    Real* p /*[kBlock,T]*/ = thread_scratch<Real, Scratch::Probs>(static_cast<size_t>(kBlock * T));
+    Real* p /*[kBlock,T]*/ = thread_scratch<Real, Scratch::Probs>(kBlock * T);
     Real* ds /*[kBlock,T]: dP, then dS in place*/ =
-        thread_scratch<Real, Scratch::ProbsGrad>(static_cast<size_t>(kBlock * T));
+        thread_scratch<Real, Scratch::ProbsGrad>(kBlock * T);
     const Real* kg /*[T,D] row stride Hkv*D*/ = k + b * T * ldkv + g * D;
     const Real* vg /*[T,D] row stride Hkv*D*/ = v + b * T * ldkv + g * D;
     Real* dkg /*[T,D] row stride Hkv*D*/ = d_k + b * T * ldkv + g * D;

@@ -11,6 +11,7 @@
 
 #include "backend/cpu/dnnl_context.h"
 #include "core/error.h"
+#include "core/grow.h"
 
 namespace moelab::cpu {
 
@@ -23,11 +24,10 @@ const uint16_t* g_mirror_bf16 = nullptr;
 
 // out [out_rows, out_cols] row-major = x [rows, cols] (row stride ld) rounded to bf16, zero beyond rows and cols.
 // The copy keeps x's layout (a transposed operand stays transposed and oneDNN reads it so): a straight pass that
-// vectorises, where a transposing copy would not. `out` only grows: it serves matrices of every size, and a resize
-// that grows zero-fills the new part on the calling thread alone (1-3% of a large bf16 step when it shrank too).
+// vectorises, where a transposing copy would not. `out` serves matrices of every size, so it only grows.
 void convert(const float* x, int64_t ld, int64_t rows, int64_t cols, int64_t out_rows, int64_t out_cols,
              std::vector<uint16_t>& out) {
-  if (static_cast<int64_t>(out.size()) < out_rows * out_cols) out.resize(out_rows * out_cols);
+  grow_to(out, out_rows * out_cols);
   uint16_t* o = out.data();
 #pragma omp parallel for schedule(static) if (out_rows * out_cols >= (1 << 14))
   for (int64_t r = 0; r < out_rows; ++r) {
@@ -166,7 +166,7 @@ void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
   float* tail_out = C + main_rows * ldc;  // [tail_rows, N], row stride ldc
   if (main_rows > 0) run(0, main_rows, C, ldc);
   if (tail_rows > 0) {
-    if (static_cast<int64_t>(c_tail.size()) < kStep * N) c_tail.resize(kStep * N);  // grows only, as in convert
+    grow_to(c_tail, kStep * N);
     if (beta != 0.0f)  // the sum post-op reads the block's old values
       for (int64_t r = 0; r < tail_rows; ++r) std::copy_n(tail_out + r * ldc, N, c_tail.data() + r * N);
     run(main_rows, kStep, c_tail.data(), N);
