@@ -25,9 +25,8 @@ constexpr int64_t kBlock = 64;
 // costs more than the work (and far more when the cores are busy), which matters for decoding and small tests.
 constexpr int64_t kParallelMinWork = int64_t{1} << 20;
 
-// The per-head products are f32 in a bf16 model too (oneDNN 2.6 has no bf16 GEMM that one thread can call on its
-// block: docs/performance.md), set here so that they do not turn bf16, and several times slower, when the loops
-// run on one thread (cpu::gemm rounds to bf16 outside parallel regions).
+// The per-head products are f32 in a bf16 model too: they run inside the parallel loops below, and oneDNN 2.6 has no
+// bf16 GEMM that one thread can call on its block (docs/performance.md).
 struct F32Products {
   cpu::GemmPrecisionScope scope{cpu::GemmPrecision::F32};
 };

@@ -1,6 +1,5 @@
 #include "backend/cpu/gemm.h"
 
-#include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
@@ -19,7 +18,7 @@ void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, cons
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
     return;
   }
-  if (gemm_precision() == GemmPrecision::Bf16 && !omp_in_parallel())
+  if (gemm_precision() == GemmPrecision::Bf16)
     return gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (ta == Trans::N && tb == Trans::T && alpha == 1.0f && beta == 0.0f &&
       packed_gemm_nt(M, N, K, A, lda, B, ldb, C, ldc))

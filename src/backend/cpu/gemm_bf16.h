@@ -2,11 +2,11 @@
 // (round to nearest even) and the products accumulated in f32 by oneDNN's matmul primitive, which runs AMX or
 // AVX-512 BF16 kernels where the CPU has them (5-7x the f32 sgemm on AMX: docs/performance.md). C stays f32.
 //
-// The precision is a mode of the float gemm: while a GemmPrecisionScope selects Bf16, cpu::gemm calls made on the
-// main thread (outside OpenMP regions) go through gemm_bf16; calls inside parallel regions stay f32. Attention's
-// per-head products select F32 themselves, so that they stay f32 when its loops run on one thread. Primitives are
-// built once per (shape, layouts, alpha, beta) and cached; varying row counts and depths are bucketed to multiples
-// of 64 so that the cache stays small (gemm_bf16.cpp).
+// The precision is a mode of the float gemm: while a GemmPrecisionScope selects Bf16, cpu::gemm calls go through
+// gemm_bf16, which runs on all threads and so must be called outside OpenMP regions (asserted). Attention, whose
+// per-head products run inside its parallel loops, selects F32 for them. Primitives are built once per (shape,
+// layouts, alpha, beta) and cached; varying row counts and depths are bucketed to multiples of 64 so that the cache
+// stays small (gemm_bf16.cpp).
 #pragma once
 
 #include <cstdint>
