@@ -2,16 +2,24 @@
 
 #include <cmath>
 
+#include "backend/cpu/gemm_bf16.h"
 #include "core/error.h"
 #include "ops/linear.h"
 #include "ops/softmax.h"
 
 namespace moelab::routing {
 
+// The router's products stay f32 in a bf16 model, as Switch Transformer's "selective precision" and most MoE
+// trainers since keep them: rounding its inputs to bf16 (2^-9 relative each) would move the logits and flip close
+// choices of experts, for GEMMs with only E outputs that cost next to nothing in f32. Hence the F32 scopes below.
+
 template <typename T>
 void router_forward(T* logits /*[N,E]*/, T* probs /*[N,E]*/, const T* x /*[N,d]*/, const T* weight /*[E,d]*/,
                     int64_t N, int64_t d, int64_t E, Gating gating) {
-  ops::linear_forward(logits, x, weight, N, d, E);
+  {
+    const cpu::GemmPrecisionScope f32_products(cpu::GemmPrecision::F32);
+    ops::linear_forward(logits, x, weight, N, d, E);
+  }
   if (gating == Gating::Softmax) {
     ops::softmax_forward(probs, logits, N, E);
     return;
@@ -35,6 +43,7 @@ void router_backward(T* d_x /*[N,d] assigned, nullable*/, T* d_weight /*[E,d] ac
 #pragma omp simd
     for (int64_t i = 0; i < N * E; ++i) d_logits[i] += d_logits_extra[i];
   }
+  const cpu::GemmPrecisionScope f32_products(cpu::GemmPrecision::F32);
   ops::linear_backward(d_x, d_weight, d_logits, x, weight, N, d, E);
 }
 

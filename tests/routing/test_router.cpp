@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <vector>
 
+#include "backend/cpu/gemm_bf16.h"
 #include "routing/router.h"
 #include "support/gradcheck.h"
 
@@ -76,6 +78,32 @@ TEST(Router, OptionalGradients) {
     return testing::dot(probs, r);
   };
   testing::expect_gradient_matches("d_x without extra", x, d_x, loss);
+}
+
+// A bf16 model's router keeps f32 products: under a bf16 precision scope the logits, probabilities and gradients
+// are the same bits as without one.
+TEST(Router, ProductsStayF32InABf16Model) {
+  const int64_t N = 200, d = 64, E = 16;
+  const auto x = testing::to_float(random_vector(N * d, 90)), w = testing::to_float(random_vector(E * d, 91, 0.5));
+  const auto r = testing::to_float(random_vector(N * E, 92));
+  struct Run {
+    std::vector<float> logits, probs, d_x, d_w;
+  };
+  const auto run = [&] {
+    Run o{std::vector<float>(N * E), std::vector<float>(N * E), std::vector<float>(N * d), std::vector<float>(E * d)};
+    std::vector<float> scratch(N * E);
+    routing::router_forward(o.logits.data(), o.probs.data(), x.data(), w.data(), N, d, E);
+    routing::router_backward<float>(o.d_x.data(), o.d_w.data(), scratch.data(), r.data(), nullptr, x.data(),
+                                    w.data(), o.probs.data(), N, d, E);
+    return o;
+  };
+  const Run f32 = run();
+  const cpu::GemmPrecisionScope bf16(cpu::GemmPrecision::Bf16);
+  const Run in_bf16 = run();
+  EXPECT_EQ(in_bf16.logits, f32.logits);
+  EXPECT_EQ(in_bf16.probs, f32.probs);
+  EXPECT_EQ(in_bf16.d_x, f32.d_x);
+  EXPECT_EQ(in_bf16.d_w, f32.d_w);
 }
 
 }  // namespace
