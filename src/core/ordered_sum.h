@@ -18,8 +18,7 @@ constexpr int64_t kOrderedSumLanes = 8;
 // Sum over i in [0, n) of term(i), in double. parallel: whether to use OpenMP threads (small sums are faster alone).
 template <typename Term>
 double ordered_sum(int64_t n, bool parallel, const Term& term) {
-  constexpr int64_t kBlocks = kOrderedSumBlocks;
-  constexpr int64_t kLanes = kOrderedSumLanes;
+  constexpr int64_t kBlocks = kOrderedSumBlocks, kLanes = kOrderedSumLanes;
   double partial[kBlocks];
   const int64_t per_block = (n + kBlocks - 1) / kBlocks;
 #pragma omp parallel for schedule(static) if (parallel)
@@ -37,6 +36,15 @@ double ordered_sum(int64_t n, bool parallel, const Term& term) {
   double total = 0;
   for (int64_t b = 0; b < kBlocks; ++b) total += partial[b];
   return total;
+}
+
+// Below this many values a sum of squares runs on one thread: starting a team costs more than the work.
+constexpr int64_t kSumOfSquaresParallelValues = int64_t{1} << 16;
+
+// Sum over i in [0, n) of x[i]^2 in double, in ordered_sum's order: a gradient norm's square.
+inline double sum_of_squares(const float* x /*[n]*/, int64_t n) {
+  return ordered_sum(n, n >= kSumOfSquaresParallelValues,
+                     [&](int64_t i) { return static_cast<double>(x[i]) * x[i]; });
 }
 
 }  // namespace moelab

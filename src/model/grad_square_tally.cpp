@@ -33,12 +33,7 @@ int64_t GradSquareTally::known_values() const {
 }
 
 double GradSquareTally::norm(int64_t n) const {
-  const auto read = [&](int64_t from, int64_t to) {
-    const float* g = grads_ + from;
-    return to > from ? ordered_sum(to - from, to - from >= (1 << 16),
-                                   [&](int64_t i) { return static_cast<double>(g[i]) * g[i]; })
-                     : 0.0;
-  };
+  const auto read = [&](int64_t from, int64_t to) { return sum_of_squares(grads_ + from, to - from); };
   double total = 0;
   int64_t done = 0;  // everything before this element is in total
   for (const Entry& e : entries_) {

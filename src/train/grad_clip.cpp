@@ -6,10 +6,7 @@
 
 namespace moelab {
 
-double global_grad_norm(const float* grads, int64_t n) {
-  const auto square = [&](int64_t i) { return static_cast<double>(grads[i]) * grads[i]; };
-  return std::sqrt(ordered_sum(n, n >= (1 << 16), square));
-}
+double global_grad_norm(const float* grads, int64_t n) { return std::sqrt(sum_of_squares(grads, n)); }
 
 float clip_factor(double norm, double max_norm) {
   return max_norm > 0 && norm > max_norm ? static_cast<float>(max_norm / (norm + 1e-6)) : 1.0f;

@@ -20,8 +20,6 @@ double write_with_squares_plain(T* dst, const T* src, int64_t n, bool parallel) 
   });
 }
 
-// Below this many values one thread works alone, as ordered_sum's callers choose for sums this size.
-constexpr int64_t kParallelValues = int64_t{1} << 16;
 
 #if defined(__AVX512F__)
 // Block b of ordered_sum's split, 16 values per step: the low 8 go to lanes 0-7 and then the high 8 to lanes 0-7,
@@ -64,7 +62,7 @@ double write_with_squares(float* dst, const float* src, int64_t n) {
   static_assert(kOrderedSumLanes == 8, "one __m512d of lanes");
   double partial[kOrderedSumBlocks];
   const int64_t per_block = (n + kOrderedSumBlocks - 1) / kOrderedSumBlocks;
-#pragma omp parallel if (n >= kParallelValues)
+#pragma omp parallel if (n >= kSumOfSquaresParallelValues)
   {
 #pragma omp for schedule(static) nowait
     for (int64_t b = 0; b < kOrderedSumBlocks; ++b)
@@ -79,7 +77,7 @@ double write_with_squares(float* dst, const float* src, int64_t n) {
 #else
 template <bool kAdd>
 double write_with_squares(float* dst, const float* src, int64_t n) {
-  return write_with_squares_plain<kAdd>(dst, src, n, n >= kParallelValues);
+  return write_with_squares_plain<kAdd>(dst, src, n, n >= kSumOfSquaresParallelValues);
 }
 #endif
 
