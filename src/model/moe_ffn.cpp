@@ -63,6 +63,21 @@ void reweight_by(routing::DispatchPlan<T>& plan, const T* probs /*[R,E]*/, bool 
   }
 }
 
+// Rows of MoeFfnActivations::act_bf16: every expert's rows padded to a whole bf16 block.
+template <typename T>
+int64_t bf16_act_rows(const routing::DispatchPlan<T>& plan) {
+  int64_t rows = 0;
+  for (int64_t e = 0; e < plan.n_experts; ++e) rows += cpu::bf16_padded_rows(plan.expert_rows(e));
+  return rows;
+}
+
+// A bf16 model keeps each expert's activation in bf16 (MoeFfnActivations::act_bf16) and stages its expert weight
+// gradients (SwigluGradStaging); an f32 one does neither.
+template <typename T>
+bool bf16_experts() {
+  return std::is_same_v<T, float> && cpu::gemm_precision() == cpu::GemmPrecision::Bf16;
+}
+
 }  // namespace
 
 template <typename T>
@@ -119,23 +134,37 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, MoeFfnScratch<T>
   // Each expert's SwiGLU intermediates are made in rows every expert reuses, so they stay in cache between the
   // GEMMs that write them and the pass and GEMM that read them. What backward needs of them is then streamed out:
   // GEMMs writing straight into the large saved arrays spent much of their time waiting on memory.
+  // A bf16 model rounds act to bf16 (act_bf16_rows), the only form its GEMMs read, and keeps it so.
   // Scratch shared by the layers, whose largest experts differ: grown only (core/grow.h).
+  const bool bf16 = bf16_experts<T>();
   grow_to(sc.g_rows, rows * s.h), grow_to(sc.u_rows, rows * s.h), grow_to(sc.act_rows, rows * s.h);
-  if (for_backward) act.g.resize(S * s.h), act.u.resize(S * s.h), act.act.resize(S * s.h);
+  if (bf16) grow_to(sc.act_bf16_rows, cpu::bf16_padded_rows(rows) * s.h);
+  if (for_backward) {
+    act.g.resize(S * s.h), act.u.resize(S * s.h);
+    if (bf16)  // sized for the most padding any routing needs, so that no step refills it
+      grow_to(act.act_bf16, (S + s.E * (cpu::kBf16RowBlock - 1)) * s.h);
+    else
+      act.act.resize(S * s.h);
+  }
   act.y_grouped.resize(S * s.d);
   {
     profile::Scope p("fwd moe.dispatch", 0);
     routing::dispatch_forward(act.x_grouped.data(), x, act.plan, s.d);
   }
-  for (int64_t e = 0; e < s.E; ++e) {
-    const int64_t r = act.plan.expert_offsets[e], n = act.plan.expert_rows(e);
+  for (int64_t e = 0, r_bf16 = 0; e < s.E; ++e) {  // r_bf16: the expert's first row in act_bf16
+    const int64_t r = act.plan.expert_offsets[e], n = act.plan.expert_rows(e), n_bf16 = cpu::bf16_padded_rows(n);
     swiglu_mlp_forward(act.y_grouped.data() + r * s.d, sc.g_rows.data(), sc.u_rows.data(), sc.act_rows.data(),
-                       act.x_grouped.data() + r * s.d, w.experts[e], n, s.d, s.h);
+                       act.x_grouped.data() + r * s.d, w.experts[e], n, s.d, s.h,
+                       bf16 ? sc.act_bf16_rows.data() : nullptr);
     if (!for_backward || n == 0) continue;
     profile::Scope p("fwd ffn.save_for_backward", 0);
     cpu::stream_copy(act.g.data() + r * s.h, sc.g_rows.data(), n * s.h);
     cpu::stream_copy(act.u.data() + r * s.h, sc.u_rows.data(), n * s.h);
-    cpu::stream_copy(act.act.data() + r * s.h, sc.act_rows.data(), n * s.h);
+    if (bf16)  // with its zero padding rows, as backward's GEMM reads it
+      cpu::stream_copy(act.act_bf16.data() + r_bf16 * s.h, sc.act_bf16_rows.data(), n_bf16 * s.h);
+    else
+      cpu::stream_copy(act.act.data() + r * s.h, sc.act_rows.data(), n * s.h);
+    r_bf16 += n_bf16;
   }
   {
     profile::Scope p("fwd moe.combine", 0);
@@ -175,17 +204,23 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
   }
   // bf16: the expert weight gradients are made in rows that stay in cache and then reach grads (written when they
   // hold zeros), where a GEMM accumulating straight into grads waited on memory. f32 GEMMs are too slow to gain.
+  // A bf16 model's expert activations were kept in bf16 by the forward (act_bf16).
+  const bool bf16 = bf16_experts<T>();
   SwigluGradStaging<T> staging;
-  if (std::is_same_v<T, float> && cpu::gemm_precision() == cpu::GemmPrecision::Bf16) {
+  if (bf16) {
     sc.d_weight_rows.resize(s.h * s.d);
     staging = {sc.d_weight_rows.data(), grads_zero, tally};
   }
-  for (int64_t e = 0; e < s.E; ++e) {
+  MOELAB_ASSERT(!bf16 || act.act_bf16.size() >= static_cast<size_t>(bf16_act_rows(plan) * s.h),
+                "a bf16 MoE backward follows a bf16 training forward");
+  for (int64_t e = 0, r_bf16 = 0; e < s.E; ++e) {  // r_bf16: the expert's first row in act_bf16
     const int64_t r = plan.expert_offsets[e], n = plan.expert_rows(e);
+    const uint16_t* act_bf16 = bf16 ? act.act_bf16.data() + r_bf16 * s.h : nullptr;
+    r_bf16 += cpu::bf16_padded_rows(n);
     swiglu_mlp_backward(sc.d_x_grouped.data() + r * s.d, grads.experts[e], sc.d_act.data(), sc.d_g.data(),
                         sc.d_u.data(), sc.d_y_grouped.data() + r * s.d,
                         act.x_grouped.data() + r * s.d, act.g.data() + r * s.h, act.u.data() + r * s.h,
-                        act.act.data() + r * s.h, w.experts[e], n, s.d, s.h, staging);
+                        bf16 ? nullptr : act.act.data() + r * s.h, w.experts[e], n, s.d, s.h, staging, act_bf16);
   }
   {
     profile::Scope p("bwd moe.dispatch", 0);

@@ -84,6 +84,10 @@ struct MoeFfnActivations {
   routing::DispatchPlan<T> plan;  // the token plan, S = plan slots
   std::vector<T> x_grouped;       // [S,d] rows gathered in expert order
   std::vector<T> g, u, act;       // [S,h] each expert's SwiGLU intermediates, written by a forward for backward
+  // A bf16 model's act instead of act (float only): rounded to bf16 where it is made, as both GEMMs that read it
+  // take it, each expert's rows padded with zero rows to a whole block (cpu::Bf16Rows): [sum over experts of
+  // cpu::bf16_padded_rows(rows of the expert), h] at its start, sized for the most padding (grown only).
+  std::vector<uint16_t> act_bf16;
   std::vector<T> y_grouped;       // [S,d] expert outputs, expert order
   std::vector<T> shared_g, shared_u, shared_act;  // [N,hs] the shared experts' SwiGLU intermediates
   std::vector<T> shared_out;      // [N,d]
@@ -94,6 +98,7 @@ struct MoeFfnActivations {
 template <typename T>
 struct MoeFfnScratch {
   std::vector<T> g_rows, u_rows, act_rows;  // [rows of the largest expert, h] forward: one expert's at a time
+  std::vector<uint16_t> act_bf16_rows;      // [padded rows of the largest expert, h] a bf16 model's act, bf16
   std::vector<T> d_y_grouped;     // [S,d]
   std::vector<T> d_slot_weight;   // [S]
   std::vector<T> d_route_slot_weight;  // [S_route] sequence granularity: gradients of the sequence plan's weights

@@ -1,9 +1,11 @@
 #include "model/swiglu_mlp.h"
 
+#include <algorithm>
 #include <type_traits>
 
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/gemm_bf16.h"
+#include "core/error.h"
 #include "core/op_profile.h"
 #include "ops/linear.h"
 #include "ops/swiglu.h"
@@ -12,7 +14,7 @@ namespace moelab {
 
 template <typename T>
 void swiglu_mlp_forward(T* out, T* g, T* u, T* act, const T* x, const SwigluMlpWeights<T>& w, int64_t n, int64_t d,
-                        int64_t h) {
+                        int64_t h, uint16_t* act_bf16) {
   if (n == 0) return;
   const cpu::Bf16ReuseScope reuse;  // bf16: x is converted once for gate and up; nothing read changes below
   {
@@ -25,13 +27,23 @@ void swiglu_mlp_forward(T* out, T* g, T* u, T* act, const T* x, const SwigluMlpW
     ops::swiglu_forward(act, g, u, n * h);
   }
   profile::Scope p("fwd ffn.down_proj", 2.0 * n * h * d);
+  if constexpr (std::is_same_v<T, float>) {
+    if (act_bf16) {  // rounded here, as the GEMM would round it, into rows that backward can keep
+      cpu::to_bf16(act, n * h, act_bf16);
+      std::fill(act_bf16 + n * h, act_bf16 + cpu::bf16_padded_rows(n) * h, uint16_t{0});
+      return ops::linear_forward(out, cpu::Bf16Rows{act_bf16, n, h}, w.down, d);
+    }
+  }
+  MOELAB_ASSERT(!act_bf16, "a bf16 activation is kept for float models only");
   ops::linear_forward(out, act, w.down, n, h, d);
 }
 
 template <typename T>
 void swiglu_mlp_backward(T* d_x, const SwigluMlpGrads<T>& grads, T* d_act, T* d_g, T* d_u, const T* d_out,
                          const T* x, const T* g, const T* u, const T* act, const SwigluMlpWeights<T>& w, int64_t n,
-                         int64_t d, int64_t h, const SwigluGradStaging<T>& staging) {
+                         int64_t d, int64_t h, const SwigluGradStaging<T>& staging, const uint16_t* act_bf16) {
+  MOELAB_ASSERT(!act_bf16 || (std::is_same_v<T, float> && staging.rows),
+                "a bf16 activation is kept for float models only, whose bf16 weight gradients are staged");
   if constexpr (std::is_same_v<T, float>) {
     if (n == 0 && staging.tally && staging.grads_zero) {  // no rows: the gradients stay zero, which sums to 0
       for (const T* grad : {grads.gate, grads.up, grads.down})
@@ -42,22 +54,31 @@ void swiglu_mlp_backward(T* d_x, const SwigluMlpGrads<T>& grads, T* d_act, T* d_
   // bf16: d_out, d_g, d_u and x are each converted once for their two GEMMs. d_g and d_u are written below, but
   // before any GEMM reads them.
   const cpu::Bf16ReuseScope reuse;
-  // d_W [O,I] += d_y [n,O]^T · in [n,I], by the GEMM or staged.
-  const auto weight_grad = [&](T* d_weight, const T* d_y, const T* in, int64_t in_features, int64_t out_features) {
+  // d_W [O,I] += d_y [n,O]^T · in [n,I], by the GEMM or staged; `in` given in bf16 (in_bf16) or f32.
+  const auto weight_grad = [&](T* d_weight, const T* d_y, const T* in, int64_t in_features, int64_t out_features,
+                               const uint16_t* in_bf16 = nullptr) {
     if (!d_weight) return;
-    if (staging.rows) {
-      double squares = 0;
+    if (!staging.rows) return ops::linear_backward<T>(nullptr, d_weight, d_y, in, nullptr, n, in_features,
+                                                      out_features);
+    double squares = 0;
+    double* result_squares = staging.tally ? &squares : nullptr;
+    if constexpr (std::is_same_v<T, float>) {
+      if (in_bf16)
+        ops::linear_weight_grad_staged(d_weight, staging.rows, d_y, cpu::Bf16Rows{in_bf16, n, in_features},
+                                       out_features, staging.grads_zero, result_squares);
+      else
+        ops::linear_weight_grad_staged(d_weight, staging.rows, d_y, in, n, in_features, out_features,
+                                       staging.grads_zero, result_squares);
+      if (staging.tally) staging.tally->record(d_weight, in_features * out_features, squares);
+    } else {
       ops::linear_weight_grad_staged(d_weight, staging.rows, d_y, in, n, in_features, out_features,
-                                     staging.grads_zero, staging.tally ? &squares : nullptr);
-      if constexpr (std::is_same_v<T, float>)
-        if (staging.tally) staging.tally->record(d_weight, in_features * out_features, squares);
-    } else
-      ops::linear_backward<T>(nullptr, d_weight, d_y, in, nullptr, n, in_features, out_features);
+                                     staging.grads_zero, result_squares);
+    }
   };
   {
     profile::Scope p("bwd ffn.down_proj", 4.0 * n * h * d);
     ops::linear_backward<T>(d_act, nullptr, d_out, act, w.down, n, h, d);
-    weight_grad(grads.down, d_out, act, h, d);
+    weight_grad(grads.down, d_out, act, h, d, act_bf16);
   }
   {
     profile::Scope p("bwd ffn.swiglu", 0);
@@ -73,16 +94,16 @@ void swiglu_mlp_backward(T* d_x, const SwigluMlpGrads<T>& grads, T* d_act, T* d_
 }
 
 template void swiglu_mlp_forward<float>(float*, float*, float*, float*, const float*, const SwigluMlpWeights<float>&,
-                                        int64_t, int64_t, int64_t);
+                                        int64_t, int64_t, int64_t, uint16_t*);
 template void swiglu_mlp_forward<double>(double*, double*, double*, double*, const double*,
-                                         const SwigluMlpWeights<double>&, int64_t, int64_t, int64_t);
+                                         const SwigluMlpWeights<double>&, int64_t, int64_t, int64_t, uint16_t*);
 template void swiglu_mlp_backward<float>(float*, const SwigluMlpGrads<float>&, float*, float*, float*, const float*,
                                          const float*, const float*, const float*, const float*,
                                          const SwigluMlpWeights<float>&, int64_t, int64_t, int64_t,
-                                         const SwigluGradStaging<float>&);
+                                         const SwigluGradStaging<float>&, const uint16_t*);
 template void swiglu_mlp_backward<double>(double*, const SwigluMlpGrads<double>&, double*, double*, double*,
                                           const double*, const double*, const double*, const double*, const double*,
                                           const SwigluMlpWeights<double>&, int64_t, int64_t, int64_t,
-                                          const SwigluGradStaging<double>&);
+                                          const SwigluGradStaging<double>&, const uint16_t*);
 
 }  // namespace moelab

@@ -23,9 +23,12 @@ struct SwigluMlpGrads {  // accumulated; all null for a frozen MLP
 };
 
 // Saves g = gate·x, u = up·x and act = silu(g) ⊙ u for backward.
+// act_bf16 (float in a bf16 model only; else null): receives act rounded to bf16 as the down projection reads it,
+// [cpu::bf16_padded_rows(n), h] with the padding rows zero (cpu::Bf16Rows). Its only reader in backward is a bf16
+// GEMM too, so a caller can keep this instead of act, in half the memory, and spare backward the rounding.
 template <typename T>
 void swiglu_mlp_forward(T* out /*[n,d]*/, T* g /*[n,h]*/, T* u /*[n,h]*/, T* act /*[n,h]*/, const T* x /*[n,d]*/,
-                        const SwigluMlpWeights<T>& w, int64_t n, int64_t d, int64_t h);
+                        const SwigluMlpWeights<T>& w, int64_t n, int64_t d, int64_t h, uint16_t* act_bf16 = nullptr);
 
 // How the weight gradients reach grads: by the GEMMs themselves (rows null), or made in `rows` first and then
 // added, or written when grads hold zeros (ops::linear_weight_grad_staged; the bf16 expert backward). Staged
@@ -38,11 +41,13 @@ struct SwigluGradStaging {
 };
 
 // d_x is assigned. d_act, d_g and d_u are caller-provided scratch of [n,h] each (kept out of this function so
-// the training step allocates nothing).
+// the training step allocates nothing). act_bf16: the forward's, when it wrote act there (act is then not read);
+// the down projection's weight gradient is then staged, so staging.rows must be set.
 template <typename T>
 void swiglu_mlp_backward(T* d_x /*[n,d]*/, const SwigluMlpGrads<T>& grads, T* d_act /*[n,h]*/, T* d_g /*[n,h]*/,
                          T* d_u /*[n,h]*/, const T* d_out /*[n,d]*/, const T* x /*[n,d]*/, const T* g /*[n,h]*/,
                          const T* u /*[n,h]*/, const T* act /*[n,h]*/, const SwigluMlpWeights<T>& w, int64_t n,
-                         int64_t d, int64_t h, const SwigluGradStaging<T>& staging = {});
+                         int64_t d, int64_t h, const SwigluGradStaging<T>& staging = {},
+                         const uint16_t* act_bf16 = nullptr);
 
 }  // namespace moelab

@@ -30,12 +30,12 @@ void linear_backward(T* d_in, T* d_weight, const T* d_out, const T* in, const T*
   }
 }
 
+namespace {
+
+// d_W [n] += rows, or = rows when d_W holds zeros (streamed: written once, never read here); with the sum of the
+// result's squares when asked.
 template <typename T>
-void linear_weight_grad_staged(T* d_weight, T* rows, const T* d_out, const T* in, int64_t N, int64_t in_features,
-                               int64_t out_features, bool d_weight_zero, double* result_squares) {
-  const int64_t n = out_features * in_features;
-  cpu::gemm(Trans::T, Trans::N, out_features, in_features, N, T(1), d_out, out_features, in, in_features, T(0), rows,
-            in_features);
+void add_staged(T* d_weight, const T* rows, int64_t n, bool d_weight_zero, double* result_squares) {
   if (result_squares) {
     *result_squares =
         d_weight_zero ? cpu::copy_with_squares(d_weight, rows, n) : cpu::add_with_squares(d_weight, rows, n);
@@ -44,6 +44,26 @@ void linear_weight_grad_staged(T* d_weight, T* rows, const T* d_out, const T* in
   if (d_weight_zero) return cpu::stream_copy(d_weight, rows, n);
 #pragma omp parallel for simd schedule(static) if (n >= kParallelElements)
   for (int64_t i = 0; i < n; ++i) d_weight[i] += rows[i];
+}
+
+}  // namespace
+
+template <typename T>
+void linear_weight_grad_staged(T* d_weight, T* rows, const T* d_out, const T* in, int64_t N, int64_t in_features,
+                               int64_t out_features, bool d_weight_zero, double* result_squares) {
+  cpu::gemm(Trans::T, Trans::N, out_features, in_features, N, T(1), d_out, out_features, in, in_features, T(0), rows,
+            in_features);
+  add_staged(d_weight, rows, out_features * in_features, d_weight_zero, result_squares);
+}
+
+void linear_forward(float* out, cpu::Bf16Rows in, const float* weight, int64_t out_features) {
+  cpu::gemm_bf16(in, Trans::T, out_features, 1.0f, weight, in.cols, 0.0f, out, out_features);
+}
+
+void linear_weight_grad_staged(float* d_weight, float* rows, const float* d_out, cpu::Bf16Rows in,
+                               int64_t out_features, bool d_weight_zero, double* result_squares) {
+  cpu::gemm_bf16(out_features, 1.0f, d_out, out_features, in, 0.0f, rows, in.cols);
+  add_staged(d_weight, rows, out_features * in.cols, d_weight_zero, result_squares);
 }
 
 template void linear_forward<float>(float*, const float*, const float*, int64_t, int64_t, int64_t);

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "backend/cpu/gemm_bf16.h"
+
 namespace moelab::ops {
 
 template <typename T>
@@ -25,5 +27,14 @@ template <typename T>
 void linear_weight_grad_staged(T* d_weight /*[O,I]*/, T* rows /*[O,I]*/, const T* d_out /*[N,O]*/,
                                const T* in /*[N,I]*/, int64_t N, int64_t in_features, int64_t out_features,
                                bool d_weight_zero, double* result_squares = nullptr);
+
+// The forward and the staged weight gradient of a bf16 model's layer whose input is already rounded to bf16
+// (cpu::Bf16Rows, [N, in_features]): a bf16 expert's activation, rounded once where it is made and kept so for
+// backward. The same products as the float versions under a bf16 GemmPrecisionScope on that input's f32 values.
+void linear_forward(float* out /*[N,O]*/, cpu::Bf16Rows in /*[N,I]*/, const float* weight /*[O,I]*/,
+                    int64_t out_features);
+void linear_weight_grad_staged(float* d_weight /*[O,I]*/, float* rows /*[O,I]*/, const float* d_out /*[N,O]*/,
+                               cpu::Bf16Rows in /*[N,I]*/, int64_t out_features, bool d_weight_zero,
+                               double* result_squares = nullptr);
 
 }  // namespace moelab::ops

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <vector>
 
 #include "backend/cpu/gemm.h"
@@ -148,6 +149,53 @@ TEST(GemmBf16, AReuseScopeGivesTheSameProductsAndReusesTheCopies) {
     gemm_bf16(Trans::T, Trans::N, h, d, n, 1.0f, dg.data(), h, x.data(), d, 0.0f, dw_fresh.data(), d);
     EXPECT_GT(std::abs(dw_fresh[0]), 1e20f);
   }
+}
+
+// x [rows, cols] (row stride ld) in bf16 as Bf16Rows lays it out: [bf16_padded_rows(rows), cols], zero rows after.
+std::vector<uint16_t> bf16_rows(const float* x, int64_t ld, int64_t rows, int64_t cols) {
+  std::vector<uint16_t> out(bf16_padded_rows(rows) * cols, 0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[r * cols + c] = to_bf16(x[r * ld + c]);
+  return out;
+}
+
+// An operand given already in bf16 (the A of a forward, or the B of a weight gradient) gives the float GEMM's
+// product exactly on integer matrices, for row counts with and without a partial block, every alpha and beta, both
+// layouts of the other operand, and a weight read from the mirror.
+TEST(GemmBf16, OperandsGivenInBf16GiveTheSameProducts) {
+  const auto value = [](int64_t i) { return static_cast<float>((i * 7919) % 17 - 8); };
+  for (const auto& [alpha, beta] : {std::pair{1.0f, 0.0f}, std::pair{0.5f, 2.0f}})
+    for (int64_t rows : {int64_t{37}, int64_t{64}, int64_t{150}}) {
+      SCOPED_TRACE(::testing::Message() << "alpha " << alpha << " rows " << rows);
+      // A given in bf16: C [rows, N] = alpha A [rows, depth] · op(B) + beta C.
+      for (int64_t depth : {int64_t{64}, int64_t{45}})
+        for (Trans tb : {Trans::N, Trans::T})
+          for (bool mirror : {false, true}) {
+            SCOPED_TRACE(::testing::Message() << "depth " << depth << " tb " << (tb == Trans::T) << " mirror "
+                                              << mirror);
+            const Case k{Trans::N, tb, rows, 29, depth, 3, alpha, beta};
+            Operands x = operands(k, value);
+            Operands y = x;
+            const std::vector<uint16_t> a = bf16_rows(x.a.data(), x.lda, rows, depth);
+            std::vector<uint16_t> b_bf16(x.b.size());
+            to_bf16(x.b.data(), static_cast<int64_t>(x.b.size()), b_bf16.data());
+            {
+              std::optional<Bf16MirrorScope> scope;
+              if (mirror) scope.emplace(x.b.data(), static_cast<int64_t>(x.b.size()), b_bf16.data());
+              gemm_bf16(Bf16Rows{a.data(), rows, depth}, tb, k.N, alpha, x.b.data(), x.ldb, beta, x.c.data(), x.ldc);
+            }
+            gemm(k.ta, k.tb, k.M, k.N, k.K, alpha, y.a.data(), y.lda, y.b.data(), y.ldb, beta, y.c.data(), y.ldc);
+            EXPECT_EQ(x.c, y.c);  // the padding columns of C included: left alone
+          }
+      // B given in bf16: C [M, cols] = alpha Aᵀ B [depth = rows, cols] + beta C, A stored [rows, M].
+      const Case k{Trans::T, Trans::N, 29, 48, rows, 3, alpha, beta};
+      Operands x = operands(k, value);
+      Operands y = x;
+      const std::vector<uint16_t> b = bf16_rows(x.b.data(), x.ldb, rows, k.N);
+      gemm_bf16(k.M, alpha, x.a.data(), x.lda, Bf16Rows{b.data(), rows, k.N}, beta, x.c.data(), x.ldc);
+      gemm(k.ta, k.tb, k.M, k.N, k.K, alpha, y.a.data(), y.lda, y.b.data(), y.ldb, beta, y.c.data(), y.ldc);
+      EXPECT_EQ(x.c, y.c);
+    }
 }
 
 TEST(GemmBf16DeathTest, ReuseScopesDoNotNest) {

@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "backend/cpu/gemm_bf16.h"
 #include "model/attention_block.h"
 #include "model/moe_ffn.h"
 #include "model/swiglu_mlp.h"
@@ -74,6 +76,53 @@ TEST(SwigluMlp, StagedWeightGradientsAreTheUnstagedOnes) {
   EXPECT_EQ(written.gate, from_zero.gate);
   EXPECT_EQ(written.up, from_zero.up);
   EXPECT_EQ(written.down, from_zero.down);
+}
+
+// A bf16 model's expert keeps its activation in bf16 (act_bf16): its output, input gradient, weight gradients and
+// their recorded squares are the very bits of the same expert keeping act in f32, whose bf16 GEMMs round it the
+// same way; on row counts with and without a partial 64-row block, with the weights in the mirror (as a model's
+// forward reads them) and without.
+TEST(SwigluMlp, ABf16ActivationGivesTheProductsOfTheF32One) {
+  const cpu::GemmPrecisionScope precision(cpu::GemmPrecision::Bf16);
+  const int64_t d = 64, h = 192;
+  const auto weights = testing::to_float(random_vector(3 * h * d, 2, 0.2));  // gate, up, down: [h,d], [h,d], [d,h]
+  std::vector<uint16_t> weights_bf16(weights.size());
+  cpu::to_bf16(weights.data(), static_cast<int64_t>(weights.size()), weights_bf16.data());
+  const SwigluMlpWeights<float> w{weights.data(), weights.data() + h * d, weights.data() + 2 * h * d};
+  for (int64_t n : {int64_t{37}, int64_t{128}, int64_t{150}})
+    for (bool mirror : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "rows " << n << " mirror " << mirror);
+      const auto x = testing::to_float(random_vector(n * d, 3)), r = testing::to_float(random_vector(n * d, 4));
+      struct Result {
+        std::vector<float> out, d_x, d_weights;  // d_weights: gate, up, down as in `weights`
+        double norm = 0;  // of the weight gradients, from the squares recorded as they were written
+      };
+      const auto run = [&](bool keep_bf16) {
+        Result res{std::vector<float>(n * d), std::vector<float>(n * d), std::vector<float>(3 * h * d, 0.0f)};
+        std::vector<float> g(n * h), u(n * h), act(n * h), s1(n * h), s2(n * h), s3(n * h);
+        std::vector<float> rows(h * d);
+        std::vector<uint16_t> act_bf16(keep_bf16 ? cpu::bf16_padded_rows(n) * h : 0, uint16_t{0xffff});
+        GradSquareTally tally(res.d_weights.data());
+        std::optional<cpu::Bf16MirrorScope> scope;
+        if (mirror) scope.emplace(weights.data(), static_cast<int64_t>(weights.size()), weights_bf16.data());
+        swiglu_mlp_forward(res.out.data(), g.data(), u.data(), act.data(), x.data(), w, n, d, h,
+                           keep_bf16 ? act_bf16.data() : nullptr);
+        float* dw = res.d_weights.data();
+        const float* saved_act = keep_bf16 ? nullptr : act.data();  // backward reads one or the other
+        swiglu_mlp_backward(res.d_x.data(), SwigluMlpGrads<float>{dw, dw + h * d, dw + 2 * h * d}, s1.data(),
+                            s2.data(), s3.data(), r.data(), x.data(), g.data(), u.data(), saved_act, w, n, d, h,
+                            SwigluGradStaging<float>{rows.data(), true, &tally}, keep_bf16 ? act_bf16.data() : nullptr);
+        EXPECT_EQ(tally.known_values(), 3 * h * d);
+        res.norm = tally.norm(3 * h * d);
+        return res;
+      };
+      const Result f32 = run(false), bf16 = run(true);
+      EXPECT_EQ(bf16.out, f32.out);
+      EXPECT_EQ(bf16.d_x, f32.d_x);
+      EXPECT_EQ(bf16.d_weights, f32.d_weights);
+      EXPECT_EQ(bf16.norm, f32.norm);
+      EXPECT_GT(f32.norm, 0.0);
+    }
 }
 
 class AttentionBlockShapes : public ::testing::TestWithParam<std::tuple<int, int, int, int, int>> {};

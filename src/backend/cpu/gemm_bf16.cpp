@@ -123,45 +123,56 @@ void to_bf16(const float* x, int64_t n, uint16_t* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = to_bf16(x[i]);
 }
 
-void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-               const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  MOELAB_ASSERT(!omp_in_parallel(), "gemm_bf16 runs outside OpenMP parallel regions");
-  if (M == 0 || N == 0) return;
-  // A primitive is built for one exact shape (oneDNN's AMX kernels need it; a run-time row count falls back to a
-  // slower kernel), and building one costs about 0.3-2 ms. An expert's row count and a weight gradient's depth
-  // (tokens) change every step, so shapes are bucketed to keep the cache small and warm: the depth K is padded
-  // with zeros to a multiple of kStep, and the rows are split into a multiple of kStep and a remainder. A weight
-  // read from the mirror has a model dimension as its depth, fixed, and is read unpadded. The remainder runs as a
-  // full kStep-row block of zero-padded A into a scratch C, whose valid rows are copied out: oneDNN's kernels for
-  // an odd row count are several times slower per row (58 rows take 2.3x as long as 64:
-  // moelab_bench --benchmark_filter=GemmBf16RowRemainder).
-  constexpr int64_t kStep = 64;
-  const bool a_transposed = ta == Trans::T, b_transposed = tb == Trans::T;
-  const int64_t b_rows = b_transposed ? N : K, b_cols = b_transposed ? K : N;  // B as stored
+namespace {
+
+// The operand copies outside a Bf16ReuseScope: A [Mp,Kp] (or [Kp,Mp] as stored when transposed) and B [Kp,N] (or
+// [N,Kp]), in bf16. They serve GEMMs of every size, so they only grow (convert()).
+std::vector<uint16_t> g_a_bf16, g_b_bf16;
+
+// An operand in bf16 as a primitive reads it, with its row stride.
+struct Bf16Operand {
+  const uint16_t* data;
+  int64_t ld;
+};
+
+// Whether the stored matrix [rows, cols] (row stride ld) lies inside the Bf16MirrorScope's f32 array.
+bool mirrored(const float* x, int64_t rows, int64_t cols, int64_t ld) {
   const auto address = [](const float* p) { return reinterpret_cast<uintptr_t>(p); };
-  const bool b_mirrored = g_mirror_n > 0 && address(B) >= address(g_mirror_f32) &&
-                          address(B + (b_rows - 1) * ldb + b_cols) <= address(g_mirror_f32 + g_mirror_n);
-  const int64_t Kp = b_mirrored ? K : (K + kStep - 1) / kStep * kStep;
-  const int64_t a_ld = a_transposed ? (M + kStep - 1) / kStep * kStep : Kp;  // row stride of the A copy
-  const int64_t main_rows = M / kStep * kStep, tail_rows = M - main_rows;
-  static std::vector<uint16_t> a_bf16, b_bf16;  // A [Mp,Kp] or [Kp,a_ld]; B [N,Kp] or [Kp,N], in bf16
-  static std::vector<float> c_tail;             // [kStep, N]: the remainder's block of C
-  // A transposed operand is copied as stored, so [rows, cols] stored is [K, M] then; a matrix that one GEMM reads
-  // as A and another as transposed A gets the same copy when both pad its rows to kStep and its columns need none.
-  const uint16_t* a_data = a_transposed ? converted(A, lda, K, M, Kp, a_ld, a_bf16)
-                                        : converted(A, lda, M, K, main_rows + (tail_rows ? kStep : 0), Kp, a_bf16);
-  const uint16_t* b_data;  // op(B) in bf16, row stride b_ld: the mirror's copy or b_bf16
-  int64_t b_ld;
-  if (b_mirrored) {
-    b_data = g_mirror_bf16 + (B - g_mirror_f32), b_ld = ldb;
-  } else {
-    b_data = b_transposed ? converted(B, ldb, N, K, N, Kp, b_bf16) : converted(B, ldb, K, N, Kp, N, b_bf16);
-    b_ld = b_transposed ? Kp : N;
+  return g_mirror_n > 0 && address(x) >= address(g_mirror_f32) &&
+         address(x + (rows - 1) * ld + cols) <= address(g_mirror_f32 + g_mirror_n);
+}
+
+// op(B) [Kp, N] in bf16, for a depth K padded with zeros to Kp: the mirror's copy (where Kp must be K) or a
+// converted copy. A transposed B is copied as stored, [N, Kp].
+Bf16Operand b_operand(Trans tb, int64_t N, int64_t K, int64_t Kp, const float* B, int64_t ldb) {
+  const bool b_transposed = tb == Trans::T;
+  if (mirrored(B, b_transposed ? N : K, b_transposed ? K : N, ldb)) {
+    MOELAB_ASSERT(Kp == K, "a mirrored weight is read with its own depth");
+    return {g_mirror_bf16 + (B - g_mirror_f32), ldb};
   }
+  if (b_transposed) return {converted(B, ldb, N, K, N, Kp, g_b_bf16), Kp};
+  return {converted(B, ldb, K, N, Kp, N, g_b_bf16), N};
+}
+
+// C[M,N] = alpha · op(A)[M,Kp] · op(B)[Kp,N] + beta · C from bf16 operands. op(A) is [rows, Kp] row-major (stride
+// a.ld = Kp), its rows padded with zeros to a whole block, or, when ta, the transpose of a [Kp, a.ld] matrix.
+//
+// A primitive is built for one exact shape (oneDNN's AMX kernels need it; a run-time row count falls back to a
+// slower kernel), and building one costs about 0.3-2 ms. An expert's row count and a weight gradient's depth
+// (tokens) change every step, so shapes are bucketed to keep the cache small and warm: the callers pad the depth
+// with zeros to a multiple of kBf16RowBlock where it varies, and the rows are split here into whole blocks and a
+// remainder. The remainder runs as a full block of zero-padded A into a scratch C, whose valid rows are copied out:
+// oneDNN's kernels for an odd row count are several times slower per row (58 rows take 2.3x as long as 64:
+// moelab_bench --benchmark_filter=GemmBf16RowRemainder).
+void multiply(bool ta, Bf16Operand a, bool tb, Bf16Operand b, int64_t M, int64_t N, int64_t Kp, float alpha,
+              float beta, float* C, int64_t ldc) {
+  constexpr int64_t kStep = kBf16RowBlock;
+  const int64_t main_rows = M / kStep * kStep, tail_rows = M - main_rows;
+  static std::vector<float> c_tail;  // [kStep, N]: the remainder's block of C
   // Rows [row0, row0 + rows) of C, or of the tail block (ldc N) when c_out is c_tail.
   const auto run = [&](int64_t row0, int64_t rows, float* c_out, int64_t c_ld) {
-    const Matmul& p = primitive(rows, N, Kp, a_transposed, b_transposed, a_ld, b_ld, c_ld, alpha, beta);
-    run_matmul(p, a_data + (a_transposed ? row0 : row0 * Kp), b_data, c_out);
+    const Matmul& p = primitive(rows, N, Kp, ta, tb, a.ld, b.ld, c_ld, alpha, beta);
+    run_matmul(p, a.data + (ta ? row0 : row0 * a.ld), b.data, c_out);
   };
   float* tail_out = C + main_rows * ldc;  // [tail_rows, N], row stride ldc
   if (main_rows > 0) run(0, main_rows, C, ldc);
@@ -173,6 +184,43 @@ void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
   }
   dnnl_stream().wait();
   for (int64_t r = 0; r < tail_rows; ++r) std::copy_n(c_tail.data() + r * N, N, tail_out + r * ldc);
+}
+
+}  // namespace
+
+void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+               const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  MOELAB_ASSERT(!omp_in_parallel(), "gemm_bf16 runs outside OpenMP parallel regions");
+  if (M == 0 || N == 0) return;
+  // The depth is padded to a whole block, except under a weight read from the mirror: a model dimension, fixed.
+  const bool a_transposed = ta == Trans::T, b_transposed = tb == Trans::T;
+  const bool b_mirrored = mirrored(B, b_transposed ? N : K, b_transposed ? K : N, ldb);
+  const int64_t Kp = b_mirrored ? K : bf16_padded_rows(K);
+  // A transposed operand is copied as stored, so [rows, cols] stored is [K, M] then; a matrix that one GEMM reads
+  // as A and another as transposed A gets the same copy when both pad its rows to a block and its columns need
+  // none.
+  const int64_t Mp = bf16_padded_rows(M);
+  const Bf16Operand a = a_transposed ? Bf16Operand{converted(A, lda, K, M, Kp, Mp, g_a_bf16), Mp}
+                                     : Bf16Operand{converted(A, lda, M, K, Mp, Kp, g_a_bf16), Kp};
+  multiply(a_transposed, a, b_transposed, b_operand(tb, N, K, Kp, B, ldb), M, N, Kp, alpha, beta, C, ldc);
+}
+
+void gemm_bf16(Bf16Rows A, Trans tb, int64_t N, float alpha, const float* B, int64_t ldb, float beta, float* C,
+               int64_t ldc) {
+  MOELAB_ASSERT(!omp_in_parallel(), "gemm_bf16 runs outside OpenMP parallel regions");
+  if (A.rows == 0 || N == 0) return;
+  // A's columns are the depth, unpadded: B is read (or converted) at that depth.
+  multiply(false, {A.data, A.cols}, tb == Trans::T, b_operand(tb, N, A.cols, A.cols, B, ldb), A.rows, N, A.cols,
+           alpha, beta, C, ldc);
+}
+
+void gemm_bf16(int64_t M, float alpha, const float* A, int64_t lda, Bf16Rows B, float beta, float* C, int64_t ldc) {
+  MOELAB_ASSERT(!omp_in_parallel(), "gemm_bf16 runs outside OpenMP parallel regions");
+  if (M == 0 || B.cols == 0) return;
+  // B's padded rows are the depth: Aᵀ's copy is padded to it with zeros.
+  const int64_t Kp = bf16_padded_rows(B.rows), Mp = bf16_padded_rows(M);
+  const Bf16Operand a{converted(A, lda, B.rows, M, Kp, Mp, g_a_bf16), Mp};
+  multiply(true, a, false, {B.data, B.cols}, M, B.cols, Kp, alpha, beta, C, ldc);
 }
 
 }  // namespace moelab::cpu

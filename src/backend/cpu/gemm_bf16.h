@@ -68,4 +68,25 @@ class Bf16ReuseScope {
 void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+// gemm_bf16 runs row counts (and depths it pads) in blocks of this many rows.
+constexpr int64_t kBf16RowBlock = 64;
+inline int64_t bf16_padded_rows(int64_t rows) { return (rows + kBf16RowBlock - 1) / kBf16RowBlock * kBf16RowBlock; }
+
+// A matrix [rows, cols] already rounded to bf16, stored as gemm_bf16 copies an untransposed operand whose rows it
+// pads: [bf16_padded_rows(rows), cols] row-major, the rows past `rows` zero. Kept by a caller that makes a matrix
+// only to multiply it in bf16, once as A and once as B (a bf16 expert's activation, forward and backward): it is
+// then rounded once, and its f32 values need not be kept at all.
+struct Bf16Rows {
+  const uint16_t* data;  // [bf16_padded_rows(rows), cols]
+  int64_t rows, cols;
+};
+
+// C[A.rows, N] = alpha · A · op(B) + beta · C, depth A.cols; as gemm_bf16 with A given in bf16.
+void gemm_bf16(Bf16Rows A, Trans tb, int64_t N, float alpha, const float* B, int64_t ldb, float beta, float* C,
+               int64_t ldc);
+
+// C[M, B.cols] = alpha · Aᵀ · B + beta · C, where A is stored [B.rows, M] (row stride lda); as gemm_bf16 with B
+// given in bf16 (a weight gradient d_W = d_outᵀ · in, depth the rows of `in`).
+void gemm_bf16(int64_t M, float alpha, const float* A, int64_t lda, Bf16Rows B, float beta, float* C, int64_t ldc);
+
 }  // namespace moelab::cpu

@@ -13,6 +13,8 @@ namespace moelab::cpu {
 // dst[i] = src[i] for i < n. The ranges must not overlap. Uses every OpenMP thread for long copies. Call it
 // outside OpenMP regions.
 void stream_copy(float* dst /*[n]*/, const float* src /*[n]*/, int64_t n);
+// bf16 values (a bf16 model's saved expert activations), the same way.
+void stream_copy(uint16_t* dst /*[n]*/, const uint16_t* src /*[n]*/, int64_t n);
 // The double path of the model (tests) has no speed to gain: a plain copy.
 void stream_copy(double* dst /*[n]*/, const double* src /*[n]*/, int64_t n);
 
