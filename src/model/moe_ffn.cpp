@@ -71,6 +71,12 @@ int64_t bf16_act_rows(const routing::DispatchPlan<T>& plan) {
   return rows;
 }
 
+// Rows to size the expert-row scratch for (MoeFfnScratch: one expert's rows at a time, shared by the layers):
+// the most any expert can get, one per token, so that the scratch reaches its size in the first step and no later
+// step grows it (each layer's largest expert differs, and routing drifts while training). `rows`, this call's
+// largest expert, keeps the bound safe for a rule that would give an expert a token twice.
+int64_t expert_row_capacity(const MoeFfnShape& s, int64_t rows) { return std::max(s.N(), rows); }
+
 // A bf16 model keeps each expert's activation in bf16 (MoeFfnActivations::act_bf16) and stages its expert weight
 // gradients (SwigluGradStaging); an f32 one does neither.
 template <typename T>
@@ -135,10 +141,11 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, MoeFfnScratch<T>
   // GEMMs that write them and the pass and GEMM that read them. What backward needs of them is then streamed out:
   // GEMMs writing straight into the large saved arrays spent much of their time waiting on memory.
   // A bf16 model rounds act to bf16 (act_bf16_rows), the only form its GEMMs read, and keeps it so.
-  // Scratch shared by the layers, whose largest experts differ: grown only (core/grow.h).
   const bool bf16 = bf16_experts<T>();
-  grow_to(sc.g_rows, rows * s.h), grow_to(sc.u_rows, rows * s.h), grow_to(sc.act_rows, rows * s.h);
-  if (bf16) grow_to(sc.act_bf16_rows, cpu::bf16_padded_rows(rows) * s.h);
+  const int64_t row_capacity = expert_row_capacity(s, rows);
+  grow_to(sc.g_rows, row_capacity * s.h), grow_to(sc.u_rows, row_capacity * s.h);
+  grow_to(sc.act_rows, row_capacity * s.h);
+  if (bf16) grow_to(sc.act_bf16_rows, cpu::bf16_padded_rows(row_capacity) * s.h);
   if (for_backward) {
     act.g.resize(S * s.h), act.u.resize(S * s.h);
     if (bf16)  // sized for the most padding any routing needs, so that no step refills it
@@ -193,8 +200,8 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
   grow_to(sc.d_y_grouped, S * s.d), grow_to(sc.d_slot_weight, S), grow_to(sc.d_x_grouped, S * s.d);
   // The SwiGLU gradients are needed within one expert's backward only: the same rows serve every expert and stay
   // in cache between the GEMMs and the elementwise pass that share them.
-  const int64_t rows = plan.max_expert_rows();
-  grow_to(sc.d_act, rows * s.h), grow_to(sc.d_g, rows * s.h), grow_to(sc.d_u, rows * s.h);
+  const int64_t row_capacity = expert_row_capacity(s, plan.max_expert_rows());
+  grow_to(sc.d_act, row_capacity * s.h), grow_to(sc.d_g, row_capacity * s.h), grow_to(sc.d_u, row_capacity * s.h);
 
   // Expert path: combine -> experts -> dispatch gives the gradient of x through the expert outputs.
   {

@@ -95,14 +95,16 @@ struct MoeFfnActivations {
 
 // Working memory of one MoE layer's forward and backward that no later pass reads: one per model, shared by its
 // layers. The buffers whose size varies by layer are grown only (core/grow.h): each holds at least its shape below.
+// The expert-row buffers are sized for the most rows an expert can get (N, one per token) on first use, so a
+// training step allocates none of them after the first.
 template <typename T>
 struct MoeFfnScratch {
-  std::vector<T> g_rows, u_rows, act_rows;  // [rows of the largest expert, h] forward: one expert's at a time
-  std::vector<uint16_t> act_bf16_rows;      // [padded rows of the largest expert, h] a bf16 model's act, bf16
+  std::vector<T> g_rows, u_rows, act_rows;  // [N, h] forward: one expert's rows at a time
+  std::vector<uint16_t> act_bf16_rows;      // [N padded to 64 rows, h] a bf16 model's act, rounded
   std::vector<T> d_y_grouped;     // [S,d]
   std::vector<T> d_slot_weight;   // [S]
   std::vector<T> d_route_slot_weight;  // [S_route] sequence granularity: gradients of the sequence plan's weights
-  std::vector<T> d_act, d_g, d_u; // [rows of the largest expert, h], one expert's at a time
+  std::vector<T> d_act, d_g, d_u; // [N, h], one expert's rows at a time
   std::vector<T> d_weight_rows;   // [h*d] bf16: one expert weight's gradient before it reaches grads
   std::vector<T> d_x_grouped;     // [S,d]
   std::vector<T> d_probs;         // [R,E]

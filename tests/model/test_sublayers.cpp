@@ -295,5 +295,40 @@ INSTANTIATE_TEST_SUITE_P(
                               0, routing::Gating::Sigmoid}),
     [](const ::testing::TestParamInfo<MoeCase>& info) { return info.param.name; });
 
+// The expert-row scratch reaches its size in the first step: a later step whose routing sends every token to the
+// same experts (the largest expert possible, N rows) finds it big enough and allocates nothing. The first step's
+// largest expert is smaller, so scratch sized by it would grow in the second.
+TEST(MoeFfn, ExpertRowScratchIsSizedInTheFirstStep) {
+  const int64_t B = 2, T = 4, N = B * T, d = 6, h = 5, E = 4;
+  const MoeFfnShape s{B, T, d, E, h};
+  auto router = random_vector(E * d, 21, 3.0), r = random_vector(N * d, 22), spread = random_vector(N * d, 20);
+  std::vector<double> same(N * d);  // every token the same row: every token picks the same two experts
+  for (int64_t i = 0; i < N * d; ++i) same[i] = spread[i % d];
+  std::vector<std::vector<double>> weights(3 * E), grads(3 * E);
+  for (int64_t i = 0; i < 3 * E; ++i) weights[i] = random_vector(h * d, 30 + i), grads[i].assign(h * d, 0.0);
+  MoeFfnWeights<double> w{router.data(), {}};
+  MoeFfnGrads<double> g{nullptr, {}};
+  for (int64_t e = 0; e < E; ++e) {
+    w.experts.push_back({weights[3 * e].data(), weights[3 * e + 1].data(), weights[3 * e + 2].data()});
+    g.experts.push_back({grads[3 * e].data(), grads[3 * e + 1].data(), grads[3 * e + 2].data()});
+  }
+  MoeFfnActivations<double> act;
+  MoeFfnScratch<double> scratch;
+  std::vector<double> out(N * d), d_x(N * d);
+  const auto step = [&](const std::vector<double>& x) {
+    moe_ffn_forward<double>(out.data(), act, scratch, x.data(), nullptr, w, s, true);
+    moe_ffn_backward(d_x.data(), g, scratch, r.data(), x.data(), act, w, s, MoeAuxCoefficients{});
+    return act.plan.max_expert_rows();
+  };
+  const auto buffers = [&] {
+    return std::vector<const double*>{scratch.g_rows.data(), scratch.u_rows.data(), scratch.act_rows.data(),
+                                      scratch.d_act.data(),  scratch.d_g.data(),    scratch.d_u.data()};
+  };
+  EXPECT_LT(step(spread), N);
+  const std::vector<const double*> first = buffers();
+  EXPECT_EQ(step(same), N);
+  EXPECT_EQ(buffers(), first);
+}
+
 }  // namespace
 }  // namespace moelab
