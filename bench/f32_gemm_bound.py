@@ -5,8 +5,10 @@ Times one step op by op (`moelab bench --json`) and every GEMM shape and layout 
 (`moelab_bench --benchmark_filter=BM_SgemmStepLayouts`), then replaces each GEMM op's measured time by its FLOPs at
 the isolated speed of its shape: a forward at the forward layout's speed, a backward half at the input gradient's
 and half at the weight gradient's (their FLOPs are equal). Prints, per GEMM op, measured and isolated GFLOP/s, and
-the step's model-FLOP utilisation three ways: as measured, with the GEMMs at their isolated speeds, and with that
-and every other op taking no time at all (the GEMM library's ceiling for this step).
+the step's model-FLOP utilisation: as measured; with the GEMMs at their isolated speeds; with that and every other
+op taking no time at all (the GEMM library's ceiling for this step); and with only the GEMMs, attention's core and
+AdamW left, the GEMMs at their speed in the step or alone (what fusing away every elementwise op, the loss and the
+clipping could reach at best).
 
   bench/f32_gemm_bound.py --peak-gflops 480 [--shape small|large] [--steps 10] [--warmup 3]
 
@@ -19,6 +21,7 @@ import subprocess
 # d, expert hidden, rows per expert (2 t / E for t = 2048 tokens, top-2) of moelab bench's shapes; vocabulary 8192.
 SHAPES = {"small": (256, 704, 512), "large": (512, 1408, 256)}
 TOKENS, VOCAB = 2048, 8192
+KEPT_OPS = ("fwd attention.core", "bwd attention.core", "optimizer (AdamW)")
 
 
 def gemm_ops(d, h, r):
@@ -75,10 +78,15 @@ def main():
         print(f"{op['op']:28} {ms:7.2f} {1000 * op['gflop_per_step'] / ms:8.0f} {alone:14.0f} {alone_ms:9.2f}")
     step_ms = 1000 * step["step_seconds"]
     other_ms = step_ms - gemm_ms
+    # The work no fusion removes: attention's own products and AdamW's pass over the parameters and moments.
+    kept_ms = sum(1000 * op["seconds_per_step"] for op in step["ops"] if op["op"] in KEPT_OPS)
     util = lambda ms: 100 * model_gflop / (ms / 1000) / a.peak_gflops
-    print(f"\nGEMMs {gemm_ms:.1f} ms of the step ({gemm_alone_ms:.1f} alone); everything else {other_ms:.1f} ms")
+    print(f"\nGEMMs {gemm_ms:.1f} ms of the step ({gemm_alone_ms:.1f} alone); attention and AdamW {kept_ms:.1f} ms; "
+          f"everything else {other_ms - kept_ms:.1f} ms")
     print(f"model-FLOP utilisation: measured {util(step_ms):.1f}%; GEMMs at their speed alone "
           f"{util(gemm_alone_ms + other_ms):.1f}%; and nothing else taking any time {util(gemm_alone_ms):.1f}%")
+    print(f"with every op but the GEMMs, attention and AdamW taking no time: GEMMs as in the step "
+          f"{util(gemm_ms + kept_ms):.1f}%, GEMMs at their speed alone {util(gemm_alone_ms + kept_ms):.1f}%")
 
 
 if __name__ == "__main__":
