@@ -30,7 +30,9 @@ void linear_weight_grad_staged(T* d_weight /*[O,I]*/, T* rows /*[O,I]*/, const T
 
 // The forward and the staged weight gradient of a bf16 model's layer whose input is already rounded to bf16
 // (cpu::Bf16Rows, [N, in_features]): a bf16 expert's activation, rounded once where it is made and kept so for
-// backward. The same products as the float versions under a bf16 GemmPrecisionScope on that input's f32 values.
+// backward. The same products as the float versions under a bf16 GemmPrecisionScope on that input's f32 values
+// (for the forward: when the weight lies in the Bf16MirrorScope, as a model's do, or in_features is a multiple of
+// 64; see cpu::gemm_bf16).
 void linear_forward(float* out /*[N,O]*/, cpu::Bf16Rows in /*[N,I]*/, const float* weight /*[O,I]*/,
                     int64_t out_features);
 void linear_weight_grad_staged(float* d_weight /*[O,I]*/, float* rows /*[O,I]*/, const float* d_out /*[N,O]*/,

@@ -198,6 +198,19 @@ TEST(GemmBf16, OperandsGivenInBf16GiveTheSameProducts) {
     }
 }
 
+// With no depth (an A of no columns, a B of no rows) the product is C = beta C, as cpu::gemm makes it.
+TEST(GemmBf16, OperandsGivenInBf16WithNoDepthScaleC) {
+  const std::vector<uint16_t> none(64 * 5, 0);  // room for a padded block; no value is read
+  for (float beta : {0.0f, 2.0f}) {
+    std::vector<float> c(3 * 5, 1.5f), b(5, 1.0f);
+    gemm_bf16(Bf16Rows{none.data(), 3, 0}, Trans::T, 5, 1.0f, b.data(), 1, beta, c.data(), 5);
+    EXPECT_EQ(c, std::vector<float>(3 * 5, 1.5f * beta));
+    std::vector<float> c2(3 * 5, 1.5f), a(3, 1.0f);
+    gemm_bf16(3, 1.0f, a.data(), 3, Bf16Rows{none.data(), 0, 5}, beta, c2.data(), 5);
+    EXPECT_EQ(c2, std::vector<float>(3 * 5, 1.5f * beta));
+  }
+}
+
 TEST(GemmBf16DeathTest, ReuseScopesDoNotNest) {
   const Bf16ReuseScope outer;
   EXPECT_DEATH(Bf16ReuseScope inner, "does not nest");

@@ -125,6 +125,57 @@ TEST(SwigluMlp, ABf16ActivationGivesTheProductsOfTheF32One) {
     }
 }
 
+// The same at the MoE layer: every expert's rows of act_bf16 start where forward and backward both expect them,
+// including after an expert with no rows. Each expert of a bf16 layer gives the bits of that expert run alone with
+// act kept in f32 on the layer's grouped rows: outputs, input gradients and weight gradients.
+TEST(MoeFfn, Bf16ExpertsReadTheirOwnActivationRows) {
+  const cpu::GemmPrecisionScope precision(cpu::GemmPrecision::Bf16);
+  const int64_t B = 2, T = 128, N = B * T, d = 64, h = 128, E = 4;
+  MoeFfnShape s{B, T, d, E, h};
+  s.top_k = 1;
+  // Positive inputs and router rows for experts 0-2, a negative one for expert 3: expert 3 gets no rows, the
+  // others about N / 3 each, none a multiple of 64.
+  std::vector<float> x = testing::to_float(random_vector(N * d, 3));
+  std::vector<float> router = testing::to_float(random_vector(E * d, 4));
+  for (float& v : x) v = std::abs(v);
+  for (int64_t i = 0; i < E * d; ++i) router[i] = i < 3 * d ? std::abs(router[i]) : -std::abs(router[i]);
+  const auto r = testing::to_float(random_vector(N * d, 5));
+  const auto weights = testing::to_float(random_vector(3 * E * h * d, 6, 0.2));  // per expert: gate, up, down
+  MoeFfnWeights<float> w{router.data(), {}};
+  std::vector<float> grads(3 * E * h * d, 0.0f);
+  MoeFfnGrads<float> g{nullptr, {}};
+  for (int64_t e = 0; e < E; ++e) {
+    const float* we = weights.data() + 3 * e * h * d;
+    float* ge = grads.data() + 3 * e * h * d;
+    w.experts.push_back({we, we + h * d, we + 2 * h * d});
+    g.experts.push_back({ge, ge + h * d, ge + 2 * h * d});
+  }
+  MoeFfnActivations<float> act;
+  MoeFfnScratch<float> sc;
+  std::vector<float> out(N * d), d_x(N * d);
+  moe_ffn_forward<float>(out.data(), act, sc, x.data(), nullptr, w, s, true);
+  moe_ffn_backward(d_x.data(), g, sc, r.data(), x.data(), act, w, s, MoeAuxCoefficients{});
+  ASSERT_EQ(act.plan.expert_rows(3), 0);
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t r0 = act.plan.expert_offsets[e], n = act.plan.expert_rows(e);
+    SCOPED_TRACE(::testing::Message() << "expert " << e << " rows " << n);
+    if (e < 3) {
+      EXPECT_NE(n % 64, 0);
+    }
+    std::vector<float> y(n * d), gg(n * h), u(n * h), a(n * h), s1(n * h), s2(n * h), s3(n * h), rows(h * d);
+    std::vector<float> dx(n * d), dw(3 * h * d, 0.0f);
+    swiglu_mlp_forward(y.data(), gg.data(), u.data(), a.data(), act.x_grouped.data() + r0 * d, w.experts[e], n, d,
+                       h);
+    swiglu_mlp_backward(dx.data(), SwigluMlpGrads<float>{dw.data(), dw.data() + h * d, dw.data() + 2 * h * d},
+                        s1.data(), s2.data(), s3.data(), sc.d_y_grouped.data() + r0 * d,
+                        act.x_grouped.data() + r0 * d, gg.data(), u.data(), a.data(), w.experts[e], n, d, h,
+                        SwigluGradStaging<float>{rows.data(), false, nullptr});
+    EXPECT_TRUE(std::equal(y.begin(), y.end(), act.y_grouped.begin() + r0 * d));
+    EXPECT_TRUE(std::equal(dx.begin(), dx.end(), sc.d_x_grouped.begin() + r0 * d));
+    EXPECT_TRUE(std::equal(dw.begin(), dw.end(), grads.begin() + 3 * e * h * d));
+  }
+}
+
 class AttentionBlockShapes : public ::testing::TestWithParam<std::tuple<int, int, int, int, int>> {};
 
 TEST_P(AttentionBlockShapes, GradientsMatchFiniteDifferences) {

@@ -10,14 +10,15 @@
 
 namespace moelab::cpu {
 
+void scale_by_beta(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+}
+
 void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
-  if (K == 0) {  // C = beta C, done here: dnnl_sgemm leaves C unscaled for N,N and refuses empty operands
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
-    return;
-  }
+  if (K == 0) return scale_by_beta(M, N, beta, C, ldc);  // dnnl_sgemm leaves C unscaled for N,N, refuses empties
   if (gemm_precision() == GemmPrecision::Bf16)
     return gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (ta == Trans::N && tb == Trans::T && alpha == 1.0f && beta == 0.0f &&

@@ -19,4 +19,8 @@ void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, cons
 void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda,
           const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
 
+// C[M,N] = beta * C, and 0 where beta is 0 whatever C held: a product with no depth (K = 0), which the GEMM
+// libraries refuse or get wrong.
+void scale_by_beta(int64_t M, int64_t N, float beta, float* C, int64_t ldc);
+
 }  // namespace moelab::cpu

@@ -209,6 +209,7 @@ void gemm_bf16(Bf16Rows A, Trans tb, int64_t N, float alpha, const float* B, int
                int64_t ldc) {
   MOELAB_ASSERT(!omp_in_parallel(), "gemm_bf16 runs outside OpenMP parallel regions");
   if (A.rows == 0 || N == 0) return;
+  if (A.cols == 0) return scale_by_beta(A.rows, N, beta, C, ldc);  // oneDNN refuses a matmul with no depth
   // A's columns are the depth, unpadded: B is read (or converted) at that depth.
   multiply(false, {A.data, A.cols}, tb == Trans::T, b_operand(tb, N, A.cols, A.cols, B, ldb), A.rows, N, A.cols,
            alpha, beta, C, ldc);
@@ -217,6 +218,7 @@ void gemm_bf16(Bf16Rows A, Trans tb, int64_t N, float alpha, const float* B, int
 void gemm_bf16(int64_t M, float alpha, const float* A, int64_t lda, Bf16Rows B, float beta, float* C, int64_t ldc) {
   MOELAB_ASSERT(!omp_in_parallel(), "gemm_bf16 runs outside OpenMP parallel regions");
   if (M == 0 || B.cols == 0) return;
+  if (B.rows == 0) return scale_by_beta(M, B.cols, beta, C, ldc);  // oneDNN refuses a matmul with no depth
   // B's padded rows are the depth: Aᵀ's copy is padded to it with zeros.
   const int64_t Kp = bf16_padded_rows(B.rows), Mp = bf16_padded_rows(M);
   const Bf16Operand a{converted(A, lda, B.rows, M, Kp, Mp, g_a_bf16), Mp};

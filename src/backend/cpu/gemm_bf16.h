@@ -81,7 +81,9 @@ struct Bf16Rows {
   int64_t rows, cols;
 };
 
-// C[A.rows, N] = alpha · A · op(B) + beta · C, depth A.cols; as gemm_bf16 with A given in bf16.
+// C[A.rows, N] = alpha · A · op(B) + beta · C, depth A.cols; as gemm_bf16 with A given in bf16. The same bits as
+// gemm_bf16 on A's f32 values when B lies in the mirror or A.cols is a multiple of 64 (gemm_bf16 pads any other
+// depth of a converted B, and a padded depth may sum in another order).
 void gemm_bf16(Bf16Rows A, Trans tb, int64_t N, float alpha, const float* B, int64_t ldb, float beta, float* C,
                int64_t ldc);
 
