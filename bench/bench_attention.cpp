@@ -16,8 +16,14 @@ namespace {
 struct Buffers {
   std::vector<float> q, k, v, out, lse, d_out, d_q, d_k, d_v;
   Buffers(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D)
-      : q(B * T * H * D, 0.1f), k(B * T * Hkv * D, -0.05f), v(B * T * Hkv * D, 0.2f), out(B * T * H * D),
-        lse(B * H * T), d_out(B * T * H * D, 0.01f), d_q(B * T * H * D), d_k(B * T * Hkv * D),
+      : q(B * T * H * D, 0.1f),
+        k(B * T * Hkv * D, -0.05f),
+        v(B * T * Hkv * D, 0.2f),
+        out(B * T * H * D),
+        lse(B * H * T),
+        d_out(B * T * H * D, 0.01f),
+        d_q(B * T * H * D),
+        d_k(B * T * Hkv * D),
         d_v(B * T * Hkv * D) {
     // Distinct values per position so the softmax is not uniform (the exp cost does not depend on values).
     for (size_t i = 0; i < q.size(); ++i) q[i] = static_cast<float>((i * 7919) % 101) * 0.01f - 0.5f;
@@ -29,8 +35,8 @@ void BM_AttentionForward(benchmark::State& state) {
   const int64_t B = state.range(0), T = state.range(1), H = state.range(2), Hkv = state.range(3), D = state.range(4);
   Buffers buf(B, T, H, Hkv, D);
   for (auto _ : state) {
-    moelab::ops::attention_forward(buf.out.data(), buf.lse.data(), buf.q.data(), buf.k.data(), buf.v.data(), B, T,
-                                   H, Hkv, D);
+    moelab::ops::attention_forward(buf.out.data(), buf.lse.data(), buf.q.data(), buf.k.data(), buf.v.data(), B, T, H,
+                                   Hkv, D);
     benchmark::DoNotOptimize(buf.out.data());
   }
   moelab::bench::set_flops(state, 4.0 * B * H * T * T * D);
@@ -39,8 +45,8 @@ void BM_AttentionForward(benchmark::State& state) {
 void BM_AttentionBackward(benchmark::State& state) {
   const int64_t B = state.range(0), T = state.range(1), H = state.range(2), Hkv = state.range(3), D = state.range(4);
   Buffers buf(B, T, H, Hkv, D);
-  moelab::ops::attention_forward(buf.out.data(), buf.lse.data(), buf.q.data(), buf.k.data(), buf.v.data(), B, T, H,
-                                 Hkv, D);
+  moelab::ops::attention_forward(buf.out.data(), buf.lse.data(), buf.q.data(), buf.k.data(), buf.v.data(), B, T, H, Hkv,
+                                 D);
   for (auto _ : state) {
     moelab::ops::attention_backward(buf.d_q.data(), buf.d_k.data(), buf.d_v.data(), buf.d_out.data(), buf.q.data(),
                                     buf.k.data(), buf.v.data(), buf.lse.data(), B, T, H, Hkv, D);

@@ -6,15 +6,14 @@
 // AMX (Sapphire Rapids) oneDNN picks its AMX kernels (the implementation is named in the label), elsewhere AVX-512
 // BF16 or a slower path.
 #include <benchmark/benchmark.h>
+#include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <dnnl.hpp>
 #include <random>
 #include <tuple>
 #include <vector>
-
-#include <dnnl.hpp>
-#include <oneapi/dnnl/dnnl.h>
 
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/gemm_bf16.h"
@@ -69,8 +68,8 @@ void BM_GemmBf16ExpertRows(benchmark::State& state) {
   int64_t call = 0, rows = 0;
   for (auto _ : state) {
     const int64_t M = new_rows ? 256 + (call++ % 768) : 512;
-    moelab::cpu::gemm_bf16(moelab::cpu::Trans::N, moelab::cpu::Trans::T, M, N, K, 1.0f, a.data(), K, b.data(), K,
-                           0.0f, c.data(), N);
+    moelab::cpu::gemm_bf16(moelab::cpu::Trans::N, moelab::cpu::Trans::T, M, N, K, 1.0f, a.data(), K, b.data(), K, 0.0f,
+                           c.data(), N);
     rows += M;
   }
   state.counters["FLOP/s"] =
@@ -88,8 +87,8 @@ void BM_GemmBf16OutputAlignment(benchmark::State& state) {
   moelab::cpu::to_bf16(w.data(), N * K, w_bf16.data());
   const moelab::cpu::Bf16MirrorScope mirror(w.data(), N * K, w_bf16.data());
   for (auto _ : state) {
-    moelab::cpu::gemm_bf16(moelab::cpu::Trans::N, moelab::cpu::Trans::T, M, N, K, 1.0f, a.data(), K, w.data(), K,
-                           0.0f, c.data() + offset, N);
+    moelab::cpu::gemm_bf16(moelab::cpu::Trans::N, moelab::cpu::Trans::T, M, N, K, 1.0f, a.data(), K, w.data(), K, 0.0f,
+                           c.data() + offset, N);
     benchmark::DoNotOptimize(c.data());
   }
   moelab::bench::set_flops(state, 2.0 * M * N * K);
@@ -105,8 +104,8 @@ void BM_GemmBf16RowRemainder(benchmark::State& state) {
   moelab::cpu::to_bf16(w.data(), N * K, w_bf16.data());
   const moelab::cpu::Bf16MirrorScope mirror(w.data(), N * K, w_bf16.data());
   for (auto _ : state) {
-    moelab::cpu::gemm_bf16(moelab::cpu::Trans::N, moelab::cpu::Trans::T, M, N, K, 1.0f, a.data(), K, w.data(), K,
-                           0.0f, c.data(), N);
+    moelab::cpu::gemm_bf16(moelab::cpu::Trans::N, moelab::cpu::Trans::T, M, N, K, 1.0f, a.data(), K, w.data(), K, 0.0f,
+                           c.data(), N);
     benchmark::DoNotOptimize(c.data());
   }
   moelab::bench::set_flops(state, 2.0 * M * N * K);
@@ -119,9 +118,11 @@ void BM_SgemmTransposedDepth(benchmark::State& state) {
   const int64_t M = 8192, N = 256, K = 2048;
   std::vector<float> a(K * M, 0.01f), b(K * N, 0.5f), c(M * N, 0.0f);
   for (auto _ : state) {
-    if (state.range(0) == 0) dnnl_sgemm('T', 'N', M, N, K, 1.0f, a.data(), M, b.data(), N, 1.0f, c.data(), N);
-    else moelab::cpu::gemm(moelab::cpu::Trans::T, moelab::cpu::Trans::N, M, N, K, 1.0f, a.data(), M, b.data(), N,
-                           1.0f, c.data(), N);
+    if (state.range(0) == 0)
+      dnnl_sgemm('T', 'N', M, N, K, 1.0f, a.data(), M, b.data(), N, 1.0f, c.data(), N);
+    else
+      moelab::cpu::gemm(moelab::cpu::Trans::T, moelab::cpu::Trans::N, M, N, K, 1.0f, a.data(), M, b.data(), N, 1.0f,
+                        c.data(), N);
     benchmark::DoNotOptimize(c.data());
   }
   moelab::bench::set_flops(state, 2.0 * M * N * K);
@@ -159,8 +160,12 @@ BENCHMARK(BM_ExpertForwardPackedWeights)
 // M x K x N of the small and large shapes' experts, attention projections and LM head.
 void moe_shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"M", "K", "N"});
-  for (const auto& s : {std::vector<int64_t>{512, 256, 704}, {512, 704, 256}, {2048, 256, 256}, {2048, 256, 8192},
-                        {1024, 512, 1408}, {1024, 1024, 2816}})
+  for (const auto& s : {std::vector<int64_t>{512, 256, 704},
+                        {512, 704, 256},
+                        {2048, 256, 256},
+                        {2048, 256, 8192},
+                        {1024, 512, 1408},
+                        {1024, 1024, 2816}})
     b->Args(s);
 }
 
@@ -180,8 +185,8 @@ void BM_SgemmStepLayouts(benchmark::State& state) {
   for (auto& v : b) v = normal(rng);
   const float beta = layout == 2 ? 1.0f : 0.0f;
   for (auto _ : state) {
-    moelab::cpu::gemm(ta, tb, M, N, K, 1.0f, a.data(), ta == Trans::T ? M : K, b.data(), tb == Trans::T ? K : N,
-                      beta, c.data(), N);
+    moelab::cpu::gemm(ta, tb, M, N, K, 1.0f, a.data(), ta == Trans::T ? M : K, b.data(), tb == Trans::T ? K : N, beta,
+                      c.data(), N);
     benchmark::DoNotOptimize(c.data());
   }
   moelab::bench::set_flops(state, 2.0 * M * N * K);
@@ -206,7 +211,6 @@ void step_layouts(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_SgemmStepLayouts)->Apply(step_layouts)->UseRealTime();
 BENCHMARK(BM_MatmulBf16)->Apply(moe_shapes)->UseRealTime();
 
-
 // One MoE layer's bf16 expert forward GEMMs (the large shape's gate: 16 experts x 256 rows, d 512, h 1408) whose
 // outputs are kept for backward, as in a training step: written straight into the saved array (range 0 = 0), or
 // into rows that every expert reuses and that stay in cache, then streamed into the saved array (1; what
@@ -226,8 +230,8 @@ void BM_GemmBf16ExpertOutputToMemory(benchmark::State& state) {
     layer = (layer + 1) % layers;
     for (int64_t e = 0; e < E; ++e) {
       float* out = saved.data() + (layer * E + e) * M * h;
-      moelab::cpu::gemm_bf16(Trans::N, Trans::T, M, h, d, 1.0f, x.data() + e * M * d, d, w.data() + e * h * d, d,
-                             0.0f, streamed ? rows.data() : out, h);
+      moelab::cpu::gemm_bf16(Trans::N, Trans::T, M, h, d, 1.0f, x.data() + e * M * d, d, w.data() + e * h * d, d, 0.0f,
+                             streamed ? rows.data() : out, h);
       if (streamed) moelab::cpu::stream_copy(out, rows.data(), M * h);
     }
     benchmark::DoNotOptimize(saved.data());
@@ -235,7 +239,6 @@ void BM_GemmBf16ExpertOutputToMemory(benchmark::State& state) {
   moelab::bench::set_flops(state, 2.0 * E * M * d * h);
 }
 BENCHMARK(BM_GemmBf16ExpertOutputToMemory)->ArgName("streamed")->Arg(0)->Arg(1)->UseRealTime();
-
 
 // One MoE layer's expert weight gradients (the large shape's gate: d_W [1408, 512] += d_gᵀ [1408 x 256] x
 // x [256, 512] for 16 experts) into gradients in memory, as in a training step, in bf16 (range 0 = 1) or f32 (0):
@@ -245,7 +248,7 @@ BENCHMARK(BM_GemmBf16ExpertOutputToMemory)->ArgName("streamed")->Arg(0)->Arg(1)-
 // 740 MB.
 void BM_ExpertWeightGradToMemory(benchmark::State& state) {
   const int64_t E = 16, M = 256, d = 512, h = 1408, layers = 16, mode = state.range(1);
-  std::vector<float> x(E * M * d, 0.5f), d_g(E * M * h, 0.01f);  // [E,M,d], [E,M,h]
+  std::vector<float> x(E * M * d, 0.5f), d_g(E * M * h, 0.01f);     // [E,M,d], [E,M,h]
   std::vector<float> grads(layers * E * h * d, 0.0f), rows(h * d);  // [layers,E,h,d], [h,d]
   const moelab::cpu::GemmPrecisionScope precision(state.range(0) == 1 ? moelab::cpu::GemmPrecision::Bf16
                                                                       : moelab::cpu::GemmPrecision::F32);

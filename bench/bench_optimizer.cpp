@@ -8,9 +8,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "rate_counters.h"
 #include "train/adamw.h"
 #include "train/grad_clip.h"
-#include "rate_counters.h"
 
 namespace {
 
@@ -31,8 +31,8 @@ void BM_AdamWStep(benchmark::State& state) {
   const int64_t n = state.range(0);
   const bool round = state.range(1) != 0;
   std::vector<float> params = filled(n, 0.02f), grads = filled(n, 1e-3f);  // [n] each
-  std::vector<float> m(n, 0.0f), v(n, 0.0f);                                // [n] each
-  std::vector<uint16_t> bf16(round ? n : 0);                                // [n] or empty
+  std::vector<float> m(n, 0.0f), v(n, 0.0f);                               // [n] each
+  std::vector<uint16_t> bf16(round ? n : 0);                               // [n] or empty
   int64_t t = 0;
   for (auto _ : state) {
     const moelab::AdamWHyper h{1e-4, 0.9, 0.95, 1e-8, 0.1, ++t, 0.5};
@@ -43,10 +43,6 @@ void BM_AdamWStep(benchmark::State& state) {
 }
 
 BENCHMARK(BM_GlobalGradNorm)->ArgName("params")->Arg(22'500'000)->Arg(294'000'000)->UseRealTime();
-BENCHMARK(BM_AdamWStep)
-    ->ArgNames({"params", "bf16"})
-    ->Args({22'500'000, 0})
-    ->Args({294'000'000, 1})
-    ->UseRealTime();
+BENCHMARK(BM_AdamWStep)->ArgNames({"params", "bf16"})->Args({22'500'000, 0})->Args({294'000'000, 1})->UseRealTime();
 
 }  // namespace

@@ -14,32 +14,32 @@ struct DataConfig {
 };
 
 struct ModelConfig {
-  int64_t vocab_size = 0;         // 0: take it from the data folder's meta.json
+  int64_t vocab_size = 0;  // 0: take it from the data folder's meta.json
   int64_t d_model = 256;
   int64_t n_layers = 4;
   int64_t n_heads = 4;
-  int64_t n_kv_heads = 0;         // 0: equal to n_heads (plain multi-head); fewer: grouped-query attention
+  int64_t n_kv_heads = 0;  // 0: equal to n_heads (plain multi-head); fewer: grouped-query attention
   double rope_theta = 10000.0;
   double rms_eps = 1e-6;
-  double init_std = 0.02;         // N(0, init_std^2) for every matrix; norms start at 1
-  bool tie_embeddings = false;    // LM head shares the token embedding matrix
-  int64_t max_seq_len = 256;      // longest context the model is used with (generation truncates to it)
+  double init_std = 0.02;       // N(0, init_std^2) for every matrix; norms start at 1
+  bool tie_embeddings = false;  // LM head shares the token embedding matrix
+  int64_t max_seq_len = 256;    // longest context the model is used with (generation truncates to it)
 };
 
 struct MoeConfig {
   int64_t n_experts = 8;
-  int64_t expert_hidden = 704;    // SwiGLU intermediate size of one expert
-  int64_t first_dense_layers = 0; // the first layers use a dense SwiGLU FFN instead of experts
-  int64_t moe_every = 1;          // after those, every moe_every-th layer is MoE, the others dense
-  int64_t dense_hidden = 0;       // hidden size of dense FFN layers; 0: expert_hidden * routing.top_k
-  int64_t n_shared_experts = 0;   // experts every token of a MoE layer uses, besides its routed ones (DeepSeekMoE)
+  int64_t expert_hidden = 704;       // SwiGLU intermediate size of one expert
+  int64_t first_dense_layers = 0;    // the first layers use a dense SwiGLU FFN instead of experts
+  int64_t moe_every = 1;             // after those, every moe_every-th layer is MoE, the others dense
+  int64_t dense_hidden = 0;          // hidden size of dense FFN layers; 0: expert_hidden * routing.top_k
+  int64_t n_shared_experts = 0;      // experts every token of a MoE layer uses, besides its routed ones (DeepSeekMoE)
   int64_t shared_expert_hidden = 0;  // hidden size of one shared expert; 0: expert_hidden
 };
 
 struct RoutingConfig {
-  std::string router = "learned";     // learned | frozen | resampled | hash
-  std::string gating = "softmax";     // softmax | sigmoid
-  std::string rule = "top_k";         // top_k | top_p | expert_choice
+  std::string router = "learned";  // learned | frozen | resampled | hash
+  std::string gating = "softmax";  // softmax | sigmoid
+  std::string rule = "top_k";      // top_k | top_p | expert_choice
   int64_t top_k = 2;
   bool renormalize = true;            // divide the k kept probabilities by their sum (Mixtral) or keep them raw
   double top_p = 0.4;                 // rule = top_p: keep experts until their cumulative probability exceeds p
@@ -54,28 +54,28 @@ struct RoutingConfig {
 
 struct TrainConfig {
   int64_t seq_len = 256;
-  int64_t batch_size = 8;             // sequences per micro-batch
-  int64_t grad_accum = 1;             // micro-batches per optimizer step
-  int64_t steps = 600;                // optimizer steps
-  double lr = 1e-3;                   // peak learning rate
-  double min_lr_ratio = 0.1;          // cosine decays to lr * min_lr_ratio
-  int64_t warmup_steps = 50;          // linear warmup from lr/warmup_steps to lr
-  double weight_decay = 0.1;          // decoupled (AdamW)
+  int64_t batch_size = 8;     // sequences per micro-batch
+  int64_t grad_accum = 1;     // micro-batches per optimizer step
+  int64_t steps = 600;        // optimizer steps
+  double lr = 1e-3;           // peak learning rate
+  double min_lr_ratio = 0.1;  // cosine decays to lr * min_lr_ratio
+  int64_t warmup_steps = 50;  // linear warmup from lr/warmup_steps to lr
+  double weight_decay = 0.1;  // decoupled (AdamW)
   double beta1 = 0.9;
   double beta2 = 0.95;
   double adam_eps = 1e-8;
-  bool decay_norms = false;           // apply weight decay to RMSNorm gains
-  bool decay_router = true;           // apply weight decay to router weights
-  bool decay_embeddings = true;       // apply weight decay to the token embedding (and untied LM head)
-  double grad_clip = 1.0;             // global-norm clipping threshold; 0 disables
+  bool decay_norms = false;      // apply weight decay to RMSNorm gains
+  bool decay_router = true;      // apply weight decay to router weights
+  bool decay_embeddings = true;  // apply weight decay to the token embedding (and untied LM head)
+  double grad_clip = 1.0;        // global-norm clipping threshold; 0 disables
   uint64_t seed = 1234;
-  int64_t eval_every = 100;           // steps between evaluations; 0: only at the end
-  int64_t eval_tokens = 32768;        // validation tokens per evaluation during training; 0: the whole split
-  int64_t checkpoint_every = 200;     // steps between checkpoints; 0: only at the end
-  int64_t log_every = 10;             // steps between metrics lines
+  int64_t eval_every = 100;        // steps between evaluations; 0: only at the end
+  int64_t eval_tokens = 32768;     // validation tokens per evaluation during training; 0: the whole split
+  int64_t checkpoint_every = 200;  // steps between checkpoints; 0: only at the end
+  int64_t log_every = 10;          // steps between metrics lines
   std::string out_dir = "runs/brown-tiny";
-  int64_t threads = 0;                // 0: all cores
-  std::string precision = "f32";     // GEMM inputs: f32, or bf16 (f32 accumulation, weights and optimizer)
+  int64_t threads = 0;            // 0: all cores
+  std::string precision = "f32";  // GEMM inputs: f32, or bf16 (f32 accumulation, weights and optimizer)
 };
 
 struct Config {

@@ -1,4 +1,4 @@
-// Every analysis of SPEC section 5 on one checkpoint, in one pass: what `moelab analyze report` computes before it
+// Every analysis of docs/analysis.md on one checkpoint, in one pass: what `moelab analyze report` computes before it
 // draws anything. A routing trace of the evaluation tokens feeds paper 1's specialisation and paper 2's dynamic
 // routing statistics; the experts' weights feed paper 3's static analysis and the expert health; the first
 // sample_tokens of the trace (each MoE layer's input and router probabilities) feed paper 3's dynamic analysis;
@@ -7,11 +7,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "analysis/dynamic_experts.h"
 #include "analysis/dynamic_routing.h"
@@ -24,15 +23,15 @@
 namespace moelab::analysis {
 
 struct AnalysisOptions {
-  std::string split = "val";       // the data split traced, unless text_file is set
-  std::string text_file;           // trace this text file instead (no POS or genre labels)
-  std::string data_dir;            // the data folder; empty: the checkpoint's
-  int64_t max_tokens = 0;          // trace at most this many tokens; 0: all
-  int64_t sample_tokens = 2048;    // tokens whose layer inputs every expert is run on (paper 3, dynamic)
-  int64_t permutations = 100;      // of the specialisation baseline
-  bool shuffle_windows = true;     // the baseline moves whole windows' labels (else single tokens' labels)
-  uint64_t seed = 0;               // of the permutations
-  int64_t loss_quantiles = 10;     // groups of experts per token by token loss
+  std::string split = "val";     // the data split traced, unless text_file is set
+  std::string text_file;         // trace this text file instead (no POS or genre labels)
+  std::string data_dir;          // the data folder; empty: the checkpoint's
+  int64_t max_tokens = 0;        // trace at most this many tokens; 0: all
+  int64_t sample_tokens = 2048;  // tokens whose layer inputs every expert is run on (paper 3, dynamic)
+  int64_t permutations = 100;    // of the specialisation baseline
+  bool shuffle_windows = true;   // the baseline moves whole windows' labels (else single tokens' labels)
+  uint64_t seed = 0;             // of the permutations
+  int64_t loss_quantiles = 10;   // groups of experts per token by token loss
   std::string prompt = "The committee said that the new school would open in the fall, and the children were happy.";
   StaticOptions static_options;
   HealthOptions health_options;
@@ -40,10 +39,10 @@ struct AnalysisOptions {
 
 // One MoE layer's results.
 struct LayerAnalysis {
-  int64_t layer = 0;                      // block index
+  int64_t layer = 0;  // block index
   ExpertsPerToken experts_per_token;
-  std::vector<int64_t> expert_slots;      // [E] slots routed to each expert over the trace
-  GroupedExperts by_loss;                 // experts per token by loss quantile
+  std::vector<int64_t> expert_slots;  // [E] slots routed to each expert over the trace
+  GroupedExperts by_loss;             // experts per token by loss quantile
   std::optional<GroupedExperts> by_pos, by_genre;
   std::optional<SpecialisationResult> pos, genre;  // absent for unlabelled sources
   StaticLayerAnalysis statics;
@@ -56,17 +55,17 @@ struct LayerAnalysis {
 
 // Per-expert gradient norms over training, from the evaluation records of the metrics log.
 struct GradNormCourse {
-  std::vector<int64_t> steps;                            // [V]
-  std::vector<std::vector<std::vector<double>>> norms;   // [L][V][E]
+  std::vector<int64_t> steps;                           // [V]
+  std::vector<std::vector<std::vector<double>>> norms;  // [L][V][E]
 };
 
 struct CheckpointAnalysis {
   std::string checkpoint;
-  int64_t step = 0;               // optimizer steps of the checkpoint (0 when state.json has none)
-  nlohmann::json config;          // the checkpoint's config
-  std::string source;             // what was traced
-  int64_t tokens = 0;             // tokens traced
-  double mean_loss = 0;           // over the traced tokens with a next token
+  int64_t step = 0;       // optimizer steps of the checkpoint (0 when state.json has none)
+  nlohmann::json config;  // the checkpoint's config
+  std::string source;     // what was traced
+  int64_t tokens = 0;     // tokens traced
+  double mean_loss = 0;   // over the traced tokens with a next token
   int64_t n_experts = 0, top_k = 0;
   std::vector<std::string> pos_names, genre_names;
   std::vector<LayerAnalysis> layers;
@@ -74,7 +73,7 @@ struct CheckpointAnalysis {
   // Parameters a token activates, with the measured experts per token of each layer, against top-k's.
   double active_params = 0;
   int64_t active_params_topk = 0;
-  std::optional<TrainingCourse> course;    // absent without a metrics log beside the checkpoint
+  std::optional<TrainingCourse> course;  // absent without a metrics log beside the checkpoint
   std::optional<GradNormCourse> grad_norms;
   std::vector<std::pair<std::string, double>> timings;  // seconds per stage
 };

@@ -1,11 +1,12 @@
 #include "analysis/dynamic_experts.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <numbers>
 #include <numeric>
-#include <omp.h>
 #include <type_traits>
 #include <utility>
 
@@ -102,8 +103,8 @@ DynamicLayerAnalysis analyze_dynamic(const ExpertWeights& w, const float* x /*[S
   if (scores != nullptr) {
     for (int64_t i = 0; i < S * E; ++i)
       if (!std::isfinite(scores[i]))
-        throw_error("dynamic expert analysis, layer ", w.layer, ": router score of token ", i / E, ", expert ",
-                    i % E, " is not finite");
+        throw_error("dynamic expert analysis, layer ", w.layer, ": router score of token ", i / E, ", expert ", i % E,
+                    " is not finite");
   }
 
   DynamicLayerAnalysis out;
@@ -124,12 +125,12 @@ DynamicLayerAnalysis analyze_dynamic(const ExpertWeights& w, const float* x /*[S
 
   const int64_t C = std::min(kChunk, S);
   const int64_t threads = omp_get_max_threads();
-  std::vector<float> scratch(threads * 2 * C * h);  // [threads,2,C,h] per thread: w1 x; w3 x, then the SwiGLU
-  std::vector<float> y(C * E * d);   // [C,E,d] every expert's output for the chunk's tokens
-  std::vector<double> norm(C * E);   // [C,E] ||y||_2
+  std::vector<float> scratch(threads * 2 * C * h);           // [threads,2,C,h] per thread: w1 x; w3 x, then the SwiGLU
+  std::vector<float> y(C * E * d);                           // [C,E,d] every expert's output for the chunk's tokens
+  std::vector<double> norm(C * E);                           // [C,E] ||y||_2
   std::vector<double> pair_cos(n_pairs), pair_ang(n_pairs);  // [E(E-1)/2] sums over tokens
   std::vector<int64_t> nonzero(E, 0);  // [E] tokens with a nonzero output of expert e (its diagonal cosine is 1)
-  std::vector<int64_t> order(E), score_rank(E), norm_rank(E);  // [E]
+  std::vector<int64_t> order(E), score_rank(E), norm_rank(E);             // [E]
   std::vector<double> score_avg_rank(E), norm_avg_rank(E), score_row(E);  // [E]
   double spearman_sum = 0;
 
@@ -141,7 +142,7 @@ DynamicLayerAnalysis analyze_dynamic(const ExpertWeights& w, const float* x /*[S
 #pragma omp parallel for schedule(static)
     for (int64_t e = 0; e < E; ++e) {
       float* gate = scratch.data() + omp_get_thread_num() * 2 * C * h;  // [c,h]
-      float* up = gate + C * h;                                          // [c,h]
+      float* up = gate + C * h;                                         // [c,h]
       cpu::gemm(Trans::N, Trans::T, c, h, d, 1.0f, xc, d, w.w1[e], d, 0.0f, gate, h);
       cpu::gemm(Trans::N, Trans::T, c, h, d, 1.0f, xc, d, w.w3[e], d, 0.0f, up, h);
       double* gsum = out.gate_activation_mean.data() + e * h;  // [h]
@@ -243,8 +244,8 @@ nlohmann::json to_json(const DynamicLayerAnalysis& r) {
   j["output_cosine"] = matrix(r.output_cosine, r.E, r.E);
   j["output_angular"] = matrix(r.output_angular, r.E, r.E);
   j["output_norm_mean"] = matrix(r.output_norm_mean, 1, r.E).at(0);
-  j["rank_cooccurrence"] = r.rank_cooccurrence.empty() ? nlohmann::json(nullptr)
-                                                       : matrix(r.rank_cooccurrence, r.E, r.E);
+  j["rank_cooccurrence"] =
+      r.rank_cooccurrence.empty() ? nlohmann::json(nullptr) : matrix(r.rank_cooccurrence, r.E, r.E);
   j["top_score_is_top_norm"] = number_or_null(r.top_score_is_top_norm);
   j["mean_spearman"] = number_or_null(r.mean_spearman);
   j["spearman_tokens"] = r.spearman_tokens;

@@ -1,4 +1,4 @@
-// Dynamic expert analysis (SPEC section 5, paper 3 "A Closer Look into Mixture-of-Experts in LLMs"): one MoE
+// Dynamic expert analysis (paper 3, "A Closer Look into Mixture-of-Experts in Large Language Models"): one MoE
 // layer's input on the true top-k trajectory (the normalised residual stream the router saw, recorded by the trace)
 // is fed to EVERY expert of the layer, not just the chosen ones, and the experts' outputs are compared:
 //  - how alike the experts behave on the same token: output cosine and angular similarity, averaged over tokens;
@@ -30,19 +30,19 @@ struct DynamicLayerAnalysis {
   int64_t h = 0;         // neurons per expert
   // Mean over tokens of cos(y_i, y_j) with y_e the expert's output for the token; a zero output counts as
   // cosine 0 with everything (itself included), as torch.nn.functional.cosine_similarity does.
-  std::vector<double> output_cosine;   // [E,E]
-  std::vector<double> output_angular;  // [E,E] mean over tokens of 1 - arccos(clamp(cos, -1, 1)) / pi
+  std::vector<double> output_cosine;     // [E,E]
+  std::vector<double> output_angular;    // [E,E] mean over tokens of 1 - arccos(clamp(cos, -1, 1)) / pi
   std::vector<double> output_norm_mean;  // [E] mean over tokens of ||y_e||_2
   // Router score rank against output norm rank; empty / NaN without router scores (a hash router).
   // Ranks: 0 = highest score / largest norm; ties go to the lower expert index.
   std::vector<int64_t> rank_cooccurrence;  // [E,E] [score_rank][norm_rank] tokens x experts with those two ranks
-  double top_score_is_top_norm = kNaN;  // fraction of tokens whose rank-0-score expert is their rank-0-norm one
+  double top_score_is_top_norm = kNaN;     // fraction of tokens whose rank-0-score expert is their rank-0-norm one
   // Mean over tokens of the Spearman correlation between the E scores and the E norms (tied values get their
   // average rank); tokens whose scores or norms are all equal have none and are left out (spearman_tokens).
   double mean_spearman = kNaN;
   int64_t spearman_tokens = 0;
-  std::vector<double> gate_activation_mean;  // [E,h] mean over tokens of |silu(w1 x)| per expert and neuron
-  int64_t map_tokens = 0;                    // min(map_tokens asked, S)
+  std::vector<double> gate_activation_mean;    // [E,h] mean over tokens of |silu(w1 x)| per expert and neuron
+  int64_t map_tokens = 0;                      // min(map_tokens asked, S)
   std::vector<double> gate_activation_tokens;  // [map_tokens,E] mean over neurons of |silu(w1 x)| per token, expert
 };
 

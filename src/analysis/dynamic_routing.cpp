@@ -4,8 +4,8 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
-#include <numeric>
 #include <nlohmann/json.hpp>
+#include <numeric>
 
 #include "core/error.h"
 
@@ -56,7 +56,8 @@ void read_routing(const nlohmann::json& routing, const std::string& where, std::
   for (const auto& layer : routing) {
     if (!layer.is_object() || !layer.contains("layer") || !layer["layer"].is_number_integer() ||
         !layer.contains("mean_experts_per_token") || !layer["mean_experts_per_token"].is_number())
-      throw_error(where, ": expected every \"routing\" entry to be an object with an integer \"layer\" and a number "
+      throw_error(where,
+                  ": expected every \"routing\" entry to be an object with an integer \"layer\" and a number "
                   "\"mean_experts_per_token\"");
     layers.push_back(layer["layer"].get<int64_t>());
     means.push_back(layer["mean_experts_per_token"].get<double>());
@@ -151,8 +152,8 @@ TrainingCourse read_training_course(const std::string& metrics_jsonl_path) {
     // A last line without its newline was cut short by a hard kill; the records before it stand.
     if (record.is_discarded() && in.eof()) break;
     if (record.is_discarded() || !record.is_object()) throw_error(where, ": expected one JSON object");
-    const std::string type = record.contains("type") && record["type"].is_string() ? record["type"].get<std::string>()
-                                                                                    : std::string();
+    const std::string type =
+        record.contains("type") && record["type"].is_string() ? record["type"].get<std::string>() : std::string();
     if ((type != "train" && type != "eval") || !record.contains("routing")) continue;
     if (!record["routing"].is_array()) throw_error(where, ": expected \"routing\" to be an array");
     if (!record.contains("step") || !record["step"].is_number_integer())
@@ -170,9 +171,8 @@ TrainingCourse read_training_course(const std::string& metrics_jsonl_path) {
     const bool train = type == "train";
     (train ? course.steps : course.eval_steps).push_back(step);
     if (train)
-      course.tokens.push_back(record.contains("tokens") && record["tokens"].is_number_integer()
-                                  ? record["tokens"].get<int64_t>()
-                                  : 0);
+      course.tokens.push_back(
+          record.contains("tokens") && record["tokens"].is_number_integer() ? record["tokens"].get<int64_t>() : 0);
     auto& series = train ? course.mean_experts : course.eval_mean_experts;
     for (size_t l = 0; l < means.size(); ++l) series[l].push_back(means[l]);
   }
@@ -196,12 +196,9 @@ nlohmann::json to_json(const GroupedExperts& result) {
 }
 
 nlohmann::json to_json(const TrainingCourse& result) {
-  return {{"layers", result.layers},
-          {"steps", result.steps},
-          {"tokens", result.tokens},
-          {"mean_experts", result.mean_experts},
-          {"eval_steps", result.eval_steps},
-          {"eval_mean_experts", result.eval_mean_experts}};
+  return {{"layers", result.layers},         {"steps", result.steps},
+          {"tokens", result.tokens},         {"mean_experts", result.mean_experts},
+          {"eval_steps", result.eval_steps}, {"eval_mean_experts", result.eval_mean_experts}};
 }
 
 }  // namespace moelab::analysis

@@ -1,4 +1,4 @@
-// Dynamic routing (SPEC section 5, paper 2: "harder tasks need more experts"): how many experts each token of one
+// Dynamic routing (paper 2: "harder tasks need more experts"): how many experts each token of one
 // MoE layer gets, overall, by token difficulty (per-token loss quantile) and by label (POS class, genre), and how
 // the mean evolved over training as the metrics log recorded it. The inputs are one layer's arrays of a routing
 // trace, so the functions do not depend on how the trace was made.
@@ -23,9 +23,9 @@ ExpertsPerToken experts_per_token(const uint8_t* n_selected /*[N]*/, int64_t N, 
 
 // Tokens grouped one way or another, with the experts they get.
 struct ExpertGroup {
-  std::string label;        // "q1 (0.00-1.23)" for a loss quantile, the class name for a label
+  std::string label;  // "q1 (0.00-1.23)" for a loss quantile, the class name for a label
   int64_t tokens = 0;
-  double mean_experts = 0;  // NaN for an empty group
+  double mean_experts = 0;                                      // NaN for an empty group
   double mean_loss = std::numeric_limits<double>::quiet_NaN();  // by loss quantile only
   double loss_min = std::numeric_limits<double>::quiet_NaN();   // by loss quantile only: the group's loss range
   double loss_max = std::numeric_limits<double>::quiet_NaN();
@@ -52,9 +52,9 @@ GroupedExperts experts_by_label(const uint8_t* n_selected /*[N]*/, const uint8_t
 // "routing" arrays (one {"layer", "mean_experts_per_token", ...} object per MoE layer, src/eval/routing_tally.h)
 // and, as a second series, the "eval" records' arrays. Records without "routing" are skipped.
 struct TrainingCourse {
-  std::vector<int64_t> layers;                  // [L] block index of each MoE layer
-  std::vector<int64_t> steps;                   // [S] train records' steps
-  std::vector<int64_t> tokens;                  // [S] training tokens seen at those steps (0 when not logged)
+  std::vector<int64_t> layers;                         // [L] block index of each MoE layer
+  std::vector<int64_t> steps;                          // [S] train records' steps
+  std::vector<int64_t> tokens;                         // [S] training tokens seen at those steps (0 when not logged)
   std::vector<std::vector<double>> mean_experts;       // [L][S]
   std::vector<int64_t> eval_steps;                     // [V]
   std::vector<std::vector<double>> eval_mean_experts;  // [L][V]

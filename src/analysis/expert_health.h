@@ -1,4 +1,4 @@
-// Per-expert health of one MoE layer (issue 4 item 6; none of the reference codebases has it): the failure modes of
+// Per-expert health of one MoE layer (ours: none of the three papers has it): the failure modes of
 // MoE training that a loss curve hides.
 //   - weight norms: an expert whose norm stays at its initial value (or decays under weight decay) is not learning;
 //   - collapsed experts: pairs whose whole weights (w1, w3, w2 concatenated) point the same way, i.e. capacity spent

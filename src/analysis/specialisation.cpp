@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <numeric>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <utility>
 
 #include "core/error.h"
@@ -168,8 +168,8 @@ SpecialisationResult specialisation(const int16_t* experts /*[N,K]*/, int64_t N,
   r.table.counts.assign(E * C, 0);
   count_slots(s, s.labels.data(), C, r.table.counts);
   r.table.total = std::accumulate(r.table.counts.begin(), r.table.counts.end(), int64_t{0});  // labelled slots
-  r.labelled_tokens = static_cast<int64_t>(std::count_if(s.labels.begin(), s.labels.end(),
-                                                        [C](uint8_t l) { return l < C; }));
+  r.labelled_tokens =
+      static_cast<int64_t>(std::count_if(s.labels.begin(), s.labels.end(), [C](uint8_t l) { return l < C; }));
   r.permutations = permutations;
   r.seed = seed;
   r.block = block;
@@ -177,16 +177,15 @@ SpecialisationResult specialisation(const int16_t* experts /*[N,K]*/, int64_t N,
   std::vector<double> nmi(permutations), pur(permutations);  // [P] scores of each permutation
 #pragma omp parallel
   {
-    std::vector<uint8_t> shuffled(M);      // [M]
-    std::vector<int64_t> order(blocks);    // [blocks] the block whose labels block b takes
-    std::vector<int64_t> counts(E * C);    // [E,C]
+    std::vector<uint8_t> shuffled(M);    // [M]
+    std::vector<int64_t> order(blocks);  // [blocks] the block whose labels block b takes
+    std::vector<int64_t> counts(E * C);  // [E,C]
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < permutations; ++p) {
       std::copy(s.labels.begin(), s.labels.end(), shuffled.begin());
       Rng rng(seed, static_cast<uint64_t>(p));
       if (block == 1) {
-        for (int64_t i = M - 1; i > 0; --i)
-          std::swap(shuffled[i], shuffled[rng.below(static_cast<uint64_t>(i + 1))]);
+        for (int64_t i = M - 1; i > 0; --i) std::swap(shuffled[i], shuffled[rng.below(static_cast<uint64_t>(i + 1))]);
       } else {
         for (int64_t b = 0; b < blocks; ++b) order[b] = b;
         for (int64_t b = blocks - 1; b > 0; --b) std::swap(order[b], order[rng.below(static_cast<uint64_t>(b + 1))]);

@@ -1,4 +1,4 @@
-// Expert specialisation (SPEC section 5, paper 1): is one MoE layer's routing specialised to a per-token label
+// Expert specialisation (paper 1; docs/analysis.md): is one MoE layer's routing specialised to a per-token label
 // (a POS class: syntax; a document genre: topic) above chance? The expert x label contingency of a routing trace is
 // scored by normalised mutual information and expert purity, and each score is held against a permutation
 // baseline (labels shuffled among the labelled tokens), so "specialised above chance" is a measured z-score and
@@ -56,7 +56,7 @@ struct SpecialisationResult {
   int64_t labelled_tokens = 0;  // tokens with a label < n_labels (the ones shuffled)
   int64_t permutations = 0;
   uint64_t seed = 0;
-  int64_t block = 1;            // tokens whose labels move together in a permutation
+  int64_t block = 1;  // tokens whose labels move together in a permutation
   PermutationScore nmi;
   PermutationScore purity;
 };

@@ -23,8 +23,10 @@ void StageProgress::stage(const std::string& name, int64_t total) {
   end_stage();
   name_ = name, total_ = std::max<int64_t>(1, total);
   stage_start_ = std::chrono::steady_clock::now();
-  if (tty_) update(0);
-  else std::fprintf(stderr, "%s ...\n", name_.c_str());
+  if (tty_)
+    update(0);
+  else
+    std::fprintf(stderr, "%s ...\n", name_.c_str());
 }
 
 void StageProgress::update(int64_t done) {

@@ -1,5 +1,5 @@
-// Static expert analysis (paper 3, "A Closer Look into Mixture-of-Experts in Large Language Models"; SPEC section 5,
-// settled by the paper's public notebook static_analysis.ipynb): what one MoE layer's expert weights say without
+// Static expert analysis (paper 3, "A Closer Look into Mixture-of-Experts in Large Language Models", as settled by
+// the paper's public notebook static_analysis.ipynb): what one MoE layer's expert weights say without
 // running the model.
 //   - flattened similarity: cosine between experts of each whole weight matrix (gate w1, up w3, down w2);
 //   - neuron-averaged similarity: each matrix averaged over its intermediate (h) axis to a d-vector, then cosine;

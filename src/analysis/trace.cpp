@@ -26,7 +26,7 @@ struct LayerSlots {
 struct ArrayEntry {
   std::string name;
   DType dtype;
-  std::string numpy_dtype;        // as numpy spells it: "int16"
+  std::string numpy_dtype;  // as numpy spells it: "int16"
   std::vector<int64_t> shape;
   std::vector<std::string> axes;  // one name per dimension
   const void* data;
@@ -181,29 +181,74 @@ void write_trace(const std::string& dir, const RoutingTrace& trace, const nlohma
   const int64_t L = static_cast<int64_t>(trace.layers.size()), N = trace.n_tokens, K = trace.max_slots;
   const int64_t E = trace.n_experts;
   std::vector<ArrayEntry> arrays = {
-      {"experts", DType::I16, "int16", {L, N, K}, {"layer", "token", "slot"}, trace.experts.data(),
+      {"experts",
+       DType::I16,
+       "int16",
+       {L, N, K},
+       {"layer", "token", "slot"},
+       trace.experts.data(),
        "selected experts of each token in each MoE layer, in slot order; -1 pads tokens that used fewer than "
        "max_slots"},
-      {"weights", DType::F32, "float32", {L, N, K}, {"layer", "token", "slot"}, trace.weights.data(),
+      {"weights",
+       DType::F32,
+       "float32",
+       {L, N, K},
+       {"layer", "token", "slot"},
+       trace.weights.data(),
        "combine weight of each selected expert (what multiplies its output); 0 where experts is -1"},
-      {"n_selected", DType::U8, "uint8", {L, N}, {"layer", "token"}, trace.n_selected.data(),
+      {"n_selected",
+       DType::U8,
+       "uint8",
+       {L, N},
+       {"layer", "token"},
+       trace.n_selected.data(),
        "number of experts each token used in each MoE layer"},
-      {"token_id", DType::I32, "int32", {N}, {"token"}, trace.token_id.data(),
+      {"token_id",
+       DType::I32,
+       "int32",
+       {N},
+       {"token"},
+       trace.token_id.data(),
        "token id (the data folder's tokenizer)"},
-      {"position", DType::I32, "int32", {N}, {"token"}, trace.position.data(),
+      {"position",
+       DType::I32,
+       "int32",
+       {N},
+       {"token"},
+       trace.position.data(),
        "position of the token inside its evaluation window (0 .. seq_len-1)"},
-      {"loss", DType::F32, "float32", {N}, {"token"}, trace.loss.data(),
+      {"loss",
+       DType::F32,
+       "float32",
+       {N},
+       {"token"},
+       trace.loss.data(),
        "cross-entropy (nats) of predicting the next token from this position; NaN for the last token, which has "
        "no next token"},
   };
   if (!trace.pos.empty())
-    arrays.push_back({"pos", DType::U8, "uint8", {N}, {"token"}, trace.pos.data(),
+    arrays.push_back({"pos",
+                      DType::U8,
+                      "uint8",
+                      {N},
+                      {"token"},
+                      trace.pos.data(),
                       "universal POS class of the word the token starts in (index into pos_names); 255 = none"});
   if (!trace.genre.empty())
-    arrays.push_back({"genre", DType::U8, "uint8", {N}, {"token"}, trace.genre.data(),
+    arrays.push_back({"genre",
+                      DType::U8,
+                      "uint8",
+                      {N},
+                      {"token"},
+                      trace.genre.data(),
                       "genre of the token's document (index into genre_names); 255 = none"});
   if (!trace.probs.empty())
-    arrays.push_back({"probs", DType::F32, "float32", {L, N, E}, {"layer", "token", "expert"}, trace.probs.data(),
+    arrays.push_back({"probs",
+                      DType::F32,
+                      "float32",
+                      {L, N, E},
+                      {"layer", "token", "expert"},
+                      trace.probs.data(),
                       "router probabilities over all experts (under sequence granularity, the token's sequence's "
                       "row)"});
 
@@ -231,8 +276,8 @@ void write_trace(const std::string& dir, const RoutingTrace& trace, const nlohma
   for (const auto& a : arrays) {
     const std::string file = a.name + ".npy";
     write_npy((folder / file).string(), a.dtype, a.shape, a.data);
-    files[a.name] = {{"file", file}, {"dtype", a.numpy_dtype}, {"shape", a.shape}, {"axes", a.axes},
-                     {"meaning", a.meaning}};
+    files[a.name] = {
+        {"file", file}, {"dtype", a.numpy_dtype}, {"shape", a.shape}, {"axes", a.axes}, {"meaning", a.meaning}};
   }
   index["arrays"] = files;
   for (const auto& [key, value] : about.items()) {

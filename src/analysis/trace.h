@@ -23,11 +23,11 @@ namespace moelab::analysis {
 
 // A flat stream of token ids to trace, with optional labels.
 struct TraceSource {
-  std::string description;            // e.g. "data folder data/brown split val" or "text file notes.txt"
-  std::vector<int32_t> tokens;        // [n]
-  std::vector<uint8_t> pos, genre;    // [n] each, or empty when unlabelled; 255 = none
+  std::string description;                          // e.g. "data folder data/brown split val" or "text file notes.txt"
+  std::vector<int32_t> tokens;                      // [n]
+  std::vector<uint8_t> pos, genre;                  // [n] each, or empty when unlabelled; 255 = none
   std::vector<std::string> pos_names, genre_names;  // empty when unlabelled
-  int32_t eod_id = 0;                 // the end-of-document id, which pads the last window
+  int32_t eod_id = 0;                               // the end-of-document id, which pads the last window
 };
 
 // The first max_tokens tokens of a split (0: all) with the split's labels. Errors (an unknown split, an empty one)
@@ -45,22 +45,22 @@ struct TraceOptions {
 };
 
 struct RoutingTrace {
-  int64_t n_tokens = 0, n_experts = 0, max_slots = 0, d_model = 0;   // N, E, K, d
-  std::vector<int64_t> layers;       // [L] model layer index of each MoE layer
-  std::vector<int32_t> token_id;     // [N]
-  std::vector<int32_t> position;     // [N] position inside its window (0..T-1)
-  std::vector<uint8_t> pos, genre;   // [N] or empty
+  int64_t n_tokens = 0, n_experts = 0, max_slots = 0, d_model = 0;  // N, E, K, d
+  std::vector<int64_t> layers;                                      // [L] model layer index of each MoE layer
+  std::vector<int32_t> token_id;                                    // [N]
+  std::vector<int32_t> position;                                    // [N] position inside its window (0..T-1)
+  std::vector<uint8_t> pos, genre;                                  // [N] or empty
   std::vector<std::string> pos_names, genre_names;
-  std::vector<float> loss;           // [N] cross-entropy of predicting token t+1 at position t; NaN: no next token
-  std::vector<int16_t> experts;      // [L,N,K] selected experts in slot order, -1 padding
-  std::vector<float> weights;        // [L,N,K] their combine weights, 0 padding
-  std::vector<uint8_t> n_selected;   // [L,N] experts each token used
+  std::vector<float> loss;          // [N] cross-entropy of predicting token t+1 at position t; NaN: no next token
+  std::vector<int16_t> experts;     // [L,N,K] selected experts in slot order, -1 padding
+  std::vector<float> weights;       // [L,N,K] their combine weights, 0 padding
+  std::vector<uint8_t> n_selected;  // [L,N] experts each token used
   // [L,N,E] router probabilities (with_probs; sequence granularity repeats the sequence's row; empty for hash
   // routers)
   std::vector<float> probs;
-  int64_t sample_tokens = 0;         // S = min(options.sample_tokens, N): the first S tokens
-  std::vector<float> sample_input;   // [L,S,d] each MoE layer's input (ffn_input) for the sample
-  std::vector<float> sample_probs;   // [L,S,E] router probabilities of the sample (empty for hash routers)
+  int64_t sample_tokens = 0;        // S = min(options.sample_tokens, N): the first S tokens
+  std::vector<float> sample_input;  // [L,S,d] each MoE layer's input (ffn_input) for the sample
+  std::vector<float> sample_probs;  // [L,S,E] router probabilities of the sample (empty for hash routers)
 };
 
 // Runs the model over the source in windows of seq_len (batch_size windows per forward, last window padded with

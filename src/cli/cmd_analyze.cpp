@@ -1,4 +1,4 @@
-// moelab analyze {trace, report}: the papers' analyses of a checkpoint (SPEC section 5). `trace` lives in
+// moelab analyze {trace, report}: the papers' analyses of a checkpoint (docs/analysis.md). `trace` lives in
 // cmd_analyze_trace.cpp; `report` runs every analysis and writes report.html, analysis.json and PNG figures.
 #include <cstdio>
 #include <filesystem>

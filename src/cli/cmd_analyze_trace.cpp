@@ -39,18 +39,18 @@ void run_trace(const TraceArgs& a) {
   const bool from_text = !a.text.empty();
   const analysis::TraceSource source = from_text ? analysis::trace_source_from_text(data, a.text, a.max_tokens)
                                                  : analysis::trace_source_from_split(data, a.split, a.max_tokens);
-  const std::string out =
-      !a.out.empty() ? a.out
-                     : (fs::path(run_folder_of(ckpt)) / "analysis" /
-                        (from_text ? "trace-text-" + fs::path(a.text).stem().string() : "trace-" + a.split))
-                           .string();
+  const std::string out = !a.out.empty()
+                              ? a.out
+                              : (fs::path(run_folder_of(ckpt)) / "analysis" /
+                                 (from_text ? "trace-text-" + fs::path(a.text).stem().string() : "trace-" + a.split))
+                                    .string();
 
   const bool tty = ::isatty(STDERR_FILENO);  // a redrawn count on a terminal, nothing in logs
   const auto tr = analysis::collect_trace(model, source, {cfg.train.seq_len, cfg.train.batch_size, a.probs, 0},
                                           [tty](int64_t done, int64_t total) {
-                                            if (tty) std::fprintf(stderr, "\rtracing %lld/%lld tokens",
-                                                                  static_cast<long long>(done),
-                                                                  static_cast<long long>(total));
+                                            if (tty)
+                                              std::fprintf(stderr, "\rtracing %lld/%lld tokens",
+                                                           static_cast<long long>(done), static_cast<long long>(total));
                                           });
   if (tty) std::fprintf(stderr, "\n");
 
@@ -65,9 +65,9 @@ void run_trace(const TraceArgs& a) {
   double selected = 0;
   for (uint8_t k : tr.n_selected) selected += k;
   std::printf("wrote %s: %s, %lld tokens x %lld MoE layers, %.2f experts per token on average (at most %lld)%s\n",
-              out.c_str(), source.description.c_str(), static_cast<long long>(tr.n_tokens),
-              static_cast<long long>(L), selected / static_cast<double>(L * tr.n_tokens),
-              static_cast<long long>(tr.max_slots), tr.probs.empty() ? "" : ", router probabilities included");
+              out.c_str(), source.description.c_str(), static_cast<long long>(tr.n_tokens), static_cast<long long>(L),
+              selected / static_cast<double>(L * tr.n_tokens), static_cast<long long>(tr.max_slots),
+              tr.probs.empty() ? "" : ", router probabilities included");
 }
 
 }  // namespace
@@ -78,9 +78,9 @@ void register_analyze_trace_command(CLI::App& analyze) {
       "trace", "Record each token's experts and weights in every MoE layer (.npy arrays + trace.json)");
   cmd->add_option("checkpoint", args->checkpoint, "A checkpoint folder, or a run folder (its latest checkpoint)")
       ->required();
-  CLI::Option* split =
-      cmd->add_option("--split", args->split, "Which split to trace")->check(CLI::IsMember({"val", "test", "train"}))
-          ->capture_default_str();
+  CLI::Option* split = cmd->add_option("--split", args->split, "Which split to trace")
+                           ->check(CLI::IsMember({"val", "test", "train"}))
+                           ->capture_default_str();
   cmd->add_option("--text", args->text, "Trace a text file instead of a split (encoded with the data's tokenizer)")
       ->check(CLI::ExistingFile)
       ->excludes(split);

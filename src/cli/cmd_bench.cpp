@@ -11,8 +11,8 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "backend/cpu/fma_peak.h"
 #include "cli/commands.h"
@@ -40,7 +40,8 @@ struct BenchArgs {
   bool json = false;
 };
 
-// The PyTorch peer's two shapes (../shared/peer): vocab 8192, top-2 softmax routing.
+// The two shapes of the PyTorch peer that bench/compare_with_peer.py runs against: vocab 8192, top-2 softmax
+// routing.
 Config shape_config(const std::string& shape) {
   Config cfg;
   cfg.model.vocab_size = 8192;

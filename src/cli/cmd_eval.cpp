@@ -27,16 +27,15 @@ void run_eval(const EvalArgs& a) {
   const Config& cfg = loaded.config;
   Model& model = *loaded.model;
   const auto& data = loaded.data;
-  const EvalResult r =
-      evaluate_perplexity(model, data, a.split, cfg.train.seq_len, cfg.train.batch_size, a.max_tokens);
+  const EvalResult r = evaluate_perplexity(model, data, a.split, cfg.train.seq_len, cfg.train.batch_size, a.max_tokens);
   if (a.json) {
     nlohmann::json j = to_json(r);
     j["checkpoint"] = ckpt;
     std::cout << j.dump(2) << std::endl;
     return;
   }
-  std::printf("%s: %s loss %.4f  perplexity %.2f  (%lld tokens)\n", ckpt.c_str(), r.split.c_str(), r.loss,
-              r.perplexity, static_cast<long long>(r.tokens));
+  std::printf("%s: %s loss %.4f  perplexity %.2f  (%lld tokens)\n", ckpt.c_str(), r.split.c_str(), r.loss, r.perplexity,
+              static_cast<long long>(r.tokens));
   for (const auto& g : r.per_genre)
     std::printf("  %-16s loss %.4f  perplexity %8.2f  (%lld tokens)\n", g.genre.c_str(), g.loss, g.perplexity,
                 static_cast<long long>(g.tokens));

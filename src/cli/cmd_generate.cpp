@@ -45,11 +45,14 @@ void register_generate_command(CLI::App& app) {
       ->required();
   cmd->add_option("--prompt", args->prompt, "Text to continue")->required();
   cmd->add_option("--max-tokens", args->sampling.max_new_tokens, "Tokens to generate at most")
-      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{100000}));
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}));
   cmd->add_option("--temperature", args->sampling.temperature, "Softmax temperature; 0 picks the most likely token")
-      ->capture_default_str()->check(CLI::Range(0.0, 100.0));
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 100.0));
   cmd->add_option("--top-k", args->sampling.top_k, "Sample among the k most likely tokens; 0: all")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", args->sampling.seed, "Random seed of the sampler")->capture_default_str();
   cmd->add_option("--data", args->data_dir, "Data folder with the tokenizer (default: the checkpoint config's)");
   cmd->callback([args] { run_generate(*args); });

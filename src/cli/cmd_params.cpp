@@ -32,7 +32,8 @@ void run_params(const ParamsArgs& a) {
     // Only the vocabulary size is needed from the data; counting a model must not require preparing data first.
     if (!std::filesystem::exists(cfg.data.dir))
       throw_error("config ", a.config, ": model.vocab_size = 0 takes the vocabulary size from the data folder ",
-                  cfg.data.dir, ", which does not exist; prepare it with `moelab data`, or give the size with "
+                  cfg.data.dir,
+                  ", which does not exist; prepare it with `moelab data`, or give the size with "
                   "--set model.vocab_size=N");
     cfg.model.vocab_size = data::TokenData::open(cfg.data.dir).vocab_size();
   }

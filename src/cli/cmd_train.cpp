@@ -40,8 +40,8 @@ void run_train(const TrainArgs& a) {
   validate(cfg);
   const TrainOutcome out = train(cfg, a.resume);
   if (out.interrupted) throw CLI::RuntimeError(130);  // the conventional status of a run stopped by SIGINT
-  std::printf("trained %lld steps; final validation loss %.4f; checkpoint %s\n",
-              static_cast<long long>(out.steps_done), out.final_val_loss, out.checkpoint.c_str());
+  std::printf("trained %lld steps; final validation loss %.4f; checkpoint %s\n", static_cast<long long>(out.steps_done),
+              out.final_val_loss, out.checkpoint.c_str());
 }
 
 }  // namespace

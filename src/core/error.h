@@ -1,7 +1,9 @@
 // Errors. Two kinds, kept apart on purpose:
 //  - moelab::Error: something in the environment is wrong (a file, a config field, a checkpoint, the data).
 //    Thrown with a message that names the file/field/step and what was expected; caught by the CLI, which prints
-//    it and exits non-zero. Callers higher up (the trainer) may catch it to save work before exiting.
+//    it and exits non-zero. Callers catch it only to clean up or add context, then rethrow. The trainer does not
+//    catch it: it writes checkpoints atomically at step boundaries, so an error mid-run leaves the last complete
+//    checkpoint intact.
 //  - MOELAB_ASSERT: an internal invariant (a shape mismatch between two of our own buffers). A bug: abort with
 //    file:line, never caught.
 #pragma once
@@ -29,11 +31,10 @@ template <typename... Parts>
 
 }  // namespace moelab
 
-#define MOELAB_ASSERT(cond, msg)                                                          \
-  do {                                                                                    \
-    if (!(cond)) {                                                                        \
-      std::fprintf(stderr, "moelab: internal error at %s:%d: %s (%s)\n", __FILE__, __LINE__, \
-                   msg, #cond);                                                           \
-      std::abort();                                                                       \
-    }                                                                                     \
+#define MOELAB_ASSERT(cond, msg)                                                                          \
+  do {                                                                                                    \
+    if (!(cond)) {                                                                                        \
+      std::fprintf(stderr, "moelab: internal error at %s:%d: %s (%s)\n", __FILE__, __LINE__, msg, #cond); \
+      std::abort();                                                                                       \
+    }                                                                                                     \
   } while (0)

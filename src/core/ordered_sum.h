@@ -43,8 +43,7 @@ constexpr int64_t kSumOfSquaresParallelValues = int64_t{1} << 16;
 
 // Sum over i in [0, n) of x[i]^2 in double, in ordered_sum's order: a gradient norm's square.
 inline double sum_of_squares(const float* x /*[n]*/, int64_t n) {
-  return ordered_sum(n, n >= kSumOfSquaresParallelValues,
-                     [&](int64_t i) { return static_cast<double>(x[i]) * x[i]; });
+  return ordered_sum(n, n >= kSumOfSquaresParallelValues, [&](int64_t i) { return static_cast<double>(x[i]) * x[i]; });
 }
 
 }  // namespace moelab

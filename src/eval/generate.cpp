@@ -13,9 +13,8 @@ int32_t sample_token(const float* logits, int64_t V, const SamplingOptions& opt,
   std::vector<int32_t> ids(V);
   std::iota(ids.begin(), ids.end(), 0);
   int64_t k = opt.top_k > 0 ? std::min(opt.top_k, V) : V;
-  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](int32_t a, int32_t b) {
-    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-  });
+  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
+                    [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
   const double top = logits[ids[0]];
   std::vector<double> weights(k);
   double total = 0;

@@ -15,7 +15,7 @@ struct SamplingOptions {
   int64_t top_k = 40;        // keep the k most likely tokens; 0: all
   int64_t max_new_tokens = 100;
   uint64_t seed = 0;
-  int32_t stop_token = -1;   // stop after producing this token (end of document); -1: never
+  int32_t stop_token = -1;  // stop after producing this token (end of document); -1: never
 };
 
 // Draws one token from logits [V] under the options; reproducible from rng.

@@ -3,10 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "data/loader.h"
 #include "model/model.h"
@@ -22,9 +21,9 @@ struct GenreLoss {
 
 struct EvalResult {
   std::string split;
-  double loss = 0;        // mean cross-entropy in nats per token
-  double perplexity = 0;  // exp(loss)
-  int64_t tokens = 0;     // targets scored
+  double loss = 0;                   // mean cross-entropy in nats per token
+  double perplexity = 0;             // exp(loss)
+  int64_t tokens = 0;                // targets scored
   std::vector<GenreLoss> per_genre;  // empty for unlabelled corpora
   nlohmann::json routing;            // per MoE layer routing statistics over the scored tokens (RoutingTally)
 };

@@ -10,8 +10,10 @@ void RoutingTally::add(const Model& model) {
   }
   for (size_t i = 0; i < routing.size(); ++i) {
     const auto& r = routing[i];
-    if (r.probs) routing::accumulate_routing_counts(counts_[i], *r.plan, r.probs, r.dropped);
-    else routing::accumulate_routing_counts(counts_[i], *r.plan);
+    if (r.probs)
+      routing::accumulate_routing_counts(counts_[i], *r.plan, r.probs, r.dropped);
+    else
+      routing::accumulate_routing_counts(counts_[i], *r.plan);
   }
 }
 

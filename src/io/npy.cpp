@@ -15,20 +15,20 @@ struct NpyEntry {
 
 // '|' marks single-byte types, whose byte order does not apply; BF16 is absent (NumPy has no such type).
 constexpr std::array<NpyEntry, 12> kDescrs = {{{DType::BOOL, "|b1"},
-                                              {DType::U8, "|u1"},
-                                              {DType::I8, "|i1"},
-                                              {DType::U16, "<u2"},
-                                              {DType::I16, "<i2"},
-                                              {DType::F16, "<f2"},
-                                              {DType::U32, "<u4"},
-                                              {DType::I32, "<i4"},
-                                              {DType::F32, "<f4"},
-                                              {DType::U64, "<u8"},
-                                              {DType::I64, "<i8"},
-                                              {DType::F64, "<f8"}}};
+                                               {DType::U8, "|u1"},
+                                               {DType::I8, "|i1"},
+                                               {DType::U16, "<u2"},
+                                               {DType::I16, "<i2"},
+                                               {DType::F16, "<f2"},
+                                               {DType::U32, "<u4"},
+                                               {DType::I32, "<i4"},
+                                               {DType::F32, "<f4"},
+                                               {DType::U64, "<u8"},
+                                               {DType::I64, "<i8"},
+                                               {DType::F64, "<f8"}}};
 
-constexpr size_t kAlign = 64;       // the data starts at a multiple of this (what numpy itself writes)
-constexpr size_t kPreamble = 10;    // magic (6) + version (2) + header length (2)
+constexpr size_t kAlign = 64;     // the data starts at a multiple of this (what numpy itself writes)
+constexpr size_t kPreamble = 10;  // magic (6) + version (2) + header length (2)
 
 // A Python tuple: "()", "(5,)", "(2, 3)".
 std::string shape_tuple(std::span<const int64_t> shape) {
@@ -48,8 +48,8 @@ std::string_view npy_descr(DType dtype) {
 std::string npy_header(DType dtype, std::span<const int64_t> shape) {
   for (int64_t d : shape)
     if (d < 0) throw_error(".npy: negative dimension in shape ", shape_tuple(shape));
-  std::string dict = "{'descr': '" + std::string(npy_descr(dtype)) + "', 'fortran_order': False, 'shape': " +
-                     shape_tuple(shape) + ", }";
+  std::string dict = "{'descr': '" + std::string(npy_descr(dtype)) +
+                     "', 'fortran_order': False, 'shape': " + shape_tuple(shape) + ", }";
   const size_t unpadded = kPreamble + dict.size() + 1;  // + the closing '\n'
   dict.append((kAlign - unpadded % kAlign) % kAlign, ' ');
   dict += '\n';

@@ -38,13 +38,20 @@ void write_npy(const std::string& path, DType dtype, std::span<const int64_t> sh
 // The DType of a C++ element type, for the typed overload below.
 template <typename T>
 constexpr DType npy_dtype_of() {
-  if constexpr (std::is_same_v<T, float>) return DType::F32;
-  else if constexpr (std::is_same_v<T, double>) return DType::F64;
-  else if constexpr (std::is_same_v<T, int64_t>) return DType::I64;
-  else if constexpr (std::is_same_v<T, int32_t>) return DType::I32;
-  else if constexpr (std::is_same_v<T, int16_t>) return DType::I16;
-  else if constexpr (std::is_same_v<T, uint8_t>) return DType::U8;
-  else static_assert(sizeof(T) == 0, "no .npy dtype for this element type");
+  if constexpr (std::is_same_v<T, float>)
+    return DType::F32;
+  else if constexpr (std::is_same_v<T, double>)
+    return DType::F64;
+  else if constexpr (std::is_same_v<T, int64_t>)
+    return DType::I64;
+  else if constexpr (std::is_same_v<T, int32_t>)
+    return DType::I32;
+  else if constexpr (std::is_same_v<T, int16_t>)
+    return DType::I16;
+  else if constexpr (std::is_same_v<T, uint8_t>)
+    return DType::U8;
+  else
+    static_assert(sizeof(T) == 0, "no .npy dtype for this element type");
 }
 
 template <typename T>

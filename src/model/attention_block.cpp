@@ -82,8 +82,8 @@ void attention_block_backward(T* d_x, const AttentionGrads<T>& grads, AttentionS
   }
   {
     profile::Scope p("bwd attention.core", 2 * causal_attention_flops(s));
-    ops::attention_backward(sc.d_q.data(), sc.d_k.data(), sc.d_v.data(), sc.d_ctx.data(), act.q.data(),
-                            act.k.data(), act.v.data(), act.lse.data(), s.B, s.T, s.H, s.Hkv, s.D);
+    ops::attention_backward(sc.d_q.data(), sc.d_k.data(), sc.d_v.data(), sc.d_ctx.data(), act.q.data(), act.k.data(),
+                            act.v.data(), act.lse.data(), s.B, s.T, s.H, s.Hkv, s.D);
   }
   {
     profile::Scope p("bwd attention.rope", 0);
@@ -94,10 +94,10 @@ void attention_block_backward(T* d_x, const AttentionGrads<T>& grads, AttentionS
     // The normed input feeds three projections: its gradient is the sum of the three branches.
     profile::Scope p("bwd attention.qkv_proj", 4.0 * N * s.d * (qw + 2 * kvw));
     ops::linear_backward(sc.d_normed.data(), grads.wq, sc.d_q.data(), act.normed.data(), w.wq, N, s.d, qw);
-    cpu::gemm(cpu::Trans::N, cpu::Trans::N, N, s.d, kvw, T(1), sc.d_k.data(), kvw, w.wk, s.d, T(1),
-              sc.d_normed.data(), s.d);
-    cpu::gemm(cpu::Trans::N, cpu::Trans::N, N, s.d, kvw, T(1), sc.d_v.data(), kvw, w.wv, s.d, T(1),
-              sc.d_normed.data(), s.d);
+    cpu::gemm(cpu::Trans::N, cpu::Trans::N, N, s.d, kvw, T(1), sc.d_k.data(), kvw, w.wk, s.d, T(1), sc.d_normed.data(),
+              s.d);
+    cpu::gemm(cpu::Trans::N, cpu::Trans::N, N, s.d, kvw, T(1), sc.d_v.data(), kvw, w.wv, s.d, T(1), sc.d_normed.data(),
+              s.d);
     ops::linear_backward<T>(nullptr, grads.wk, sc.d_k.data(), act.normed.data(), w.wk, N, s.d, kvw);
     ops::linear_backward<T>(nullptr, grads.wv, sc.d_v.data(), act.normed.data(), w.wv, N, s.d, kvw);
   }

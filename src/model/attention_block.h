@@ -8,10 +8,10 @@
 namespace moelab {
 
 struct AttentionShape {
-  int64_t B, T;      // sequences, positions per sequence (N = B*T rows)
-  int64_t d;         // model width
-  int64_t H, Hkv;    // query heads, key/value heads
-  int64_t D;         // head dimension
+  int64_t B, T;    // sequences, positions per sequence (N = B*T rows)
+  int64_t d;       // model width
+  int64_t H, Hkv;  // query heads, key/value heads
+  int64_t D;       // head dimension
   double rope_theta;
   double rms_eps;
   int64_t rows() const { return B * T; }

@@ -122,12 +122,13 @@ std::vector<ConfigField> make_fields() {
                    "What a routing decision sees: token (its own hidden state), sequence (the mean over the whole "
                    "sequence, which looks ahead of the token), prefix (the running mean up to the token: causal).",
                    {"token", "sequence", "prefix"}, {"token", "sequence", "prefix"}),
-      MOELAB_FIELD(routing, capacity_factor,
-                   "0: dropless, every token reaches its experts. cf > 0 caps each expert at ceil(cf * T * k / E) "
-                   "token slots per batch and drops the overflow (lowest router probability first; the residual "
-                   "carries a dropped token on): bounded load, at the cost of dropped tokens. Works with rule = top_k "
-                   "with renormalize = false and token or prefix granularity; under expert_choice it sets each expert's "
-                   "capacity (default 1)."),
+      MOELAB_FIELD(
+          routing, capacity_factor,
+          "0: dropless, every token reaches its experts. cf > 0 caps each expert at ceil(cf * T * k / E) "
+          "token slots per batch and drops the overflow (lowest router probability first; the residual "
+          "carries a dropped token on): bounded load, at the cost of dropped tokens. Works with rule = top_k "
+          "with renormalize = false and token or prefix granularity; under expert_choice it sets each expert's "
+          "capacity (default 1)."),
       MOELAB_FIELD(routing, load_balance_coef,
                    "Weight of the Switch load-balance loss E * sum_i f_i * P_i, averaged over MoE layers. Too small "
                    "lets routing collapse onto few experts; too large forces uniform routing. 0 disables it."),
@@ -210,15 +211,24 @@ Value from_toml(const toml::node& n) {
   std::ostringstream os;
   n.visit([&](const auto& x) { os << x; });
   switch (n.type()) {
-    case toml::node_type::integer: return {n.as_integer()->get(), "an integer", os.str()};
-    case toml::node_type::floating_point: return {n.as_floating_point()->get(), "a float", os.str()};
-    case toml::node_type::boolean: return {n.as_boolean()->get(), "a boolean", os.str()};
-    case toml::node_type::string: return {n.as_string()->get(), "a string", os.str()};
-    case toml::node_type::table: return {std::monostate{}, "a table", os.str()};
-    case toml::node_type::array: return {std::monostate{}, "an array", os.str()};
-    case toml::node_type::date: return {std::monostate{}, "a date", os.str()};
-    case toml::node_type::time: return {std::monostate{}, "a time", os.str()};
-    default: return {std::monostate{}, "a date-time", os.str()};
+    case toml::node_type::integer:
+      return {n.as_integer()->get(), "an integer", os.str()};
+    case toml::node_type::floating_point:
+      return {n.as_floating_point()->get(), "a float", os.str()};
+    case toml::node_type::boolean:
+      return {n.as_boolean()->get(), "a boolean", os.str()};
+    case toml::node_type::string:
+      return {n.as_string()->get(), "a string", os.str()};
+    case toml::node_type::table:
+      return {std::monostate{}, "a table", os.str()};
+    case toml::node_type::array:
+      return {std::monostate{}, "an array", os.str()};
+    case toml::node_type::date:
+      return {std::monostate{}, "a date", os.str()};
+    case toml::node_type::time:
+      return {std::monostate{}, "a time", os.str()};
+    default:
+      return {std::monostate{}, "a date-time", os.str()};
   }
 }
 
@@ -537,16 +547,22 @@ void validate(const Config& cfg) {
         "routing.rule = 'expert_choice' does not combine with routing.granularity = 'prefix': expert choice looks at "
         "every token of the batch, which defeats causal prefix routing");
   if (r.gating == "sigmoid") {
-    check(r.rule != "top_p", "routing.rule = 'top_p' needs routing.gating = 'softmax': a cumulative probability "
+    check(r.rule != "top_p",
+          "routing.rule = 'top_p' needs routing.gating = 'softmax': a cumulative probability "
           "threshold needs scores that form a distribution");
-    check(r.dynamic_loss_coef == 0, "routing.dynamic_loss_coef = ", r.dynamic_loss_coef, " needs routing.gating = "
+    check(r.dynamic_loss_coef == 0, "routing.dynamic_loss_coef = ", r.dynamic_loss_coef,
+          " needs routing.gating = "
           "'softmax': the dynamic loss is the entropy of the routing distribution");
   }
   if (r.router == "hash") {
-    check(r.granularity == "token", "routing.router = 'hash' routes by token id: it needs routing.granularity = "
-          "'token', found '", r.granularity, "'");
-    check(r.rule == "top_k", "routing.router = 'hash' picks routing.top_k experts per token id: it needs "
-          "routing.rule = 'top_k', found '", r.rule, "'");
+    check(r.granularity == "token",
+          "routing.router = 'hash' routes by token id: it needs routing.granularity = "
+          "'token', found '",
+          r.granularity, "'");
+    check(r.rule == "top_k",
+          "routing.router = 'hash' picks routing.top_k experts per token id: it needs "
+          "routing.rule = 'top_k', found '",
+          r.rule, "'");
   }
   non_negative("routing.load_balance_coef", r.load_balance_coef);
   non_negative("routing.z_loss_coef", r.z_loss_coef);

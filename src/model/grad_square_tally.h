@@ -29,10 +29,10 @@ class GradSquareTally {
 
  private:
   struct Entry {
-    int64_t offset;      // first element in the gradient buffer
+    int64_t offset;  // first element in the gradient buffer
     int64_t n;
     double sum_squares;
-    bool known;          // false after forget(); entries stay so that the training step allocates nothing
+    bool known;  // false after forget(); entries stay so that the training step allocates nothing
   };
   const float* grads_;
   std::vector<Entry> entries_;  // sorted by offset, not overlapping

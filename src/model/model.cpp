@@ -33,19 +33,27 @@ void add_to(float* out, const float* a, const float* b, int64_t n) {
 
 AttentionShape attention_shape(const Config& cfg, int64_t B, int64_t T) {
   const auto& m = cfg.model;
-  return {B, T, m.d_model, m.n_heads, m.n_kv_heads > 0 ? m.n_kv_heads : m.n_heads, m.d_model / m.n_heads,
-          m.rope_theta, m.rms_eps};
+  return {B,
+          T,
+          m.d_model,
+          m.n_heads,
+          m.n_kv_heads > 0 ? m.n_kv_heads : m.n_heads,
+          m.d_model / m.n_heads,
+          m.rope_theta,
+          m.rms_eps};
 }
 
 MoeFfnShape moe_ffn_shape(const Config& cfg, int64_t B, int64_t T) {
   const auto& r = cfg.routing;
   MoeFfnShape s{B, T, cfg.model.d_model, cfg.moe.n_experts, cfg.moe.expert_hidden};
   s.gating = r.gating == "sigmoid" ? routing::Gating::Sigmoid : routing::Gating::Softmax;
-  s.rule = r.rule == "top_p" ? SelectionRule::TopP
-                             : r.rule == "expert_choice" ? SelectionRule::ExpertChoice : SelectionRule::TopK;
+  s.rule = r.rule == "top_p"           ? SelectionRule::TopP
+           : r.rule == "expert_choice" ? SelectionRule::ExpertChoice
+                                       : SelectionRule::TopK;
   s.top_k = r.top_k, s.renormalize = r.renormalize, s.top_p = r.top_p, s.max_k = r.max_k;
   s.granularity = r.granularity == "sequence" ? Granularity::Sequence
-                  : r.granularity == "prefix" ? Granularity::Prefix : Granularity::Token;
+                  : r.granularity == "prefix" ? Granularity::Prefix
+                                              : Granularity::Token;
   s.capacity_factor = r.capacity_factor;
   s.hash_router = r.router == "hash";
   s.shared_hidden = shared_experts_hidden(cfg.moe);
@@ -72,14 +80,14 @@ struct Model::Layer {
   const float* ffn_norm_w = nullptr;  // [d]
   float* ffn_norm_g = nullptr;        // [d]
   MoeFfnWeights<float> moe_w;
-  float* selection_bias = nullptr;    // [E] loss-free balancing: the one weight moved outside the optimizer
+  float* selection_bias = nullptr;  // [E] loss-free balancing: the one weight moved outside the optimizer
   MoeFfnGrads<float> moe_g;
   SwigluMlpWeights<float> dense_w{};
   SwigluMlpGrads<float> dense_g{};
   int64_t dense_hidden = 0;
 
-  std::vector<float> x_in;        // [N,d] residual stream entering the block
-  std::vector<float> x_mid;       // [N,d] residual stream after the attention sublayer
+  std::vector<float> x_in;   // [N,d] residual stream entering the block
+  std::vector<float> x_mid;  // [N,d] residual stream after the attention sublayer
   AttentionActivations<float> attn;
   std::vector<float> ffn_normed;  // [N,d]
   std::vector<float> ffn_rstd;    // [N]
@@ -103,8 +111,8 @@ struct Model::Workspace {
   std::vector<float> d_normed;           // [N,d]
   AttentionScratch<float> attn_scratch;
   MoeFfnScratch<float> moe_scratch;
-  std::vector<float> d_act, d_g, d_u;    // [N,h_dense]
-  bool backward_ready = false;  // the last forward had targets and ran outside InferenceMode
+  std::vector<float> d_act, d_g, d_u;  // [N,h_dense]
+  bool backward_ready = false;         // the last forward had targets and ran outside InferenceMode
   Losses losses;
 };
 
@@ -240,8 +248,10 @@ void Model::update_selection_bias() {
     float* bias = l->selection_bias;
     for (int64_t e = 0; e < E; ++e) {
       const double load = static_cast<double>(plan.expert_rows(e));
-      if (load > mean_load) bias[e] -= static_cast<float>(rate);
-      else if (load < mean_load) bias[e] += static_cast<float>(rate);
+      if (load > mean_load)
+        bias[e] -= static_cast<float>(rate);
+      else if (load < mean_load)
+        bias[e] += static_cast<float>(rate);
       // A current rounded copy stays current: E entries, where a stale one would cost a pass over every weight.
       if (bf16_current_) params_bf16_[bias - params_.data() + e] = cpu::to_bf16(bias[e]);
     }
@@ -339,8 +349,8 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
   ws.final_rstd.resize(N);
   {
     profile::Scope p("fwd final_norm", 0);
-    ops::rmsnorm_forward(ws.final_normed.data(), ws.final_rstd.data(), ws.x_final.data(),
-                         param("model.norm.weight"), N, d, m.rms_eps);
+    ops::rmsnorm_forward(ws.final_normed.data(), ws.final_rstd.data(), ws.x_final.data(), param("model.norm.weight"), N,
+                         d, m.rms_eps);
   }
   const float* head = m.tie_embeddings ? embed : param("lm_head.weight");
   ws.logits.resize(N * V);
@@ -414,8 +424,8 @@ void Model::backward(double scale) {
     Layer& L = *layers_[i];
     // FFN sublayer: next = x_mid + ffn(norm(x_mid)).
     if (L.moe) {
-      moe_ffn_backward(ws.d_normed.data(), L.moe_g, ws.moe_scratch, ws.d_resid.data(), L.ffn_normed.data(),
-                       L.moe_act, L.moe_w, moe_shape, coef, grads_were_zero, &grad_squares_);
+      moe_ffn_backward(ws.d_normed.data(), L.moe_g, ws.moe_scratch, ws.d_resid.data(), L.ffn_normed.data(), L.moe_act,
+                       L.moe_w, moe_shape, coef, grads_were_zero, &grad_squares_);
     } else {
       const int64_t h = L.dense_hidden;
       ws.d_act.resize(N * h), ws.d_g.resize(N * h), ws.d_u.resize(N * h);

@@ -77,9 +77,9 @@ class Model {
   // weight it changes into that copy and leave every gradient at 0; the next forward then rounds nothing and the
   // next zero_grads() clears nothing, which saves two passes over all parameters.
   struct OptimizerAccess {
-    float* params;         // [table().total_numel()]
-    float* grads;          // [table().total_numel()]
-    uint16_t* params_bf16; // [table().total_numel()] or null
+    float* params;          // [table().total_numel()]
+    float* grads;           // [table().total_numel()]
+    uint16_t* params_bf16;  // [table().total_numel()] or null
   };
   OptimizerAccess optimizer_access();
 
@@ -100,8 +100,8 @@ class Model {
   // outside InferenceMode.
   void backward(double scale);
 
-  const float* logits() const;                 // [B*T, V]
-  const std::vector<float>& row_losses() const; // [B*T] cross-entropy per position (0 where ignored)
+  const float* logits() const;                   // [B*T, V]
+  const std::vector<float>& row_losses() const;  // [B*T] cross-entropy per position (0 where ignored)
   // What the routing of one MoE layer decided in the last forward, for statistics, traces and analyses: the plan
   // over the router's rows (tokens; sequences under sequence granularity, whose tokens share their sequence's
   // slots), the same decision per token, the router probabilities of the router's rows (null for a hash router),
@@ -110,7 +110,7 @@ class Model {
     int64_t layer;
     const routing::DispatchPlan<float>* plan;        // over router rows
     const routing::DispatchPlan<float>* token_plan;  // over the B*T tokens (the same plan unless sequence)
-    const float* probs;      // [rows, E] or null
+    const float* probs;                              // [rows, E] or null
     int64_t dropped;
     const float* ffn_input;  // [B*T, d]
   };
@@ -127,7 +127,7 @@ class Model {
   // train.precision = bf16: params_ rounded to bf16, read by the GEMMs of forward and backward; made again by a
   // forward only after the weights changed outside optimizer_access().
   std::vector<uint16_t> params_bf16_;  // [table_.total_numel()]
-  int inference_depth_ = 0;  // InferenceMode scopes alive
+  int inference_depth_ = 0;            // InferenceMode scopes alive
   // An f32 model's weights in oneDNN's blocked layout, for the forwards inside InferenceMode: empty outside it.
   cpu::PackedWeights packed_weights_;
   bool pack_for_inference_ = true;

@@ -29,8 +29,12 @@ namespace {
 template <typename T>
 void select(routing::DispatchPlan<T>& plan, const T* probs /*[R,E]*/, int64_t R, const MoeFfnShape& s) {
   switch (s.rule) {
-    case SelectionRule::TopK: routing::top_k_forward(plan, probs, R, s.E, s.top_k, s.renormalize); break;
-    case SelectionRule::TopP: routing::top_p_forward(plan, probs, R, s.E, s.top_p, s.max_k); break;
+    case SelectionRule::TopK:
+      routing::top_k_forward(plan, probs, R, s.E, s.top_k, s.renormalize);
+      break;
+    case SelectionRule::TopP:
+      routing::top_p_forward(plan, probs, R, s.E, s.top_p, s.max_k);
+      break;
     case SelectionRule::ExpertChoice: {
       const double cf = s.capacity_factor > 0 ? s.capacity_factor : 1.0;
       routing::expert_choice_forward(plan, probs, R, s.E, routing::expert_capacity(cf, R, s.top_k, s.E));
@@ -43,9 +47,15 @@ template <typename T>
 void select_backward(T* d_probs /*[R,E]*/, const T* d_slot_weight, const T* probs, const routing::DispatchPlan<T>& plan,
                      const MoeFfnShape& s) {
   switch (s.rule) {
-    case SelectionRule::TopK: routing::top_k_backward(d_probs, d_slot_weight, probs, plan, s.renormalize); break;
-    case SelectionRule::TopP: routing::top_p_backward(d_probs, d_slot_weight, plan); break;
-    case SelectionRule::ExpertChoice: routing::expert_choice_backward(d_probs, d_slot_weight, plan); break;
+    case SelectionRule::TopK:
+      routing::top_k_backward(d_probs, d_slot_weight, probs, plan, s.renormalize);
+      break;
+    case SelectionRule::TopP:
+      routing::top_p_backward(d_probs, d_slot_weight, plan);
+      break;
+    case SelectionRule::ExpertChoice:
+      routing::expert_choice_backward(d_probs, d_slot_weight, plan);
+      break;
   }
 }
 
@@ -110,7 +120,7 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, MoeFfnScratch<T>
       act.router_logits.resize(R * s.E);
       act.router_probs.resize(R * s.E);
       routing::router_forward(act.router_logits.data(), act.router_probs.data(), route_in, w.router, R, s.d, s.E,
-                             s.gating);
+                              s.gating);
       auto& route_plan = s.granularity == Granularity::Sequence ? act.route_plan : act.plan;
       if (w.selection_bias) {
         // Loss-free balancing: choose by biased scores, weight by the unbiased probabilities.
@@ -128,8 +138,7 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, MoeFfnScratch<T>
         aux.dropped = routing::apply_capacity(act.plan, act.router_probs.data(),
                                               routing::expert_capacity(s.capacity_factor, N, s.top_k, s.E));
       }
-      aux.load_balance =
-          routing::load_balance_forward(act.router_probs.data(), route_plan, s.load_balance_divisor());
+      aux.load_balance = routing::load_balance_forward(act.router_probs.data(), route_plan, s.load_balance_divisor());
       aux.z_loss = routing::z_loss_forward(act.router_logits.data(), R, s.E);
       aux.entropy = routing::entropy_loss_forward(act.router_probs.data(), R, s.E);
     }
@@ -206,8 +215,7 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
   // Expert path: combine -> experts -> dispatch gives the gradient of x through the expert outputs.
   {
     profile::Scope p("bwd moe.combine", 0);
-    routing::combine_backward(sc.d_y_grouped.data(), sc.d_slot_weight.data(), d_out, act.y_grouped.data(), plan,
-                              s.d);
+    routing::combine_backward(sc.d_y_grouped.data(), sc.d_slot_weight.data(), d_out, act.y_grouped.data(), plan, s.d);
   }
   // bf16: the expert weight gradients are made in rows that stay in cache and then reach grads (written when they
   // hold zeros), where a GEMM accumulating straight into grads waited on memory. f32 GEMMs are too slow to gain.
@@ -225,9 +233,9 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
     const uint16_t* act_bf16 = bf16 ? act.act_bf16.data() + r_bf16 * s.h : nullptr;
     r_bf16 += cpu::bf16_padded_rows(n);
     swiglu_mlp_backward(sc.d_x_grouped.data() + r * s.d, grads.experts[e], sc.d_act.data(), sc.d_g.data(),
-                        sc.d_u.data(), sc.d_y_grouped.data() + r * s.d,
-                        act.x_grouped.data() + r * s.d, act.g.data() + r * s.h, act.u.data() + r * s.h,
-                        bf16 ? nullptr : act.act.data() + r * s.h, w.experts[e], n, s.d, s.h, staging, act_bf16);
+                        sc.d_u.data(), sc.d_y_grouped.data() + r * s.d, act.x_grouped.data() + r * s.d,
+                        act.g.data() + r * s.h, act.u.data() + r * s.h, bf16 ? nullptr : act.act.data() + r * s.h,
+                        w.experts[e], n, s.d, s.h, staging, act_bf16);
   }
   {
     profile::Scope p("bwd moe.dispatch", 0);
@@ -238,8 +246,8 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
     sc.d_shared_act.resize(N * hs), sc.d_shared_g.resize(N * hs), sc.d_shared_u.resize(N * hs);
     sc.d_x_shared.resize(N * s.d);
     swiglu_mlp_backward(sc.d_x_shared.data(), grads.shared, sc.d_shared_act.data(), sc.d_shared_g.data(),
-                        sc.d_shared_u.data(), d_out, x, act.shared_g.data(), act.shared_u.data(),
-                        act.shared_act.data(), w.shared, N, s.d, hs);
+                        sc.d_shared_u.data(), d_out, x, act.shared_g.data(), act.shared_u.data(), act.shared_act.data(),
+                        w.shared, N, s.d, hs);
     const T* g = sc.d_x_shared.data();
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N * s.d; ++i) d_x[i] += g[i];
@@ -268,8 +276,8 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
     d_logits_extra = sc.z_grad.data();
   }
   const T* route_in = s.granularity == Granularity::Token ? x : act.route_in.data();
-  routing::router_backward(sc.d_route_in.data(), grads.router, sc.d_logits.data(), sc.d_probs.data(),
-                           d_logits_extra, route_in, w.router, act.router_probs.data(), R, s.d, s.E, s.gating);
+  routing::router_backward(sc.d_route_in.data(), grads.router, sc.d_logits.data(), sc.d_probs.data(), d_logits_extra,
+                           route_in, w.router, act.router_probs.data(), R, s.d, s.E, s.gating);
   // x feeds both the router (directly or through the pooling) and the experts: the gradients add.
   switch (s.granularity) {
     case Granularity::Token: {
@@ -278,8 +286,12 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
       for (int64_t i = 0; i < R * s.d; ++i) d_x[i] += g[i];
       break;
     }
-    case Granularity::Sequence: routing::sequence_mean_backward(d_x, sc.d_route_in.data(), s.B, s.T, s.d); break;
-    case Granularity::Prefix: routing::prefix_mean_backward(d_x, sc.d_route_in.data(), s.B, s.T, s.d); break;
+    case Granularity::Sequence:
+      routing::sequence_mean_backward(d_x, sc.d_route_in.data(), s.B, s.T, s.d);
+      break;
+    case Granularity::Prefix:
+      routing::prefix_mean_backward(d_x, sc.d_route_in.data(), s.B, s.T, s.d);
+      break;
   }
 }
 

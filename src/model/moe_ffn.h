@@ -1,7 +1,9 @@
 // The MoE feed-forward sublayer on already-normalised rows:
-//   [pooling: sequence mean | prefix mean] -> router (logits, softmax) -> selection rule (top-k | top-p | expert
-//   choice) -> [sequence plan expanded to tokens] -> [capacity: overflow dropped] -> dispatch plan -> gather rows
-//   by expert -> each expert's SwiGLU on its rows as dense GEMMs -> weighted combine back to token order.
+//   [pooling: sequence mean | prefix mean] -> router (logits; softmax | sigmoid scores) -> selection rule (top-k |
+//   top-p | expert choice; under loss-free balancing, top-k on the scores plus a per-expert bias) -> [sequence
+//   plan expanded to tokens] -> [capacity: overflow dropped] -> dispatch plan -> gather rows by expert -> each
+//   expert's SwiGLU on its rows as dense GEMMs -> weighted combine back to token order -> [+ shared experts, on
+//   every token].
 // A hash router replaces the router and the rule by a fixed token-id table. The auxiliary losses of the layer
 // (load balance, z-loss, dynamic/entropy loss) are returned and their gradients added in backward. The dispatch
 // plan in the activations is what statistics and traces read.
@@ -20,10 +22,10 @@ enum class SelectionRule { TopK, TopP, ExpertChoice };
 enum class Granularity { Token, Sequence, Prefix };
 
 struct MoeFfnShape {
-  int64_t B, T;      // sequences and positions: N = B*T tokens
-  int64_t d;         // model width
-  int64_t E;         // experts
-  int64_t h;         // expert hidden size
+  int64_t B, T;  // sequences and positions: N = B*T tokens
+  int64_t d;     // model width
+  int64_t E;     // experts
+  int64_t h;     // expert hidden size
   routing::Gating gating = routing::Gating::Softmax;
   SelectionRule rule = SelectionRule::TopK;
   int64_t top_k = 2;
@@ -34,7 +36,7 @@ struct MoeFfnShape {
   double capacity_factor = 0;  // 0: dropless; also sets expert choice's capacity (1 when 0)
   bool hash_router = false;    // no router: experts from a fixed token-id table
   uint64_t hash_seed = 0;
-  int64_t shared_hidden = 0;   // hidden size of the fused shared experts every token uses; 0: none
+  int64_t shared_hidden = 0;  // hidden size of the fused shared experts every token uses; 0: none
   int64_t N() const { return B * T; }
   // Rows the router and the rule see: one per sequence under sequence granularity, else one per token.
   int64_t route_rows() const { return granularity == Granularity::Sequence ? B : B * T; }
@@ -45,16 +47,16 @@ struct MoeFfnShape {
 
 template <typename T>
 struct MoeFfnWeights {
-  const T* router;                             // [E,d]; null for a hash router
-  std::vector<SwigluMlpWeights<T>> experts;    // [E]
-  SwigluMlpWeights<T> shared{};                // the fused shared experts, when shape.shared_hidden > 0
-  const T* selection_bias = nullptr;           // [E] loss-free balancing: added to the scores to choose only
+  const T* router;                           // [E,d]; null for a hash router
+  std::vector<SwigluMlpWeights<T>> experts;  // [E]
+  SwigluMlpWeights<T> shared{};              // the fused shared experts, when shape.shared_hidden > 0
+  const T* selection_bias = nullptr;         // [E] loss-free balancing: added to the scores to choose only
 };
 
 template <typename T>
-struct MoeFfnGrads {  // accumulated
-  T* router;                                   // [E,d]; null when the router is not trained
-  std::vector<SwigluMlpGrads<T>> experts;      // [E]
+struct MoeFfnGrads {                       // accumulated
+  T* router;                               // [E,d]; null when the router is not trained
+  std::vector<SwigluMlpGrads<T>> experts;  // [E]
   SwigluMlpGrads<T> shared{};
 };
 
@@ -62,8 +64,8 @@ struct MoeFfnGrads {  // accumulated
 struct MoeAuxLosses {
   double load_balance = 0;
   double z_loss = 0;
-  double entropy = 0;    // paper 2's dynamic loss: mean routing entropy
-  int64_t dropped = 0;   // slots removed by the capacity limit
+  double entropy = 0;   // paper 2's dynamic loss: mean routing entropy
+  int64_t dropped = 0;  // slots removed by the capacity limit
 };
 
 // Coefficients of the aux losses in the objective being differentiated (already divided by the number of MoE
@@ -76,21 +78,21 @@ struct MoeAuxCoefficients {
 
 template <typename T>
 struct MoeFfnActivations {
-  std::vector<T> route_in;        // [R,d] pooled router input (sequence: R = B; prefix: R = N); empty for token
-  std::vector<T> router_logits;   // [R,E]
-  std::vector<T> router_probs;    // [R,E]
-  std::vector<T> biased_scores;   // [R,E] probs + selection bias, what the rule chooses by (loss-free balancing)
+  std::vector<T> route_in;              // [R,d] pooled router input (sequence: R = B; prefix: R = N); empty for token
+  std::vector<T> router_logits;         // [R,E]
+  std::vector<T> router_probs;          // [R,E]
+  std::vector<T> biased_scores;         // [R,E] probs + selection bias, what the rule chooses by (loss-free balancing)
   routing::DispatchPlan<T> route_plan;  // sequence granularity: the plan of the R = B sequence rows
-  routing::DispatchPlan<T> plan;  // the token plan, S = plan slots
-  std::vector<T> x_grouped;       // [S,d] rows gathered in expert order
-  std::vector<T> g, u, act;       // [S,h] each expert's SwiGLU intermediates, written by a forward for backward
+  routing::DispatchPlan<T> plan;        // the token plan, S = plan slots
+  std::vector<T> x_grouped;             // [S,d] rows gathered in expert order
+  std::vector<T> g, u, act;             // [S,h] each expert's SwiGLU intermediates, written by a forward for backward
   // A bf16 model's act instead of act (float only): rounded to bf16 where it is made, as both GEMMs that read it
   // take it, each expert's rows padded with zero rows to a whole block (cpu::Bf16Rows): [sum over experts of
   // cpu::bf16_padded_rows(rows of the expert), h] at its start, sized for the most padding (grown only).
   std::vector<uint16_t> act_bf16;
-  std::vector<T> y_grouped;       // [S,d] expert outputs, expert order
+  std::vector<T> y_grouped;                       // [S,d] expert outputs, expert order
   std::vector<T> shared_g, shared_u, shared_act;  // [N,hs] the shared experts' SwiGLU intermediates
-  std::vector<T> shared_out;      // [N,d]
+  std::vector<T> shared_out;                      // [N,d]
 };
 
 // Working memory of one MoE layer's forward and backward that no later pass reads: one per model, shared by its
@@ -101,18 +103,18 @@ template <typename T>
 struct MoeFfnScratch {
   std::vector<T> g_rows, u_rows, act_rows;  // [N, h] forward: one expert's rows at a time
   std::vector<uint16_t> act_bf16_rows;      // [N padded to 64 rows, h] a bf16 model's act, rounded
-  std::vector<T> d_y_grouped;     // [S,d]
-  std::vector<T> d_slot_weight;   // [S]
-  std::vector<T> d_route_slot_weight;  // [S_route] sequence granularity: gradients of the sequence plan's weights
-  std::vector<T> d_act, d_g, d_u; // [N, h], one expert's rows at a time
-  std::vector<T> d_weight_rows;   // [h*d] bf16: one expert weight's gradient before it reaches grads
-  std::vector<T> d_x_grouped;     // [S,d]
-  std::vector<T> d_probs;         // [R,E]
-  std::vector<T> d_logits;        // [R,E]
-  std::vector<T> z_grad;          // [R,E] the z-loss gradient w.r.t. the logits
-  std::vector<T> d_route_in;      // [R,d]
+  std::vector<T> d_y_grouped;               // [S,d]
+  std::vector<T> d_slot_weight;             // [S]
+  std::vector<T> d_route_slot_weight;       // [S_route] sequence granularity: gradients of the sequence plan's weights
+  std::vector<T> d_act, d_g, d_u;           // [N, h], one expert's rows at a time
+  std::vector<T> d_weight_rows;             // [h*d] bf16: one expert weight's gradient before it reaches grads
+  std::vector<T> d_x_grouped;               // [S,d]
+  std::vector<T> d_probs;                   // [R,E]
+  std::vector<T> d_logits;                  // [R,E]
+  std::vector<T> z_grad;                    // [R,E] the z-loss gradient w.r.t. the logits
+  std::vector<T> d_route_in;                // [R,d]
   std::vector<T> d_shared_act, d_shared_g, d_shared_u;  // [N,hs]
-  std::vector<T> d_x_shared;      // [N,d]
+  std::vector<T> d_x_shared;                            // [N,d]
 };
 
 // token_ids [N] are read only by the hash router (may be null otherwise). for_backward = false (inference): the

@@ -11,9 +11,9 @@ namespace moelab {
 namespace {
 
 // Display order of the parts: input to output, the routed experts next to their router.
-constexpr std::array kPartOrder = {ParamGroup::Embedding, ParamGroup::Attention, ParamGroup::Norm, ParamGroup::Router,
-                                   ParamGroup::Expert,    ParamGroup::SharedExpert, ParamGroup::DenseFfn,
-                                   ParamGroup::LmHead};
+constexpr std::array kPartOrder = {ParamGroup::Embedding, ParamGroup::Attention, ParamGroup::Norm,
+                                   ParamGroup::Router,    ParamGroup::Expert,    ParamGroup::SharedExpert,
+                                   ParamGroup::DenseFfn,  ParamGroup::LmHead};
 
 size_t part_index(ParamGroup group) {
   for (size_t i = 0; i < kPartOrder.size(); ++i)
@@ -27,14 +27,22 @@ size_t part_index(ParamGroup group) {
 std::string_view part_name(ParamGroup group) {
   // No default: a new ParamGroup makes -Wswitch point here.
   switch (group) {
-    case ParamGroup::Embedding: return "embedding";
-    case ParamGroup::Attention: return "attention";
-    case ParamGroup::Norm: return "norms";
-    case ParamGroup::Router: return "router";
-    case ParamGroup::Expert: return "experts";
-    case ParamGroup::SharedExpert: return "shared_experts";
-    case ParamGroup::DenseFfn: return "dense_ffn";
-    case ParamGroup::LmHead: return "lm_head";
+    case ParamGroup::Embedding:
+      return "embedding";
+    case ParamGroup::Attention:
+      return "attention";
+    case ParamGroup::Norm:
+      return "norms";
+    case ParamGroup::Router:
+      return "router";
+    case ParamGroup::Expert:
+      return "experts";
+    case ParamGroup::SharedExpert:
+      return "shared_experts";
+    case ParamGroup::DenseFfn:
+      return "dense_ffn";
+    case ParamGroup::LmHead:
+      return "lm_head";
   }
   return "unknown";
 }
@@ -88,8 +96,12 @@ nlohmann::json to_json(const ParamCount& c) {
   nlohmann::json parts = nlohmann::json::array();
   for (const ParamPart& p : c.parts)
     parts.push_back({{"part", std::string(p.name)}, {"total", p.total}, {"active", p.active}});
-  return {{"total", c.total},         {"active", c.active},       {"n_layers", c.n_layers},
-          {"moe_layers", c.moe_layers}, {"n_experts", c.n_experts}, {"experts_per_token", c.experts_per_token},
+  return {{"total", c.total},
+          {"active", c.active},
+          {"n_layers", c.n_layers},
+          {"moe_layers", c.moe_layers},
+          {"n_experts", c.n_experts},
+          {"experts_per_token", c.experts_per_token},
           {"parts", parts}};
 }
 

@@ -25,9 +25,9 @@ struct ParamPart {
 };
 
 struct ParamCount {
-  std::vector<ParamPart> parts;   // every part, in the order of part_name's list; zero where the model has none
-  int64_t total = 0;              // equals ParamTable(cfg).total_numel()
-  int64_t active = 0;             // per token
+  std::vector<ParamPart> parts;  // every part, in the order of part_name's list; zero where the model has none
+  int64_t total = 0;             // equals ParamTable(cfg).total_numel()
+  int64_t active = 0;            // per token
   int64_t n_layers = 0;
   int64_t moe_layers = 0;         // layers with routed experts (the others have a dense FFN)
   int64_t n_experts = 0;          // routed experts per MoE layer

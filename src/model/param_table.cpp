@@ -63,8 +63,7 @@ ParamTable::ParamTable(const Config& cfg) {
   if (!m.tie_embeddings) add("lm_head.weight", {V, d}, ParamInit::Normal, ParamGroup::LmHead);
 }
 
-void ParamTable::add(std::string name, std::vector<int64_t> shape, ParamInit init, ParamGroup group,
-                     bool trainable) {
+void ParamTable::add(std::string name, std::vector<int64_t> shape, ParamInit init, ParamGroup group, bool trainable) {
   int64_t numel = 1;
   for (int64_t s : shape) numel *= s;
   specs_.push_back({std::move(name), std::move(shape), init, group, total_, numel, trainable});
@@ -79,14 +78,18 @@ const ParamSpec& ParamTable::find(const std::string& name) const {
 
 bool decays(const TrainConfig& train, ParamGroup group) {
   switch (group) {
-    case ParamGroup::Norm: return train.decay_norms;
-    case ParamGroup::Router: return train.decay_router;
+    case ParamGroup::Norm:
+      return train.decay_norms;
+    case ParamGroup::Router:
+      return train.decay_router;
     case ParamGroup::Embedding:
-    case ParamGroup::LmHead: return train.decay_embeddings;
+    case ParamGroup::LmHead:
+      return train.decay_embeddings;
     case ParamGroup::Attention:
     case ParamGroup::Expert:
     case ParamGroup::SharedExpert:
-    case ParamGroup::DenseFfn: return true;
+    case ParamGroup::DenseFfn:
+      return true;
   }
   return true;
 }

@@ -21,7 +21,7 @@ struct ParamSpec {
   std::vector<int64_t> shape;  // [out, in] for matrices, PyTorch layout
   ParamInit init;
   ParamGroup group;
-  int64_t offset = 0;          // first element in the flat parameter buffer
+  int64_t offset = 0;  // first element in the flat parameter buffer
   int64_t numel = 0;
   // False for weights that are never trained (frozen or per-step resampled routers): no gradient is computed for
   // them and the optimizer keeps no state for them.

@@ -39,9 +39,9 @@ void swiglu_mlp_forward(T* out, T* g, T* u, T* act, const T* x, const SwigluMlpW
 }
 
 template <typename T>
-void swiglu_mlp_backward(T* d_x, const SwigluMlpGrads<T>& grads, T* d_act, T* d_g, T* d_u, const T* d_out,
-                         const T* x, const T* g, const T* u, const T* act, const SwigluMlpWeights<T>& w, int64_t n,
-                         int64_t d, int64_t h, const SwigluGradStaging<T>& staging, const uint16_t* act_bf16) {
+void swiglu_mlp_backward(T* d_x, const SwigluMlpGrads<T>& grads, T* d_act, T* d_g, T* d_u, const T* d_out, const T* x,
+                         const T* g, const T* u, const T* act, const SwigluMlpWeights<T>& w, int64_t n, int64_t d,
+                         int64_t h, const SwigluGradStaging<T>& staging, const uint16_t* act_bf16) {
   MOELAB_ASSERT(!act_bf16 || (std::is_same_v<T, float> && staging.rows),
                 "a bf16 activation is kept for float models only, whose bf16 weight gradients are staged");
   if constexpr (std::is_same_v<T, float>) {
@@ -58,8 +58,8 @@ void swiglu_mlp_backward(T* d_x, const SwigluMlpGrads<T>& grads, T* d_act, T* d_
   const auto weight_grad = [&](T* d_weight, const T* d_y, const T* in, int64_t in_features, int64_t out_features,
                                const uint16_t* in_bf16 = nullptr) {
     if (!d_weight) return;
-    if (!staging.rows) return ops::linear_backward<T>(nullptr, d_weight, d_y, in, nullptr, n, in_features,
-                                                      out_features);
+    if (!staging.rows)
+      return ops::linear_backward<T>(nullptr, d_weight, d_y, in, nullptr, n, in_features, out_features);
     double squares = 0;
     double* result_squares = staging.tally ? &squares : nullptr;
     if constexpr (std::is_same_v<T, float>) {
@@ -71,8 +71,8 @@ void swiglu_mlp_backward(T* d_x, const SwigluMlpGrads<T>& grads, T* d_act, T* d_
                                        staging.grads_zero, result_squares);
       if (staging.tally) staging.tally->record(d_weight, in_features * out_features, squares);
     } else {
-      ops::linear_weight_grad_staged(d_weight, staging.rows, d_y, in, n, in_features, out_features,
-                                     staging.grads_zero, result_squares);
+      ops::linear_weight_grad_staged(d_weight, staging.rows, d_y, in, n, in_features, out_features, staging.grads_zero,
+                                     result_squares);
     }
   };
   {

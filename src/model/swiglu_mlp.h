@@ -17,9 +17,9 @@ struct SwigluMlpWeights {
 
 template <typename T>
 struct SwigluMlpGrads {  // accumulated; all null for a frozen MLP
-  T* gate;  // [h,d]
-  T* up;    // [h,d]
-  T* down;  // [d,h]
+  T* gate;               // [h,d]
+  T* up;                 // [h,d]
+  T* down;               // [d,h]
 };
 
 // Saves g = gate·x, u = up·x and act = silu(g) ⊙ u for backward.
@@ -35,8 +35,8 @@ void swiglu_mlp_forward(T* out /*[n,d]*/, T* g /*[n,h]*/, T* u /*[n,h]*/, T* act
 // float gradients also leave the sums of their squares in the tally, when there is one.
 template <typename T>
 struct SwigluGradStaging {
-  T* rows = nullptr;                // [h*d] scratch, or null
-  bool grads_zero = false;          // grads hold zeros: write them, do not add
+  T* rows = nullptr;        // [h*d] scratch, or null
+  bool grads_zero = false;  // grads hold zeros: write them, do not add
   GradSquareTally* tally = nullptr;
 };
 

@@ -131,8 +131,7 @@ void attention_backward(Real* d_q /*[B,T,H,D]*/, Real* d_k /*[B,T,Hkv,D]*/, Real
   for (int64_t bg = 0; bg < B * Hkv; ++bg) {
     const int64_t b = bg / Hkv, g = bg % Hkv;
     Real* p /*[kBlock,T]*/ = thread_scratch<Real, Scratch::Probs>(kBlock * T);
-    Real* ds /*[kBlock,T]: dP, then dS in place*/ =
-        thread_scratch<Real, Scratch::ProbsGrad>(kBlock * T);
+    Real* ds /*[kBlock,T]: dP, then dS in place*/ = thread_scratch<Real, Scratch::ProbsGrad>(kBlock * T);
     const Real* kg /*[T,D] row stride Hkv*D*/ = k + b * T * ldkv + g * D;
     const Real* vg /*[T,D] row stride Hkv*D*/ = v + b * T * ldkv + g * D;
     Real* dkg /*[T,D] row stride Hkv*D*/ = d_k + b * T * ldkv + g * D;
@@ -166,10 +165,10 @@ void attention_backward(Real* d_q /*[B,T,H,D]*/, Real* d_k /*[B,T,Hkv,D]*/, Real
 
 template void attention_forward<float>(float*, float*, const float*, const float*, const float*, int64_t, int64_t,
                                        int64_t, int64_t, int64_t);
-template void attention_forward<double>(double*, double*, const double*, const double*, const double*, int64_t,
-                                        int64_t, int64_t, int64_t, int64_t);
-template void attention_backward<float>(float*, float*, float*, const float*, const float*, const float*,
-                                        const float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t);
+template void attention_forward<double>(double*, double*, const double*, const double*, const double*, int64_t, int64_t,
+                                        int64_t, int64_t, int64_t);
+template void attention_backward<float>(float*, float*, float*, const float*, const float*, const float*, const float*,
+                                        const float*, int64_t, int64_t, int64_t, int64_t, int64_t);
 template void attention_backward<double>(double*, double*, double*, const double*, const double*, const double*,
                                          const double*, const double*, int64_t, int64_t, int64_t, int64_t, int64_t);
 

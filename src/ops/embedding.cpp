@@ -1,9 +1,9 @@
 #include "ops/embedding.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
-
-#include <omp.h>
 
 namespace moelab::ops {
 namespace {

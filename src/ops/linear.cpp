@@ -18,8 +18,8 @@ void linear_forward(T* out, const T* in, const T* weight, int64_t N, int64_t in_
 }
 
 template <typename T>
-void linear_backward(T* d_in, T* d_weight, const T* d_out, const T* in, const T* weight, int64_t N,
-                     int64_t in_features, int64_t out_features) {
+void linear_backward(T* d_in, T* d_weight, const T* d_out, const T* in, const T* weight, int64_t N, int64_t in_features,
+                     int64_t out_features) {
   if (d_in) {
     cpu::gemm(Trans::N, Trans::N, N, in_features, out_features, T(1), d_out, out_features, weight, in_features, T(0),
               d_in, in_features);
@@ -60,8 +60,8 @@ void linear_forward(float* out, cpu::Bf16Rows in, const float* weight, int64_t o
   cpu::gemm_bf16(in, Trans::T, out_features, 1.0f, weight, in.cols, 0.0f, out, out_features);
 }
 
-void linear_weight_grad_staged(float* d_weight, float* rows, const float* d_out, cpu::Bf16Rows in,
-                               int64_t out_features, bool d_weight_zero, double* result_squares) {
+void linear_weight_grad_staged(float* d_weight, float* rows, const float* d_out, cpu::Bf16Rows in, int64_t out_features,
+                               bool d_weight_zero, double* result_squares) {
   cpu::gemm_bf16(out_features, 1.0f, d_out, out_features, in, 0.0f, rows, in.cols);
   add_staged(d_weight, rows, out_features * in.cols, d_weight_zero, result_squares);
 }
@@ -70,8 +70,8 @@ template void linear_forward<float>(float*, const float*, const float*, int64_t,
 template void linear_forward<double>(double*, const double*, const double*, int64_t, int64_t, int64_t);
 template void linear_backward<float>(float*, float*, const float*, const float*, const float*, int64_t, int64_t,
                                      int64_t);
-template void linear_backward<double>(double*, double*, const double*, const double*, const double*, int64_t,
-                                      int64_t, int64_t);
+template void linear_backward<double>(double*, double*, const double*, const double*, const double*, int64_t, int64_t,
+                                      int64_t);
 template void linear_weight_grad_staged<float>(float*, float*, const float*, const float*, int64_t, int64_t, int64_t,
                                                bool, double*);
 template void linear_weight_grad_staged<double>(double*, double*, const double*, const double*, int64_t, int64_t,

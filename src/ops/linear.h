@@ -15,8 +15,8 @@ template <typename T>
 void linear_forward(T* out, const T* in, const T* weight, int64_t N, int64_t in_features, int64_t out_features);
 
 template <typename T>
-void linear_backward(T* d_in, T* d_weight, const T* d_out, const T* in, const T* weight, int64_t N,
-                     int64_t in_features, int64_t out_features);
+void linear_backward(T* d_in, T* d_weight, const T* d_out, const T* in, const T* weight, int64_t N, int64_t in_features,
+                     int64_t out_features);
 
 // The weight gradient alone, made in `rows` [O,I], scratch that stays in cache, and then added to d_W, or streamed
 // into it when d_W holds zeros (d_weight_zero): a gradient in memory is then written once and never read here.

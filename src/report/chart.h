@@ -1,8 +1,8 @@
-// Charts of moelab's reports (issue 4 item 7) as Vega-Lite specifications. The builders return plain Vega-Lite
-// specs with their data inlined (`data.values`) and one shared style (font, sizes, axis and legend look, tooltips),
-// so every chart of a report looks alike and draws the same in the HTML report (vega-embed in a browser,
-// html_report.h) and in its PNG figure (Vega under Node.js, png_export.h). Generic on purpose: nothing here knows
-// about experts or layers; the analyses compose charts from their numbers.
+// Charts of moelab's reports as Vega-Lite specifications. The builders return plain Vega-Lite specs with their
+// data inlined (`data.values`) and one shared style (font, sizes, axis and legend look, tooltips), so every chart
+// of a report looks alike and draws the same in the HTML report (vega-embed in a browser, html_report.h) and in its
+// PNG figure (Vega under Node.js, png_export.h). Generic on purpose: nothing here knows about experts or layers;
+// the analyses compose charts from their numbers.
 //
 // Non-finite values (NaN, inf) are written as JSON null, which Vega treats as missing: an empty heatmap cell, a
 // missing bar or point, a gap in a line. Sizes of data and labels are the caller's invariants (MOELAB_ASSERT).

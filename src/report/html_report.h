@@ -1,4 +1,4 @@
-// The HTML report of `moelab analyze report` (issue 4 item 7): one self-contained file that opens offline from the
+// The HTML report of `moelab analyze report` (docs/analysis.md): one self-contained file that opens offline from the
 // file system. Vega, Vega-Lite and vega-embed (npm, pinned by web/package-lock.json, embedded into the binary at
 // build time: cmake/embed_resources.cmake) are inlined in <script> tags and every chart's spec is inlined as JSON,
 // so viewing needs no network; a Content-Security-Policy forbids any fetch, so a stray reference fails loudly

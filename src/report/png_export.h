@@ -1,4 +1,4 @@
-// PNG figures of a report's charts (issue 4 item 7: "PNG figures of each chart for papers"), drawn by Vega itself.
+// PNG figures of a report's charts, one per chart for use in papers, drawn by Vega itself.
 //
 // How: one Node.js process runs the same Vega and Vega-Lite browser bundles the HTML report inlines (embedded in
 // the binary, written to a temporary folder with our web/render-svg.js) and renders every chart to SVG; then

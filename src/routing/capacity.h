@@ -1,4 +1,4 @@
-// Expert capacity (SPEC section 2): with capacity_factor cf > 0 each expert takes at most
+// Expert capacity (docs/routing.md, 'Capacity'): with capacity_factor cf > 0 each expert takes at most
 // C = ceil(cf * N * k / E) token slots per batch of N tokens, k slots per token of the selection rule. A rule first
 // builds its plan as if dropless; apply_capacity then removes the overflow.
 //

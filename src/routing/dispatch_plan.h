@@ -1,6 +1,6 @@
-// The dispatch plan: the router's decision as one value. Selection rules (top-k now; top-p, expert choice,
-// capacity, hash routing later) produce it; dispatch, combine, the auxiliary losses, statistics and traces consume
-// it and know nothing of the rule that made it.
+// The dispatch plan: the router's decision as one value. The selection rules (top-k, top-p, expert choice) and hash
+// routing produce it, sequence expansion and capacity transform it; dispatch, combine, the auxiliary losses,
+// statistics and traces consume it and know nothing of the rule that made it.
 //
 // A token owns any number of slots (0 included: a dropped slot is simply absent). A slot is one (token, expert,
 // weight) triple. The slots, in token order, are the "slot order"; grouped by expert they are the "row order" of

@@ -1,7 +1,8 @@
-// The expert-choice selection rule (Zhou et al. 2022; SPEC section 2): the experts choose tokens instead of the
-// tokens choosing experts. Each expert takes the C token slots of the batch with the largest router probability
-// for it (ties: lower token index first), C = expert_capacity(cf, N, k, E), capped at N. A token may get 0..E
-// experts; every expert gets exactly min(C, N) tokens, so the load is perfectly balanced by construction.
+// The expert-choice selection rule (Zhou et al. 2022; docs/routing.md, 'Selection rules'): the experts choose
+// tokens instead of the tokens choosing experts. Each expert takes the C token slots of the batch with the largest
+// router probability for it (ties: lower token index first), C = expert_capacity(cf, N, k, E), capped at N. A token
+// may get 0..E experts; every expert gets exactly min(C, N) tokens, so the load is perfectly balanced by
+// construction.
 //
 // NOT CAUSAL: whether token t is routed to expert e depends on the probabilities of every other token of the
 // batch, later positions of its own sequence included. At inference a token would be routed differently depending

@@ -1,5 +1,5 @@
-// Routing granularity (SPEC section 2): what the router looks at. The router and the selection rule run on POOLED
-// rows of the router input; dispatch and combine stay per token.
+// Routing granularity (routing.granularity; docs/routing.md, 'Granularity'): what the router looks at. The router
+// and the selection rule run on POOLED rows of the router input; dispatch and combine stay per token.
 //   token:    each token is routed on its own row (no pooling).
 //   sequence: the B sequences of L tokens are pooled to their means pooled[B,d]; the router and the selection rule
 //             run on those B rows, and expand_sequence_plan copies row b's slots to every token of sequence b. The

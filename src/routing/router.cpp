@@ -14,8 +14,8 @@ namespace moelab::routing {
 // choices of experts, for GEMMs with only E outputs that cost next to nothing in f32. Hence the F32 scopes below.
 
 template <typename T>
-void router_forward(T* logits /*[N,E]*/, T* probs /*[N,E]*/, const T* x /*[N,d]*/, const T* weight /*[E,d]*/,
-                    int64_t N, int64_t d, int64_t E, Gating gating) {
+void router_forward(T* logits /*[N,E]*/, T* probs /*[N,E]*/, const T* x /*[N,d]*/, const T* weight /*[E,d]*/, int64_t N,
+                    int64_t d, int64_t E, Gating gating) {
   {
     const cpu::GemmPrecisionScope f32_products(cpu::GemmPrecision::F32);
     ops::linear_forward(logits, x, weight, N, d, E);
@@ -48,8 +48,7 @@ void router_backward(T* d_x /*[N,d] assigned, nullable*/, T* d_weight /*[E,d] ac
 }
 
 template void router_forward<float>(float*, float*, const float*, const float*, int64_t, int64_t, int64_t, Gating);
-template void router_forward<double>(double*, double*, const double*, const double*, int64_t, int64_t, int64_t,
-                                     Gating);
+template void router_forward<double>(double*, double*, const double*, const double*, int64_t, int64_t, int64_t, Gating);
 template void router_backward<float>(float*, float*, float*, const float*, const float*, const float*, const float*,
                                      const float*, int64_t, int64_t, int64_t, Gating);
 template void router_backward<double>(double*, double*, double*, const double*, const double*, const double*,

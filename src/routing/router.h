@@ -1,11 +1,12 @@
-// The learned softmax router: logits[N,E] = x[N,d] · W[E,d]^T (no bias), probs = softmax(logits) over the experts.
+// The router of learned, frozen and resampled routers: logits[N,E] = x[N,d] · W[E,d]^T (no bias), then scores
+// probs = softmax(logits) over the experts, or sigmoid(logits) per expert (Gating). A hash router has none.
 // Forward writes both logits (the z-loss reads them) and probs (the selection rule, the load-balance loss and the
 // backward read them) into buffers the caller owns.
 //
 // Backward: the gradient reaching probs (the selection rule's backward, plus the load-balance loss) goes back
-// through the softmax; the gradient reaching the logits directly (the z-loss) is added after it; then through the
-// linear map. d_x is assigned; d_weight accumulates, and is null for a router that is not trained (frozen,
-// resampled). d_logits is caller scratch [N,E] that holds the total logit gradient on return.
+// through the softmax or sigmoid; the gradient reaching the logits directly (the z-loss) is added after it; then
+// through the linear map. d_x is assigned; d_weight accumulates, and is null for a router that is not trained
+// (frozen, resampled). d_logits is caller scratch [N,E] that holds the total logit gradient on return.
 #pragma once
 
 #include <cstdint>
@@ -17,8 +18,8 @@ namespace moelab::routing {
 enum class Gating { Softmax, Sigmoid };
 
 template <typename T>
-void router_forward(T* logits /*[N,E]*/, T* probs /*[N,E]*/, const T* x /*[N,d]*/, const T* weight /*[E,d]*/,
-                    int64_t N, int64_t d, int64_t E, Gating gating = Gating::Softmax);
+void router_forward(T* logits /*[N,E]*/, T* probs /*[N,E]*/, const T* x /*[N,d]*/, const T* weight /*[E,d]*/, int64_t N,
+                    int64_t d, int64_t E, Gating gating = Gating::Softmax);
 
 // d_logits_extra may be null (no z-loss); it must not alias d_logits.
 template <typename T>

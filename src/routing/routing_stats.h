@@ -1,4 +1,4 @@
-// Routing statistics for the logs and evaluations (SPEC section 4, issue 3 item 8), per MoE layer: how the tokens
+// Routing statistics for the logs and evaluations (docs/routing.md, 'Statistics'), per MoE layer: how the tokens
 // spread over the experts, how many experts a token uses, how confident the router is, how much capacity dropped.
 // Counts accumulate over any number of batches (a whole evaluation pass), then are summarised once.
 //

@@ -13,8 +13,7 @@ constexpr int64_t kParallelElements = 1 << 14;
 }  // namespace
 
 template <typename T>
-void top_k_forward(DispatchPlan<T>& plan, const T* probs /*[N,E]*/, int64_t N, int64_t E, int64_t k,
-                   bool renormalize) {
+void top_k_forward(DispatchPlan<T>& plan, const T* probs /*[N,E]*/, int64_t N, int64_t E, int64_t k, bool renormalize) {
   MOELAB_ASSERT(k >= 1 && k <= E, "top-k needs 1 <= k <= n_experts");
   MOELAB_ASSERT(N * k < (int64_t{1} << 31), "slot count must fit int32");
   plan.n_tokens = N;

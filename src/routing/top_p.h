@@ -1,7 +1,8 @@
-// The top-p selection rule (SPEC section 2, as paper 2's public code does it): sort a token's probabilities in
-// descending order (ties: lower expert index first), take the cumulative sum, and keep every expert up to and
-// including the first one at which the sum becomes STRICTLY greater than p. The top-1 expert is therefore always
-// kept, and a sum exactly equal to p keeps the next expert too. max_k > 0 caps the kept count (0: no cap).
+// The top-p selection rule (paper 2, as its public code does it; docs/routing.md, 'Selection rules'): sort a
+// token's probabilities in descending order (ties: lower expert index first), take the cumulative sum, and keep
+// every expert up to and including the first one at which the sum becomes STRICTLY greater than p. The top-1
+// expert is therefore always kept, and a sum exactly equal to p keeps the next expert too. max_k > 0 caps the kept
+// count (0: no cap).
 //   forward:  plan with a variable number of slots per token, in descending probability. Weight = the raw
 //             full-softmax probability, never renormalised over the kept set.
 //   backward: d_probs (assigned): the kept experts get their slot weight gradient (the weights are the

@@ -107,8 +107,8 @@ class AdamWRoundAvx512 {
   }
 };
 
-void adamw_round_avx512(float* params, float* grads, float* m, float* v, uint16_t* bf16, int64_t n,
-                        const AdamWHyper& h, bool zero_grads) {
+void adamw_round_avx512(float* params, float* grads, float* m, float* v, uint16_t* bf16, int64_t n, const AdamWHyper& h,
+                        bool zero_grads) {
   const AdamWRoundAvx512 kernel(h, zero_grads);
 #pragma omp parallel
   {
@@ -130,10 +130,14 @@ void adamw_step(T* params, T* grads, T* m, T* v, int64_t n, const AdamWHyper& h,
   if constexpr (std::is_same_v<T, float>)
     if (bf16) return adamw_round_avx512(params, grads, m, v, bf16, n, h, also.zero_grads);
 #endif
-  if (bf16 && also.zero_grads) adamw_pass<true, true>(params, grads, m, v, bf16, n, h);
-  else if (bf16) adamw_pass<true, false>(params, grads, m, v, bf16, n, h);
-  else if (also.zero_grads) adamw_pass<false, true>(params, grads, m, v, bf16, n, h);
-  else adamw_pass<false, false>(params, grads, m, v, bf16, n, h);
+  if (bf16 && also.zero_grads)
+    adamw_pass<true, true>(params, grads, m, v, bf16, n, h);
+  else if (bf16)
+    adamw_pass<true, false>(params, grads, m, v, bf16, n, h);
+  else if (also.zero_grads)
+    adamw_pass<false, true>(params, grads, m, v, bf16, n, h);
+  else
+    adamw_pass<false, false>(params, grads, m, v, bf16, n, h);
 }
 
 template void adamw_step<float>(float*, float*, float*, float*, int64_t, const AdamWHyper&, const AdamWAlso&);

@@ -4,10 +4,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
-
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
@@ -49,8 +48,7 @@ nlohmann::json read_json(const fs::path& path) {
 // frozen and resampled routers have no optimizer state).
 enum class Tensors { All, Trainable };
 
-std::vector<TensorView> tensor_views(const Model& model, const float* base, const std::string& prefix,
-                                     Tensors which) {
+std::vector<TensorView> tensor_views(const Model& model, const float* base, const std::string& prefix, Tensors which) {
   std::vector<TensorView> views;
   for (const auto& spec : model.table().specs())
     if (which == Tensors::All || spec.trainable)

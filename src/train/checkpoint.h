@@ -62,7 +62,6 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& dat
 // Reads every parameter into the model, checking names, dtypes and shapes; a tensor the model does not have is
 // an error too (a checkpoint of another architecture).
 void load_model_weights(const std::string& checkpoint_dir, Model& model);
-void load_training_state(const std::string& checkpoint_dir, const Model& model, OptimizerState& opt,
-                         TrainState& state);
+void load_training_state(const std::string& checkpoint_dir, const Model& model, OptimizerState& opt, TrainState& state);
 
 }  // namespace moelab

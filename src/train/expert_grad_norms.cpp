@@ -14,7 +14,8 @@ nlohmann::json expert_grad_norms(const Model& model) {
     if (!is_moe_layer(cfg.moe, i)) continue;
     std::vector<double> norms;  // [E]
     for (int64_t j = 0; j < cfg.moe.n_experts; ++j) {
-      const std::string e = "model.layers." + std::to_string(i) + ".block_sparse_moe.experts." + std::to_string(j) + ".";
+      const std::string e =
+          "model.layers." + std::to_string(i) + ".block_sparse_moe.experts." + std::to_string(j) + ".";
       double sum = 0;
       for (const char* w : {"w1.weight", "w3.weight", "w2.weight"}) {
         const ParamSpec& spec = table.find(e + w);

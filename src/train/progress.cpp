@@ -9,7 +9,9 @@
 namespace moelab {
 
 Progress::Progress(int64_t first_step, int64_t total_steps)
-    : tty_(isatty(STDERR_FILENO)), first_step_(first_step), total_steps_(total_steps),
+    : tty_(isatty(STDERR_FILENO)),
+      first_step_(first_step),
+      total_steps_(total_steps),
       start_(std::chrono::steady_clock::now()) {}
 
 void Progress::update(int64_t step, double loss, double lr, double tokens_per_s, bool log_line) {

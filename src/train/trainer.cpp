@@ -9,21 +9,20 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
-
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/op_profile.h"
 #include "data/loader.h"
 #include "eval/perplexity.h"
+#include "eval/routing_tally.h"
 #include "io/atomic_file.h"
 #include "model/config.h"
 #include "model/model.h"
-#include "eval/routing_tally.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
-#include "train/grad_clip.h"
 #include "train/expert_grad_norms.h"
+#include "train/grad_clip.h"
 #include "train/metrics_log.h"
 #include "train/progress.h"
 #include "train/schedule.h"
@@ -57,8 +56,7 @@ class StopSignals {
 std::string format_eval(const EvalResult& r, int64_t step) {
   char buf[160];
   std::snprintf(buf, sizeof buf, "eval step %lld: %s loss %.4f perplexity %.2f (%lld tokens)",
-                static_cast<long long>(step), r.split.c_str(), r.loss, r.perplexity,
-                static_cast<long long>(r.tokens));
+                static_cast<long long>(step), r.split.c_str(), r.loss, r.perplexity, static_cast<long long>(r.tokens));
   return buf;
 }
 
@@ -72,12 +70,11 @@ GradientNorm measure_gradients(const Model& model, double max_norm) {
 
 // Applies the decoupled weight decay per tensor group and one AdamW step to the whole model. The same pass rounds
 // the new weights into a bf16 model's copy and zeroes the gradients (Model::optimizer_access).
-void optimizer_step(Model& model, OptimizerState& opt, const TrainConfig& tc, double lr, int64_t t,
-                    float clip_factor) {
+void optimizer_step(Model& model, OptimizerState& opt, const TrainConfig& tc, double lr, int64_t t, float clip_factor) {
   profile::Scope p("optimizer (AdamW)", 0);
   const Model::OptimizerAccess w = model.optimizer_access();
   for (const auto& spec : model.table().specs()) {
-    if (!spec.trainable) {  // no gradient reaches it; cleared all the same, as the contract asks
+    if (!spec.trainable) {  // no gradient reaches it; zeroed anyway, as optimizer_access() requires
       std::fill_n(w.grads + spec.offset, spec.numel, 0.0f);
       continue;
     }
@@ -179,10 +176,17 @@ TrainOutcome train(Config cfg, const std::string& resume) {
     const double tokens_per_s = tokens_per_step / seconds;
     const bool log_now = state.step % tc.log_every == 0 || state.step == tc.steps;
     if (log_now) {
-      metrics.write({{"type", "train"}, {"step", state.step}, {"loss", sum.total}, {"ce_loss", sum.ce},
-                     {"load_balance_loss", sum.load_balance}, {"z_loss", sum.z_loss},
-                     {"dynamic_loss", sum.entropy}, {"lr", lr},
-                     {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s}, {"tokens", state.tokens_seen},
+      metrics.write({{"type", "train"},
+                     {"step", state.step},
+                     {"loss", sum.total},
+                     {"ce_loss", sum.ce},
+                     {"load_balance_loss", sum.load_balance},
+                     {"z_loss", sum.z_loss},
+                     {"dynamic_loss", sum.entropy},
+                     {"lr", lr},
+                     {"grad_norm", grad_norm},
+                     {"tokens_per_s", tokens_per_s},
+                     {"tokens", state.tokens_seen},
                      {"routing", routing.to_json(cfg.routing.top_k)}});
     }
     progress.update(step, sum.ce, lr, tokens_per_s, log_now);

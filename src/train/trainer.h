@@ -12,7 +12,7 @@
 namespace moelab {
 
 struct TrainOutcome {
-  bool interrupted = false;   // stopped by SIGINT/SIGTERM after saving a checkpoint
+  bool interrupted = false;  // stopped by SIGINT/SIGTERM after saving a checkpoint
   int64_t steps_done = 0;
   std::string checkpoint;     // the last checkpoint written
   double final_val_loss = 0;  // 0 when interrupted
@@ -30,7 +30,6 @@ struct GradientNorm {
   float clip_factor;  // 1 when not clipping
 };
 GradientNorm measure_gradients(const Model& model, double max_norm);
-void optimizer_step(Model& model, OptimizerState& opt, const TrainConfig& tc, double lr, int64_t t,
-                    float clip_factor);
+void optimizer_step(Model& model, OptimizerState& opt, const TrainConfig& tc, double lr, int64_t t, float clip_factor);
 
 }  // namespace moelab

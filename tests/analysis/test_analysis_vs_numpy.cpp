@@ -8,18 +8,16 @@
 // Needs data/brown (scripts/test.sh prepares it) and Debian's /usr/bin/python3 with python3-numpy, which the test
 // command installs: without them this test fails, it is not skipped.
 #include <gtest/gtest.h>
-
 #include <sys/wait.h>
 
 #include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "support/run_moelab.h"
 #include "support/temp_dir.h"
@@ -82,12 +80,23 @@ TEST_P(AnalysisVsNumpy, EveryNumberOfTheReportMatchesTheOracle) {
   // A tiny model, 8 steps at a high learning rate so that routing is no longer uniform; an evaluation at step 4
   // and at the end logs the per-expert gradient norms the report reads back.
   std::string train = "train " + std::string(MOELAB_TEST_DIR) + "/../configs/brown-tiny.toml";
-  std::vector<std::string> settings = {"data.dir=\"" + data_dir + "\"", "model.d_model=32", "model.n_layers=2",
-                                       "model.n_heads=2", "moe.n_experts=4", "moe.expert_hidden=48",
-                                       "train.seq_len=32", "model.max_seq_len=32", "train.batch_size=4",
-                                       "train.steps=8", "train.warmup_steps=2", "train.lr=1e-2",
-                                       "train.eval_every=4", "train.eval_tokens=512", "train.checkpoint_every=0",
-                                       "train.log_every=1", "train.out_dir=\"" + run + "\""};
+  std::vector<std::string> settings = {"data.dir=\"" + data_dir + "\"",
+                                       "model.d_model=32",
+                                       "model.n_layers=2",
+                                       "model.n_heads=2",
+                                       "moe.n_experts=4",
+                                       "moe.expert_hidden=48",
+                                       "train.seq_len=32",
+                                       "model.max_seq_len=32",
+                                       "train.batch_size=4",
+                                       "train.steps=8",
+                                       "train.warmup_steps=2",
+                                       "train.lr=1e-2",
+                                       "train.eval_every=4",
+                                       "train.eval_tokens=512",
+                                       "train.checkpoint_every=0",
+                                       "train.log_every=1",
+                                       "train.out_dir=\"" + run + "\""};
   settings.insert(settings.end(), c.settings.begin(), c.settings.end());
   for (const std::string& s : settings) train += " --set '" + s + "'";
   const auto trained = testing::run_moelab(train);
@@ -134,8 +143,8 @@ INSTANTIATE_TEST_SUITE_P(
     Routing, AnalysisVsNumpy,
     ::testing::Values(PipelineCase{"top_k_token", {}, Exercises::TopTwo},
                       // With 4 experts near 1/4 each, the two largest sum to just over 0.5: 0.55 keeps 2 or 3.
-                      PipelineCase{"top_p", {"routing.rule=\"top_p\"", "routing.top_p=0.55"},
-                                   Exercises::VaryingExperts},
+                      PipelineCase{
+                          "top_p", {"routing.rule=\"top_p\"", "routing.top_p=0.55"}, Exercises::VaryingExperts},
                       PipelineCase{"sequence_after_dense",
                                    {"routing.granularity=\"sequence\"", "model.n_layers=3", "moe.first_dense_layers=1"},
                                    Exercises::SequenceAfterDense}),

@@ -43,7 +43,11 @@ std::vector<float> normals(int64_t n, double scale, uint64_t seed) {
 }
 
 Layer random_layer(int64_t E, int64_t d, int64_t h, uint64_t seed) {
-  return {E, d, h, normals(E * h * d, 1.0 / std::sqrt(d), seed), normals(E * h * d, 1.0 / std::sqrt(d), seed + 1),
+  return {E,
+          d,
+          h,
+          normals(E * h * d, 1.0 / std::sqrt(d), seed),
+          normals(E * h * d, 1.0 / std::sqrt(d), seed + 1),
           normals(E * d * h, 1.0 / std::sqrt(h), seed + 2)};
 }
 
@@ -243,8 +247,7 @@ TEST(DynamicExperts, ScoresReversingNormsGiveAntiDiagonal) {
   const std::vector<float> scores = norm_scores(reference(l, x, S), -1.0);
   const DynamicLayerAnalysis a = analyze_dynamic(l.view(), x.data(), scores.data(), S);
   for (int64_t i = 0; i < E; ++i)
-    for (int64_t j = 0; j < E; ++j)
-      EXPECT_EQ(a.rank_cooccurrence[i * E + j], i + j == E - 1 ? S : 0) << i << "," << j;
+    for (int64_t j = 0; j < E; ++j) EXPECT_EQ(a.rank_cooccurrence[i * E + j], i + j == E - 1 ? S : 0) << i << "," << j;
   EXPECT_DOUBLE_EQ(a.top_score_is_top_norm, 0.0);
   EXPECT_NEAR(a.mean_spearman, -1.0, 1e-12);
 }

@@ -25,16 +25,15 @@ TEST(DynamicRouting, ExpertsPerTokenHandCase) {
   const nlohmann::json j = analysis::to_json(r);
   EXPECT_EQ(j["histogram"], nlohmann::json::parse("[1,2,2,1]"));
   EXPECT_DOUBLE_EQ(j["mean"].get<double>(), 1.5);
-  EXPECT_CONTAINS(testing::error_of([&] { analysis::experts_per_token(n.data(), 6, 2); }),
-                  "token 4 uses 3 experts");
+  EXPECT_CONTAINS(testing::error_of([&] { analysis::experts_per_token(n.data(), 6, 2); }), "token 4 uses 3 experts");
 }
 
 // Harder tokens (higher loss) get more experts: 1 + floor(loss / 2) for loss uniform in [0, 8), so each of four
 // quantiles holds mostly one count and the group means rise.
 TEST(DynamicRouting, MoreExpertsForHarderTokens) {
   const int64_t N = 10000;
-  std::vector<float> loss(N);    // [N]
-  std::vector<uint8_t> n(N);     // [N]
+  std::vector<float> loss(N);  // [N]
+  std::vector<uint8_t> n(N);   // [N]
   Rng rng(5, 0);
   for (int64_t t = 0; t < N; ++t) {
     loss[t] = static_cast<float>(8 * rng.uniform());
@@ -159,25 +158,24 @@ TEST(DynamicRouting, ALastLineCutShortByAKillIsDropped) {
 TEST(DynamicRouting, TrainingCourseErrorsNameFileAndLine) {
   testing::TempDir dir;
   const std::string path = dir.file("metrics.jsonl");
-  testing::write_all(path,
-                     R"({"type":"train","step":1,"routing":[{"layer":0,"mean_experts_per_token":2}]})"
-                     "\n\n"
-                     R"({"type":"train","step":2,"rou)"
-                     "\n");
+  testing::write_all(path, R"({"type":"train","step":1,"routing":[{"layer":0,"mean_experts_per_token":2}]})"
+                           "\n\n"
+                           R"({"type":"train","step":2,"rou)"
+                           "\n");
   std::string msg = testing::error_of([&] { analysis::read_training_course(path); });
   EXPECT_CONTAINS(msg, path);
   EXPECT_CONTAINS(msg, "line 3");
 
-  testing::write_all(path,
-                     R"({"type":"train","step":1,"routing":[{"layer":0,"mean_experts_per_token":2}]})"
-                     "\n"
-                     R"({"type":"train","step":2,"routing":[{"layer":1,"mean_experts_per_token":2}]})"
-                     "\n");
+  testing::write_all(path, R"({"type":"train","step":1,"routing":[{"layer":0,"mean_experts_per_token":2}]})"
+                           "\n"
+                           R"({"type":"train","step":2,"routing":[{"layer":1,"mean_experts_per_token":2}]})"
+                           "\n");
   msg = testing::error_of([&] { analysis::read_training_course(path); });
   EXPECT_CONTAINS(msg, "line 2");
   EXPECT_CONTAINS(msg, "layers differ");
 
-  testing::write_all(path, R"({"type":"train","step":1,"routing":[{"layer":0}]})" "\n");
+  testing::write_all(path, R"({"type":"train","step":1,"routing":[{"layer":0}]})"
+                           "\n");
   EXPECT_CONTAINS(testing::error_of([&] { analysis::read_training_course(path); }), "mean_experts_per_token");
 
   const std::string missing = dir.file("absent.jsonl");

@@ -4,8 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include "analysis/expert_health.h"
-#include "core/error.h"
 #include "analysis/owned_experts.h"
+#include "core/error.h"
 
 namespace moelab {
 namespace {

@@ -226,8 +226,8 @@ TEST(Specialisation, UnlabelledTokensIgnored) {
 // breaks the clustering of the labels and so calls this specialised; moving whole windows keeps it and does not.
 TEST(Specialisation, WindowShuffleIsNotFooledByClusteredRoutingAndLabels) {
   const int64_t W = 64, windows = 400, N = W * windows + 17, E = 8, C = 6;  // a 17-token tail window stays put
-  std::vector<int16_t> experts(N * 2);  // [N,2]
-  std::vector<uint8_t> genre(N);        // [N]
+  std::vector<int16_t> experts(N * 2);                                      // [N,2]
+  std::vector<uint8_t> genre(N);                                            // [N]
   Rng rng(5, 0);
   for (int64_t w = 0; w * W < N; ++w) {
     const int16_t a = static_cast<int16_t>(rng.below(E)), b = static_cast<int16_t>((a + 1 + rng.below(E - 1)) % E);

@@ -4,10 +4,10 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "analysis/owned_experts.h"
 #include "analysis/static_experts.h"
 #include "core/error.h"
 #include "core/rng.h"
-#include "analysis/owned_experts.h"
 
 namespace moelab {
 namespace {

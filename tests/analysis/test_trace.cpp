@@ -74,8 +74,10 @@ void expect_matches_window_forwards(Model& m, const TraceSource& src, const Rout
       const int64_t g = w * kT + t;
       EXPECT_EQ(tr.position[g], t);
       EXPECT_EQ(tr.token_id[g], src.tokens[g]);
-      if (tgt[t] < 0) EXPECT_TRUE(std::isnan(tr.loss[g])) << g;
-      else EXPECT_NEAR(tr.loss[g], m.row_losses()[t], 1e-4) << g;
+      if (tgt[t] < 0)
+        EXPECT_TRUE(std::isnan(tr.loss[g])) << g;
+      else
+        EXPECT_NEAR(tr.loss[g], m.row_losses()[t], 1e-4) << g;
       for (int64_t l = 0; l < L; ++l) {
         const auto& plan = *routing[l].token_plan;
         const int32_t s0 = plan.token_offsets[t], s1 = plan.token_offsets[t + 1];
@@ -219,8 +221,8 @@ std::string write_labelled_data_folder(const TempDir& dir) {
   std::vector<std::string> sentences;
   for (int r = 0; r < 5; ++r)
     for (const char* s : {"The jury said it did find that the election was conducted .",
-                          "The House passed the bill on Sunday , and the governor signed it .",
-                          "Who will pay for it ?", "Why did the cat cross the road ?"})
+                          "The House passed the bill on Sunday , and the governor signed it .", "Who will pay for it ?",
+                          "Why did the cat cross the road ?"})
       sentences.push_back(s);
   const auto tok = data::Tokenizer::train(sentences, 300);
   std::array<data::SplitTokens, data::kNumSplits> splits;
@@ -234,8 +236,8 @@ std::string write_labelled_data_folder(const TempDir& dir) {
       sp.documents += end;
     }
   }
-  const data::DataDescription desc{"brown", tok.vocab_size(), tok.eod_id(), {"news", "fiction"},
-                                   {"NOUN", "VERB", "ADJ", "ADV"}};
+  const data::DataDescription desc{
+      "brown", tok.vocab_size(), tok.eod_id(), {"news", "fiction"}, {"NOUN", "VERB", "ADJ", "ADV"}};
   const std::string folder = dir.file("data");
   data::write_data_folder(folder, desc, splits, tok.model_bytes());
   return folder;
@@ -267,8 +269,7 @@ TEST(Trace, SourcesFromASplitAndFromATextFile) {
   EXPECT_TRUE(t.pos.empty() && t.genre.empty() && t.pos_names.empty() && t.genre_names.empty());
   EXPECT_CONTAINS(t.description, "notes.txt");
   EXPECT_EQ(trace_source_from_text(data, dir.file("notes.txt"), 4).tokens.size(), 4u);
-  EXPECT_CONTAINS(testing::error_of([&] { trace_source_from_text(data, dir.file("missing.txt"), 0); }),
-                  "missing.txt");
+  EXPECT_CONTAINS(testing::error_of([&] { trace_source_from_text(data, dir.file("missing.txt"), 0); }), "missing.txt");
   testing::write_all(dir.file("blank.txt"), "");
   EXPECT_CONTAINS(testing::error_of([&] { trace_source_from_text(data, dir.file("blank.txt"), 0); }), "blank.txt");
 }
@@ -323,19 +324,21 @@ print('%.9e' % a['probs'][0, 2, 3], idx['pos_names'], idx['genre_names'])
       "moelab-trace 37 2 [0, 1] runs/x/checkpoints/step-00000010 synthetic\n"
       "['experts', 'genre', 'loss', 'n_selected', 'pos', 'position', 'probs', 'token_id', 'weights'] (2, 37, 2) "
       "(2, 37, 4)\n"
-      "[" + std::to_string(tr.experts[at(1, 5, 0)]) + ", " + std::to_string(tr.experts[at(1, 5, 1)]) + "] " +
+      "[" +
+      std::to_string(tr.experts[at(1, 5, 0)]) + ", " + std::to_string(tr.experts[at(1, 5, 1)]) + "] " +
       sci(tr.weights[at(1, 5, 0)]) + " 2 [" + std::to_string(src.tokens[0]) + ", " + std::to_string(src.tokens[1]) +
-      ", " + std::to_string(src.tokens[2]) + "]\n"
-      "[0, 1] True " + sci(tr.loss[0]) + " 255 1\n" +
-      sci(tr.probs[(0 * n + 2) * 4 + 3]) + " ['NOUN', 'VERB', 'ADJ'] ['news', 'fiction']\n";
+      ", " + std::to_string(src.tokens[2]) +
+      "]\n"
+      "[0, 1] True " +
+      sci(tr.loss[0]) + " 255 1\n" + sci(tr.probs[(0 * n + 2) * 4 + 3]) +
+      " ['NOUN', 'VERB', 'ADJ'] ['news', 'fiction']\n";
   EXPECT_EQ(run_python(script), expect);
 
   // A second trace without labels or probabilities into the same folder leaves no stale arrays behind.
   TraceSource bare = src;
   bare.pos.clear(), bare.genre.clear(), bare.pos_names.clear(), bare.genre_names.clear();
   write_trace(out, collect_trace(*m, bare, {kT, 2}, {}), nlohmann::json::object());
-  for (const char* f : {"pos.npy", "genre.npy", "probs.npy"})
-    EXPECT_FALSE(std::filesystem::exists(out + "/" + f)) << f;
+  for (const char* f : {"pos.npy", "genre.npy", "probs.npy"}) EXPECT_FALSE(std::filesystem::exists(out + "/" + f)) << f;
   EXPECT_TRUE(std::filesystem::exists(out + "/experts.npy"));
 }
 

@@ -107,8 +107,8 @@ TEST(GemmBf16, AMirroredOperandGivesTheSameProduct) {
       }
       EXPECT_EQ(mirrored.c, x.c);
       std::fill(mirrored.c.begin(), mirrored.c.end(), 0.0f);  // outside the scope the f32 array is converted again
-      gemm_bf16(k.ta, k.tb, k.M, k.N, k.K, 1.0f, mirrored.a.data(), mirrored.lda, mirrored.b.data(), mirrored.ldb,
-                0.0f, mirrored.c.data(), mirrored.ldc);
+      gemm_bf16(k.ta, k.tb, k.M, k.N, k.K, 1.0f, mirrored.a.data(), mirrored.lda, mirrored.b.data(), mirrored.ldb, 0.0f,
+                mirrored.c.data(), mirrored.ldc);
       EXPECT_GT(std::abs(mirrored.c[0]), 1e20f);
       EXPECT_EQ(b_f32, x.b);
     }
@@ -171,8 +171,8 @@ TEST(GemmBf16, OperandsGivenInBf16GiveTheSameProducts) {
       for (int64_t depth : {int64_t{64}, int64_t{45}})
         for (Trans tb : {Trans::N, Trans::T})
           for (bool mirror : {false, true}) {
-            SCOPED_TRACE(::testing::Message() << "depth " << depth << " tb " << (tb == Trans::T) << " mirror "
-                                              << mirror);
+            SCOPED_TRACE(::testing::Message()
+                         << "depth " << depth << " tb " << (tb == Trans::T) << " mirror " << mirror);
             const Case k{Trans::N, tb, rows, 29, depth, 3, alpha, beta};
             Operands x = operands(k, value);
             Operands y = x;

@@ -23,8 +23,8 @@ struct Weights {
 Weights weights(int64_t N, int64_t K) { return {N, K, testing::to_float(testing::random_vector(2 * N * K, 11))}; }
 
 // C [M,N] (row stride ldc) = A [M,K] (row stride lda) · Bᵀ in double, B [N,K].
-std::vector<double> reference(int64_t M, int64_t N, int64_t K, const std::vector<float>& a, int64_t lda,
-                              const float* b, int64_t ldc) {
+std::vector<double> reference(int64_t M, int64_t N, int64_t K, const std::vector<float>& a, int64_t lda, const float* b,
+                              int64_t ldc) {
   std::vector<double> c(M * ldc, 0.0);
   for (int64_t i = 0; i < M; ++i)
     for (int64_t j = 0; j < N; ++j) {

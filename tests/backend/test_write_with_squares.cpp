@@ -60,8 +60,10 @@ TEST(WriteWithSquares, SameBitsOnOneThreadOrTwo) {
       const std::vector<float> src = random_values(n, 1);
       const double squares =
           add ? add_with_squares(dst.data(), src.data(), n) : copy_with_squares(dst.data(), src.data(), n);
-      if (threads == 1) one = squares;
-      else EXPECT_EQ(squares, one) << "add " << add;
+      if (threads == 1)
+        one = squares;
+      else
+        EXPECT_EQ(squares, one) << "add " << add;
     }
   }
 }

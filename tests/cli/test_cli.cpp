@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "support/temp_dir.h"
 #include "model/config.h"
 #include "support/errors.h"
 #include "support/run_moelab.h"
+#include "support/temp_dir.h"
 
 namespace moelab {
 namespace {

@@ -1,8 +1,7 @@
 // Ctrl-C during training: the process saves a checkpoint at the next step boundary and exits with status 130;
 // `moelab train --resume` then continues from that step to the end.
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -11,11 +10,10 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/rng.h"
 #include "data/token_file.h"
@@ -82,9 +80,9 @@ TEST(Interrupt, SigintSavesACheckpointAndResumeFinishesTheRun) {
   EXPECT_GE(stopped_at, 5);
   EXPECT_EQ(train_records(dir.file("run/metrics.jsonl")), stopped_at);
 
-  const pid_t resumed = spawn({MOELAB_BINARY, "train", "--resume", dir.file("run"), "--set",
-                               "train.steps=" + std::to_string(stopped_at + 3)},
-                              dir.file("resume.log"));
+  const pid_t resumed = spawn(
+      {MOELAB_BINARY, "train", "--resume", dir.file("run"), "--set", "train.steps=" + std::to_string(stopped_at + 3)},
+      dir.file("resume.log"));
   EXPECT_EQ(wait_status(resumed), 0) << testing::read_all(dir.file("resume.log"));
   EXPECT_EQ(train_records(dir.file("run/metrics.jsonl")), stopped_at + 3);
   EXPECT_NE(testing::read_all(dir.file("resume.log")).find("resuming from"), std::string::npos);

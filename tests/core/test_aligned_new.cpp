@@ -13,7 +13,7 @@ bool aligned_64(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 64
 
 TEST(AlignedNew, LargeVectorsStartOnACacheLine) {
   for (size_t n : {1024, 1025, 4099, 100000, 5000000}) {  // below and above malloc's mmap threshold
-    std::vector<float> small_neighbour(3, 1.0f);            // shifts the heap between the large blocks
+    std::vector<float> small_neighbour(3, 1.0f);          // shifts the heap between the large blocks
     std::vector<float> v(n, 2.0f);
     EXPECT_TRUE(aligned_64(v.data())) << n << " floats";
     EXPECT_EQ(v[n - 1], 2.0f);

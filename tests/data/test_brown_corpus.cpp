@@ -17,7 +17,7 @@ using data::Document;
 using testing::TempDir;
 using testing::write_all;
 
-// Class ids in the order of the brief: NOUN VERB ADJ ADV PRON DET ADP NUM CONJ PRT . X
+// Class ids in the order of data/brown_corpus.h: NOUN VERB ADJ ADV PRON DET ADP NUM CONJ PRT . X
 enum { NOUN, VERB, ADJ, ADV, PRON, DET, ADP, NUM, CONJ, PRT, PUNCT, X };
 
 struct ExpectedWord {

@@ -78,11 +78,11 @@ TEST(Npy, NumpyReadsEveryDtypeBack) {
   TempDir dir;
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const std::vector<float> f4 = {1.5f, -2.25f, 0.0f, 1024.0f, nan, 0.125f};  // [2,3]
-  const std::vector<double> f8 = {0.1, -1e300};                               // [2]
+  const std::vector<double> f8 = {0.1, -1e300};                              // [2]
   const std::vector<int32_t> i4 = {-2147483647 - 1, 7, 2147483647};          // [3,1]
-  const std::vector<int16_t> i2 = {-1, 3, -32768, 32767};                     // [2,2]
-  const std::vector<uint8_t> u1 = {0, 255, 17};                               // [3]
-  const std::vector<int64_t> i8 = {-5, 9007199254740993LL};                   // [1,2]
+  const std::vector<int16_t> i2 = {-1, 3, -32768, 32767};                    // [2,2]
+  const std::vector<uint8_t> u1 = {0, 255, 17};                              // [3]
+  const std::vector<int64_t> i8 = {-5, 9007199254740993LL};                  // [1,2]
   const std::vector<int64_t> s23 = {2, 3}, s2 = {2}, s31 = {3, 1}, s22 = {2, 2}, s3 = {3}, s12 = {1, 2};
   write_npy<float>(dir.file("f4.npy"), s23, f4.data());
   write_npy<double>(dir.file("f8.npy"), s2, f8.data());

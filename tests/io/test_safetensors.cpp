@@ -10,8 +10,8 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
-#include "support/temp_dir.h"
 #include "support/errors.h"
+#include "support/temp_dir.h"
 
 namespace moelab {
 namespace {

@@ -23,7 +23,8 @@ TEST(Bf16Precision, CloseToF32ButNotIdentical) {
   bf16.params() = f32.params();
   const int64_t B = 4, T = 16, N = B * T, V = 96;
   std::vector<int32_t> inputs(N), targets(N);
-  for (int64_t i = 0; i < N; ++i) inputs[i] = static_cast<int32_t>((7 * i) % V), targets[i] = static_cast<int32_t>((3 * i + 1) % V);
+  for (int64_t i = 0; i < N; ++i)
+    inputs[i] = static_cast<int32_t>((7 * i) % V), targets[i] = static_cast<int32_t>((3 * i + 1) % V);
   const Losses a = f32.forward(inputs.data(), targets.data(), B, T);
   std::vector<float> logits_f32(f32.logits(), f32.logits() + N * V);
   const Losses b = bf16.forward(inputs.data(), targets.data(), B, T);
@@ -31,8 +32,8 @@ TEST(Bf16Precision, CloseToF32ButNotIdentical) {
   for (int64_t i = 0; i < N * V; ++i)
     diff = testing::worse(diff, std::abs(bf16.logits()[i] - logits_f32[i])),
     scale = std::max(scale, static_cast<double>(std::abs(logits_f32[i])));
-  EXPECT_GT(diff, 0.0);            // bf16 really was used
-  EXPECT_LT(diff, 0.03 * scale);   // and stays within bf16 rounding
+  EXPECT_GT(diff, 0.0);           // bf16 really was used
+  EXPECT_LT(diff, 0.03 * scale);  // and stays within bf16 rounding
   EXPECT_NEAR(b.ce, a.ce, 0.01 * a.ce);
   f32.zero_grads(), bf16.zero_grads();
   f32.backward(1.0), bf16.backward(1.0);
@@ -51,7 +52,8 @@ TEST(Bf16Precision, EachForwardUsesTheCurrentWeights) {
   changed.init_params(5);
   const int64_t B = 4, T = 16, N = B * T, V = 96;
   std::vector<int32_t> inputs(N), targets(N);
-  for (int64_t i = 0; i < N; ++i) inputs[i] = static_cast<int32_t>((5 * i) % V), targets[i] = static_cast<int32_t>((i + 2) % V);
+  for (int64_t i = 0; i < N; ++i)
+    inputs[i] = static_cast<int32_t>((5 * i) % V), targets[i] = static_cast<int32_t>((i + 2) % V);
   const Losses before = changed.forward(inputs.data(), targets.data(), B, T);
   for (float& w : changed.params()) w *= 1.5f;
   fresh.params() = changed.params();

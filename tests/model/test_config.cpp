@@ -10,9 +10,9 @@
 #include <string>
 
 #include "core/error.h"
-#include "support/temp_dir.h"
-#include "support/errors.h"
 #include "model/config.h"
+#include "support/errors.h"
+#include "support/temp_dir.h"
 
 namespace moelab {
 namespace {

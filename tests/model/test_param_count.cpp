@@ -11,9 +11,9 @@
 #include "model/param_count.h"
 #include "model/param_table.h"
 #include "support/errors.h"
+#include "support/run_moelab.h"
 #include "support/synthetic_data.h"
 #include "support/temp_dir.h"
-#include "support/run_moelab.h"
 
 namespace moelab {
 namespace {
@@ -74,24 +74,31 @@ TEST(ParamCount, Paper2MatchesTheHandFormulaAndThePaper) {
 }
 
 TEST(ParamCount, PartsAreEveryPartOnceAndAddUpToTheTable) {
-  const std::array<ParamGroup, 8> order = {ParamGroup::Embedding, ParamGroup::Attention,    ParamGroup::Norm,
-                                           ParamGroup::Router,    ParamGroup::Expert,       ParamGroup::SharedExpert,
+  const std::array<ParamGroup, 8> order = {ParamGroup::Embedding, ParamGroup::Attention, ParamGroup::Norm,
+                                           ParamGroup::Router,    ParamGroup::Expert,    ParamGroup::SharedExpert,
                                            ParamGroup::DenseFfn,  ParamGroup::LmHead};
   struct Shape {
     int64_t vocab, d_model, layers, heads, kv_heads, experts, hidden, top_k, first_dense, moe_every, dense_hidden;
     bool tied;
     int64_t shared = 0;
   };
-  for (const Shape& s : {Shape{32000, 1024, 24, 16, 0, 16, 2816, 2, 0, 1, 0, false},
-                         Shape{97, 12, 5, 3, 1, 7, 5, 3, 1, 2, 0, false},
-                         Shape{61, 20, 3, 5, 5, 3, 9, 1, 3, 1, 13, true},
-                         Shape{53, 16, 3, 2, 0, 4, 8, 1, 1, 1, 0, false, 2},
-                         Shape{1, 2, 1, 1, 0, 1, 1, 1, 0, 3, 0, true}}) {
+  for (const Shape& s :
+       {Shape{32000, 1024, 24, 16, 0, 16, 2816, 2, 0, 1, 0, false}, Shape{97, 12, 5, 3, 1, 7, 5, 3, 1, 2, 0, false},
+        Shape{61, 20, 3, 5, 5, 3, 9, 1, 3, 1, 13, true}, Shape{53, 16, 3, 2, 0, 4, 8, 1, 1, 1, 0, false, 2},
+        Shape{1, 2, 1, 1, 0, 1, 1, 1, 0, 3, 0, true}}) {
     Config cfg;
-    cfg.model = {.vocab_size = s.vocab, .d_model = s.d_model, .n_layers = s.layers, .n_heads = s.heads,
-                 .n_kv_heads = s.kv_heads, .tie_embeddings = s.tied};
-    cfg.moe = {.n_experts = s.experts, .expert_hidden = s.hidden, .first_dense_layers = s.first_dense,
-               .moe_every = s.moe_every, .dense_hidden = s.dense_hidden, .n_shared_experts = s.shared};
+    cfg.model = {.vocab_size = s.vocab,
+                 .d_model = s.d_model,
+                 .n_layers = s.layers,
+                 .n_heads = s.heads,
+                 .n_kv_heads = s.kv_heads,
+                 .tie_embeddings = s.tied};
+    cfg.moe = {.n_experts = s.experts,
+               .expert_hidden = s.hidden,
+               .first_dense_layers = s.first_dense,
+               .moe_every = s.moe_every,
+               .dense_hidden = s.dense_hidden,
+               .n_shared_experts = s.shared};
     cfg.routing.top_k = s.top_k;
     validate(cfg);
     const ParamCount c = count_params(cfg);

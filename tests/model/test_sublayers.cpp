@@ -60,9 +60,8 @@ TEST(SwigluMlp, StagedWeightGradientsAreTheUnstagedOnes) {
   auto run = [&](const std::vector<double>& held, SwigluGradStaging<double> staging) {
     Grads gr{held, held, held, std::vector<double>(n * d)};
     std::vector<double> s1(n * h), s2(n * h), s3(n * h);
-    swiglu_mlp_backward(gr.d_x.data(), SwigluMlpGrads<double>{gr.gate.data(), gr.up.data(), gr.down.data()},
-                        s1.data(), s2.data(), s3.data(), r.data(), x.data(), g.data(), u.data(), act.data(), w, n, d,
-                        h, staging);
+    swiglu_mlp_backward(gr.d_x.data(), SwigluMlpGrads<double>{gr.gate.data(), gr.up.data(), gr.down.data()}, s1.data(),
+                        s2.data(), s3.data(), r.data(), x.data(), g.data(), u.data(), act.data(), w, n, d, h, staging);
     return gr;
   };
   std::vector<double> rows(h * d, std::nan(""));  // overwritten before every read
@@ -109,8 +108,8 @@ TEST(SwigluMlp, ABf16ActivationGivesTheProductsOfTheF32One) {
                            keep_bf16 ? act_bf16.data() : nullptr);
         float* dw = res.d_weights.data();
         const float* saved_act = keep_bf16 ? nullptr : act.data();  // backward reads one or the other
-        swiglu_mlp_backward(res.d_x.data(), SwigluMlpGrads<float>{dw, dw + h * d, dw + 2 * h * d}, s1.data(),
-                            s2.data(), s3.data(), r.data(), x.data(), g.data(), u.data(), saved_act, w, n, d, h,
+        swiglu_mlp_backward(res.d_x.data(), SwigluMlpGrads<float>{dw, dw + h * d, dw + 2 * h * d}, s1.data(), s2.data(),
+                            s3.data(), r.data(), x.data(), g.data(), u.data(), saved_act, w, n, d, h,
                             SwigluGradStaging<float>{rows.data(), true, &tally}, keep_bf16 ? act_bf16.data() : nullptr);
         EXPECT_EQ(tally.known_values(), 3 * h * d);
         res.norm = tally.norm(3 * h * d);
@@ -164,11 +163,10 @@ TEST(MoeFfn, Bf16ExpertsReadTheirOwnActivationRows) {
     }
     std::vector<float> y(n * d), gg(n * h), u(n * h), a(n * h), s1(n * h), s2(n * h), s3(n * h), rows(h * d);
     std::vector<float> dx(n * d), dw(3 * h * d, 0.0f);
-    swiglu_mlp_forward(y.data(), gg.data(), u.data(), a.data(), act.x_grouped.data() + r0 * d, w.experts[e], n, d,
-                       h);
+    swiglu_mlp_forward(y.data(), gg.data(), u.data(), a.data(), act.x_grouped.data() + r0 * d, w.experts[e], n, d, h);
     swiglu_mlp_backward(dx.data(), SwigluMlpGrads<float>{dw.data(), dw.data() + h * d, dw.data() + 2 * h * d},
-                        s1.data(), s2.data(), s3.data(), sc.d_y_grouped.data() + r0 * d,
-                        act.x_grouped.data() + r0 * d, gg.data(), u.data(), a.data(), w.experts[e], n, d, h,
+                        s1.data(), s2.data(), s3.data(), sc.d_y_grouped.data() + r0 * d, act.x_grouped.data() + r0 * d,
+                        gg.data(), u.data(), a.data(), w.experts[e], n, d, h,
                         SwigluGradStaging<float>{rows.data(), false, nullptr});
     EXPECT_TRUE(std::equal(y.begin(), y.end(), act.y_grouped.begin() + r0 * d));
     EXPECT_TRUE(std::equal(dx.begin(), dx.end(), sc.d_x_grouped.begin() + r0 * d));
@@ -197,8 +195,8 @@ TEST_P(AttentionBlockShapes, GradientsMatchFiniteDifferences) {
   std::vector<double> d_x(N * d), g_norm(d, 0.0), g_q(wq.size(), 0.0), g_k(wk.size(), 0.0), g_v(wv.size(), 0.0),
       g_o(wo.size(), 0.0);
   AttentionScratch<double> scratch;
-  attention_block_backward(d_x.data(), AttentionGrads<double>{g_norm.data(), g_q.data(), g_k.data(), g_v.data(),
-                                                              g_o.data()},
+  attention_block_backward(d_x.data(),
+                           AttentionGrads<double>{g_norm.data(), g_q.data(), g_k.data(), g_v.data(), g_o.data()},
                            scratch, r.data(), x.data(), act, weights(), s);
   expect_gradient_matches("d_x", x, d_x, loss);
   expect_gradient_matches("d_norm", norm, g_norm, loss);
@@ -283,8 +281,8 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
     }
   }
   std::vector<double> d_x(N * d), d_router(E * d, 0.0);
-  std::vector<std::vector<double>> d_gate(E, std::vector<double>(h * d, 0.0)), d_up = d_gate,
-                                   d_down(E, std::vector<double>(d * h, 0.0));
+  std::vector<std::vector<double>> d_gate(E, std::vector<double>(h * d, 0.0)),
+      d_up = d_gate, d_down(E, std::vector<double>(d * h, 0.0));
   std::vector<double> d_shared_gate(hs * d, 0.0), d_shared_up(hs * d, 0.0), d_shared_down(d * hs, 0.0);
   MoeFfnGrads<double> grads{d_router.data(), {}, {d_shared_gate.data(), d_shared_up.data(), d_shared_down.data()}};
   for (int e = 0; e < E; ++e) grads.experts.push_back({d_gate[e].data(), d_up[e].data(), d_down[e].data()});
@@ -316,34 +314,33 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
 
 INSTANTIATE_TEST_SUITE_P(
     Routing, MoeFfnCases,
-    ::testing::Values(MoeCase{"top2_renormalized", 4, 2, true, SelectionRule::TopK, Granularity::Token},
-                      MoeCase{"top2_raw", 4, 2, false, SelectionRule::TopK, Granularity::Token},
-                      MoeCase{"top1", 5, 1, false, SelectionRule::TopK, Granularity::Token},
-                      MoeCase{"all_experts", 3, 3, true, SelectionRule::TopK, Granularity::Token},
-                      MoeCase{"top_p", 4, 2, false, SelectionRule::TopP, Granularity::Token},
-                      MoeCase{"expert_choice", 4, 2, false, SelectionRule::ExpertChoice, Granularity::Token},
-                      MoeCase{"sequence_top2", 4, 2, true, SelectionRule::TopK, Granularity::Sequence},
-                      MoeCase{"sequence_top_p", 4, 2, false, SelectionRule::TopP, Granularity::Sequence},
-                      MoeCase{"prefix_top2", 4, 2, true, SelectionRule::TopK, Granularity::Prefix},
-                      MoeCase{"top2_capacity", 4, 2, false, SelectionRule::TopK, Granularity::Token, 0.6},
-                      MoeCase{"prefix_top1_capacity", 4, 1, false, SelectionRule::TopK, Granularity::Prefix, 0.5},
-                      MoeCase{"expert_choice_cf2", 4, 2, false, SelectionRule::ExpertChoice, Granularity::Token, 2.0},
-                      MoeCase{"top1_two_shared", 4, 1, false, SelectionRule::TopK, Granularity::Token, 0, 7},
-                      MoeCase{"sigmoid_top2", 4, 2, true, SelectionRule::TopK, Granularity::Token, 0, 0,
-                              routing::Gating::Sigmoid},
-                      MoeCase{"sigmoid_top1_raw", 5, 1, false, SelectionRule::TopK, Granularity::Token, 0, 0,
-                              routing::Gating::Sigmoid},
-                      MoeCase{"loss_free_bias_top2_raw", 4, 2, false, SelectionRule::TopK, Granularity::Token, 0, 0,
-                              routing::Gating::Softmax, true},
-                      MoeCase{"prefix_top_p", 4, 2, false, SelectionRule::TopP, Granularity::Prefix},
-                      MoeCase{"sequence_expert_choice", 4, 2, false, SelectionRule::ExpertChoice,
-                              Granularity::Sequence},
-                      MoeCase{"sigmoid_sequence_top2", 4, 2, true, SelectionRule::TopK, Granularity::Sequence, 0, 0,
-                              routing::Gating::Sigmoid},
-                      MoeCase{"sigmoid_prefix_top1", 4, 1, false, SelectionRule::TopK, Granularity::Prefix, 0, 0,
-                              routing::Gating::Sigmoid},
-                      MoeCase{"sigmoid_expert_choice", 4, 2, false, SelectionRule::ExpertChoice, Granularity::Token, 0,
-                              0, routing::Gating::Sigmoid}),
+    ::testing::Values(
+        MoeCase{"top2_renormalized", 4, 2, true, SelectionRule::TopK, Granularity::Token},
+        MoeCase{"top2_raw", 4, 2, false, SelectionRule::TopK, Granularity::Token},
+        MoeCase{"top1", 5, 1, false, SelectionRule::TopK, Granularity::Token},
+        MoeCase{"all_experts", 3, 3, true, SelectionRule::TopK, Granularity::Token},
+        MoeCase{"top_p", 4, 2, false, SelectionRule::TopP, Granularity::Token},
+        MoeCase{"expert_choice", 4, 2, false, SelectionRule::ExpertChoice, Granularity::Token},
+        MoeCase{"sequence_top2", 4, 2, true, SelectionRule::TopK, Granularity::Sequence},
+        MoeCase{"sequence_top_p", 4, 2, false, SelectionRule::TopP, Granularity::Sequence},
+        MoeCase{"prefix_top2", 4, 2, true, SelectionRule::TopK, Granularity::Prefix},
+        MoeCase{"top2_capacity", 4, 2, false, SelectionRule::TopK, Granularity::Token, 0.6},
+        MoeCase{"prefix_top1_capacity", 4, 1, false, SelectionRule::TopK, Granularity::Prefix, 0.5},
+        MoeCase{"expert_choice_cf2", 4, 2, false, SelectionRule::ExpertChoice, Granularity::Token, 2.0},
+        MoeCase{"top1_two_shared", 4, 1, false, SelectionRule::TopK, Granularity::Token, 0, 7},
+        MoeCase{"sigmoid_top2", 4, 2, true, SelectionRule::TopK, Granularity::Token, 0, 0, routing::Gating::Sigmoid},
+        MoeCase{"sigmoid_top1_raw", 5, 1, false, SelectionRule::TopK, Granularity::Token, 0, 0,
+                routing::Gating::Sigmoid},
+        MoeCase{"loss_free_bias_top2_raw", 4, 2, false, SelectionRule::TopK, Granularity::Token, 0, 0,
+                routing::Gating::Softmax, true},
+        MoeCase{"prefix_top_p", 4, 2, false, SelectionRule::TopP, Granularity::Prefix},
+        MoeCase{"sequence_expert_choice", 4, 2, false, SelectionRule::ExpertChoice, Granularity::Sequence},
+        MoeCase{"sigmoid_sequence_top2", 4, 2, true, SelectionRule::TopK, Granularity::Sequence, 0, 0,
+                routing::Gating::Sigmoid},
+        MoeCase{"sigmoid_prefix_top1", 4, 1, false, SelectionRule::TopK, Granularity::Prefix, 0, 0,
+                routing::Gating::Sigmoid},
+        MoeCase{"sigmoid_expert_choice", 4, 2, false, SelectionRule::ExpertChoice, Granularity::Token, 0, 0,
+                routing::Gating::Sigmoid}),
     [](const ::testing::TestParamInfo<MoeCase>& info) { return info.param.name; });
 
 // The expert-row scratch reaches its size in the first step: a later step whose routing sends every token to the

@@ -33,8 +33,8 @@ struct Reference {
 
 // Plain causal attention in double: scores, row max, exp, normalise, weighted sum of values, one query at a time;
 // lse is the log-sum-exp of each query's scores.
-Reference attention_reference(const std::vector<double>& q, const std::vector<double>& k,
-                              const std::vector<double>& v, const Shape& s) {
+Reference attention_reference(const std::vector<double>& q, const std::vector<double>& k, const std::vector<double>& v,
+                              const Shape& s) {
   Reference r{std::vector<double>(s.q_size(), 0.0), std::vector<double>(s.lse_size(), 0.0)};
   const double scale = 1.0 / std::sqrt(static_cast<double>(s.D));
   for (int64_t b = 0; b < s.B; ++b)
@@ -184,8 +184,8 @@ TEST_P(AttentionShapes, BackwardFloatMatchesDouble) { expect_float_backward_matc
 
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionShapes,
                          ::testing::Values(Shape{1, 1, 1, 1, 2}, Shape{2, 5, 3, 3, 4},
-                                           Shape{1, 7, 4, 2, 6},     // grouped-query
-                                           Shape{2, 16, 4, 1, 8},    // multi-query
+                                           Shape{1, 7, 4, 2, 6},   // grouped-query
+                                           Shape{2, 16, 4, 1, 8},  // multi-query
                                            Shape{1, 33, 2, 2, 16},
                                            Shape{1, 131, 2, 1, 4}),  // spans three row blocks of the kernel
                          [](const ::testing::TestParamInfo<Shape>& info) {
@@ -251,8 +251,8 @@ TEST(Attention, BackwardIsDeterministic) {
   std::vector<float> first[3], again[3];
   for (auto* grads : {first, again}) {
     grads[0].resize(s.q_size()), grads[1].resize(s.kv_size()), grads[2].resize(s.kv_size());
-    ops::attention_backward(grads[0].data(), grads[1].data(), grads[2].data(), r.data(), q.data(), k.data(),
-                            v.data(), lse.data(), s.B, s.T, s.H, s.Hkv, s.D);
+    ops::attention_backward(grads[0].data(), grads[1].data(), grads[2].data(), r.data(), q.data(), k.data(), v.data(),
+                            lse.data(), s.B, s.T, s.H, s.Hkv, s.D);
   }
   for (int i = 0; i < 3; ++i) EXPECT_EQ(first[i], again[i]) << "gradient " << i;
 }

@@ -24,8 +24,8 @@ std::vector<int32_t> random_targets(int64_t N, int64_t V, uint64_t seed, int64_t
 }
 
 // Plain reference per row: logsumexp(l) - l[target], written the direct way (shifted by the max for range only).
-std::vector<double> loss_reference(const std::vector<double>& logits, const std::vector<int32_t>& targets,
-                                   int64_t N, int64_t V) {
+std::vector<double> loss_reference(const std::vector<double>& logits, const std::vector<int32_t>& targets, int64_t N,
+                                   int64_t V) {
   std::vector<double> loss(N, 0.0);
   for (int64_t n = 0; n < N; ++n) {
     if (targets[n] < 0) continue;

@@ -19,8 +19,8 @@ std::vector<int32_t> random_ids(int64_t N, int64_t V, uint64_t seed) {
 }
 
 // Plain reference: out[n,c] = table[ids[n],c].
-std::vector<double> embedding_reference(const std::vector<int32_t>& ids, const std::vector<double>& table,
-                                        int64_t N, int64_t C) {
+std::vector<double> embedding_reference(const std::vector<int32_t>& ids, const std::vector<double>& table, int64_t N,
+                                        int64_t C) {
   std::vector<double> out(N * C);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c) out[n * C + c] = table[ids[n] * C + c];

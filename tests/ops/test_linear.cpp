@@ -16,8 +16,8 @@ namespace {
 using testing::random_vector;
 
 // Plain reference: out[n,o] = sum_i in[n,i] * W[o,i].
-std::vector<double> linear_reference(const std::vector<double>& in, const std::vector<double>& w, int64_t N,
-                                     int64_t I, int64_t O) {
+std::vector<double> linear_reference(const std::vector<double>& in, const std::vector<double>& w, int64_t N, int64_t I,
+                                     int64_t O) {
   std::vector<double> out(N * O, 0.0);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t o = 0; o < O; ++o)

@@ -1,11 +1,11 @@
 #!/usr/bin/python3
 """An independent numpy oracle for the numbers of `moelab analyze report` (analysis.json).
 
-Written from ../shared/papers/SPEC.md section 5 and the documented formats (docs/traces.md, docs/checkpoints.md,
-the to_json comments of src/analysis/*.h) with nothing shared with the C++ engine. Given a checkpoint folder, the
-routing trace that `moelab analyze trace` wrote for the same tokens (same split and --max-tokens) and the report's
-analysis.json, it recomputes every number that is a function of the trace, the expert weights or the metrics log,
-per MoE layer, and compares:
+Written from the analyses as docs/analysis.md states them and the documented formats (docs/traces.md,
+docs/checkpoints.md, the to_json comments of src/analysis/*.h) with nothing shared with the C++ engine. Given a
+checkpoint folder, the routing trace that `moelab analyze trace` wrote for the same tokens (same split and
+--max-tokens) and the report's analysis.json, it recomputes every number that is a function of the trace, the
+expert weights or the metrics log, per MoE layer, and compares:
   - routing statistics: the slots routed to each expert, experts per token (mean, histogram), by loss quantile
     (with the Spearman correlation), by POS class and by genre;
   - specialisation: the expert x POS and expert x genre contingency tables, their NMI (arithmetic normalisation,

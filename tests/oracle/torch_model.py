@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """The independent PyTorch oracle for moelab's whole-model tests.
 
-Written from ../shared/papers/SPEC.md sections 1-3 with nothing shared with the C++ engine: it reads a checkpoint
-folder (config.json + model.safetensors, Hugging Face Mixtral names), runs the forward pass on a batch of tokens
-with autograd, and writes the logits, the losses and the gradient of the total loss for every parameter. Routing:
-softmax gating, rule top_k or top_p (with max_k), granularity token, sequence or prefix, router learned, frozen or
-resampled (one forward; the router gradient is written for all three), dropless; anything else is refused.
+Written from the model and routing as docs/architecture.md ('The model') and docs/routing.md state them, with
+nothing shared with the C++ engine: it reads a checkpoint folder (config.json + model.safetensors, Hugging Face
+Mixtral names), runs the forward pass on a batch of tokens with autograd, and writes the logits, the losses and the
+gradient of the total loss for every parameter. Routing: softmax gating, rule top_k or top_p (with max_k),
+granularity token, sequence or prefix, router learned, frozen or resampled (one forward; the router gradient is
+written for all three), dropless; anything else is refused.
 
   /usr/bin/python3 tests/oracle/torch_model.py --checkpoint DIR --tokens TOKENS.safetensors --out OUT.safetensors
                                                [--dtype float64|float32] [--threads N]

@@ -22,16 +22,16 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using testing::error_of;
-using testing::read_all;
-using testing::TempDir;
 using testing::BrowserRun;
 using testing::charts_drawn;
 using testing::console_lines;
 using testing::console_text;
+using testing::error_of;
 using testing::figure_of;
 using testing::has_drawn_canvas;
 using testing::load_in_chromium;
+using testing::read_all;
+using testing::TempDir;
 
 // A report with charts of every builder kind, labels that must be escaped, a table and paragraphs.
 ReportDoc sample_report() {

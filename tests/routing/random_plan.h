@@ -4,8 +4,8 @@
 // enough apart that finite differences never change a selection.
 #pragma once
 
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <numeric>
 #include <vector>
 

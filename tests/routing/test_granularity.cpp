@@ -1,10 +1,10 @@
 #include <gtest/gtest.h>
 
 #include "routing/granularity.h"
+#include "routing/linear_experts.h"
 #include "routing/random_plan.h"
 #include "routing/router.h"
 #include "routing/top_k.h"
-#include "routing/linear_experts.h"
 #include "support/gradcheck.h"
 #include "support/omp_threads.h"
 
@@ -290,7 +290,7 @@ struct GranularPipeline {
   bool prefix, renormalize;
   std::vector<double> x /*[B*L,d]*/, w_router /*[E,d]*/, r /*[B*L,d] upstream gradient*/;
   std::vector<double> pooled, logits, probs, out;
-  testing::LinearExperts experts;  // experts.w [E,d,d]
+  testing::LinearExperts experts;   // experts.w [E,d,d]
   DispatchPlan<double> route_plan;  // the selection on pooled rows: per sequence, or per token under prefix
   DispatchPlan<double> token_plan;  // per token (the expansion of route_plan under sequence)
 

@@ -44,8 +44,8 @@ TEST_P(RouterShapes, BackwardMatchesFiniteDifferences) {
   auto r = random_vector(N * E, 85), q = random_vector(N * E, 86);
   std::vector<double> logits(N * E), probs(N * E), scratch(N * E), d_x(N * d, 9.0), d_w(E * d, 0.0);
   routing::router_forward(logits.data(), probs.data(), x.data(), w.data(), N, d, E);
-  routing::router_backward(d_x.data(), d_w.data(), scratch.data(), r.data(), q.data(), x.data(), w.data(),
-                           probs.data(), N, d, E);
+  routing::router_backward(d_x.data(), d_w.data(), scratch.data(), r.data(), q.data(), x.data(), w.data(), probs.data(),
+                           N, d, E);
   auto loss = [&] {
     routing::router_forward(logits.data(), probs.data(), x.data(), w.data(), N, d, E);
     return testing::dot(probs, r) + testing::dot(logits, q);
@@ -93,8 +93,8 @@ TEST(Router, ProductsStayF32InABf16Model) {
     Run o{std::vector<float>(N * E), std::vector<float>(N * E), std::vector<float>(N * d), std::vector<float>(E * d)};
     std::vector<float> scratch(N * E);
     routing::router_forward(o.logits.data(), o.probs.data(), x.data(), w.data(), N, d, E);
-    routing::router_backward<float>(o.d_x.data(), o.d_w.data(), scratch.data(), r.data(), nullptr, x.data(),
-                                    w.data(), o.probs.data(), N, d, E);
+    routing::router_backward<float>(o.d_x.data(), o.d_w.data(), scratch.data(), r.data(), nullptr, x.data(), w.data(),
+                                    o.probs.data(), N, d, E);
     return o;
   };
   const Run f32 = run();

@@ -4,11 +4,11 @@
 // gradient is assigned, which is added, where the z-loss enters).
 #include <gtest/gtest.h>
 
+#include "routing/linear_experts.h"
 #include "routing/load_balance_loss.h"
 #include "routing/router.h"
 #include "routing/top_k.h"
 #include "routing/z_loss.h"
-#include "routing/linear_experts.h"
 #include "support/gradcheck.h"
 
 namespace moelab {

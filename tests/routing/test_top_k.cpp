@@ -45,7 +45,7 @@ TEST(TopK, K1) {
 }
 
 TEST(TopK, K2RawAndRenormalized) {
-  const std::vector<double> probs = {0.1, 0.2, 0.3, 0.4,  //
+  const std::vector<double> probs = {0.1, 0.2,  0.3, 0.4,  //
                                      0.5, 0.05, 0.4, 0.05};
   DispatchPlan<double> plan;
   routing::top_k_forward(plan, probs.data(), 2, 4, 2, false);
@@ -60,8 +60,8 @@ TEST(TopK, K2RawAndRenormalized) {
 
 TEST(TopK, TiesGoToLowerExpertIndex) {
   const std::vector<double> probs = {0.25, 0.25, 0.25, 0.25,  //
-                                     0.1, 0.4, 0.1, 0.4,      //
-                                     0.3, 0.1, 0.3, 0.3};
+                                     0.1,  0.4,  0.1,  0.4,   //
+                                     0.3,  0.1,  0.3,  0.3};
   DispatchPlan<double> plan;
   routing::top_k_forward(plan, probs.data(), 3, 4, 3, false);
   EXPECT_EQ(token_slots(plan, 0).experts, (std::vector<int32_t>{0, 1, 2}));

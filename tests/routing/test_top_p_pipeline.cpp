@@ -5,10 +5,10 @@
 #include <gtest/gtest.h>
 
 #include "routing/entropy_loss.h"
+#include "routing/linear_experts.h"
 #include "routing/load_balance_loss.h"
 #include "routing/router.h"
 #include "routing/top_p.h"
-#include "routing/linear_experts.h"
 #include "support/gradcheck.h"
 
 namespace moelab {

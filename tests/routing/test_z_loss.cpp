@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
-#include <omp.h>
 
 #include "routing/z_loss.h"
 #include "support/gradcheck.h"
@@ -22,8 +22,8 @@ TEST(ZLoss, HandComputed) {
   std::vector<double> d(6, 1.0);
   routing::z_loss_backward(d.data(), 0.5, logits.data(), 3, 2);
   const double c = 0.5 * 2 / 3;
-  const std::vector<double> want_d = {1 + c * l2 * 0.5,        1 + c * l2 * 0.5,  //
-                                      1 + c * l4 * 0.75,       1 + c * l4 * 0.25,  //
+  const std::vector<double> want_d = {1 + c * l2 * 0.5,       1 + c * l2 * 0.5,   //
+                                      1 + c * l4 * 0.75,      1 + c * l4 * 0.25,  //
                                       1 + c * (1 + l2) * 0.5, 1 + c * (1 + l2) * 0.5};
   for (size_t i = 0; i < d.size(); ++i) EXPECT_NEAR(d[i], want_d[i], 1e-15) << i;
 }

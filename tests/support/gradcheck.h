@@ -89,8 +89,8 @@ inline void expect_gradient_matches(const std::string& what, std::vector<double>
     double err = std::fabs(numeric - analytic[i]) / denom;
     if (err > worst) worst = err, worst_at = i;
   }
-  EXPECT_LT(worst, tolerance) << what << ": analytic and finite-difference gradients differ at element "
-                              << worst_at << " (analytic " << analytic[worst_at] << ")";
+  EXPECT_LT(worst, tolerance) << what << ": analytic and finite-difference gradients differ at element " << worst_at
+                              << " (analytic " << analytic[worst_at] << ")";
 }
 
 }  // namespace moelab::testing

@@ -30,8 +30,8 @@ inline data::SplitTokens bigram_split(int64_t vocab, int64_t n_tokens, uint64_t 
 // Writes a data folder (train 12000, val and test 2000 tokens) that TokenData::open accepts.
 inline void write_bigram_data_folder(const std::string& dir, int64_t vocab) {
   const data::DataDescription desc{"synthetic", vocab, 0, {"even", "odd"}, {}};
-  data::write_data_folder(dir, desc, {bigram_split(vocab, 12000, 1), bigram_split(vocab, 2000, 2),
-                                      bigram_split(vocab, 2000, 3)},
+  data::write_data_folder(dir, desc,
+                          {bigram_split(vocab, 12000, 1), bigram_split(vocab, 2000, 2), bigram_split(vocab, 2000, 3)},
                           "not a tokenizer: these tests never tokenize text");
 }
 

@@ -5,11 +5,10 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
-#include "support/temp_dir.h"
 #include "model/config.h"
+#include "support/temp_dir.h"
 #include "train/trainer.h"
 
 namespace moelab {

@@ -141,9 +141,9 @@ TEST(Schedule, WarmupThenCosineToTheFloor) {
   EXPECT_DOUBLE_EQ(learning_rate(tc, 0), 1e-4);
   EXPECT_DOUBLE_EQ(learning_rate(tc, 4), 5e-4);
   EXPECT_DOUBLE_EQ(learning_rate(tc, 9), 1e-3);
-  EXPECT_DOUBLE_EQ(learning_rate(tc, 10), 1e-3);               // cosine starts at the peak
+  EXPECT_DOUBLE_EQ(learning_rate(tc, 10), 1e-3);                        // cosine starts at the peak
   EXPECT_NEAR(learning_rate(tc, 60), 1e-3 * (0.1 + 0.9 * 0.5), 1e-15);  // half way: the mean of peak and floor
-  EXPECT_NEAR(learning_rate(tc, 110), 1e-4, 1e-15);              // the floor at the end
+  EXPECT_NEAR(learning_rate(tc, 110), 1e-4, 1e-15);                     // the floor at the end
   for (int s = 11; s < 110; ++s) EXPECT_LT(learning_rate(tc, s), learning_rate(tc, s - 1));
 }
 

@@ -39,8 +39,7 @@ struct Trajectory {
 Trajectory run(const Config& cfg, bool redo_passes) {
   Model model(cfg);
   model.init_params(11);
-  OptimizerState opt{std::vector<float>(model.table().total_numel()),
-                     std::vector<float>(model.table().total_numel())};
+  OptimizerState opt{std::vector<float>(model.table().total_numel()), std::vector<float>(model.table().total_numel())};
   std::vector<int32_t> inputs(kB * kT), targets(kB * kT);
   Trajectory out;
   for (int64_t step = 0; step < 4; ++step) {

@@ -97,8 +97,8 @@ TEST(RouterKinds, ResampledRouterIsRedrawnEveryStepReproducibly) {
   train(tiny(dir, "resampled", "b"), "");
   const std::string a6 = dir.file("a/checkpoints/step-00000006"), a3 = dir.file("a/checkpoints/step-00000003");
   const Weights w6 = weights_of(a6), w3 = weights_of(a3);
-  EXPECT_NE(w6.router, w3.router);                          // redrawn between steps
-  EXPECT_NE(w6.router, initial_weights(cfg).router);        // not the initial draw
+  EXPECT_NE(w6.router, w3.router);                                             // redrawn between steps
+  EXPECT_NE(w6.router, initial_weights(cfg).router);                           // not the initial draw
   EXPECT_EQ(w6.router, weights_of(resolve_checkpoint(dir.file("b"))).router);  // a function of (seed, step)
   // The draw of the last step is what a model built for that step holds.
   Config c = cfg;

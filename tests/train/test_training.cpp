@@ -4,12 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -32,9 +31,7 @@ constexpr int64_t kVocab = 64;
 
 class Training : public ::testing::Test {
  protected:
-  void SetUp() override {
-    testing::write_bigram_data_folder(dir.file("data"), kVocab);
-  }
+  void SetUp() override { testing::write_bigram_data_folder(dir.file("data"), kVocab); }
 
   Config config(const std::string& out) const {
     Config cfg;
@@ -104,7 +101,7 @@ TEST_F(Training, LossFallsAndEvaluationsAreLogged) {
   EXPECT_NEAR(routing[1]["mean_experts_per_token"].get<double>(), 2.0, 1e-12);
   EXPECT_GT(routing[1]["mean_entropy"].get<double>(), 0.0);
   EXPECT_EQ(evals[1]["routing"].size(), 2u);  // evaluations carry the statistics too
-  for (const auto& e : evals) {  // and each expert's raw gradient norm at the step before them
+  for (const auto& e : evals) {               // and each expert's raw gradient norm at the step before them
     ASSERT_EQ(e["expert_grad_norm"].size(), 2u);
     EXPECT_EQ(e["expert_grad_norm"][1]["layer"], 1);
     ASSERT_EQ(e["expert_grad_norm"][1]["norms"].size(), 4u);

@@ -15,12 +15,11 @@ void scale_by_beta(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
     for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
 }
 
-void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+          int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0) return scale_by_beta(M, N, beta, C, ldc);  // dnnl_sgemm leaves C unscaled for N,N, refuses empties
-  if (gemm_precision() == GemmPrecision::Bf16)
-    return gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (gemm_precision() == GemmPrecision::Bf16) return gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (ta == Trans::N && tb == Trans::T && alpha == 1.0f && beta == 0.0f &&
       packed_gemm_nt(M, N, K, A, lda, B, ldb, C, ldc))
     return;
@@ -32,8 +31,8 @@ void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, cons
   const auto sgemm = [&](int64_t k0, int64_t depth, float c_scale) {
     const float* a = ta == Trans::T ? A + k0 * lda : A + k0;  // op(A) columns k0.. : stored rows k0.. when transposed
     const float* b = tb == Trans::T ? B + k0 : B + k0 * ldb;
-    dnnl_status_t st = dnnl_sgemm(ta == Trans::T ? 'T' : 'N', tb == Trans::T ? 'T' : 'N', M, N, depth, alpha, a, lda,
-                                  b, ldb, c_scale, C, ldc);
+    dnnl_status_t st = dnnl_sgemm(ta == Trans::T ? 'T' : 'N', tb == Trans::T ? 'T' : 'N', M, N, depth, alpha, a, lda, b,
+                                  ldb, c_scale, C, ldc);
     MOELAB_ASSERT(st == dnnl_success, "dnnl_sgemm rejected its arguments");
   };
   if (ta == Trans::N || K <= 2 * kDepthSlice) return sgemm(0, K, beta);

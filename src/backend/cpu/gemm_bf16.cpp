@@ -78,8 +78,8 @@ using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, 
 // rows x N x Kp from bf16 operands: op(A) is [rows, Kp] row-major (stride Kp) or, when ta, the transpose of a
 // [Kp, a_ld] row-major matrix; op(B) is the transpose of an [N, Kp] matrix (row stride b_ld) when tb, else a
 // [Kp, N] matrix (row stride b_ld).
-const Matmul& primitive(int64_t rows, int64_t N, int64_t Kp, bool ta, bool tb, int64_t a_ld, int64_t b_ld,
-                           int64_t ldc, float alpha, float beta) {
+const Matmul& primitive(int64_t rows, int64_t N, int64_t Kp, bool ta, bool tb, int64_t a_ld, int64_t b_ld, int64_t ldc,
+                        float alpha, float beta) {
   static std::map<Key, Matmul> cache;
   const Key key{rows, N, Kp, ta, tb, a_ld, b_ld, ldc, std::bit_cast<uint32_t>(alpha), std::bit_cast<uint32_t>(beta)};
   auto it = cache.find(key);
@@ -164,8 +164,8 @@ Bf16Operand b_operand(Trans tb, int64_t N, int64_t K, int64_t Kp, const float* B
 // remainder. The remainder runs as a full block of zero-padded A into a scratch C, whose valid rows are copied out:
 // oneDNN's kernels for an odd row count are several times slower per row (58 rows take 2.3x as long as 64:
 // moelab_bench --benchmark_filter=GemmBf16RowRemainder).
-void multiply(bool ta, Bf16Operand a, bool tb, Bf16Operand b, int64_t M, int64_t N, int64_t Kp, float alpha,
-              float beta, float* C, int64_t ldc) {
+void multiply(bool ta, Bf16Operand a, bool tb, Bf16Operand b, int64_t M, int64_t N, int64_t Kp, float alpha, float beta,
+              float* C, int64_t ldc) {
   constexpr int64_t kStep = kBf16RowBlock;
   const int64_t main_rows = M / kStep * kStep, tail_rows = M - main_rows;
   static std::vector<float> c_tail;  // [kStep, N]: the remainder's block of C
@@ -211,8 +211,8 @@ void gemm_bf16(Bf16Rows A, Trans tb, int64_t N, float alpha, const float* B, int
   if (A.rows == 0 || N == 0) return;
   if (A.cols == 0) return scale_by_beta(A.rows, N, beta, C, ldc);  // oneDNN refuses a matmul with no depth
   // A's columns are the depth, unpadded: B is read (or converted) at that depth.
-  multiply(false, {A.data, A.cols}, tb == Trans::T, b_operand(tb, N, A.cols, A.cols, B, ldb), A.rows, N, A.cols,
-           alpha, beta, C, ldc);
+  multiply(false, {A.data, A.cols}, tb == Trans::T, b_operand(tb, N, A.cols, A.cols, B, ldb), A.rows, N, A.cols, alpha,
+           beta, C, ldc);
 }
 
 void gemm_bf16(int64_t M, float alpha, const float* A, int64_t lda, Bf16Rows B, float beta, float* C, int64_t ldc) {

@@ -71,8 +71,8 @@ PackedWeightsScope::~PackedWeightsScope() {
   if (active_) g_f32 = nullptr, g_n = 0, g_store = nullptr;
 }
 
-bool packed_gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                    float* C, int64_t ldc) {
+bool packed_gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+                    int64_t ldc) {
   // oneDNN 2.6 runs strided operands on a kernel that does not read blocked weights: dense rows only.
   if (g_store == nullptr || omp_in_parallel() || lda != K || ldb != K || ldc != N) return false;
   const auto address = [](const float* p) { return reinterpret_cast<uintptr_t>(p); };

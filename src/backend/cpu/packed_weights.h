@@ -25,7 +25,7 @@ class PackedWeights {
   PackedWeights(const PackedWeights&) = delete;
   PackedWeights& operator=(const PackedWeights&) = delete;
 
-  void clear();           // drops the copies
+  void clear();          // drops the copies
   int64_t size() const;  // matrices packed
 
   struct Store;  // the copies and the primitives that read them (packed_weights.cpp)
@@ -51,7 +51,7 @@ class PackedWeightsScope {
 // C [M,N] (row stride ldc) = A [M,K] (row stride lda) · Bᵀ, B [N,K] (row stride ldb), from B's packed copy, when a
 // PackedWeightsScope covers B and all three are dense (lda = ldb = K, ldc = N: oneDNN reads blocked weights only
 // then); false, with C untouched, when not.
-bool packed_gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
-                    float* C, int64_t ldc);
+bool packed_gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+                    int64_t ldc);
 
 }  // namespace moelab::cpu

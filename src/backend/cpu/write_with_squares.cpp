@@ -20,7 +20,6 @@ double write_with_squares_plain(T* dst, const T* src, int64_t n, bool parallel) 
   });
 }
 
-
 #if defined(__AVX512F__)
 // Block b of ordered_sum's split, 16 values per step: the low 8 go to lanes 0-7 and then the high 8 to lanes 0-7,
 // which is the order ordered_sum adds them in (value i to lane (i - lo) mod 8, ascending). A float times itself is
