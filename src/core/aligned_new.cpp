@@ -1,8 +1,9 @@
 // Every allocation through operator new of at least kLargeBytes starts on a 64-byte boundary: one cache line, one
 // AVX-512 vector, what oneDNN's kernels assume for their fastest loads and stores. glibc's malloc gives 16 bytes;
 // an LM head writing its logits from a 16-byte-aligned buffer splits every store across two cache lines and runs
-// about 30% slower (docs/performance.md). Replacing the global operator new aligns every std::vector the engine
-// makes (activations, weights, gradients, scratch) without a custom allocator type in each signature.
+// about 12% slower (docs/performance.md, "Where the bytes go"). Replacing the global operator new aligns every
+// std::vector the engine makes (activations, weights, gradients, scratch) without a custom allocator type in each
+// signature.
 //
 // Linked into each executable (not the engine library) so that the replacement is explicit. Memory is released
 // with free(), which takes what posix_memalign returns; the delete operators are replaced alongside so that a
