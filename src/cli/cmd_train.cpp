@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "model/config.h"
 #include "train/checkpoint.h"
+#include "train/stop_requests.h"
 #include "train/trainer.h"
 
 namespace moelab::cli {
@@ -19,6 +20,7 @@ struct TrainArgs {
 };
 
 void run_train(const TrainArgs& a) {
+  take_stop_signals_on_a_watcher_thread();  // first, while this is the only thread
   Config cfg;
   if (!a.resume.empty()) {
     // A resumed run continues with exactly the configuration it was started with; --set may still change
@@ -39,7 +41,7 @@ void run_train(const TrainArgs& a) {
   }
   validate(cfg);
   const TrainOutcome out = train(cfg, a.resume);
-  if (out.interrupted) throw CLI::RuntimeError(130);  // the conventional status of a run stopped by SIGINT
+  if (out.stopped_by_signal != 0) throw CLI::RuntimeError(128 + out.stopped_by_signal);  // 130 SIGINT, 143 SIGTERM
   std::printf("trained %lld steps; final validation loss %.4f; checkpoint %s\n", static_cast<long long>(out.steps_done),
               out.final_val_loss, out.checkpoint.c_str());
 }

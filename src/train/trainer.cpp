@@ -3,10 +3,8 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -26,32 +24,11 @@
 #include "train/metrics_log.h"
 #include "train/progress.h"
 #include "train/schedule.h"
+#include "train/stop_requests.h"
 
 namespace moelab {
 
 namespace {
-
-std::atomic<bool> g_stop_requested{false};
-
-extern "C" void request_stop(int) { g_stop_requested = true; }
-
-// While alive, SIGINT/SIGTERM only raise a flag; the loop saves a checkpoint at the next step boundary.
-class StopSignals {
- public:
-  StopSignals() {
-    g_stop_requested = false;
-    prev_int_ = std::signal(SIGINT, request_stop);
-    prev_term_ = std::signal(SIGTERM, request_stop);
-  }
-  ~StopSignals() {
-    std::signal(SIGINT, prev_int_);
-    std::signal(SIGTERM, prev_term_);
-  }
-
- private:
-  void (*prev_int_)(int);
-  void (*prev_term_)(int);
-};
 
 std::string format_eval(const EvalResult& r, int64_t step) {
   char buf[160];
@@ -115,7 +92,6 @@ TrainOutcome train(Config cfg, const std::string& resume) {
   std::filesystem::create_directories(tc.out_dir);
   write_file_atomic(tc.out_dir + "/config.json", config_to_json(cfg).dump(2) + "\n");
   MetricsLog metrics(tc.out_dir + "/metrics.jsonl", state.step);
-  StopSignals signals;
   Progress progress(state.step, tc.steps);
 
   const int64_t B = tc.batch_size, T = tc.seq_len, tokens_per_step = B * T * tc.grad_accum;
@@ -192,14 +168,16 @@ TrainOutcome train(Config cfg, const std::string& resume) {
     progress.update(step, sum.ce, lr, tokens_per_s, log_now);
 
     if (eval_now && !last) evaluate(state.step, tc.eval_tokens);
-    if (g_stop_requested || last || (tc.checkpoint_every > 0 && state.step % tc.checkpoint_every == 0)) {
+    // A stop request (stop_requests.h) is taken here, between steps: one more checkpoint, then out.
+    const int stop_signal = stop_requested();
+    if (stop_signal != 0 || last || (tc.checkpoint_every > 0 && state.step % tc.checkpoint_every == 0)) {
       outcome.checkpoint = save_checkpoint(tc.out_dir, model, opt, state);
       progress.message("checkpoint " + outcome.checkpoint);
     }
-    if (g_stop_requested && !last) {
+    if (stop_signal != 0 && !last) {
       progress.message("interrupted: stopped cleanly after step " + std::to_string(state.step) +
                        "; continue with --resume " + tc.out_dir);
-      outcome.interrupted = true;
+      outcome.stopped_by_signal = stop_signal;
       outcome.steps_done = state.step;
       return outcome;
     }

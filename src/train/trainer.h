@@ -1,5 +1,5 @@
 // The training loop: batches -> forward/backward (with gradient accumulation) -> clipping -> AdamW -> schedule,
-// with evaluation, metrics, checkpoints, exact resume and a clean stop on Ctrl-C.
+// with evaluation, metrics, checkpoints, exact resume and a clean stop on Ctrl-C or SIGTERM (stop_requests.h).
 #pragma once
 
 #include <cstdint>
@@ -12,7 +12,7 @@
 namespace moelab {
 
 struct TrainOutcome {
-  bool interrupted = false;  // stopped by SIGINT/SIGTERM after saving a checkpoint
+  int stopped_by_signal = 0;  // SIGINT or SIGTERM when a stop request ended the run after saving a checkpoint
   int64_t steps_done = 0;
   std::string checkpoint;     // the last checkpoint written
   double final_val_loss = 0;  // 0 when interrupted

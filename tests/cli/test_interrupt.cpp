@@ -1,5 +1,6 @@
-// Ctrl-C during training: the process saves a checkpoint at the next step boundary and exits with status 130;
-// `moelab train --resume` then continues from that step to the end.
+// Ctrl-C or SIGTERM during training: the process saves a checkpoint at the next step boundary and exits with status
+// 130 (SIGINT) or 143 (SIGTERM); `moelab train --resume` then continues from that step to the end. A second Ctrl-C
+// stops at once, keeping the checkpoints already written.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 
 #include "core/rng.h"
 #include "data/token_file.h"
+#include "support/synthetic_data.h"
 #include "support/temp_dir.h"
 
 extern char** environ;
@@ -38,10 +40,18 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
   return pid;
 }
 
+// The exit status, or -(the signal) for a process a signal ended (a crash: SIGSEGV, SIGABRT).
 int wait_status(pid_t pid) {
   int raw = 0;
   waitpid(pid, &raw, 0);
-  return WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return WIFEXITED(raw) ? WEXITSTATUS(raw) : -WTERMSIG(raw);
+}
+
+std::string latest_checkpoint(const std::string& run) {
+  std::ifstream latest(run + "/checkpoints/latest");
+  std::string name;
+  latest >> name;
+  return name.empty() ? "" : run + "/checkpoints/" + name;
 }
 
 int64_t train_records(const std::string& metrics) {
@@ -86,6 +96,75 @@ TEST(Interrupt, SigintSavesACheckpointAndResumeFinishesTheRun) {
   EXPECT_EQ(wait_status(resumed), 0) << testing::read_all(dir.file("resume.log"));
   EXPECT_EQ(train_records(dir.file("run/metrics.jsonl")), stopped_at + 3);
   EXPECT_NE(testing::read_all(dir.file("resume.log")).find("resuming from"), std::string::npos);
+}
+
+// The default model (configs/brown-tiny.toml: d 256, 4 layers, 8 experts) on synthetic tokens of Brown's vocabulary
+// size, evaluating and checkpointing every few steps, so that signals land in every phase of a run: start-up,
+// forward, backward, the optimizer, an evaluation, a checkpoint being written.
+std::vector<std::string> default_shape_run(const testing::TempDir& dir, const std::string& run) {
+  return {MOELAB_BINARY,
+          "train",
+          MOELAB_TEST_DIR "/../configs/brown-tiny.toml",
+          "--set",
+          "data.dir=\"" + dir.file("data") + "\"",
+          "--set",
+          "train.out_dir=\"" + run + "\"",
+          "--set",
+          "train.steps=1000000",
+          "--set",
+          "train.eval_every=3",
+          "--set",
+          "train.checkpoint_every=4",
+          "--set",
+          "train.log_every=1"};
+}
+
+TEST(Interrupt, DefaultShapeSavesAndExitsOnSignalsAtRandomMoments) {
+  testing::TempDir dir;
+  testing::write_bigram_data_folder(dir.file("data"), 8192);
+  Rng rng(7, 0);
+  for (int trial = 0; trial < 10; ++trial) {
+    const int sig = trial % 2 == 0 ? SIGINT : SIGTERM;
+    const std::string run = dir.file("run" + std::to_string(trial)), log = dir.file("train.log");
+    const pid_t pid = spawn(default_shape_run(dir, run), log);
+    const auto delay = std::chrono::milliseconds(200 + rng.below(2300));
+    std::this_thread::sleep_for(delay);
+    kill(pid, sig);
+    const int status = wait_status(pid);
+    ASSERT_EQ(status, sig == SIGINT ? 130 : 143)
+        << "trial " << trial << ", " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << " after " << delay.count()
+        << " ms (negative: ended by that signal)\n"
+        << testing::read_all(log);
+    const std::string ckpt = latest_checkpoint(run);
+    ASSERT_FALSE(ckpt.empty()) << "trial " << trial << ": no checkpoint was saved\n" << testing::read_all(log);
+    const auto state = nlohmann::json::parse(testing::read_all(ckpt + "/state.json"));
+    EXPECT_GE(state["step"].get<int64_t>(), 1);
+    // The checkpoint it saved loads and evaluates.
+    const pid_t eval = spawn({MOELAB_BINARY, "eval", run, "--max-tokens", "512"}, dir.file("eval.log"));
+    EXPECT_EQ(wait_status(eval), 0) << "trial " << trial << ": " << testing::read_all(dir.file("eval.log"));
+  }
+}
+
+TEST(Interrupt, SecondCtrlCStopsAtOnceAndKeepsTheCheckpointsWritten) {
+  testing::TempDir dir;
+  testing::write_bigram_data_folder(dir.file("data"), 8192);
+  const std::string run = dir.file("run"), log = dir.file("train.log");
+  const pid_t pid = spawn(default_shape_run(dir, run), log);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (latest_checkpoint(run).empty() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_FALSE(latest_checkpoint(run).empty()) << testing::read_all(log);
+  const std::string first = latest_checkpoint(run);
+  kill(pid, SIGINT);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  kill(pid, SIGINT);
+  EXPECT_EQ(wait_status(pid), 130) << testing::read_all(log);
+  EXPECT_NE(testing::read_all(log).find("stopping now"), std::string::npos) << testing::read_all(log);
+  // Whatever it was doing, the run folder still names a complete checkpoint.
+  const std::string kept = latest_checkpoint(run);
+  ASSERT_FALSE(kept.empty());
+  EXPECT_TRUE(std::filesystem::exists(kept + "/model.safetensors")) << kept;
+  EXPECT_TRUE(std::filesystem::exists(kept + "/optimizer.safetensors")) << kept;
 }
 
 }  // namespace
