@@ -17,6 +17,7 @@ struct TrainArgs {
   std::string config;
   std::vector<std::string> overrides;
   std::string resume;
+  bool overwrite = false;
 };
 
 void run_train(const TrainArgs& a) {
@@ -25,8 +26,11 @@ void run_train(const TrainArgs& a) {
   if (!a.resume.empty()) {
     // A resumed run continues with exactly the configuration it was started with; --set may still change
     // settings that do not alter the model (e.g. train.steps to train longer).
+    // It writes into the run folder of the checkpoint the user named, wherever the run was first started, unless
+    // --set train.out_dir names another.
     const std::string ckpt = resolve_checkpoint(a.resume);
     cfg = load_checkpoint_config(ckpt);
+    cfg.train.out_dir = run_folder_of(ckpt);
     apply_overrides(cfg, a.overrides);
     if (!a.config.empty()) {
       Config given = load_config(a.config, a.overrides);
@@ -40,7 +44,7 @@ void run_train(const TrainArgs& a) {
     cfg = load_config(a.config, a.overrides);
   }
   validate(cfg);
-  const TrainOutcome out = train(cfg, a.resume);
+  const TrainOutcome out = train(cfg, a.resume, a.overwrite);
   if (out.stopped_by_signal != 0) throw CLI::RuntimeError(128 + out.stopped_by_signal);  // 130 SIGINT, 143 SIGTERM
   std::printf("trained %lld steps; final validation loss %.4f; checkpoint %s\n", static_cast<long long>(out.steps_done),
               out.final_val_loss, out.checkpoint.c_str());
@@ -56,6 +60,8 @@ void register_train_command(CLI::App& app) {
       ->type_name("KEY=VALUE");
   cmd->add_option("--resume", args->resume,
                   "Continue an interrupted run from its run folder or a checkpoint folder, exactly where it stopped");
+  cmd->add_flag("--overwrite", args->overwrite,
+                "Clear train.out_dir first when it holds another run's files (otherwise such a folder is refused)");
   cmd->callback([args] { run_train(*args); });
 }
 

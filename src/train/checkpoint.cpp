@@ -76,8 +76,26 @@ void read_tensors(const SafetensorsFile& file, const Model& model,
 
 }  // namespace
 
+std::string checkpoint_folder(const std::string& run_dir, int64_t step) {
+  return (fs::path(run_dir) / "checkpoints" / step_name(step)).string();
+}
+
+std::vector<int64_t> checkpoint_steps(const std::string& run_dir) {
+  std::vector<int64_t> steps;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(fs::path(run_dir) / "checkpoints", ec)) {
+    const std::string name = entry.path().filename().string();
+    const std::string digits = name.substr(std::min(name.size(), std::string(kPrefix).size()));
+    const bool is_step = name.rfind(kPrefix, 0) == 0 && !digits.empty() &&
+                         digits.find_first_not_of("0123456789") == std::string::npos && digits.size() <= 18;
+    if (entry.is_directory() && is_step) steps.push_back(std::stoll(digits));
+  }
+  std::sort(steps.begin(), steps.end());
+  return steps;
+}
+
 std::string save_checkpoint(const std::string& run_dir, const Model& model, const OptimizerState& opt,
-                            const TrainState& state, int keep) {
+                            const TrainState& state) {
   const fs::path root = fs::path(run_dir) / "checkpoints";
   const fs::path final_dir = root / step_name(state.step);
   const fs::path tmp_dir = root / (step_name(state.step) + ".tmp");
@@ -102,15 +120,6 @@ std::string save_checkpoint(const std::string& run_dir, const Model& model, cons
   if (ec) throw_error("cannot rename ", tmp_dir.string(), " to ", final_dir.string(), ": ", ec.message());
   write_file_atomic((root / "latest").string(), step_name(state.step) + "\n");
 
-  // Keep the newest `keep` complete checkpoints.
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(root)) {
-    const std::string name = entry.path().filename().string();
-    if (entry.is_directory() && name.rfind(kPrefix, 0) == 0 && name.find(".tmp") == std::string::npos)
-      names.push_back(name);
-  }
-  std::sort(names.begin(), names.end());
-  for (size_t i = 0; i + keep < names.size(); ++i) fs::remove_all(root / names[i], ec);
   return final_dir.string();
 }
 
@@ -177,13 +186,16 @@ void load_training_state(const std::string& checkpoint_dir, const Model& model, 
   opt.exp_avg_sq.assign(model.table().total_numel(), 0.0f);
   read_tensors(file, model, {{"exp_avg.", opt.exp_avg.data()}, {"exp_avg_sq.", opt.exp_avg_sq.data()}},
                Tensors::Trainable);
+  state = read_training_state(checkpoint_dir);
+}
+
+TrainState read_training_state(const std::string& checkpoint_dir) {
   const fs::path path = fs::path(checkpoint_dir) / "state.json";
   const nlohmann::json st = read_json(path);
   for (const char* key : {"step", "tokens_seen"})
-    if (!st.contains(key) || !st[key].is_number_integer())
-      throw_error(path.string(), ": field '", key, "' must be an integer");
-  state.step = st["step"].get<int64_t>();
-  state.tokens_seen = st["tokens_seen"].get<int64_t>();
+    if (!st.contains(key) || !st[key].is_number_integer() || st[key].get<int64_t>() < 0)
+      throw_error(path.string(), ": field '", key, "' must be an integer of at least 0");
+  return {st["step"].get<int64_t>(), st["tokens_seen"].get<int64_t>()};
 }
 
 }  // namespace moelab

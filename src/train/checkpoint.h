@@ -9,7 +9,7 @@
 //
 // A checkpoint is written into "<name>.tmp/" and renamed into place only when complete, then `latest` is
 // replaced atomically: an interruption at any moment leaves the previous checkpoint intact and pointed to.
-// The newest `keep` checkpoints are kept. Layout and naming: docs/checkpoints.md.
+// Which checkpoints a run keeps is its RunFolder's business (run_folder.h). Layout and naming: docs/checkpoints.md.
 #pragma once
 
 #include <cstdint>
@@ -33,9 +33,12 @@ struct OptimizerState {
   std::vector<float> exp_avg_sq;  // [n_params] AdamW second moment
 };
 
-// Returns the folder written.
+// Writes <run_dir>/checkpoints/step-N (N = state.step) and points `latest` at it. Returns the folder written.
 std::string save_checkpoint(const std::string& run_dir, const Model& model, const OptimizerState& opt,
-                            const TrainState& state, int keep = 2);
+                            const TrainState& state);
+// <run_dir>/checkpoints/step-N, and the steps of the complete checkpoint folders there, ascending.
+std::string checkpoint_folder(const std::string& run_dir, int64_t step);
+std::vector<int64_t> checkpoint_steps(const std::string& run_dir);
 
 // A user-given path: a checkpoint folder itself, or a run folder / its checkpoints folder (then the one `latest`
 // names). Throws naming the path when it is neither.
@@ -63,5 +66,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& dat
 // an error too (a checkpoint of another architecture).
 void load_model_weights(const std::string& checkpoint_dir, Model& model);
 void load_training_state(const std::string& checkpoint_dir, const Model& model, OptimizerState& opt, TrainState& state);
+// state.json alone, validated.
+TrainState read_training_state(const std::string& checkpoint_dir);
 
 }  // namespace moelab

@@ -1,5 +1,7 @@
 #include "train/metrics_log.h"
 
+#include <cerrno>
+#include <cstring>
 #include <sstream>
 
 #include "core/error.h"
@@ -27,6 +29,11 @@ MetricsLog::MetricsLog(const std::string& path, int64_t resume_step) : path_(pat
 void MetricsLog::write(const nlohmann::json& record) {
   out_ << record.dump() << '\n';
   out_.flush();
+  // A record that cannot be written stops the run: a log that silently ends is a lie about the run.
+  if (!out_)
+    throw_error("cannot write to the metrics log ", path_, " (", std::strerror(errno), ") at step ",
+                record.value("step", int64_t{-1}),
+                ": training stopped; the last checkpoint is kept, --resume continues");
 }
 
 }  // namespace moelab

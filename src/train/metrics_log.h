@@ -14,6 +14,8 @@ class MetricsLog {
   // Opens (creating) the log. When resuming at resume_step > 0, records with a step beyond it (written by the
   // interrupted run after its last checkpoint) are dropped first, so the log reads as one uninterrupted run.
   MetricsLog(const std::string& path, int64_t resume_step);
+  // Appends one record and flushes it; throws moelab::Error naming the file and the system's reason when the write
+  // fails (a full disk), so that a run never goes on with a log that silently stopped.
   void write(const nlohmann::json& record);
   const std::string& path() const { return path_; }
 

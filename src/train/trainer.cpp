@@ -23,6 +23,7 @@
 #include "train/grad_clip.h"
 #include "train/metrics_log.h"
 #include "train/progress.h"
+#include "train/run_folder.h"
 #include "train/schedule.h"
 #include "train/stop_requests.h"
 
@@ -63,23 +64,30 @@ void optimizer_step(Model& model, OptimizerState& opt, const TrainConfig& tc, do
   }
 }
 
-TrainOutcome train(Config cfg, const std::string& resume) {
+TrainOutcome train(Config cfg, const std::string& resume, bool overwrite) {
   if (cfg.train.threads > 0) omp_set_num_threads(static_cast<int>(cfg.train.threads));
+  const auto& tc = cfg.train;
+  // The run folder first: a folder that is in use or holds another run is refused before anything is loaded.
+  const std::string ckpt = resume.empty() ? "" : resolve_checkpoint(resume);
+  TrainState state;
+  if (!ckpt.empty()) state = read_training_state(ckpt);
+  if (!ckpt.empty() && state.step >= tc.steps)
+    throw_error("--resume ", resume, ": the checkpoint is at step ", state.step, " and train.steps is ", tc.steps,
+                ": nothing left to train (train longer with --set train.steps=N)");
+  RunFolder run(tc.out_dir, {ckpt, state.step, overwrite});
+
   const auto data = data::TokenData::open(cfg.data.dir);
   if (cfg.model.vocab_size == 0) cfg.model.vocab_size = data.vocab_size();
   if (cfg.model.vocab_size != data.vocab_size())
     throw_error("vocab mismatch: the data folder ", cfg.data.dir, " has a tokenizer of ", data.vocab_size(),
                 " tokens, the config (", cfg.source, ") says model.vocab_size = ", cfg.model.vocab_size);
-  const auto& tc = cfg.train;
 
   Model model(cfg);
   // Evaluations are a small part of a training run's time, and packed weights would add one more f32 copy of the
   // weights to its peak memory (about 17% on the default run).
   model.set_pack_weights_for_inference(false);
   OptimizerState opt;
-  TrainState state;
-  if (!resume.empty()) {
-    const std::string ckpt = resolve_checkpoint(resume);
+  if (!ckpt.empty()) {
     load_model_weights(ckpt, model);
     load_training_state(ckpt, model, opt, state);
     std::fprintf(stderr, "resuming from %s at step %lld\n", ckpt.c_str(), static_cast<long long>(state.step));
@@ -89,7 +97,6 @@ TrainOutcome train(Config cfg, const std::string& resume) {
     opt.exp_avg_sq.assign(model.params().size(), 0.0f);
   }
 
-  std::filesystem::create_directories(tc.out_dir);
   write_file_atomic(tc.out_dir + "/config.json", config_to_json(cfg).dump(2) + "\n");
   MetricsLog metrics(tc.out_dir + "/metrics.jsonl", state.step);
   Progress progress(state.step, tc.steps);
@@ -97,7 +104,7 @@ TrainOutcome train(Config cfg, const std::string& resume) {
   const int64_t B = tc.batch_size, T = tc.seq_len, tokens_per_step = B * T * tc.grad_accum;
   std::vector<int32_t> batch(B * (T + 1)), inputs(B * T), targets(B * T);
   TrainOutcome outcome;
-  outcome.checkpoint = resume.empty() ? "" : resolve_checkpoint(resume);
+  outcome.checkpoint = ckpt;
 
   // The raw gradient of each expert at the step an evaluation follows (before clipping), logged with it.
   nlohmann::json grad_norms_for_eval;
@@ -171,7 +178,7 @@ TrainOutcome train(Config cfg, const std::string& resume) {
     // A stop request (stop_requests.h) is taken here, between steps: one more checkpoint, then out.
     const int stop_signal = stop_requested();
     if (stop_signal != 0 || last || (tc.checkpoint_every > 0 && state.step % tc.checkpoint_every == 0)) {
-      outcome.checkpoint = save_checkpoint(tc.out_dir, model, opt, state);
+      outcome.checkpoint = run.save_checkpoint(model, opt, state);
       progress.message("checkpoint " + outcome.checkpoint);
     }
     if (stop_signal != 0 && !last) {

@@ -18,8 +18,9 @@ struct TrainOutcome {
   double final_val_loss = 0;  // 0 when interrupted
 };
 
-// cfg: validated; vocab_size may be 0 (taken from the data). resume: a run or checkpoint folder, or empty.
-TrainOutcome train(Config cfg, const std::string& resume);
+// cfg: validated; vocab_size may be 0 (taken from the data). resume: a run or checkpoint folder, or empty. The run
+// writes into cfg.train.out_dir, which a new run needs empty unless `overwrite` clears it (run_folder.h).
+TrainOutcome train(Config cfg, const std::string& resume, bool overwrite = false);
 
 // One optimizer step of a training step, as train() runs it (and `moelab bench` times it): the global gradient
 // norm and the factor clipping scales the gradients by, then AdamW with decoupled weight decay per tensor group,
