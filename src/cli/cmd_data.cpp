@@ -63,22 +63,57 @@ void register_data_command(CLI::App& app) {
     std::vector<std::string> files;
     std::string out;
     int64_t vocab = data::kDefaultVocabSize;
+    data::TextCorpusOptions corpus;
   };
   auto text_opts = std::make_shared<TextOptions>();
   auto* text = cmd->add_subcommand(
       "text",
-      "Plain-text files, one document each, no labels; split by document (every 10th to val, the one "
-      "after it to test) from 20 files on, else by line ranges of each file (90/5/5)");
-  text->add_option("files", text_opts->files, "Text files (UTF-8), one document each")
+      "Your own corpus: plain-text files (one document each) or JSONL files (one document per line, "
+      "{\"text\": ..., \"id\": ..., any label fields}). Split by a list, by a field, by fractions, or by "
+      "default by document (every 10th to val, the one after it to test) from 20 documents on, else by line "
+      "ranges of each document (90/5/5). Writes manifest.tsv: where each document went");
+  text->add_option("files", text_opts->files, "Text files (UTF-8): FILE.jsonl one document per line, others one each")
       ->required()
       ->check(CLI::ExistingFile);
   text->add_option("--out", text_opts->out, "Output data folder")->required();
-  text->add_option("--vocab", text_opts->vocab, "Tokenizer vocabulary size (BPE pieces, bytes and specials)")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{260}, int64_t{1} << 20));
+  auto* vocab =
+      text->add_option("--vocab", text_opts->vocab, "Tokenizer vocabulary size (BPE pieces, bytes and specials)")
+          ->capture_default_str()
+          ->check(CLI::Range(int64_t{260}, int64_t{1} << 20));
+  text->add_option("--tokenizer", text_opts->corpus.tokenizer,
+                   "Reuse this tokenizer.model (e.g. data/brown/tokenizer.model) instead of training one, so that "
+                   "perplexities compare across data folders")
+      ->check(CLI::ExistingFile)
+      ->excludes(vocab);
+  text->add_option("--label", text_opts->corpus.read.label_field,
+                   "JSONL field whose value is each document's label: written where Brown's genre goes, so the "
+                   "specialisation analyses measure routing against it");
+  auto* split_field = text->add_option("--split-field", text_opts->corpus.read.split_field,
+                                       "JSONL field that gives each document's split: train, val or test");
+  auto* split_list = text->add_option("--split-list", text_opts->corpus.split.list_file,
+                                      "TSV file of DOCUMENT<TAB>SPLIT lines naming every document once (a document "
+                                      "is its file path, or its JSONL \"id\", or FILE:LINE)")
+                         ->check(CLI::ExistingFile)
+                         ->excludes(split_field);
+  auto* val = text->add_option("--val-fraction", text_opts->corpus.split.val_fraction,
+                               "Split at random by document: this fraction to val (drawn from a hash of the seed and "
+                               "the document's name, so independent of file order)")
+                  ->check(CLI::Range(0.0, 1.0))
+                  ->excludes(split_field)
+                  ->excludes(split_list);
+  auto* test = text->add_option("--test-fraction", text_opts->corpus.split.test_fraction,
+                                "With --val-fraction: this fraction to test")
+                   ->check(CLI::Range(0.0, 1.0))
+                   ->excludes(split_field)
+                   ->excludes(split_list);
+  text->add_option("--seed", text_opts->corpus.split.seed, "Seed of the random split")->capture_default_str();
+  val->needs(test);
+  test->needs(val);
   text->callback([text_opts] {
+    text_opts->corpus.split.by_field = !text_opts->corpus.read.split_field.empty();
     const auto start = std::chrono::steady_clock::now();
-    const auto summary = data::prepare_text(text_opts->files, text_opts->out, text_opts->vocab, progress);
+    const auto summary =
+        data::prepare_text(text_opts->files, text_opts->out, text_opts->vocab, text_opts->corpus, progress);
     print_summary(summary, seconds_since(start));
   });
 }

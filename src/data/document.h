@@ -1,5 +1,6 @@
 // A corpus document as the data pipeline sees it: its plain text (what the tokenizer reads) and, for labelled
-// corpora (Brown), its words with their byte ranges in that text and their universal POS class, plus its genre.
+// corpora (Brown), its words with their byte ranges in that text and their universal POS class, plus its genre
+// (or a user's own label).
 // Also the three split names every data folder uses.
 #pragma once
 
@@ -25,10 +26,12 @@ struct Word {
 };
 
 struct Document {
-  std::string name;         // e.g. "ca01", or the file a plain-text document came from
+  std::string name;         // e.g. "ca01", the file a plain-text document came from, or "FILE:LINE" of a JSONL one
   int genre = -1;           // genre id, -1 for unlabelled corpora
   std::string text;         // Brown: one sentence per line, each ending in '\n'; plain text: the file as it is
   std::vector<Word> words;  // in text order, non-overlapping; empty for unlabelled corpora
+  std::string label;        // a user's own per-document label (`data text --label`), written as the genre channel
+  std::string split;        // the split the corpus itself gives it (`data text --split-field`), or empty
 };
 
 // Documents of each split, indexed like kSplitNames.

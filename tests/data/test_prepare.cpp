@@ -10,6 +10,7 @@
 #include "data/fixtures/brown_fixture.h"
 #include "data/loader.h"
 #include "data/prepare.h"
+#include "support/errors.h"
 #include "support/temp_dir.h"
 
 namespace moelab {
@@ -255,6 +256,55 @@ TEST(PrepareText, ManyFilesSplitByDocument) {
   EXPECT_EQ(tok.decode(test_docs[1]), "Document number 19 is short. It has two lines.");
   EXPECT_THROW(data::prepare_text({in.file("absent.txt")}, out.path().string(), kVocab), Error);
   EXPECT_THROW(data::prepare_text({}, out.path().string(), kVocab), Error);
+}
+
+// A JSONL corpus with a label field and a split field: labels become the genre channel, named in meta.json; the
+// manifest says where each document went; a second folder reusing the first's tokenizer has the same token ids.
+TEST(PrepareText, JsonlWithLabelsSplitFieldManifestAndAReusedTokenizer) {
+  TempDir in, out, again;
+  std::string jsonl;
+  const char* parties[] = {"green", "blue", "red"};
+  for (int i = 0; i < 30; ++i) {
+    const char* split = i % 10 == 3 ? "val" : i % 10 == 7 ? "test" : "train";
+    jsonl += "{\"id\": \"speech-" + std::to_string(i) + "\", \"party\": \"" + parties[i % 3] + "\", \"part\": \"" +
+             split + "\", \"text\": \"Speech " + std::to_string(i) + " says the budget is fine.\"}\n";
+  }
+  testing::write_all(in.file("speeches.jsonl"), jsonl);
+  data::TextCorpusOptions options;
+  options.read = {"party", "part"};
+  options.split.by_field = true;
+  data::prepare_text({in.file("speeches.jsonl")}, out.path().string(), 300, options);
+  const TokenData d = TokenData::open(out.path().string());
+  EXPECT_EQ(d.genre_names(), (std::vector<std::string>{"blue", "green", "red"}));
+  EXPECT_EQ(d.split_documents("train"), 24);
+  EXPECT_EQ(d.split_documents("val"), 3);
+  EXPECT_EQ(d.split_documents("test"), 3);
+  // Val holds speech-3 (green: class 1), speech-13 (blue: 0) and speech-23 (red: 2): their tokens carry their labels.
+  ASSERT_NE(d.genre_labels("val"), nullptr);
+  EXPECT_EQ(d.genre_labels("val")[0], 1);
+  EXPECT_EQ(d.genre_labels("val")[d.split_tokens("val") - 1], 2);
+  const std::string manifest = testing::read_all(out.file("manifest.tsv"));
+  EXPECT_EQ(manifest.substr(0, manifest.find('\n')), "document\tsplit\ttokens\tlabel");
+  EXPECT_NE(manifest.find("speech-3\tval\t"), std::string::npos) << manifest;
+  EXPECT_NE(manifest.find("\tred\n"), std::string::npos) << manifest;
+
+  data::TextCorpusOptions reuse = options;
+  reuse.tokenizer = d.tokenizer_path();
+  data::prepare_text({in.file("speeches.jsonl")}, again.path().string(), 9999, reuse);
+  const TokenData e = TokenData::open(again.path().string());
+  EXPECT_EQ(e.vocab_size(), d.vocab_size());
+  EXPECT_EQ(testing::read_all(again.file("tokenizer.model")), testing::read_all(out.file("tokenizer.model")));
+  EXPECT_EQ(testing::read_all(again.file("train.bin")), testing::read_all(out.file("train.bin")));
+}
+
+TEST(PrepareText, TextThatIsNotUtf8IsRefusedNamingTheFileAndTheByte) {
+  TempDir in, out;
+  testing::write_all(in.file("latin1.txt"), "Caf\xe9 au lait.\nSecond line.\nThird line.\n");
+  const std::string message =
+      testing::error_of([&] { data::prepare_text({in.file("latin1.txt")}, out.path().string(), kVocab); });
+  EXPECT_CONTAINS(message, in.file("latin1.txt"));
+  EXPECT_CONTAINS(message, "not UTF-8 (byte 3");
+  EXPECT_CONTAINS(message, "iconv");
 }
 
 }  // namespace
