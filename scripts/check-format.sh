@@ -3,7 +3,7 @@
 # .clang-format. Usage: scripts/check-format.sh [--fix]   (--fix rewrites the files in place instead)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(find src include tests bench -name '*.cpp' -o -name '*.h' | sort)
+mapfile -t files < <(find src include tests bench fuzz -name '*.cpp' -o -name '*.h' | sort)
 if [[ "${1:-}" == "--fix" ]]; then
   clang-format -i "${files[@]}"
 elif ! clang-format --dry-run -Werror "${files[@]}"; then

@@ -4,7 +4,8 @@
 # pinned by web/package-lock.json (`npm ci --prefix web`, rerun when the lock file changes; the build embeds them).
 # Usage: scripts/install-deps.sh [--tests]
 #   --tests  also what only the tests and benchmarks need: clang-format (the format check), GoogleTest and Google
-#            Benchmark, python3-torch and numpy (the PyTorch and NumPy oracles), Chromium (the report's headless test).
+#            Benchmark, python3-torch and numpy (the PyTorch and NumPy oracles), Chromium (the report's headless test),
+#            clang with its libFuzzer and OpenMP runtimes (scripts/fuzz.sh).
 set -euo pipefail
 
 # The main job's packages: what builds and runs the `moelab` binary. Some of these are only *recommended* by the
@@ -21,7 +22,8 @@ packages=(build-essential cmake pkg-config git ca-certificates
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 if [[ "${1:-}" == "--tests" ]]; then
-  packages+=(clang-format libgtest-dev libgmock-dev libbenchmark-dev python3 python3-torch python3-numpy chromium)
+  packages+=(clang-format libgtest-dev libgmock-dev libbenchmark-dev python3 python3-torch python3-numpy chromium
+             clang libclang-rt-14-dev libomp-14-dev)
 fi
 
 missing=()

@@ -159,7 +159,7 @@ TokenData TokenData::open(const std::string& dir) {
   json meta;
   try {
     meta = json::parse(read_file_bytes(meta_path));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number too large for any type (out_of_range)
     throw_error(meta_path, ": not valid JSON (", e.what(), ")");
   }
   const MetaReader r(meta_path);

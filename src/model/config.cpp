@@ -254,6 +254,8 @@ template <class... F>
 struct Overloaded : F... {
   using F::operator()...;
 };
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;  // C++20 deduces this by itself; clang 14 (the fuzz build) needs it spelled
 
 // Stores `value` into the field, or throws "<where>: key 'train.lr': expected a float, found a string ('x')".
 void assign(Config& cfg, const ConfigField& field, const Value& value, const std::string& where) {

@@ -214,6 +214,9 @@ TEST(TokenFile, RejectsMissingOrMalformedMeta) {
   f.restore();
   write_all(dir.file("meta.json"), "{\"format_version\": 1, \"corpus\": ");
   expect_open_fails(dir, {dir.file("meta.json"), "not valid JSON"});
+  // A number no type holds (found by scripts/fuzz.sh): nlohmann's out_of_range, not a parse error.
+  write_all(dir.file("meta.json"), "99999999999999999999E908");
+  expect_open_fails(dir, {dir.file("meta.json"), "not valid JSON", "number overflow"});
 
   struct Case {
     std::function<void(json&)> edit;
