@@ -88,7 +88,12 @@ std::vector<double> column_shares(const Contingency& t) {
   return out;
 }
 
-std::string z_text(const PermutationScore& s) { return fmt(s.observed, "%.4f") + " (z " + fmt(s.z, "%.1f") + ")"; }
+// A z-score, or why there is none: a baseline without spread (every permutation scoring the same) has no z.
+std::string z_fmt(const PermutationScore& s) {
+  if (std::isfinite(s.z)) return fmt(s.z, "%.1f");
+  return std::isfinite(s.baseline_std) ? "no spread" : "n/a";
+}
+std::string z_text(const PermutationScore& s) { return fmt(s.observed, "%.4f") + " (z " + z_fmt(s) + ")"; }
 
 report::ReportSection overview(const CheckpointAnalysis& a) {
   report::ReportSection s{"overview", "Overview", {}, {}, {}};
@@ -204,8 +209,7 @@ report::ReportSection specialisation_section(const CheckpointAnalysis& a) {
       if (sp) {
         s.table.push_back({std::to_string(la.layer), which == 0 ? "POS" : "genre", fmt(sp->nmi.observed, "%.4f"),
                            fmt(sp->nmi.baseline_mean, "%.5f") + " ± " + fmt(sp->nmi.baseline_std, "%.5f"),
-                           fmt(sp->nmi.z, "%.1f"), fmt(sp->nmi.p_value, "%.3g"), fmt(sp->purity.observed),
-                           fmt(sp->purity.z, "%.1f")});
+                           z_fmt(sp->nmi), fmt(sp->nmi.p_value, "%.3g"), fmt(sp->purity.observed), z_fmt(sp->purity)});
         z[which][l] = sp->nmi.z;
       }
       ++which;

@@ -96,6 +96,18 @@ double purity_of(const std::vector<int64_t>& counts /*[E,C]*/, int64_t E, int64_
   return n ? static_cast<double>(top) / static_cast<double>(n) : 0.0;
 }
 
+nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+nlohmann::json to_json(const PermutationScore& s) {
+  return {{"observed", number_or_null(s.observed)},
+          {"baseline_mean", number_or_null(s.baseline_mean)},
+          {"baseline_std", number_or_null(s.baseline_std)},
+          {"z", number_or_null(s.z)},
+          {"p_value", number_or_null(s.p_value)}};
+}
+
+}  // namespace
+
 PermutationScore score_against(double observed, const std::vector<double>& baseline /*[P]*/) {
   PermutationScore s;
   s.observed = observed;
@@ -113,21 +125,12 @@ PermutationScore score_against(double observed, const std::vector<double>& basel
   double ss = 0;
   for (double v : baseline) ss += (v - s.baseline_mean) * (v - s.baseline_mean);
   s.baseline_std = std::sqrt(ss / static_cast<double>(P - 1));
-  if (s.baseline_std > 0) s.z = (observed - s.baseline_mean) / s.baseline_std;
+  // A spread at the level of rounding (every permutation scoring the same, up to the last bits) is no spread: z
+  // would be an artefact of the order of additions (1e14 was seen for purity), not a measure of anything.
+  const double scale = std::max(std::abs(s.baseline_mean), std::abs(observed));
+  if (s.baseline_std > 1e-9 * scale) s.z = (observed - s.baseline_mean) / s.baseline_std;
   return s;
 }
-
-nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
-
-nlohmann::json to_json(const PermutationScore& s) {
-  return {{"observed", number_or_null(s.observed)},
-          {"baseline_mean", number_or_null(s.baseline_mean)},
-          {"baseline_std", number_or_null(s.baseline_std)},
-          {"z", number_or_null(s.z)},
-          {"p_value", number_or_null(s.p_value)}};
-}
-
-}  // namespace
 
 Contingency contingency(const int16_t* experts /*[N,K]*/, int64_t N, int64_t K, int64_t E,
                         const uint8_t* labels /*[N]*/, int64_t n_labels) {

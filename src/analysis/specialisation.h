@@ -45,11 +45,15 @@ struct PermutationScore {
   double observed = 0;
   double baseline_mean = 0;  // mean over the permutations (NaN with none)
   double baseline_std = 0;   // sample standard deviation over the permutations (NaN with fewer than 2)
-  double z = 0;              // (observed - baseline_mean) / baseline_std; NaN when the std is 0 or NaN
+  double z = 0;  // (observed - baseline_mean) / baseline_std; NaN when the baseline has no spread beyond rounding
   // (1 + #permutations scoring >= observed) / (1 + permutations); a score within 1e-12 relative of the observed
   // one counts as >=, so a permutation reproducing the observed table up to rounding is not counted below it.
   double p_value = 1;
 };
+
+// Scores `observed` against the permutation scores `baseline` [P]. A baseline whose standard deviation is within
+// 1e-9 of the scores' scale has no spread: z is NaN (shown as "no spread"), never a ratio of rounding errors.
+PermutationScore score_against(double observed, const std::vector<double>& baseline);
 
 struct SpecialisationResult {
   Contingency table;

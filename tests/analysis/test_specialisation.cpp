@@ -290,5 +290,19 @@ TEST(Specialisation, Json) {
   EXPECT_DOUBLE_EQ(j["purity"]["observed"].get<double>(), 0.6);
 }
 
+// A baseline that differs only in its last bits has no spread: no z (it used to be printed as 1e14).
+TEST(Specialisation, ABaselineWithoutSpreadHasNoZ) {
+  const double purity = 0.125;
+  std::vector<double> baseline(100, purity);
+  for (size_t i = 0; i < baseline.size(); i += 3) baseline[i] = std::nextafter(purity, 1.0);
+  const analysis::PermutationScore flat = analysis::score_against(0.5, baseline);
+  EXPECT_TRUE(std::isnan(flat.z)) << flat.z;
+  EXPECT_GT(flat.baseline_std, 0.0);  // rounding-level spread is there, and ignored
+  EXPECT_DOUBLE_EQ(flat.p_value, 1.0 / 101.0);
+  // A real spread gives the usual z.
+  std::vector<double> spread = {0.1, 0.2, 0.3};
+  EXPECT_NEAR(analysis::score_against(0.5, spread).z, 3.0, 1e-12);
+}
+
 }  // namespace
 }  // namespace moelab
