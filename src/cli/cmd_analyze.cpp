@@ -6,6 +6,8 @@
 #include "analysis/checkpoint_analysis.h"
 #include "analysis/report_content.h"
 #include "cli/commands.h"
+#include "cli/option_checks.h"
+#include "core/error.h"
 #include "io/atomic_file.h"
 #include "report/html_report.h"
 #include "report/png_export.h"
@@ -24,12 +26,25 @@ struct ReportArgs {
   analysis::AnalysisOptions options;
 };
 
+// "--out DIR" or "report folder DIR", for messages.
+std::string folder_name(const ReportArgs& args, const std::string& out) {
+  return (args.out.empty() ? "report folder " : "--out ") + out;
+}
+
 void run_report(const ReportArgs& args) {
+  const std::string out =
+      !args.out.empty()
+          ? args.out
+          : (fs::path(run_folder_of(resolve_checkpoint(args.checkpoint))) / "analysis" / "report").string();
+  // Checked before the analysis, which takes minutes on a real split.
+  std::error_code ec;
+  if (fs::exists(out, ec) && !fs::is_directory(out, ec))
+    throw_error(folder_name(args, out), ": exists and is not a folder; expected a folder (created if missing) for ",
+                "report.html, analysis.json and figures/");
   analysis::StageProgress progress;
   const analysis::CheckpointAnalysis a = analysis::analyze_checkpoint(args.checkpoint, args.options, progress);
-  const std::string out =
-      !args.out.empty() ? args.out : (fs::path(run_folder_of(a.checkpoint)) / "analysis" / "report").string();
-  fs::create_directories(out);
+  fs::create_directories(out, ec);
+  if (ec) throw_error(folder_name(args, out), ": cannot create the folder (", ec.message(), ")");
   const report::ReportDoc doc = analysis::build_report(a);
   const auto charts = analysis::report_charts(doc);
   progress.stage("writing report.html and analysis.json", 1);
@@ -61,12 +76,12 @@ void register_analyze_report_command(CLI::App& analyze) {
   cmd->add_option("--out", args->out, "Output folder (default: <run folder>/analysis/report)");
   cmd->add_option("--data", o.data_dir, "Data folder (default: the one in the checkpoint's config)");
   cmd->add_option("--max-tokens", o.max_tokens, "Trace only the first this many tokens (0: all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(whole_number(0, INT64_MAX, "0: all"));
   cmd->add_option("--sample-tokens", o.sample_tokens, "Tokens every expert is run on for the dynamic expert analysis")
-      ->check(CLI::PositiveNumber)
+      ->check(whole_number(1))
       ->capture_default_str();
   cmd->add_option("--permutations", o.permutations, "Shuffled-label permutations of the specialisation baseline")
-      ->check(CLI::Range(int64_t{2}, int64_t{100000}))
+      ->check(whole_number(2, 100000))
       ->capture_default_str();
   cmd->add_option("--seed", o.seed, "Seed of the permutations")->capture_default_str();
   cmd->add_option_function<std::string>(

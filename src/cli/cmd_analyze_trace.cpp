@@ -9,8 +9,11 @@
 
 #include "analysis/trace.h"
 #include "cli/commands.h"
+#include "cli/option_checks.h"
 #include "core/error.h"
+#include "model/check_finite.h"
 #include "model/config.h"
+#include "model/memory_estimate.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
 
@@ -36,6 +39,8 @@ void run_trace(const TraceArgs& a) {
   const Config& cfg = loaded.config;
   Model& model = *loaded.model;
   const auto& data = loaded.data;
+  check_finite(model, ckpt);
+  check_memory_fits(cfg, MemoryUse::Inference);
   const bool from_text = !a.text.empty();
   const analysis::TraceSource source = from_text ? analysis::trace_source_from_text(data, a.text, a.max_tokens)
                                                  : analysis::trace_source_from_split(data, a.split, a.max_tokens);
@@ -87,7 +92,7 @@ void register_analyze_trace_command(CLI::App& analyze) {
   cmd->add_option("--out", args->out,
                   "Output folder (default: <run folder>/analysis/trace-<split>, or trace-text-<file stem>)");
   cmd->add_option("--max-tokens", args->max_tokens, "Trace only the first this many tokens (0: all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(whole_number(0, INT64_MAX, "0: all"));
   cmd->add_flag("--probs", args->probs, "Also record the router probabilities over all experts (probs.npy)");
   cmd->add_option("--data", args->data_dir, "Data folder (default: the one in the checkpoint's config)");
   cmd->callback([args] { run_trace(*args); });

@@ -16,10 +16,12 @@
 
 #include "backend/cpu/fma_peak.h"
 #include "cli/commands.h"
+#include "cli/option_checks.h"
 #include "core/error.h"
 #include "core/op_profile.h"
 #include "core/rng.h"
 #include "model/config.h"
+#include "model/memory_estimate.h"
 #include "model/model.h"
 #include "model/model_flops.h"
 #include "train/trainer.h"
@@ -65,6 +67,7 @@ void run_bench(const BenchArgs& a) {
   validate(cfg);
   if (cfg.train.threads > 0) omp_set_num_threads(static_cast<int>(cfg.train.threads));
   const bool training = !a.forward_only;
+  check_memory_fits(cfg, training ? MemoryUse::Training : MemoryUse::Inference);
   const int64_t B = cfg.train.batch_size, T = cfg.train.seq_len, N = B * T;
   Model model(cfg);
   model.init_params(cfg.train.seed);
@@ -169,13 +172,12 @@ void register_bench_command(CLI::App& app) {
   cmd->add_option("--set", args->sets, "Override one setting of CONFIG: section.key=value (repeatable)");
   cmd->add_option("--precision", args->precision, "GEMM precision, as train.precision (default: the config's, f32)")
       ->check(CLI::IsMember({"f32", "bf16"}));
-  cmd->add_option("--steps", args->steps, "Timed steps")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--warmup", args->warmup, "Untimed steps first")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
+  cmd->add_option("--steps", args->steps, "Timed steps")->check(whole_number(1))->capture_default_str();
+  cmd->add_option("--warmup", args->warmup, "Untimed steps first")->check(whole_number(0))->capture_default_str();
   cmd->add_flag("--forward", args->forward_only, "Time inference (forward only) instead of a training step");
   cmd->add_option("--peak-gflops", args->peak_gflops,
-                  "The FP32 peak to measure utilisation against (default: measured)");
+                  "The FP32 peak to measure utilisation against (default: measured)")
+      ->check(finite_number(0, 1e9));
   cmd->add_flag("--json", args->json, "Print the result as JSON");
   cmd->callback([args] { run_bench(*args); });
 }

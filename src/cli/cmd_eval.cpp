@@ -3,9 +3,12 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/option_checks.h"
 #include "core/error.h"
 #include "data/loader.h"
 #include "eval/perplexity.h"
+#include "model/check_finite.h"
+#include "model/memory_estimate.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
 
@@ -27,6 +30,8 @@ void run_eval(const EvalArgs& a) {
   const Config& cfg = loaded.config;
   Model& model = *loaded.model;
   const auto& data = loaded.data;
+  check_finite(model, ckpt);
+  check_memory_fits(cfg, MemoryUse::Inference);
   const EvalResult r = evaluate_perplexity(model, data, a.split, cfg.train.seq_len, cfg.train.batch_size, a.max_tokens);
   if (a.json) {
     nlohmann::json j = to_json(r);
@@ -50,7 +55,8 @@ void register_eval_command(CLI::App& app) {
       ->required();
   cmd->add_option("--split", args->split, "Which split to score")->check(CLI::IsMember({"val", "test", "train"}));
   cmd->add_option("--data", args->data_dir, "Data folder (default: the one in the checkpoint's config)");
-  cmd->add_option("--max-tokens", args->max_tokens, "Score only the first windows covering this many tokens (0: all)");
+  cmd->add_option("--max-tokens", args->max_tokens, "Score only the first windows covering this many tokens (0: all)")
+      ->check(whole_number(0, INT64_MAX, "0: all"));
   cmd->add_flag("--json", args->json, "Print the result as JSON (for scripts)");
   cmd->callback([args] { run_eval(*args); });
 }

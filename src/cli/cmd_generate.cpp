@@ -2,10 +2,12 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/option_checks.h"
 #include "core/error.h"
 #include "data/loader.h"
 #include "data/tokenizer.h"
 #include "eval/generate.h"
+#include "model/check_finite.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
 
@@ -31,6 +33,7 @@ void run_generate(GenerateArgs a) {
                 " but the tokenizer ", data.tokenizer_path(), " has ", tokenizer.vocab_size(), " tokens");
   Model model(cfg);
   load_model_weights(ckpt, model);
+  check_finite(model, ckpt);
   a.sampling.stop_token = tokenizer.eod_id();
   const std::vector<int32_t> produced = generate(model, tokenizer.encode_ids(a.prompt), a.sampling);
   std::printf("%s%s\n", a.prompt.c_str(), tokenizer.decode(produced).c_str());
@@ -46,13 +49,13 @@ void register_generate_command(CLI::App& app) {
   cmd->add_option("--prompt", args->prompt, "Text to continue")->required();
   cmd->add_option("--max-tokens", args->sampling.max_new_tokens, "Tokens to generate at most")
       ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{100000}));
+      ->check(whole_number(1, 100000));
   cmd->add_option("--temperature", args->sampling.temperature, "Softmax temperature; 0 picks the most likely token")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 100.0));
+      ->check(finite_number(0.0, 100.0));
   cmd->add_option("--top-k", args->sampling.top_k, "Sample among the k most likely tokens; 0: all")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(whole_number(0, INT64_MAX, "0: all"));
   cmd->add_option("--seed", args->sampling.seed, "Random seed of the sampler")->capture_default_str();
   cmd->add_option("--data", args->data_dir, "Data folder with the tokenizer (default: the checkpoint config's)");
   cmd->callback([args] { run_generate(*args); });

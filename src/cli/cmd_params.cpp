@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "data/token_file.h"
 #include "model/config.h"
+#include "model/memory_estimate.h"
 #include "model/param_count.h"
 
 namespace moelab::cli {
@@ -37,6 +38,7 @@ void run_params(const ParamsArgs& a) {
                   "--set model.vocab_size=N");
     cfg.model.vocab_size = data::TokenData::open(cfg.data.dir).vocab_size();
   }
+  check_memory_fits(cfg, MemoryUse::Count);  // counting lists every tensor
   const ParamCount c = count_params(cfg);
   if (a.json) {
     nlohmann::json j = to_json(c);

@@ -21,12 +21,28 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& what) : std::runtime_error(what) {}
 };
 
+// A message with its control characters but newline and tab written as \xNN: a piece read from a damaged file may
+// hold a NUL, where what() would end the message, or terminal escape sequences.
+inline std::string escape_control_chars(const std::string& text) {
+  std::string out;
+  for (const char c : text) {
+    if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t') {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02x", static_cast<unsigned char>(c));
+      out += hex;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 // Builds a message from any streamable pieces: throw_error("file ", path, ": expected ", n, " bytes").
 template <typename... Parts>
 [[noreturn]] void throw_error(const Parts&... parts) {
   std::ostringstream os;
   (os << ... << parts);
-  throw Error(os.str());
+  throw Error(escape_control_chars(os.str()));
 }
 
 }  // namespace moelab

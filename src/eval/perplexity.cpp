@@ -2,13 +2,25 @@
 
 #include <cmath>
 
+#include "core/error.h"
 #include "eval/routing_tally.h"
 
 namespace moelab {
 
+void check_scorable(const data::TokenData& data, const std::string& split, int64_t max_tokens) {
+  const int64_t n = data.split_tokens(split);
+  if (max_tokens == 1 && n >= 2)
+    throw_error("evaluating the ", split, " split of ", data.dir(), ": a limit of ", max_tokens,
+                " token scores none; a target needs the token before it, so the limit must be at least 2");
+  if (n < 2)
+    throw_error("the ", split, " split of ", data.dir(), " has ", n, n == 1 ? " token" : " tokens",
+                ": too few to evaluate (a target needs the token before it, so at least 2)");
+}
+
 EvalResult evaluate_perplexity(Model& model, const data::TokenData& data, const std::string& split, int64_t seq_len,
                                int64_t batch_size, int64_t max_tokens) {
   const Model::InferenceMode inference(model);
+  check_scorable(data, split, max_tokens);
   const int64_t n_windows = data::count_eval_windows(data, split, seq_len, max_tokens);
   const auto& genres = data.genre_names();
   std::vector<double> genre_sum(genres.size(), 0.0);

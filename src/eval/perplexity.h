@@ -28,6 +28,10 @@ struct EvalResult {
   nlohmann::json routing;            // per MoE layer routing statistics over the scored tokens (RoutingTally)
 };
 
+// Throws moelab::Error naming the split and the data folder when an evaluation of it (of its first max_tokens
+// tokens, when max_tokens > 0) would score no token: a mean over none would read as loss 0, perplexity 1.
+void check_scorable(const data::TokenData& data, const std::string& split, int64_t max_tokens);
+
 // Scores the split in windows of seq_len tokens, batch_size windows per forward pass. max_tokens > 0 scores only
 // the first windows covering that many tokens (quick evaluations during training).
 EvalResult evaluate_perplexity(Model& model, const data::TokenData& data, const std::string& split, int64_t seq_len,

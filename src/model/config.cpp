@@ -7,11 +7,13 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <sstream>
 
 #include "core/error.h"
+#include "model/memory_estimate.h"
 
 namespace moelab {
 namespace {
@@ -417,6 +419,10 @@ const std::vector<ConfigField>& config_fields() {
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
   if (!std::ifstream(path)) throw_error("config ", path, ": cannot open (", std::strerror(errno), ")");
+  // A folder opens as an empty stream and would parse as an empty file: a run of every default.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw_error("config ", path, ": is a folder, expected a TOML config file");
   toml::table root;
   try {
     root = toml::parse_file(path);
@@ -603,6 +609,23 @@ void validate(const Config& cfg) {
   at_least("train.log_every", t.log_every, 1);
   check(!t.out_dir.empty(), "train.out_dir must not be empty");
   at_least("train.threads", t.threads, 0);
+  check(t.eval_tokens != 1, "train.eval_tokens = 1 scores no token (a target needs the token before it); use 0 (the ",
+        "whole split) or at least 2");
+
+  // Sizes no machine holds, whose products would overflow the int64 sizes and offsets of the code: refused here,
+  // whatever the machine (check_memory_fits compares sane sizes with this machine's memory).
+  constexpr double kMaxCount = 0x1p62;
+  const double bytes = estimate_memory(cfg, MemoryUse::Training).total_bytes();
+  check(bytes < kMaxCount, "these sizes need about ", format_gigabytes(bytes),
+        " of memory, more than a 64-bit size can count: model.d_model = ", m.d_model, ", model.n_layers = ", m.n_layers,
+        ", model.vocab_size = ", m.vocab_size, ", moe.n_experts = ", e.n_experts,
+        ", moe.expert_hidden = ", e.expert_hidden, ", moe.dense_hidden = ", e.dense_hidden,
+        ", moe.n_shared_experts = ", e.n_shared_experts, ", train.seq_len = ", t.seq_len,
+        ", train.batch_size = ", t.batch_size);
+  const double tokens = static_cast<double>(t.steps) * static_cast<double>(t.grad_accum) *
+                        static_cast<double>(t.batch_size) * static_cast<double>(t.seq_len);
+  check(tokens < kMaxCount, "train.steps x train.grad_accum x train.batch_size x train.seq_len = ", t.steps, " x ",
+        t.grad_accum, " x ", t.batch_size, " x ", t.seq_len, " training tokens: more than a 64-bit count can hold");
 }
 
 nlohmann::json config_to_json(const Config& cfg) {

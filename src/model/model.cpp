@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/op_profile.h"
 #include "core/rng.h"
+#include "model/memory_estimate.h"
 #include "ops/cross_entropy.h"
 #include "ops/embedding.h"
 #include "ops/linear.h"
@@ -64,6 +65,13 @@ cpu::GemmPrecision gemm_precision_of(const Config& cfg) {
   return cfg.train.precision == "bf16" ? cpu::GemmPrecision::Bf16 : cpu::GemmPrecision::F32;
 }
 
+// The config, once its parameter table and buffers are known to fit in this machine's memory: checked before the
+// members that allocate them are built (a config.json of absurd sizes must not end in the OOM killer).
+const Config& fits_in_memory(const Config& cfg) {
+  check_memory_fits(cfg, MemoryUse::Model);
+  return cfg;
+}
+
 uint64_t name_hash(const std::string& s) {  // FNV-1a: a stable stream id per tensor name
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
@@ -117,7 +125,7 @@ struct Model::Workspace {
 };
 
 Model::Model(const Config& cfg)
-    : cfg_(cfg),
+    : cfg_(fits_in_memory(cfg)),
       table_(cfg),
       params_(table_.total_numel(), 0.0f),
       grads_(table_.total_numel(), 0.0f),

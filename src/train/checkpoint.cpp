@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -25,6 +26,13 @@ std::string step_name(int64_t step) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%s%08lld", kPrefix, static_cast<long long>(step));
   return buf;
+}
+
+// "step-" and up to 18 digits: a complete checkpoint folder's name (not "step-00000600.tmp", not anything else).
+bool is_step_name(const std::string& name) {
+  const size_t prefix = std::strlen(kPrefix);
+  return name.rfind(kPrefix, 0) == 0 && name.size() > prefix && name.size() <= prefix + 18 &&
+         name.find_first_not_of("0123456789", prefix) == std::string::npos;
 }
 
 std::string read_text(const fs::path& path) {
@@ -85,10 +93,7 @@ std::vector<int64_t> checkpoint_steps(const std::string& run_dir) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(fs::path(run_dir) / "checkpoints", ec)) {
     const std::string name = entry.path().filename().string();
-    const std::string digits = name.substr(std::min(name.size(), std::string(kPrefix).size()));
-    const bool is_step = name.rfind(kPrefix, 0) == 0 && !digits.empty() &&
-                         digits.find_first_not_of("0123456789") == std::string::npos && digits.size() <= 18;
-    if (entry.is_directory() && is_step) steps.push_back(std::stoll(digits));
+    if (entry.is_directory() && is_step_name(name)) steps.push_back(std::stoll(name.substr(std::strlen(kPrefix))));
   }
   std::sort(steps.begin(), steps.end());
   return steps;
@@ -130,6 +135,9 @@ std::string resolve_checkpoint(const std::string& path) {
     if (fs::exists(root / "latest")) {
       std::string name = read_text(root / "latest");
       name.erase(name.find_last_not_of(" \n\r\t") + 1);
+      if (!is_step_name(name))
+        throw_error((root / "latest").string(), ": expected the name of a checkpoint folder (", kPrefix,
+                    "NNNNNNNN), found '", name, "'");
       const fs::path dir = root / name;
       if (!fs::exists(dir / "model.safetensors"))
         throw_error(path, ": 'latest' names ", dir.string(), " which holds no model.safetensors");

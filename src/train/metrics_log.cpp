@@ -14,11 +14,18 @@ MetricsLog::MetricsLog(const std::string& path, int64_t resume_step) : path_(pat
   if (resume_step > 0) {
     std::ifstream in(path);
     std::string line;
-    while (std::getline(in, line)) {
+    for (int64_t number = 1; std::getline(in, line); ++number) {
       if (line.empty()) continue;
       auto record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
       if (record.is_discarded()) continue;  // a line cut short by the interruption
-      if (record.value("step", int64_t{0}) <= resume_step) kept << line << '\n';
+      // Whatever else a line says, its step decides whether it stays: it must be there to be read.
+      const auto step = record.is_object() ? record.find("step") : record.end();
+      if (step == record.end() || !step->is_number_integer())
+        throw_error("metrics log ", path, ", line ", number,
+                    ": expected a JSON object with an integer \"step\", found ",
+                    step == record.end() ? record.dump() : "\"step\": " + step->dump(),
+                    "; correct or remove the line to resume");
+      if (step->get<int64_t>() <= resume_step) kept << line << '\n';
     }
   }
   write_file_atomic(path, kept.str());

@@ -15,7 +15,9 @@
 #include "eval/perplexity.h"
 #include "eval/routing_tally.h"
 #include "io/atomic_file.h"
+#include "model/check_finite.h"
 #include "model/config.h"
+#include "model/memory_estimate.h"
 #include "model/model.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
@@ -36,6 +38,16 @@ std::string format_eval(const EvalResult& r, int64_t step) {
   std::snprintf(buf, sizeof buf, "eval step %lld: %s loss %.4f perplexity %.2f (%lld tokens)",
                 static_cast<long long>(step), r.split.c_str(), r.loss, r.perplexity, static_cast<long long>(r.tokens));
   return buf;
+}
+
+// What a run stopped by a non-finite value leaves behind. The checkpoint of step s holds the weights step s + 1
+// trains on, so only a step that runs on them with a finite loss and gradient vouches for it: the newest checkpoint
+// may hold the weights that gave the non-finite value (a learning rate that blew them up in one update).
+std::string checkpoints_left(const std::string& last_good, const std::string& newest) {
+  std::string s = "the last good checkpoint (whose weights then gave a finite loss and gradient) is " +
+                  (last_good.empty() ? std::string("none") : last_good);
+  if (!newest.empty() && newest != last_good) s += "; " + newest + " holds the weights that gave this value";
+  return s;
 }
 
 }  // namespace
@@ -81,6 +93,8 @@ TrainOutcome train(Config cfg, const std::string& resume, bool overwrite) {
   if (cfg.model.vocab_size != data.vocab_size())
     throw_error("vocab mismatch: the data folder ", cfg.data.dir, " has a tokenizer of ", data.vocab_size(),
                 " tokens, the config (", cfg.source, ") says model.vocab_size = ", cfg.model.vocab_size);
+  check_scorable(data, "val", 0);               // before the run, not at its first evaluation
+  check_memory_fits(cfg, MemoryUse::Training);  // now that the vocabulary (embedding, LM head) is known
 
   Model model(cfg);
   // Evaluations are a small part of a training run's time, and packed weights would add one more f32 copy of the
@@ -89,6 +103,7 @@ TrainOutcome train(Config cfg, const std::string& resume, bool overwrite) {
   OptimizerState opt;
   if (!ckpt.empty()) {
     load_model_weights(ckpt, model);
+    check_finite(model, ckpt);
     load_training_state(ckpt, model, opt, state);
     std::fprintf(stderr, "resuming from %s at step %lld\n", ckpt.c_str(), static_cast<long long>(state.step));
   } else {
@@ -105,11 +120,15 @@ TrainOutcome train(Config cfg, const std::string& resume, bool overwrite) {
   std::vector<int32_t> batch(B * (T + 1)), inputs(B * T), targets(B * T);
   TrainOutcome outcome;
   outcome.checkpoint = ckpt;
+  std::string newest_checkpoint = ckpt, last_good_checkpoint;  // see checkpoints_left
 
   // The raw gradient of each expert at the step an evaluation follows (before clipping), logged with it.
   nlohmann::json grad_norms_for_eval;
   auto evaluate = [&](int64_t step_done, int64_t max_tokens) {
     const EvalResult r = evaluate_perplexity(model, data, "val", T, B, max_tokens);
+    if (!std::isfinite(r.loss))
+      throw_error("step ", step_done, ": the validation loss is ", r.loss, "; training stopped, ",
+                  checkpoints_left(last_good_checkpoint, newest_checkpoint));
     nlohmann::json rec = to_json(r);
     rec["type"] = "eval", rec["step"] = step_done;
     if (!grad_norms_for_eval.is_null()) rec["expert_grad_norm"] = grad_norms_for_eval;
@@ -134,8 +153,7 @@ TrainOutcome train(Config cfg, const std::string& resume, bool overwrite) {
       const Losses l = model.forward(inputs.data(), targets.data(), B, T);
       if (!std::isfinite(l.total))
         throw_error("step ", step + 1, ": the loss is ", l.total, " (cross-entropy ", l.ce,
-                    "); training stopped without saving, the last good checkpoint is ",
-                    outcome.checkpoint.empty() ? "none (no checkpoint was written yet)" : outcome.checkpoint);
+                    "); training stopped without saving, ", checkpoints_left(last_good_checkpoint, newest_checkpoint));
       model.backward(1.0 / tc.grad_accum);
       if (state.step + 1 == tc.steps || (state.step + 1) % tc.log_every == 0) routing.add(model);
       sum.ce += l.ce / tc.grad_accum, sum.load_balance += l.load_balance / tc.grad_accum;
@@ -147,9 +165,9 @@ TrainOutcome train(Config cfg, const std::string& resume, bool overwrite) {
     grad_norms_for_eval = eval_now ? expert_grad_norms(model) : nlohmann::json();
     const auto [grad_norm, clip] = measure_gradients(model, tc.grad_clip);
     if (!std::isfinite(grad_norm))
-      throw_error("step ", step + 1, ": the gradient norm is ", grad_norm,
-                  "; training stopped without saving, the last good checkpoint is ",
-                  outcome.checkpoint.empty() ? "none (no checkpoint was written yet)" : outcome.checkpoint);
+      throw_error("step ", step + 1, ": the gradient norm is ", grad_norm, "; training stopped without saving, ",
+                  checkpoints_left(last_good_checkpoint, newest_checkpoint));
+    last_good_checkpoint = newest_checkpoint;
     optimizer_step(model, opt, tc, lr, step + 1, clip);
     model.update_selection_bias();
     state.step = step + 1;
@@ -178,7 +196,7 @@ TrainOutcome train(Config cfg, const std::string& resume, bool overwrite) {
     // A stop request (stop_requests.h) is taken here, between steps: one more checkpoint, then out.
     const int stop_signal = stop_requested();
     if (stop_signal != 0 || last || (tc.checkpoint_every > 0 && state.step % tc.checkpoint_every == 0)) {
-      outcome.checkpoint = run.save_checkpoint(model, opt, state);
+      outcome.checkpoint = newest_checkpoint = run.save_checkpoint(model, opt, state);
       progress.message("checkpoint " + outcome.checkpoint);
     }
     if (stop_signal != 0 && !last) {

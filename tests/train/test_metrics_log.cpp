@@ -32,6 +32,22 @@ TEST(MetricsLog, AResumeDropsTheRecordsPastItsStepAndACutLine) {
             "{\"step\":4,\"type\":\"train\"}\n");
 }
 
+// A line whose step cannot be read cannot be kept or dropped by it: an error naming the file and the line, which
+// leaves the log as it was.
+TEST(MetricsLog, AResumeRefusesALineWithoutAnIntegerStepNamingTheLine) {
+  testing::TempDir dir;
+  const std::string path = dir.file("metrics.jsonl");
+  for (const std::string bad :
+       {"{\"type\": \"train\", \"step\": \"x\"}", "{\"type\": \"train\"}", "[1, 2]", "{\"step\": 2.5}"}) {
+    const std::string log = "{\"type\": \"train\", \"step\": 1}\n" + bad + "\n";
+    testing::write_all(path, log);
+    const std::string message = testing::error_of([&] { MetricsLog resumed(path, 1); });
+    EXPECT_CONTAINS(message, path + ", line 2");
+    EXPECT_CONTAINS(message, "integer \"step\"");
+    EXPECT_EQ(testing::read_all(path), log);
+  }
+}
+
 // A full disk, made by a file-size limit in a child process: the write that fails throws, naming the file.
 TEST(MetricsLog, AWriteThatFailsIsAnErrorNamingTheFile) {
   testing::TempDir dir;

@@ -177,7 +177,7 @@ TEST_F(Training, VocabMismatchBetweenConfigAndDataIsAnError) {
   expect_error([&] { train(cfg, ""); }, {"vocab mismatch", std::to_string(kVocab)});
 }
 
-TEST_F(Training, NonFiniteLossStopsNamingTheStepAndKeepsTheLastCheckpoint) {
+TEST_F(Training, ResumingFromNonFiniteWeightsIsRefusedNamingTheTensorAndKeepsTheCheckpoint) {
   train(config("nan"), "");
   const std::string ckpt = resolve_checkpoint(dir.file("nan"));
   // Poison one weight of the last checkpoint and resume for more steps: the first resumed step must fail.
@@ -192,8 +192,22 @@ TEST_F(Training, NonFiniteLossStopsNamingTheStepAndKeepsTheLastCheckpoint) {
   const std::string before = testing::read_all(poisoned + "/model.safetensors");
   Config more = config("poisoned");
   more.train.steps = 60;
-  expect_error([&] { train(more, dir.file("poisoned")); }, {"step 41", "last good checkpoint", "step-00000040"});
+  expect_error([&] { train(more, dir.file("poisoned")); }, {poisoned, "'model.norm.weight'", "nan"});
   EXPECT_EQ(testing::read_all(resolve_checkpoint(dir.file("poisoned")) + "/model.safetensors"), before);
+}
+
+// A learning rate that blows the weights up in one update: the loss is still finite at that step, so the
+// checkpoint written after it holds the exploded weights and the next step's loss is not finite. The message must
+// not call that checkpoint good, but the one before it, whose weights trained a step with a finite loss.
+TEST_F(Training, NonFiniteLossStopsNamingTheStepAndTheLastCheckpointWhoseWeightsGaveAFiniteLoss) {
+  train(config("run"), "");  // 40 steps, a checkpoint at 20 and 40
+  Config more = config("run");
+  more.train.steps = 60, more.train.lr = 1e10, more.train.checkpoint_every = 1, more.train.eval_every = 0;
+  const std::string message = testing::error_of([&] { train(more, dir.file("run")); });
+  EXPECT_CONTAINS(message, "step 42: the loss is");
+  EXPECT_CONTAINS(message, "last good checkpoint (whose weights then gave a finite loss and gradient) is " +
+                               checkpoint_folder(dir.file("run"), 40));
+  EXPECT_CONTAINS(message, checkpoint_folder(dir.file("run"), 41) + " holds the weights that gave this value");
 }
 
 }  // namespace

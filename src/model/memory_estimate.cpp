@@ -1,0 +1,135 @@
+#include "model/memory_estimate.h"
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+#include "model/param_count.h"
+
+namespace moelab {
+
+namespace {
+
+// A parameter table entry: its ParamSpec, the heap blocks of its name and shape, and the model's pointers to it.
+constexpr double kBytesPerTensor = 256;
+
+// Layers from first_dense_layers on, every moe_every-th: counted, not looped over (n_layers may be absurd).
+double moe_layer_count(const MoeConfig& moe, int64_t n_layers) {
+  if (n_layers <= moe.first_dense_layers) return 0;
+  return static_cast<double>((n_layers - moe.first_dense_layers - 1) / moe.moe_every + 1);
+}
+
+// Routed experts a token reaches, roughly: top_p keeps at least one, expert choice about one per token.
+double slots_per_token(const RoutingConfig& r) { return r.rule == "top_k" ? static_cast<double>(r.top_k) : 1.0; }
+
+std::string format_count(double n) {
+  if (n < 1e12) return human_count(static_cast<int64_t>(n));
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2g", n);
+  return buf;
+}
+
+}  // namespace
+
+MemoryEstimate estimate_memory(const Config& cfg, MemoryUse use) {
+  const ModelConfig& m = cfg.model;
+  const MoeConfig& moe = cfg.moe;
+  const double d = static_cast<double>(m.d_model), V = static_cast<double>(m.vocab_size);
+  const double L = static_cast<double>(m.n_layers), E = static_cast<double>(moe.n_experts);
+  const double H = static_cast<double>(m.n_heads);
+  const double kv = static_cast<double>(m.n_kv_heads > 0 ? m.n_kv_heads : m.n_heads) * (d / H);  // K/V width
+  const double h = static_cast<double>(moe.expert_hidden);
+  const double hs = static_cast<double>(moe.n_shared_experts) *
+                    static_cast<double>(moe.shared_expert_hidden > 0 ? moe.shared_expert_hidden : moe.expert_hidden);
+  const double h_dense =
+      moe.dense_hidden > 0 ? static_cast<double>(moe.dense_hidden) : h * static_cast<double>(cfg.routing.top_k);
+  const double moe_layers = moe_layer_count(moe, m.n_layers), dense_layers = L - moe_layers;
+  const bool router = cfg.routing.router != "hash", bias = cfg.routing.bias_update_rate > 0;
+
+  // The same tensors as ParamTable, counted by formula.
+  MemoryEstimate e;
+  const double head = m.tie_embeddings ? 0 : V * d;
+  e.params = V * d + L * (2 * d + 2 * d * d + 2 * kv * d) + d + head +
+             moe_layers * ((router ? E * d : 0) + (bias ? E : 0) + 3 * E * h * d + 3 * hs * d) +
+             dense_layers * 3 * h_dense * d;
+  e.tensors = 1 + 6 * L + 1 + (m.tie_embeddings ? 0 : 1) +
+              moe_layers * ((router ? 1 : 0) + (bias ? 1 : 0) + 3 * E + (hs > 0 ? 3 : 0)) + dense_layers * 3;
+  e.table_bytes = e.tensors * kBytesPerTensor;
+  if (use == MemoryUse::Count) return e;
+
+  const bool bf16 = cfg.train.precision == "bf16";
+  e.bytes_per_param = 8 + (bf16 ? 2 : 0);
+  e.per_param_meaning = bf16 ? "weights, gradients, bf16 weights" : "weights, gradients";
+  if (use == MemoryUse::Model) return e;
+
+  // Floats per token of one pass, from the buffers of model.cpp (Model::Layer, Model::Workspace) and
+  // moe_ffn.h: the residual stream, attention's q/k/v/context, the experts' slots and SwiGLU rows, the logits.
+  const double N = static_cast<double>(cfg.train.batch_size) * static_cast<double>(cfg.train.seq_len);
+  const double k = slots_per_token(cfg.routing);
+  double per_token = 0;
+  if (use == MemoryUse::Training) {
+    e.bytes_per_param += 8;
+    e.per_param_meaning += ", two AdamW moments";
+    const double layer = 6 * d + 2 * kv + H + 2;
+    const double moe_layer = k * (2 * d + 3 * h) + 3 * E + (hs > 0 ? 3 * hs + d : 0);
+    per_token = L * layer + moe_layers * moe_layer + dense_layers * 3 * h_dense +
+                (V + 9 * d + 2 * kv + 6 * h + 2 * k * d + 3 * E + (dense_layers > 0 ? 3 * h_dense : 0));
+  } else {
+    if (!bf16) e.bytes_per_param += 4, e.per_param_meaning += ", weights packed for inference";
+    const double layer = 6 * d + 2 * kv + 2;
+    const double moe_layer = k * 2 * d + 3 * E + (hs > 0 ? 3 * hs + d : 0);
+    per_token = L * layer + moe_layers * moe_layer + dense_layers * 3 * h_dense + (V + 3 * d + 3 * h);
+  }
+  e.activation_bytes = 4 * N * per_token;
+  return e;
+}
+
+int64_t machine_memory_bytes() {
+  // Read once: every Model checks it, and tests build thousands.
+  static const int64_t total = [] {
+    std::ifstream in("/proc/meminfo");
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string key, unit;
+      int64_t kib = 0;
+      if (fields >> key >> kib >> unit && key == "MemTotal:" && unit == "kB") return kib * 1024;
+    }
+    return int64_t{0};
+  }();
+  return total;
+}
+
+std::string format_gigabytes(double bytes) {
+  char buf[48];
+  const double gb = bytes / 1e9;
+  std::snprintf(buf, sizeof buf, gb < 1e5 ? "%.1f GB" : "%.2g GB", gb);
+  return buf;
+}
+
+void check_memory_fits(const Config& cfg, MemoryUse use) {
+  const double machine = static_cast<double>(machine_memory_bytes());
+  const MemoryEstimate e = estimate_memory(cfg, use);
+  if (machine <= 0 || e.total_bytes() <= machine) return;
+  static constexpr const char* kPurpose[] = {"to list its parameter tensors", "to hold its model", "to evaluate",
+                                             "to train"};
+  std::ostringstream what;
+  if (use == MemoryUse::Count) {
+    what << format_count(e.tensors) << " tensors";
+  } else {
+    what << format_count(e.params) << " parameters x " << e.bytes_per_param << " bytes for " << e.per_param_meaning;
+    if (e.activation_bytes > 0)
+      what << ", and about " << format_gigabytes(e.activation_bytes)
+           << " of activations for batch_size x seq_len = " << cfg.train.batch_size << " x " << cfg.train.seq_len
+           << " tokens";
+  }
+  throw_error("config ", cfg.source, ": this config needs about ", format_gigabytes(e.total_bytes()), " ",
+              kPurpose[static_cast<int>(use)], ": ", what.str(), "; this machine has ", format_gigabytes(machine),
+              " (MemTotal in /proc/meminfo). Check the sizes: model.d_model = ", cfg.model.d_model,
+              ", model.n_layers = ", cfg.model.n_layers, ", moe.n_experts = ", cfg.moe.n_experts,
+              ", moe.expert_hidden = ", cfg.moe.expert_hidden, ", model.vocab_size = ", cfg.model.vocab_size,
+              ", train.seq_len = ", cfg.train.seq_len, ", train.batch_size = ", cfg.train.batch_size);
+}
+
+}  // namespace moelab
