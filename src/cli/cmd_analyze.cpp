@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/option_checks.h"
 #include "core/error.h"
+#include "core/version.h"
 #include "io/atomic_file.h"
 #include "report/html_report.h"
 #include "report/png_export.h"
@@ -48,7 +49,9 @@ void run_report(const ReportArgs& args) {
   const report::ReportDoc doc = analysis::build_report(a);
   const auto charts = analysis::report_charts(doc);
   progress.stage("writing report.html and analysis.json", 1);
-  write_file_atomic(out + "/analysis.json", analysis::to_json(a).dump(1) + "\n");
+  nlohmann::json numbers = analysis::to_json(a);
+  numbers["moelab_version"] = kVersion;
+  write_file_atomic(out + "/analysis.json", numbers.dump(1) + "\n");
   report::write_html_report(out + "/report.html", doc);
   if (!args.no_png) {
     progress.stage("drawing " + std::to_string(charts.size()) + " PNG figures", 1);

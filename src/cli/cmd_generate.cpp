@@ -35,8 +35,9 @@ void run_generate(GenerateArgs a) {
   load_model_weights(ckpt, model);
   check_finite(model, ckpt);
   a.sampling.stop_token = tokenizer.eod_id();
-  const std::vector<int32_t> produced = generate(model, tokenizer.encode_ids(a.prompt), a.sampling);
-  std::printf("%s%s\n", a.prompt.c_str(), tokenizer.decode(produced).c_str());
+  const std::vector<int32_t> prompt = tokenizer.encode_ids(a.prompt);
+  const std::vector<int32_t> produced = generate(model, prompt, a.sampling);
+  std::printf("%s%s\n", a.prompt.c_str(), tokenizer.decode_continuation(prompt, produced).c_str());
 }
 
 }  // namespace

@@ -40,17 +40,25 @@ void run_params(const ParamsArgs& a) {
   }
   check_memory_fits(cfg, MemoryUse::Count);  // counting lists every tensor
   const ParamCount c = count_params(cfg);
+  // Under top-p and expert choice a token's number of experts is not fixed: the active column then counts
+  // routing.top_k experts, and says so rather than passing it off as the rule's.
+  const bool varies = cfg.routing.rule != "top_k";
   if (a.json) {
     nlohmann::json j = to_json(c);
     j["config"] = a.config;
     j["vocab_size"] = cfg.model.vocab_size;
+    j["experts_per_token_varies"] = varies;
     std::cout << j.dump(2) << std::endl;
     return;
   }
-  std::printf("%s: %lld layers (%lld MoE), %lld experts per MoE layer, %lld active per token (%s), vocab %lld\n",
-              a.config.c_str(), static_cast<long long>(c.n_layers), static_cast<long long>(c.moe_layers),
-              static_cast<long long>(c.n_experts), static_cast<long long>(c.experts_per_token),
-              cfg.routing.rule.c_str(), static_cast<long long>(cfg.model.vocab_size));
+  const std::string active = varies ? "active counted at routing.top_k = " + std::to_string(c.experts_per_token) +
+                                          " (under " + cfg.routing.rule +
+                                          " a token's number of experts varies: a run's mean is mean_experts_per_token "
+                                          "in `moelab eval --json`)"
+                                    : std::to_string(c.experts_per_token) + " active per token (top_k)";
+  std::printf("%s: %lld layers (%lld MoE), %lld experts per MoE layer, %s, vocab %lld\n", a.config.c_str(),
+              static_cast<long long>(c.n_layers), static_cast<long long>(c.moe_layers),
+              static_cast<long long>(c.n_experts), active.c_str(), static_cast<long long>(cfg.model.vocab_size));
   std::printf("%-10s %23s   %23s\n", "part", "total", "active");
   for (const ParamPart& p : c.parts) print_row(p.name, p.total, p.active);
   print_row("total", c.total, c.active);

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/version.h"
 
 namespace {
 
@@ -55,6 +56,7 @@ std::string command_path(const CLI::App& app) {
 int main(int argc, char** argv) {
   CLI::App app{"moelab: train, evaluate and dissect Mixture-of-Experts language models"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("moelab ") + moelab::kVersion);
   moelab::cli::register_data_command(app);
   moelab::cli::register_train_command(app);
   moelab::cli::register_eval_command(app);

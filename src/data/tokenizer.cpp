@@ -107,4 +107,13 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   return text;
 }
 
+std::string Tokenizer::decode_continuation(const std::vector<int32_t>& context,
+                                           const std::vector<int32_t>& continuation) const {
+  std::vector<int32_t> all = context;
+  all.insert(all.end(), continuation.begin(), continuation.end());
+  const std::string whole = decode(all), head = decode(context);
+  // SentencePiece decodes a prefix of ids to a prefix of the text; anything else falls back to the piece alone.
+  return whole.rfind(head, 0) == 0 ? whole.substr(head.size()) : decode(continuation);
+}
+
 }  // namespace moelab::data

@@ -51,6 +51,9 @@ class Tokenizer {
   std::vector<int32_t> encode_ids(std::string_view text) const;
   // Text of the ids (end-of-document and other control ids decode to nothing).
   std::string decode(const std::vector<int32_t>& ids) const;
+  // The text `continuation` adds after `context`: decoded together with it, so that a first piece that starts a
+  // word keeps its space ("The jury said" + "▁the" gives " the", where decoding it alone gives "the").
+  std::string decode_continuation(const std::vector<int32_t>& context, const std::vector<int32_t>& continuation) const;
 
  private:
   Tokenizer(std::string model, const std::string& source);

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/op_profile.h"
+#include "core/version.h"
 #include "data/loader.h"
 #include "eval/perplexity.h"
 #include "eval/routing_tally.h"
@@ -112,7 +113,9 @@ TrainOutcome train(Config cfg, const std::string& resume, bool overwrite) {
     opt.exp_avg_sq.assign(model.params().size(), 0.0f);
   }
 
-  write_file_atomic(tc.out_dir + "/config.json", config_to_json(cfg).dump(2) + "\n");
+  nlohmann::json run_config = config_to_json(cfg);
+  run_config["moelab_version"] = kVersion;  // which moelab trained it (the checkpoints' config.json is settings only)
+  write_file_atomic(tc.out_dir + "/config.json", run_config.dump(2) + "\n");
   MetricsLog metrics(tc.out_dir + "/metrics.jsonl", state.step);
   Progress progress(state.step, tc.steps);
 

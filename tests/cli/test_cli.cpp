@@ -49,7 +49,8 @@ TEST(Cli, ConfigWithUnknownKeyOrWrongTypeNamesTheKey) {
 
 TEST(Cli, MissingOrCorruptDataFolderIsNamed) {
   testing::TempDir dir;
-  testing::write_all(dir.file("c.toml"), "[data]\ndir = \"" + dir.file("nodata") + "\"\n");
+  testing::write_all(dir.file("c.toml"),
+                     "[data]\ndir = \"" + dir.file("nodata") + "\"\n[train]\nout_dir = \"" + dir.file("run") + "\"\n");
   expect_failure_mentioning(run("train " + dir.file("c.toml")), {"nodata", "meta.json"});
 }
 
@@ -65,6 +66,23 @@ TEST(Cli, EvalOfACorruptCheckpointNamesTheFile) {
   expect_failure_mentioning(run("eval " + dir.file("ckpt")), {"model.safetensors", "header"});
   testing::write_all(dir.file("ckpt/config.json"), "{\"model\": {\"d_model\": \"wide\"}}");
   expect_failure_mentioning(run("eval " + dir.file("ckpt")), {"config.json", "model.d_model"});
+}
+
+TEST(Cli, VersionIsTheProjectVersion) {
+  const auto r = run("--version");
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.output, std::string("moelab ") + MOELAB_VERSION + "\n");
+}
+
+// Under top-p a token's number of experts varies: params says what its active column counts instead.
+TEST(Cli, ParamsOfATopPConfigSaysTheActiveCountIsNotTheRules) {
+  const auto r =
+      run(std::string("params ") + MOELAB_TEST_DIR + "/../configs/paper2-topp.toml --set model.vocab_size=512");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("active counted at routing.top_k = 2 (under top_p a token's number of experts varies"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("2 active per token"), std::string::npos) << r.output;
 }
 
 }  // namespace

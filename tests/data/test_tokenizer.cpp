@@ -105,5 +105,14 @@ TEST(Tokenizer, LoadsSavedModelAndRejectsGarbage) {
 
 TEST(Tokenizer, TooSmallVocabularyIsAnError) { EXPECT_THROW(Tokenizer::train(tiny_sentences(), 200), Error); }
 
+// generate prints the prompt, then what the new tokens add: their first piece's space must survive.
+TEST(Tokenizer, AContinuationKeepsTheSpaceItsFirstPieceStartsWith) {
+  const Tokenizer& tok = tiny_tokenizer();
+  const std::vector<int32_t> context = tok.encode_ids("The jury said"), next = tok.encode_ids("the plan");
+  EXPECT_EQ(tok.decode(next), "the plan");  // alone, the leading space is gone
+  EXPECT_EQ(tok.decode_continuation(context, next), " the plan");
+  EXPECT_EQ(tok.decode_continuation({}, next), "the plan");
+}
+
 }  // namespace
 }  // namespace moelab
