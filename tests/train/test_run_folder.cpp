@@ -51,6 +51,8 @@ TEST_F(RunFolders, ANewRunRefusesAFolderThatHoldsAnotherRunAndLeavesItAsItWas) {
   const std::string model_before = testing::read_all(dir.file("run/checkpoints/step-00000012/model.safetensors"));
   const std::string metrics_before = testing::read_all(dir.file("run/metrics.jsonl"));
   // The shorter run of README's example (--set train.steps=100 after a longer run) used to prune its own checkpoint.
+  EXPECT_CONTAINS(testing::read_all(dir.file("run/config.json")),
+                  std::string("\"moelab_version\": \"") + MOELAB_VERSION + "\"");
   const std::string message = testing::error_of([&] { train(config("run", 4, 2), ""); });
   for (const char* piece : {"already holds", "--resume", "--overwrite", "train.out_dir"})
     EXPECT_CONTAINS(message, piece);
