@@ -10,9 +10,7 @@
 #include "core/error.h"
 #include "data/token_file.h"
 #include "data/tokenizer.h"
-#include "model/check_finite.h"
 #include "model/config.h"
-#include "model/memory_estimate.h"
 #include "model/param_count.h"
 #include "train/checkpoint.h"
 
@@ -99,8 +97,6 @@ CheckpointAnalysis analyze_checkpoint(const std::string& checkpoint, const Analy
   const Config& cfg = loaded.config;
   Model& model = *loaded.model;
   const auto& data = loaded.data;
-  check_finite(model, loaded.path);
-  check_memory_fits(cfg, MemoryUse::Inference);
   a.checkpoint = loaded.path;
   a.config = config_to_json(cfg);
   a.step = checkpoint_step(a.checkpoint);

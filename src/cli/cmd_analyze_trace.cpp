@@ -11,9 +11,7 @@
 #include "cli/commands.h"
 #include "cli/option_checks.h"
 #include "core/error.h"
-#include "model/check_finite.h"
 #include "model/config.h"
-#include "model/memory_estimate.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
 
@@ -39,8 +37,6 @@ void run_trace(const TraceArgs& a) {
   const Config& cfg = loaded.config;
   Model& model = *loaded.model;
   const auto& data = loaded.data;
-  check_finite(model, ckpt);
-  check_memory_fits(cfg, MemoryUse::Inference);
   const bool from_text = !a.text.empty();
   const analysis::TraceSource source = from_text ? analysis::trace_source_from_text(data, a.text, a.max_tokens)
                                                  : analysis::trace_source_from_split(data, a.split, a.max_tokens);

@@ -7,8 +7,6 @@
 #include "core/error.h"
 #include "data/loader.h"
 #include "eval/perplexity.h"
-#include "model/check_finite.h"
-#include "model/memory_estimate.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
 
@@ -30,8 +28,6 @@ void run_eval(const EvalArgs& a) {
   const Config& cfg = loaded.config;
   Model& model = *loaded.model;
   const auto& data = loaded.data;
-  check_finite(model, ckpt);
-  check_memory_fits(cfg, MemoryUse::Inference);
   const EvalResult r = evaluate_perplexity(model, data, a.split, cfg.train.seq_len, cfg.train.batch_size, a.max_tokens);
   if (a.json) {
     nlohmann::json j = to_json(r);

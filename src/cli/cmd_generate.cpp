@@ -7,7 +7,6 @@
 #include "data/loader.h"
 #include "data/tokenizer.h"
 #include "eval/generate.h"
-#include "model/check_finite.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
 
@@ -33,7 +32,6 @@ void run_generate(GenerateArgs a) {
                 " but the tokenizer ", data.tokenizer_path(), " has ", tokenizer.vocab_size(), " tokens");
   Model model(cfg);
   load_model_weights(ckpt, model);
-  check_finite(model, ckpt);
   a.sampling.stop_token = tokenizer.eod_id();
   const std::vector<int32_t> prompt = tokenizer.encode_ids(a.prompt);
   const std::vector<int32_t> produced = generate(model, prompt, a.sampling);

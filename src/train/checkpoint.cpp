@@ -12,7 +12,9 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
+#include "model/check_finite.h"
 #include "model/config.h"
+#include "model/memory_estimate.h"
 
 namespace moelab {
 
@@ -168,6 +170,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& dat
   Config cfg = load_checkpoint_config(ckpt);
   if (!data_dir.empty()) cfg.data.dir = data_dir;
   auto model = std::make_unique<Model>(cfg);
+  check_memory_fits(cfg, MemoryUse::Inference);  // what its users (eval, traces, analyses) run on it
   load_model_weights(ckpt, *model);
   data::TokenData data = open_checkpoint_data(cfg, ckpt);
   return {ckpt, cfg, std::move(model), std::move(data)};
@@ -185,6 +188,7 @@ Config load_checkpoint_config(const std::string& checkpoint_dir) {
 void load_model_weights(const std::string& checkpoint_dir, Model& model) {
   const auto file = SafetensorsFile::open((fs::path(checkpoint_dir) / "model.safetensors").string());
   read_tensors(file, model, {{"", model.params().data()}}, Tensors::All);
+  check_finite(model, checkpoint_dir);  // every use of a checkpoint's weights comes through here
 }
 
 void load_training_state(const std::string& checkpoint_dir, const Model& model, OptimizerState& opt,

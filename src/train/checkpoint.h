@@ -54,7 +54,8 @@ data::TokenData open_checkpoint_data(const Config& cfg, const std::string& check
 
 // A checkpoint ready to evaluate or analyse: its folder (resolved from a run folder), its config (the data folder
 // replaced by data_dir when that is not empty), the model with its weights, and the data folder, checked against
-// the model's vocabulary.
+// the model's vocabulary. A config whose inference does not fit this machine's memory is refused
+// (memory_estimate.h) before the weights are read.
 struct LoadedCheckpoint {
   std::string path;
   Config config;
@@ -63,7 +64,7 @@ struct LoadedCheckpoint {
 };
 LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& data_dir);
 // Reads every parameter into the model, checking names, dtypes and shapes; a tensor the model does not have is
-// an error too (a checkpoint of another architecture).
+// an error too (a checkpoint of another architecture), and so is a weight holding NaN or infinity (check_finite.h).
 void load_model_weights(const std::string& checkpoint_dir, Model& model);
 void load_training_state(const std::string& checkpoint_dir, const Model& model, OptimizerState& opt, TrainState& state);
 // state.json alone, validated.

@@ -16,7 +16,6 @@
 #include "eval/perplexity.h"
 #include "eval/routing_tally.h"
 #include "io/atomic_file.h"
-#include "model/check_finite.h"
 #include "model/config.h"
 #include "model/memory_estimate.h"
 #include "model/model.h"
@@ -104,7 +103,6 @@ TrainOutcome train(Config cfg, const std::string& resume, bool overwrite) {
   OptimizerState opt;
   if (!ckpt.empty()) {
     load_model_weights(ckpt, model);
-    check_finite(model, ckpt);
     load_training_state(ckpt, model, opt, state);
     std::fprintf(stderr, "resuming from %s at step %lld\n", ckpt.c_str(), static_cast<long long>(state.step));
   } else {
