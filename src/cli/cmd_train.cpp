@@ -5,7 +5,6 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "model/config.h"
-#include "model/memory_estimate.h"
 #include "train/checkpoint.h"
 #include "train/stop_requests.h"
 #include "train/trainer.h"
@@ -45,9 +44,6 @@ void run_train(const TrainArgs& a) {
     cfg = load_config(a.config, a.overrides);
   }
   validate(cfg);
-  // Before anything is allocated; with model.vocab_size 0 (taken from the data) the embedding, LM head and logits
-  // are not counted yet, which only the largest vocabularies would notice.
-  check_memory_fits(cfg, MemoryUse::Training);
   const TrainOutcome out = train(cfg, a.resume, a.overwrite);
   if (out.stopped_by_signal != 0) throw CLI::RuntimeError(128 + out.stopped_by_signal);  // 130 SIGINT, 143 SIGTERM
   std::printf("trained %lld steps; final validation loss %.4f; checkpoint %s\n", static_cast<long long>(out.steps_done),

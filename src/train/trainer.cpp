@@ -79,22 +79,22 @@ void optimizer_step(Model& model, OptimizerState& opt, const TrainConfig& tc, do
 TrainOutcome train(Config cfg, const std::string& resume, bool overwrite) {
   if (cfg.train.threads > 0) omp_set_num_threads(static_cast<int>(cfg.train.threads));
   const auto& tc = cfg.train;
-  // The run folder first: a folder that is in use or holds another run is refused before anything is loaded.
+  // Everything that can refuse the run is checked before the run folder is taken (a refused run leaves no folder)
+  // and before anything large is allocated.
   const std::string ckpt = resume.empty() ? "" : resolve_checkpoint(resume);
   TrainState state;
   if (!ckpt.empty()) state = read_training_state(ckpt);
   if (!ckpt.empty() && state.step >= tc.steps)
     throw_error("--resume ", resume, ": the checkpoint is at step ", state.step, " and train.steps is ", tc.steps,
                 ": nothing left to train (train longer with --set train.steps=N)");
-  RunFolder run(tc.out_dir, {ckpt, state.step, overwrite});
-
   const auto data = data::TokenData::open(cfg.data.dir);
   if (cfg.model.vocab_size == 0) cfg.model.vocab_size = data.vocab_size();
   if (cfg.model.vocab_size != data.vocab_size())
     throw_error("vocab mismatch: the data folder ", cfg.data.dir, " has a tokenizer of ", data.vocab_size(),
                 " tokens, the config (", cfg.source, ") says model.vocab_size = ", cfg.model.vocab_size);
   check_scorable(data, "val", 0);               // before the run, not at its first evaluation
-  check_memory_fits(cfg, MemoryUse::Training);  // now that the vocabulary (embedding, LM head) is known
+  check_memory_fits(cfg, MemoryUse::Training);  // with the vocabulary (embedding, LM head) known
+  RunFolder run(tc.out_dir, {ckpt, state.step, overwrite});
 
   Model model(cfg);
   // Evaluations are a small part of a training run's time, and packed weights would add one more f32 copy of the
@@ -120,8 +120,8 @@ TrainOutcome train(Config cfg, const std::string& resume, bool overwrite) {
   const int64_t B = tc.batch_size, T = tc.seq_len, tokens_per_step = B * T * tc.grad_accum;
   std::vector<int32_t> batch(B * (T + 1)), inputs(B * T), targets(B * T);
   TrainOutcome outcome;
-  outcome.checkpoint = ckpt;
-  std::string newest_checkpoint = ckpt, last_good_checkpoint;  // see checkpoints_left
+  outcome.checkpoint = ckpt;         // the newest checkpoint of the run
+  std::string last_good_checkpoint;  // see checkpoints_left
 
   // The raw gradient of each expert at the step an evaluation follows (before clipping), logged with it.
   nlohmann::json grad_norms_for_eval;
@@ -129,7 +129,7 @@ TrainOutcome train(Config cfg, const std::string& resume, bool overwrite) {
     const EvalResult r = evaluate_perplexity(model, data, "val", T, B, max_tokens);
     if (!std::isfinite(r.loss))
       throw_error("step ", step_done, ": the validation loss is ", r.loss, "; training stopped, ",
-                  checkpoints_left(last_good_checkpoint, newest_checkpoint));
+                  checkpoints_left(last_good_checkpoint, outcome.checkpoint));
     nlohmann::json rec = to_json(r);
     rec["type"] = "eval", rec["step"] = step_done;
     if (!grad_norms_for_eval.is_null()) rec["expert_grad_norm"] = grad_norms_for_eval;
@@ -154,7 +154,7 @@ TrainOutcome train(Config cfg, const std::string& resume, bool overwrite) {
       const Losses l = model.forward(inputs.data(), targets.data(), B, T);
       if (!std::isfinite(l.total))
         throw_error("step ", step + 1, ": the loss is ", l.total, " (cross-entropy ", l.ce,
-                    "); training stopped without saving, ", checkpoints_left(last_good_checkpoint, newest_checkpoint));
+                    "); training stopped without saving, ", checkpoints_left(last_good_checkpoint, outcome.checkpoint));
       model.backward(1.0 / tc.grad_accum);
       if (state.step + 1 == tc.steps || (state.step + 1) % tc.log_every == 0) routing.add(model);
       sum.ce += l.ce / tc.grad_accum, sum.load_balance += l.load_balance / tc.grad_accum;
@@ -167,8 +167,8 @@ TrainOutcome train(Config cfg, const std::string& resume, bool overwrite) {
     const auto [grad_norm, clip] = measure_gradients(model, tc.grad_clip);
     if (!std::isfinite(grad_norm))
       throw_error("step ", step + 1, ": the gradient norm is ", grad_norm, "; training stopped without saving, ",
-                  checkpoints_left(last_good_checkpoint, newest_checkpoint));
-    last_good_checkpoint = newest_checkpoint;
+                  checkpoints_left(last_good_checkpoint, outcome.checkpoint));
+    last_good_checkpoint = outcome.checkpoint;
     optimizer_step(model, opt, tc, lr, step + 1, clip);
     model.update_selection_bias();
     state.step = step + 1;
@@ -197,7 +197,7 @@ TrainOutcome train(Config cfg, const std::string& resume, bool overwrite) {
     // A stop request (stop_requests.h) is taken here, between steps: one more checkpoint, then out.
     const int stop_signal = stop_requested();
     if (stop_signal != 0 || last || (tc.checkpoint_every > 0 && state.step % tc.checkpoint_every == 0)) {
-      outcome.checkpoint = newest_checkpoint = run.save_checkpoint(model, opt, state);
+      outcome.checkpoint = run.save_checkpoint(model, opt, state);
       progress.message("checkpoint " + outcome.checkpoint);
     }
     if (stop_signal != 0 && !last) {
