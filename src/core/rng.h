@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <string_view>
 
 namespace moelab {
 
@@ -13,6 +14,13 @@ inline uint64_t splitmix64(uint64_t x) {
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
   return x ^ (x >> 31);
+}
+
+// A stable stream id for a name (FNV-1a): the same name draws the same numbers in every run and on every machine.
+inline uint64_t name_hash(std::string_view name) {
+  uint64_t h = 1469598103934665603ull;
+  for (const unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+  return h;
 }
 
 // A sequential generator over one stream: seed and stream pick the sequence, next() walks it.

@@ -50,18 +50,25 @@ int split_index(const std::string& name) {
   return -1;
 }
 
-std::vector<Document> read_jsonl(const std::string& path, const TextReadOptions& options) {
+// Calls fn(line, "FILE:N") for each line of the file that is not blank, without its line ending.
+template <typename Fn>
+void for_each_line(const std::string& path, Fn fn) {
   const std::string bytes = read_file_bytes(path);
-  std::vector<Document> documents;
-  int64_t line_number = 0;
+  int64_t number = 0;
   for (size_t start = 0; start < bytes.size();) {
     size_t end = bytes.find('\n', start);
     if (end == std::string::npos) end = bytes.size();
-    const std::string_view line(bytes.data() + start, end - start);
+    std::string_view line(bytes.data() + start, end - start);
     start = end + 1;
-    ++line_number;
-    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-    const std::string where = path + ":" + std::to_string(line_number);
+    ++number;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.find_first_not_of(" \t") != std::string_view::npos) fn(line, path + ":" + std::to_string(number));
+  }
+}
+
+std::vector<Document> read_jsonl(const std::string& path, const TextReadOptions& options) {
+  std::vector<Document> documents;
+  for_each_line(path, [&](std::string_view line, const std::string& where) {
     const auto record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (!record.is_object() || !record.contains("text") || !record["text"].is_string())
       throw_error(where, ": expected a JSON object with a string field \"text\"");
@@ -84,7 +91,7 @@ std::vector<Document> read_jsonl(const std::string& path, const TextReadOptions&
       doc.split = it->get<std::string>();
     }
     documents.push_back(std::move(doc));
-  }
+  });
   if (documents.empty()) throw_error(path, ": no documents (expected one JSON object per line)");
   return documents;
 }
@@ -118,36 +125,20 @@ std::vector<int> splits_from_list(const std::vector<Document>& documents, const 
       throw_error("--split-list ", list_file, ": two documents are named '", documents[i].name,
                   "' (give JSONL documents distinct \"id\" fields)");
   std::vector<int> split(documents.size(), -1);
-  const std::string text = read_file_bytes(list_file);
-  int64_t line_number = 0;
-  for (size_t start = 0; start < text.size();) {
-    size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(start, end - start);
-    start = end + 1;
-    ++line_number;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) continue;
-    const std::string where = list_file + ":" + std::to_string(line_number);
+  for_each_line(list_file, [&](std::string_view line, const std::string& where) {
     const size_t tab = line.rfind('\t');
     if (tab == std::string::npos) throw_error(where, ": expected DOCUMENT<TAB>SPLIT");
-    const std::string name = line.substr(0, tab), split_name = line.substr(tab + 1);
+    const std::string name(line.substr(0, tab)), split_name(line.substr(tab + 1));
     const int s = split_index(split_name);
     if (s < 0) throw_error(where, ": split '", split_name, "' is not train, val or test");
     const auto it = index.find(name);
     if (it == index.end()) throw_error(where, ": no document is named '", name, "'");
     if (split[it->second] >= 0) throw_error(where, ": document '", name, "' is listed twice");
     split[it->second] = s;
-  }
+  });
   for (size_t i = 0; i < documents.size(); ++i)
     if (split[i] < 0) throw_error("--split-list ", list_file, ": document '", documents[i].name, "' is not listed");
   return split;
-}
-
-uint64_t fnv1a(std::string_view s) {
-  uint64_t h = 1469598103934665603ull;
-  for (const char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-  return h;
 }
 
 }  // namespace
@@ -179,7 +170,7 @@ SplitDocuments split_text_corpus(std::vector<Document> documents, const TextSpli
       } else if (rule.by_field) {
         s = split_index(documents[i].split);
       } else {
-        const double u = static_cast<double>(splitmix64(rule.seed ^ fnv1a(documents[i].name)) >> 11) * 0x1.0p-53;
+        const double u = Rng(rule.seed, name_hash(documents[i].name)).uniform();
         s = u < rule.val_fraction ? 1 : u < rule.val_fraction + rule.test_fraction ? 2 : 0;
       }
       splits[s].push_back(std::move(documents[i]));

@@ -72,12 +72,6 @@ const Config& fits_in_memory(const Config& cfg) {
   return cfg;
 }
 
-uint64_t name_hash(const std::string& s) {  // FNV-1a: a stable stream id per tensor name
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
 }  // namespace
 
 // One transformer block: its weights (pointers into the flat buffers) and what its forward saved.
