@@ -1,6 +1,8 @@
 // The run configuration: every knob of a moelab run, with its default. Read from TOML (configs/*.toml), overridden
 // with --set section.key=value, validated as a whole, and stored as JSON next to every checkpoint so that a
-// checkpoint is self-describing. docs/config.md documents each field (default, meaning, trade-off).
+// checkpoint is self-describing. docs/config.md documents each field (default, meaning, trade-off). A relative path
+// (data.dir, train.out_dir) is relative to the current directory; load_config reads one that a TOML file writes
+// against the file's folder.
 #pragma once
 
 #include <cstdint>

@@ -1,13 +1,11 @@
-// moelab generate CHECKPOINT --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--seed S]
+// moelab generate CHECKPOINT --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--seed S] [--data DIR]
 #include <cstdio>
 
 #include "cli/commands.h"
 #include "cli/option_checks.h"
 #include "core/error.h"
-#include "data/loader.h"
 #include "data/tokenizer.h"
 #include "eval/generate.h"
-#include "model/model.h"
 #include "train/checkpoint.h"
 
 namespace moelab::cli {
@@ -22,19 +20,15 @@ struct GenerateArgs {
 };
 
 void run_generate(GenerateArgs a) {
-  const std::string ckpt = resolve_checkpoint(a.checkpoint);
-  Config cfg = load_checkpoint_config(ckpt);
-  if (!a.data_dir.empty()) cfg.data.dir = a.data_dir;
-  const auto data = data::TokenData::open(cfg.data.dir);
-  const auto tokenizer = data::Tokenizer::load(data.tokenizer_path());
-  if (tokenizer.vocab_size() != cfg.model.vocab_size)
-    throw_error("vocab mismatch: checkpoint ", ckpt, " was trained with vocab_size ", cfg.model.vocab_size,
-                " but the tokenizer ", data.tokenizer_path(), " has ", tokenizer.vocab_size(), " tokens");
-  Model model(cfg);
-  load_model_weights(ckpt, model);
+  const LoadedCheckpoint loaded = load_checkpoint(a.checkpoint, a.data_dir);
+  const auto tokenizer = data::Tokenizer::load(loaded.data.tokenizer_path());
+  if (tokenizer.vocab_size() != loaded.config.model.vocab_size)
+    throw_error("vocab mismatch: checkpoint ", loaded.path, " was trained with vocab_size ",
+                loaded.config.model.vocab_size, " but the tokenizer ", loaded.data.tokenizer_path(), " has ",
+                tokenizer.vocab_size(), " tokens");
   a.sampling.stop_token = tokenizer.eod_id();
   const std::vector<int32_t> prompt = tokenizer.encode_ids(a.prompt);
-  const std::vector<int32_t> produced = generate(model, prompt, a.sampling);
+  const std::vector<int32_t> produced = generate(*loaded.model, prompt, a.sampling);
   std::printf("%s%s\n", a.prompt.c_str(), tokenizer.decode_continuation(prompt, produced).c_str());
 }
 

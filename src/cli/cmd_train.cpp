@@ -20,15 +20,30 @@ struct TrainArgs {
   bool overwrite = false;
 };
 
+// The trainer can only say that a data folder is missing; here it is known where data.dir came from, and so how to
+// fix it.
+void check_data_folder(const Config& cfg, const TrainArgs& a, const std::string& checkpoint) {
+  if (std::filesystem::is_directory(cfg.data.dir)) return;
+  if (!checkpoint.empty())
+    throw_error("--resume ", a.resume, ": the data folder ", cfg.data.dir, " of checkpoint ", checkpoint,
+                " (data.dir in its config.json) does not exist; name the folder it was trained on with --set "
+                "data.dir=DIR");
+  throw_error("config ", a.config, ": the data folder data.dir = \"", cfg.data.dir,
+              "\" does not exist; prepare it with `moelab data brown --out ", cfg.data.dir,
+              "` or `moelab data text FILE... --out ", cfg.data.dir, "`, or fix data.dir in ", a.config,
+              " (a relative path there is read against the file's folder)");
+}
+
 void run_train(const TrainArgs& a) {
   take_stop_signals_on_a_watcher_thread();  // first, while this is the only thread
   Config cfg;
+  std::string ckpt;
   if (!a.resume.empty()) {
     // A resumed run continues with exactly the configuration it was started with; --set may still change
     // settings that do not alter the model (e.g. train.steps to train longer).
     // It writes into the run folder of the checkpoint the user named, wherever the run was first started, unless
     // --set train.out_dir names another.
-    const std::string ckpt = resolve_checkpoint(a.resume);
+    ckpt = resolve_checkpoint(a.resume);
     cfg = load_checkpoint_config(ckpt);
     cfg.train.out_dir = run_folder_of(ckpt);
     apply_overrides(cfg, a.overrides);
@@ -44,6 +59,7 @@ void run_train(const TrainArgs& a) {
     cfg = load_config(a.config, a.overrides);
   }
   validate(cfg);
+  check_data_folder(cfg, a, ckpt);
   const TrainOutcome out = train(cfg, a.resume, a.overwrite);
   if (out.stopped_by_signal != 0) throw CLI::RuntimeError(128 + out.stopped_by_signal);  // 130 SIGINT, 143 SIGTERM
   std::printf("trained %lld steps; final validation loss %.4f; checkpoint %s\n", static_cast<long long>(out.steps_done),

@@ -18,6 +18,8 @@
 namespace moelab {
 namespace {
 
+namespace fs = std::filesystem;
+
 struct SectionDoc {
   std::string_view name;
   std::string_view doc;
@@ -37,11 +39,13 @@ constexpr SectionDoc kSections[] = {
 // clang-format off
 #define MOELAB_FIELD(section, key, ...) \
   ConfigField { #section, #key, [](Config& c) -> ConfigFieldRef { return &c.section.key; }, __VA_ARGS__ }
+#define MOELAB_PATH_FIELD(section, key, doc) MOELAB_FIELD(section, key, doc, {}, {}, /*path=*/true)
 // clang-format on
 
 std::vector<ConfigField> make_fields() {
   return {
-      MOELAB_FIELD(data, dir, "A folder written by `moelab data`: meta.json, the token files and tokenizer.model."),
+      MOELAB_PATH_FIELD(data, dir,
+                        "A folder written by `moelab data`: meta.json, the token files and tokenizer.model."),
 
       MOELAB_FIELD(model, vocab_size,
                    "Vocabulary size. 0 takes it from the data folder's meta.json (the usual choice); a nonzero value "
@@ -187,7 +191,7 @@ std::vector<ConfigField> make_fields() {
                    "Fewer is faster and noisier. The evaluation after the last step always scores the whole split."),
       MOELAB_FIELD(train, checkpoint_every, "Steps between checkpoints; 0: only at the end."),
       MOELAB_FIELD(train, log_every, "Steps between metrics lines."),
-      MOELAB_FIELD(train, out_dir, "Folder for the run's checkpoints, metrics and config.json."),
+      MOELAB_PATH_FIELD(train, out_dir, "Folder for the run's checkpoints, metrics and config.json."),
       MOELAB_FIELD(train, threads,
                    "OpenMP threads; 0: all cores. Runs are bit-identical only under the same thread count."),
       MOELAB_FIELD(
@@ -200,6 +204,7 @@ std::vector<ConfigField> make_fields() {
   };
 }
 
+#undef MOELAB_PATH_FIELD
 #undef MOELAB_FIELD
 
 // A value read from TOML or JSON, before it is checked against the field it is meant for.
@@ -410,6 +415,21 @@ std::string join(const std::vector<std::string_view>& items, std::string_view qu
   return s;
 }
 
+// A path as the config file at `config_path` means it: a relative one names a place beside that file. The result
+// stays relative when both are ("configs/x.toml" and "../data/brown" give "data/brown").
+std::string read_against_folder_of(const std::string& config_path, const std::string& value) {
+  if (value.empty() || fs::path(value).is_absolute()) return value;
+  return (fs::path(config_path).parent_path() / value).lexically_normal().string();
+}
+
+// "`data.dir`, `train.out_dir`": the path fields, for the reference's rule on paths.
+std::string path_field_names() {
+  std::string names;
+  for (const auto& f : config_fields())
+    if (f.path) names += (names.empty() ? "`" : ", `") + f.name() + "`";
+  return names;
+}
+
 }  // namespace
 
 const std::vector<ConfigField>& config_fields() {
@@ -445,6 +465,10 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
       const ConfigField* field = find_field(section, key.str());
       if (!field) unknown_key(toml_where(path, key.source()), section, key.str());
       assign(cfg, *field, from_toml(node), toml_where(path, node.source()));
+      if (field->path) {
+        std::string& value = *std::get<std::string*>(field->ref(cfg));
+        value = read_against_folder_of(path, value);
+      }
     }
   }
   apply_overrides(cfg, overrides);
@@ -657,9 +681,23 @@ Config config_from_json(const nlohmann::json& j, const std::string& source) {
   return cfg;
 }
 
+Config with_absolute_paths(Config cfg) {
+  for (const auto& f : config_fields()) {
+    if (!f.path) continue;
+    std::string& value = *std::get<std::string*>(f.ref(cfg));
+    std::error_code ec;  // no current directory (it was removed): the path stays as it is
+    fs::path absolute = value.empty() ? fs::path() : fs::absolute(value, ec).lexically_normal();
+    if (ec || absolute.empty()) continue;
+    if (!absolute.has_filename() && absolute.has_relative_path()) absolute = absolute.parent_path();  // "runs/x/"
+    value = absolute.string();
+  }
+  return cfg;
+}
+
 bool same_settings(const Config& a, const Config& b) {
+  const Config x = with_absolute_paths(a), y = with_absolute_paths(b);
   return std::all_of(config_fields().begin(), config_fields().end(), [&](const ConfigField& f) {
-    return std::visit([&](auto* pa) { return *pa == *std::get<decltype(pa)>(read_ref(f, b)); }, read_ref(f, a));
+    return std::visit([&](auto* px) { return *px == *std::get<decltype(px)>(read_ref(f, y)); }, read_ref(f, x));
   });
 }
 
@@ -676,10 +714,15 @@ std::string config_reference_markdown() {
      << "Any field can be overridden on the command line with `--set section.key=value` (repeatable). The value is\n"
      << "read as a TOML value (`3e-4`, `true`, `\"text\"`); a bare word that is not TOML is taken as a string, so\n"
      << "`--set routing.rule=top_k` needs no quotes.\n\n"
+     << "A path (" << path_field_names() << ") written in a config file is read against the folder of that file,\n"
+     << "so the file works from any directory: `configs/brown-tiny.toml` writes `dir = \"../data/brown\"`, the\n"
+     << "repository's `data/brown`. A path given with `--set`, or a default, is read against the current directory,\n"
+     << "as any path typed on a command line is. An absolute path is taken as it is.\n\n"
      << "After loading, the whole configuration is validated (for example: `model.d_model` divisible by\n"
      << "`model.n_heads` with an even head size, `1 <= routing.top_k <= moe.n_experts`,\n"
      << "`train.warmup_steps <= train.steps`). Every checkpoint stores the configuration as `config.json`, with the\n"
-     << "same sections and key names.\n";
+     << "same sections and key names and every path absolute, so that `moelab eval`, `generate` and `analyze` find\n"
+     << "its data folder from any directory; for a run moved to another machine, `--data DIR` names the folder.\n";
   for (const auto& s : kSections) {
     md << "\n## [" << s.name << "]\n\n"
        << s.doc << "\n\n"
@@ -687,7 +730,8 @@ std::string config_reference_markdown() {
     for (const auto& f : config_fields()) {
       if (f.section != s.name) continue;
       const ConfigFieldRef ref = read_ref(f, defaults);
-      md << "| `" << f.key << "` | " << type_name(ref) << " | `" << format_value(ref) << "` | " << f.doc;
+      md << "| `" << f.key << "` | " << (f.path ? "path" : type_name(ref)) << " | `" << format_value(ref) << "` | "
+         << f.doc;
       if (!f.choices.empty()) {
         std::vector<std::string_view> planned;
         for (const auto& c : f.choices)

@@ -31,6 +31,7 @@ struct ConfigField {
   std::string_view doc;                     // meaning and trade-off, as docs/config.md shows it
   std::vector<std::string_view> choices{};  // string fields naming a design: every value the project plans
   std::vector<std::string_view> built{};    // the subset this build implements; validate() refuses the rest
+  bool path = false;  // a file or folder: relative, read against the folder of the config file that writes it
 
   std::string name() const { return std::string(section) + "." + std::string(key); }  // "train.lr"
 };
@@ -39,8 +40,11 @@ struct ConfigField {
 const std::vector<ConfigField>& config_fields();
 
 // Reads a TOML file (tables [data] [model] [moe] [routing] [train]) over the defaults, then applies `overrides`
-// ("section.key=value", as given to --set). Sets Config::source to `path`. Does not validate: the caller fills
-// what comes from the data (vocab_size 0) as it sees fit, then calls validate().
+// ("section.key=value", as given to --set). Sets Config::source to `path`. A relative path the file writes (a path
+// field) is read against the file's folder and kept relative to the current directory when `path` is relative
+// ("configs/x.toml" writing "../data/brown" gives "data/brown"), so the file works from any directory; a path from
+// an override or a default stays relative to the current directory. Does not validate: the caller fills what comes
+// from the data (vocab_size 0) as it sees fit, then calls validate().
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
 // Applies "section.key=value" assignments in order. The value is read as a TOML value (3e-4, true, "x", 12); text
@@ -57,7 +61,12 @@ nlohmann::json config_to_json(const Config& cfg);
 // Config::source.
 Config config_from_json(const nlohmann::json& j, const std::string& source);
 
-// Whether every field of a and b is equal (Config::source is not a setting and is ignored).
+// The config with every relative path made absolute against the current directory: what a checkpoint stores, so
+// that it finds its data from any directory.
+Config with_absolute_paths(Config cfg);
+
+// Whether every field of a and b is equal, paths compared by where they lead from the current directory
+// (Config::source is not a setting and is ignored).
 bool same_settings(const Config& a, const Config& b);
 
 // The text of docs/config.md, generated from config_fields() (a test keeps the file in step with it).

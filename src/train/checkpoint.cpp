@@ -118,7 +118,8 @@ std::string save_checkpoint(const std::string& run_dir, const Model& model, cons
   auto sq_views = tensor_views(model, opt.exp_avg_sq.data(), "exp_avg_sq.", Tensors::Trainable);
   opt_views.insert(opt_views.end(), sq_views.begin(), sq_views.end());
   write_safetensors((tmp_dir / "optimizer.safetensors").string(), opt_views, meta);
-  write_file_atomic((tmp_dir / "config.json").string(), config_to_json(model.config()).dump(2) + "\n");
+  write_file_atomic((tmp_dir / "config.json").string(),
+                    config_to_json(with_absolute_paths(model.config())).dump(2) + "\n");
   const nlohmann::json st = {{"step", state.step}, {"tokens_seen", state.tokens_seen}};
   write_file_atomic((tmp_dir / "state.json").string(), st.dump(2) + "\n");
 
@@ -169,6 +170,12 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& dat
   const std::string ckpt = resolve_checkpoint(path);
   Config cfg = load_checkpoint_config(ckpt);
   if (!data_dir.empty()) cfg.data.dir = data_dir;
+  // A run moved to another folder or machine keeps the data folder it was trained on in its config: say how to name
+  // the folder now, where the data loader could only say that this one is missing.
+  if (data_dir.empty() && !fs::is_directory(cfg.data.dir))
+    throw_error("checkpoint ", ckpt, ": its data folder ", cfg.data.dir,
+                " (data.dir in its config.json) does not exist; pass --data DIR to name the data folder it was "
+                "trained on");
   auto model = std::make_unique<Model>(cfg);
   check_memory_fits(cfg, MemoryUse::Inference);  // what its users (eval, traces, analyses) run on it
   load_model_weights(ckpt, *model);

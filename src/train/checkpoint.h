@@ -3,7 +3,7 @@
 // <run_dir>/checkpoints/step-00000600/
 //   model.safetensors      every parameter, F32, named by the ParamTable (Hugging Face Mixtral keys)
 //   optimizer.safetensors  AdamW moments "exp_avg.<name>" and "exp_avg_sq.<name>", F32
-//   config.json            the full resolved run config (vocab size filled in)
+//   config.json            the full resolved run config (vocab size filled in, every path absolute)
 //   state.json             training progress: steps done, tokens seen
 // <run_dir>/checkpoints/latest   the name of the newest complete checkpoint folder
 //
@@ -55,7 +55,8 @@ data::TokenData open_checkpoint_data(const Config& cfg, const std::string& check
 // A checkpoint ready to evaluate or analyse: its folder (resolved from a run folder), its config (the data folder
 // replaced by data_dir when that is not empty), the model with its weights, and the data folder, checked against
 // the model's vocabulary. A config whose inference does not fit this machine's memory is refused
-// (memory_estimate.h) before the weights are read.
+// (memory_estimate.h) before the weights are read; a data folder of the config that does not exist is refused
+// naming it and --data.
 struct LoadedCheckpoint {
   std::string path;
   Config config;

@@ -51,6 +51,8 @@ TEST(Cli, MissingOrCorruptDataFolderIsNamed) {
   testing::TempDir dir;
   testing::write_all(dir.file("c.toml"),
                      "[data]\ndir = \"" + dir.file("nodata") + "\"\n[train]\nout_dir = \"" + dir.file("run") + "\"\n");
+  expect_failure_mentioning(run("train " + dir.file("c.toml")), {"nodata", "does not exist", "moelab data", "c.toml"});
+  std::filesystem::create_directories(dir.file("nodata"));
   expect_failure_mentioning(run("train " + dir.file("c.toml")), {"nodata", "meta.json"});
 }
 
@@ -60,6 +62,7 @@ TEST(Cli, EvalOfACorruptCheckpointNamesTheFile) {
   std::filesystem::create_directories(dir.file("ckpt"));
   Config cfg;
   cfg.model.vocab_size = 50;
+  cfg.data.dir = dir.file("");  // a folder that exists: the weights are read first
   testing::write_all(dir.file("ckpt/config.json"), config_to_json(cfg).dump());
   // A header length pointing far past the end of the file.
   testing::write_all(dir.file("ckpt/model.safetensors"), std::string("\xff\x00\x00\x00\x00\x00\x00\x00{}", 10));

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <set>
@@ -16,6 +17,8 @@
 
 namespace moelab {
 namespace {
+
+namespace fs = std::filesystem;
 
 using testing::error_of;
 
@@ -101,8 +104,9 @@ threads = 2
 precision = "bf16"
 )";
 
-void expect_full_values(const Config& c) {
-  EXPECT_EQ(c.data.dir, "data/other");
+// `folder`: that of the file kFullToml was read from, which its relative paths are read against.
+void expect_full_values(const Config& c, const fs::path& folder) {
+  EXPECT_EQ(c.data.dir, (folder / "data/other").string());
   EXPECT_EQ(c.model.vocab_size, 5000);
   EXPECT_EQ(c.model.d_model, 96);
   EXPECT_EQ(c.model.n_layers, 3);
@@ -152,7 +156,7 @@ void expect_full_values(const Config& c) {
   EXPECT_EQ(c.train.eval_tokens, 4096);
   EXPECT_EQ(c.train.checkpoint_every, 11);
   EXPECT_EQ(c.train.log_every, 1);
-  EXPECT_EQ(c.train.out_dir, "runs/other");
+  EXPECT_EQ(c.train.out_dir, (folder / "runs/other").string());
   EXPECT_EQ(c.train.threads, 2);
   EXPECT_EQ(c.train.precision, "bf16");
 }
@@ -187,7 +191,10 @@ TEST(Config, EmptyFileGivesDefaults) {
   EXPECT_NO_THROW(validate(c));
 }
 
-TEST(Config, FullFileSetsEveryField) { expect_full_values(TomlFile(kFullToml).load()); }
+TEST(Config, FullFileSetsEveryField) {
+  const TomlFile file(kFullToml);
+  expect_full_values(file.load(), file.dir.path());
+}
 
 TEST(Config, MissingKeysKeepDefaults) {
   const Config c = TomlFile("[model]\nd_model = 128\n[train]\nlr = 2\n").load();
@@ -395,7 +402,8 @@ TEST(ConfigValidate, DesignsNotBuiltYetAndBadCombinationsAreRefusedClearly) {
 }
 
 TEST(ConfigJson, RoundTripKeepsEveryField) {
-  Config c = TomlFile(kFullToml).load();
+  const TomlFile file(kFullToml);
+  Config c = file.load();
   c.train.seed = std::numeric_limits<uint64_t>::max();  // beyond int64: JSON must keep it unsigned
   c.train.lr = 0.1 + 0.2;                               // not a short decimal: must round-trip exactly
   const nlohmann::json j = config_to_json(c);
@@ -415,7 +423,7 @@ TEST(ConfigJson, RoundTripKeepsEveryField) {
   Config back42 = back;
   back42.train.seed = 42;
   back42.train.lr = 3e-4;
-  expect_full_values(back42);
+  expect_full_values(back42, file.dir.path());
   EXPECT_TRUE(same_settings(config_from_json(config_to_json(Config{}), "d"), Config{}));
 }
 
@@ -449,13 +457,76 @@ TEST(Config, SameSettingsComparesEveryFieldButSource) {
   EXPECT_FALSE(same_settings(a, b));
 }
 
+const fs::path kRepository = fs::path(MOELAB_TEST_DIR "/..").lexically_normal();
+
+// The defaults, with the paths as the repository root sees them: what brown-tiny.toml spells out from configs/.
 TEST(Config, BrownTinyPresetLoadsValidatesAndSpellsOutTheDefaults) {
   const std::string path = MOELAB_TEST_DIR "/../configs/brown-tiny.toml";
   const Config c = load_config(path, {});
   EXPECT_NO_THROW(validate(c));
-  EXPECT_TRUE(same_settings(c, Config{}));
+  Config defaults_from_the_root;
+  defaults_from_the_root.data.dir = (kRepository / Config{}.data.dir).string();
+  defaults_from_the_root.train.out_dir = (kRepository / Config{}.train.out_dir).string();
+  EXPECT_TRUE(same_settings(c, defaults_from_the_root)) << config_to_json(c).dump(2);
   const toml::table file = toml::parse_file(path);
   for (const auto& f : config_fields()) EXPECT_TRUE(file[f.section][f.key]) << f.name() << " not written out";
+}
+
+// Makes `dir` the current directory for the scope's life.
+class CurrentDirectory {
+ public:
+  explicit CurrentDirectory(const fs::path& dir) : before_(fs::current_path()) { fs::current_path(dir); }
+  ~CurrentDirectory() { fs::current_path(before_); }
+  CurrentDirectory(const CurrentDirectory&) = delete;
+  CurrentDirectory& operator=(const CurrentDirectory&) = delete;
+
+ private:
+  fs::path before_;
+};
+
+TEST(ConfigPaths, ARelativePathInAFileIsReadAgainstItsFolder) {
+  TempDir dir;
+  fs::create_directories(dir.path() / "configs");
+  write_all(dir.file("configs/run.toml"), "[data]\ndir = \"../data/brown\"\n[train]\nout_dir = \"./runs//x/\"\n");
+  const Config from_anywhere = load_config(dir.file("configs/run.toml"));
+  EXPECT_EQ(from_anywhere.data.dir, dir.file("data/brown"));
+  EXPECT_EQ(from_anywhere.train.out_dir, dir.file("configs/runs/x/"));
+  // A relative config path gives paths relative to the same current directory, as short as they can be.
+  const CurrentDirectory cd(dir.path());
+  const Config from_root = load_config("configs/run.toml");
+  EXPECT_EQ(from_root.data.dir, "data/brown");
+  EXPECT_EQ(from_root.train.out_dir, "configs/runs/x/");
+  const CurrentDirectory cd_configs(dir.path() / "configs");
+  EXPECT_EQ(load_config("run.toml").data.dir, "../data/brown");
+}
+
+TEST(ConfigPaths, AbsolutePathsDefaultsAndOverridesAreNotMoved) {
+  TomlFile file("[data]\ndir = \"/srv/corpus\"\n[routing]\nrule = \"top_k\"\n");
+  const Config c = file.load();
+  EXPECT_EQ(c.data.dir, "/srv/corpus");
+  EXPECT_EQ(c.train.out_dir, Config{}.train.out_dir);  // a default: relative to the current directory
+  EXPECT_EQ(c.routing.rule, "top_k");                  // only path fields are read as paths
+  // --set is typed on a command line: relative to the current directory, like any path there.
+  const Config overridden = file.load({"data.dir=mine", "train.out_dir=\"runs/mine\""});
+  EXPECT_EQ(overridden.data.dir, "mine");
+  EXPECT_EQ(overridden.train.out_dir, "runs/mine");
+  // An empty path stays empty, for validate() to refuse.
+  EXPECT_EQ(TomlFile("[data]\ndir = \"\"\n").load().data.dir, "");
+}
+
+TEST(ConfigPaths, AbsolutePathsAreMadeAgainstTheCurrentDirectory) {
+  Config c;
+  c.data.dir = "data/./brown/";
+  c.train.out_dir = "/abs/run/../other";
+  const Config absolute = with_absolute_paths(c);
+  EXPECT_EQ(absolute.data.dir, (fs::current_path() / "data/brown").string());
+  EXPECT_EQ(absolute.train.out_dir, "/abs/other");
+  EXPECT_EQ(absolute.routing.rule, c.routing.rule);
+  // Two spellings of one place are the same setting; another place is not.
+  EXPECT_TRUE(same_settings(c, absolute));
+  Config elsewhere = c;
+  elsewhere.data.dir = "data/other";
+  EXPECT_FALSE(same_settings(c, elsewhere));
 }
 
 TEST(ConfigDoc, MarkdownIsUpToDate) {
@@ -463,7 +534,9 @@ TEST(ConfigDoc, MarkdownIsUpToDate) {
   const std::string text = config_reference_markdown();
   if (std::getenv("MOELAB_UPDATE_DOCS") != nullptr) write_all(path, text);
   EXPECT_TRUE(read_all(path) == text) << "docs/config.md is out of date: run this test with MOELAB_UPDATE_DOCS=1";
-  for (const auto& f : config_fields()) EXPECT_CONTAINS(text, "| `" + std::string(f.key) + "` |");
+  for (const auto& f : config_fields())
+    EXPECT_CONTAINS(text, "| `" + std::string(f.key) + "` | " + (f.path ? "path |" : ""));
+  EXPECT_CONTAINS(text, "A path (`data.dir`, `train.out_dir`) written in a config file is read against the folder");
 }
 
 }  // namespace

@@ -17,8 +17,11 @@ TEST(Presets, EveryPresetLoadsAndValidates) {
     if (entry.path().extension() != ".toml") continue;
     const Config cfg = load_config(entry.path().string());
     EXPECT_NO_THROW(validate(cfg)) << entry.path();
-    // Each run writes to its own folder, named after the preset.
-    EXPECT_EQ(cfg.train.out_dir, "runs/" + entry.path().stem().string()) << entry.path();
+    // Each run writes to its own folder, named after the preset, in the repository's runs/ and reads the
+    // repository's data/brown, wherever the command runs from.
+    const std::filesystem::path repo = std::filesystem::path(kConfigs).parent_path().lexically_normal();
+    EXPECT_EQ(cfg.train.out_dir, (repo / "runs" / entry.path().stem()).string()) << entry.path();
+    EXPECT_EQ(cfg.data.dir, (repo / "data/brown").string()) << entry.path();
     ++n;
   }
   EXPECT_EQ(n, 15);  // brown-tiny, 2 dense baselines, 3 of paper 2, 9 of paper 1
