@@ -1,6 +1,6 @@
 // Fuzzes the data-folder reader: a valid little folder is written once, then each input replaces one of its files
 // (the first byte picks meta.json, train.bin or train.genre.u8). TokenData::open must accept a consistent folder
-// (every token then readable) or refuse it with moelab::Error.
+// (every token and every label then readable) or refuse it with moelab::Error.
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -20,10 +20,13 @@ void write_valid_folder() {
   moelab::data::SplitTokens split;
   for (uint32_t i = 0; i < 60; ++i) {
     split.tokens.push_back(i % 20 == 19 ? 0 : 1 + i % 7);
-    split.genre.push_back(static_cast<uint8_t>((i / 20) % 2));
+    split.labels.resize(1);
+    split.labels[0].push_back(static_cast<uint8_t>((i / 20) % 2));
     split.documents += i % 20 == 19;
   }
-  moelab::data::write_data_folder(folder().string(), {"fuzz", 8, 0, {"a", "b"}, {}}, {split, split, split}, "model");
+  moelab::data::write_data_folder(folder().string(),
+                                  {"fuzz", 8, 0, {{"genre", moelab::data::LabelScope::document, {"a", "b"}}}},
+                                  {split, split, split}, "model");
 }
 
 const char* kFiles[] = {"meta.json", "train.bin", "train.genre.u8"};
@@ -64,6 +67,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const char* split : {"train", "val", "test"}) {
       std::vector<int32_t> out(d.split_tokens(split));
       d.copy_tokens(split, 0, static_cast<int64_t>(out.size()), out.data());
+      // Every class id of every channel, read where the sanitizers see an out-of-bounds byte.
+      for (size_t c = 0; c < d.label_channels().size(); ++c) {
+        const uint8_t* labels = d.labels(split, c);  // [split_tokens]
+        volatile uint32_t sum = 0;
+        for (size_t i = 0; i < out.size(); ++i) sum = sum + labels[i];
+      }
     }
   } catch (const moelab::Error&) {
   }

@@ -72,11 +72,12 @@ std::optional<GradNormCourse> read_grad_norms(const std::string& path, int64_t n
 }
 
 // The prompt tokenised as a trace source, with each token's text (its byte range in the prompt) for display.
-TraceSource prompt_source(const data::TokenData& data, const std::string& prompt, std::vector<std::string>& pieces) {
+data::TokenStream prompt_source(const data::TokenData& data, const std::string& prompt,
+                                std::vector<std::string>& pieces) {
   const auto tokenizer = data::Tokenizer::load(data.tokenizer_path());
   std::vector<data::TokenSpan> spans;
   tokenizer.encode(prompt, spans);
-  TraceSource s;
+  data::TokenStream s;
   s.description = "prompt";
   s.eod_id = data.eod_id();
   for (const auto& sp : spans) {
@@ -106,9 +107,9 @@ CheckpointAnalysis analyze_checkpoint(const std::string& checkpoint, const Analy
   a.n_experts = E, a.top_k = cfg.routing.top_k;
 
   // The routing trace of the evaluation tokens, with the layer inputs of the first sample_tokens.
-  const TraceSource source = options.text_file.empty()
-                                 ? trace_source_from_split(data, options.split, options.max_tokens)
-                                 : trace_source_from_text(data, options.text_file, options.max_tokens);
+  const data::TokenStream source = options.text_file.empty()
+                                       ? data::token_stream_from_split(data, options.split, options.max_tokens)
+                                       : data::token_stream_from_text(data, options.text_file, options.max_tokens);
   clock.start("trace");
   progress.stage("tracing " + source.description, static_cast<int64_t>(source.tokens.size()));
   const RoutingTrace trace =
@@ -116,15 +117,23 @@ CheckpointAnalysis analyze_checkpoint(const std::string& checkpoint, const Analy
                     [&](int64_t done, int64_t) { progress.update(done); });
   const int64_t N = trace.n_tokens, K = trace.max_slots, S = trace.sample_tokens, d = trace.d_model;
   a.source = source.description, a.tokens = N;
-  a.pos_names = trace.pos_names, a.genre_names = trace.genre_names;
+  a.labels = trace.channels;
+  const int64_t C = static_cast<int64_t>(a.labels.size());
   double loss_sum = 0;
   int64_t loss_count = 0;
   for (float l : trace.loss)
     if (std::isfinite(l)) loss_sum += l, ++loss_count;
   a.mean_loss = loss_count ? loss_sum / loss_count : std::nan("");
+  // trace.loss[t] predicts token t + 1, whose class is the target's.
+  for (int64_t c = 0; c < C; ++c) {
+    ClassLossTally tally(a.labels[c]);
+    for (int64_t t = 0; t + 1 < N; ++t)
+      if (std::isfinite(trace.loss[t])) tally.add(trace.labels[c][t + 1], trace.loss[t]);
+    a.loss_by_label.push_back(tally.result());
+  }
 
   // The prompt's chosen experts and gate activations.
-  const TraceSource prompt = prompt_source(data, options.prompt, a.prompt_tokens);
+  const data::TokenStream prompt = prompt_source(data, options.prompt, a.prompt_tokens);
   const int64_t P = static_cast<int64_t>(prompt.tokens.size());
   const RoutingTrace prompt_trace = collect_trace(model, prompt, {cfg.train.seq_len, 1, false, P}, {});
 
@@ -143,15 +152,13 @@ CheckpointAnalysis analyze_checkpoint(const std::string& checkpoint, const Analy
     for (int64_t i = 0; i < N * K; ++i)
       if (experts[i] >= 0) ++la.expert_slots[experts[i]];
     la.by_loss = experts_by_loss_quantile(n_selected, trace.loss.data(), N, options.loss_quantiles);
-    if (!trace.pos.empty()) {
-      la.by_pos = experts_by_label(n_selected, trace.pos.data(), N, trace.pos_names);
-      la.pos = specialisation(experts, N, K, E, trace.pos.data(), static_cast<int64_t>(trace.pos_names.size()),
-                              options.permutations, options.seed, block);
-    }
-    if (!trace.genre.empty()) {
-      la.by_genre = experts_by_label(n_selected, trace.genre.data(), N, trace.genre_names);
-      la.genre = specialisation(experts, N, K, E, trace.genre.data(), static_cast<int64_t>(trace.genre_names.size()),
-                                options.permutations, options.seed + 1, block);
+    for (int64_t c = 0; c < C; ++c) {
+      const uint8_t* labels = trace.labels[c].data();  // [N]
+      const auto& classes = a.labels[c].classes;
+      // Each channel its own permutation stream, so adding a channel leaves the others' baselines as they were.
+      la.by_label.push_back({experts_by_label(n_selected, labels, N, classes),
+                             specialisation(experts, N, K, E, labels, static_cast<int64_t>(classes.size()),
+                                            options.permutations, options.seed + static_cast<uint64_t>(c), block)});
     }
     const int64_t PK = prompt_trace.max_slots;
     la.prompt_choices.resize(P);
@@ -211,14 +218,15 @@ nlohmann::json to_json(const CheckpointAnalysis& a) {
       for (const auto& [e, w] : choices) slots.push_back({{"expert", e}, {"weight", w}});
       prompt.push_back(slots);
     }
+    nlohmann::json by_label = nlohmann::json::object();
+    for (size_t c = 0; c < la.by_label.size(); ++c)
+      by_label[a.labels[c].name] = {{"experts_per_class", to_json(la.by_label[c].experts_per_class)},
+                                    {"specialisation", to_json(la.by_label[c].specialisation)}};
     layers.push_back({{"layer", la.layer},
                       {"experts_per_token", to_json(la.experts_per_token)},
                       {"expert_slots", la.expert_slots},
                       {"experts_by_loss_quantile", to_json(la.by_loss)},
-                      {"experts_by_pos", la.by_pos ? to_json(*la.by_pos) : nlohmann::json()},
-                      {"experts_by_genre", la.by_genre ? to_json(*la.by_genre) : nlohmann::json()},
-                      {"pos_specialisation", la.pos ? to_json(*la.pos) : nlohmann::json()},
-                      {"genre_specialisation", la.genre ? to_json(*la.genre) : nlohmann::json()},
+                      {"by_label", by_label},
                       {"static", to_json(la.statics)},
                       {"dynamic", to_json(la.dynamics)},
                       {"health", to_json(la.health)},
@@ -229,8 +237,14 @@ nlohmann::json to_json(const CheckpointAnalysis& a) {
   if (a.grad_norms) grad = {{"steps", a.grad_norms->steps}, {"norms", a.grad_norms->norms}};
   nlohmann::json timings = nlohmann::json::object();
   for (const auto& [name, s] : a.timings) timings[name] = s;
+  nlohmann::json labels = nlohmann::json::array(), loss_by_label = nlohmann::json::object();
+  for (size_t c = 0; c < a.labels.size(); ++c) {
+    labels.push_back(
+        {{"name", a.labels[c].name}, {"per", data::scope_name(a.labels[c].scope)}, {"classes", a.labels[c].classes}});
+    loss_by_label[a.labels[c].name] = to_json(a.loss_by_label[c]);
+  }
   return {{"format", "moelab-analysis"},
-          {"format_version", 1},
+          {"format_version", 2},
           {"checkpoint", a.checkpoint},
           {"step", a.step},
           {"config", a.config},
@@ -239,8 +253,8 @@ nlohmann::json to_json(const CheckpointAnalysis& a) {
           {"mean_loss", a.mean_loss},
           {"experts", a.n_experts},
           {"top_k", a.top_k},
-          {"pos_names", a.pos_names},
-          {"genre_names", a.genre_names},
+          {"labels", labels},
+          {"loss_by_label", loss_by_label},
           {"active_params", a.active_params},
           {"active_params_topk", a.active_params_topk},
           {"active_vs_topk", a.active_params / static_cast<double>(a.active_params_topk)},

@@ -18,13 +18,15 @@
 #include "analysis/specialisation.h"
 #include "analysis/stage_progress.h"
 #include "analysis/static_experts.h"
+#include "data/label_channel.h"
+#include "eval/class_loss.h"
 #include "model/model.h"
 
 namespace moelab::analysis {
 
 struct AnalysisOptions {
   std::string split = "val";     // the data split traced, unless text_file is set
-  std::string text_file;         // trace this text file instead (no POS or genre labels)
+  std::string text_file;         // trace this text file instead (it has no labels)
   std::string data_dir;          // the data folder; empty: the checkpoint's
   int64_t max_tokens = 0;        // trace at most this many tokens; 0: all
   int64_t sample_tokens = 2048;  // tokens whose layer inputs every expert is run on (paper 3, dynamic)
@@ -37,14 +39,19 @@ struct AnalysisOptions {
   HealthOptions health_options;
 };
 
+// One label channel's results in one MoE layer: paper 2's experts per token by class and paper 1's specialisation.
+struct LabelAnalysis {
+  GroupedExperts experts_per_class;
+  SpecialisationResult specialisation;
+};
+
 // One MoE layer's results.
 struct LayerAnalysis {
   int64_t layer = 0;  // block index
   ExpertsPerToken experts_per_token;
-  std::vector<int64_t> expert_slots;  // [E] slots routed to each expert over the trace
-  GroupedExperts by_loss;             // experts per token by loss quantile
-  std::optional<GroupedExperts> by_pos, by_genre;
-  std::optional<SpecialisationResult> pos, genre;  // absent for unlabelled sources
+  std::vector<int64_t> expert_slots;    // [E] slots routed to each expert over the trace
+  GroupedExperts by_loss;               // experts per token by loss quantile
+  std::vector<LabelAnalysis> by_label;  // [C] one per channel of CheckpointAnalysis::labels
   StaticLayerAnalysis statics;
   DynamicLayerAnalysis dynamics;
   ExpertHealth health;
@@ -67,7 +74,8 @@ struct CheckpointAnalysis {
   int64_t tokens = 0;     // tokens traced
   double mean_loss = 0;   // over the traced tokens with a next token
   int64_t n_experts = 0, top_k = 0;
-  std::vector<std::string> pos_names, genre_names;
+  std::vector<data::LabelChannel> labels;  // [C] the traced source's label channels; empty for a text file
+  std::vector<ChannelLoss> loss_by_label;  // [C] the traced targets' loss by class of each channel
   std::vector<LayerAnalysis> layers;
   std::vector<std::string> prompt_tokens;  // [P] the prompt's pieces
   // Parameters a token activates, with the measured experts per token of each layer, against top-k's.

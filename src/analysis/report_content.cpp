@@ -3,8 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
+#include <optional>
 
+#include "core/error.h"
+#include "core/version.h"
 #include "report/chart.h"
+#include "train/checkpoint.h"
 
 namespace moelab::analysis {
 
@@ -35,8 +40,8 @@ std::vector<std::string> layer_labels(const CheckpointAnalysis& a) {
   return out;
 }
 
-// Pixels per cell so that a panel of n cells per side stays about `side` pixels.
-int cell_px(int64_t n, int side = 180) { return std::clamp(static_cast<int>(side / std::max<int64_t>(n, 1)), 3, 40); }
+// Pixels per cell so that a panel of n cells per side stays about `side` pixels (four panels and a legend fit a row).
+int cell_px(int64_t n, int side = 150) { return std::clamp(static_cast<int>(side / std::max<int64_t>(n, 1)), 3, 40); }
 
 // One [E,E] heatmap per layer, side by side, on one colour scale.
 json per_layer_square(const CheckpointAnalysis& a, const std::vector<std::vector<double>>& matrices /*[L][E*E]*/,
@@ -50,6 +55,17 @@ json per_layer_square(const CheckpointAnalysis& a, const std::vector<std::vector
     panels.push_back(
         report::heatmap(m, E, E, expert_labels(E), expert_labels(E), row_title, col_title, value_title, options));
   return report::concat_charts(panels, layer_labels(a), 4, true);
+}
+
+// The chart build(cell) with the largest cell size from `largest` down to `smallest` whose grid has at least
+// `columns` panels a row and fits the report's width; nullopt when none does.
+std::optional<json> fitted(const std::function<json(int)>& build, int largest, int smallest, int columns) {
+  for (int cell = largest; cell >= smallest; --cell) {
+    json chart = build(cell);
+    if (chart["columns"].get<int>() >= columns && report::estimated_width_px(chart) <= report::kMaxChartWidthPx)
+      return chart;
+  }
+  return std::nullopt;
 }
 
 // A line chart whose x values are whole numbers (layers, quantiles, steps): ticks on integers only.
@@ -95,6 +111,13 @@ std::string z_fmt(const PermutationScore& s) {
 }
 std::string z_text(const PermutationScore& s) { return fmt(s.observed, "%.4f") + " (z " + z_fmt(s) + ")"; }
 
+// What the label sections say for a trace without labels.
+std::string no_labels_text(const CheckpointAnalysis& a) {
+  return "The traced text (" + a.source +
+         ") has no labels: the analyses by label run on a labelled split, such as the Brown corpus's (classes of "
+         "\"pos\" and \"genre\") or a corpus prepared with `moelab data text --label FIELD`.";
+}
+
 report::ReportSection overview(const CheckpointAnalysis& a) {
   report::ReportSection s{"overview", "Overview", {}, {}, {}};
   const json& c = a.config;
@@ -116,18 +139,59 @@ report::ReportSection overview(const CheckpointAnalysis& a) {
       std::to_string(a.top_k) + "'s " + fmt(a.active_params_topk / 1e6, "%.2f") + "M.");
   std::string timing = "Time per stage:";
   for (const auto& [name, sec] : a.timings) timing += " " + name + " " + fmt(sec, "%.1f") + " s;";
-  s.paragraphs.push_back(timing);
-  s.table.push_back({"layer", "experts / token", "POS NMI (z)", "genre NMI (z)", "top score = top norm",
-                     "score/norm Spearman", "mean weight cosine (gate)", "mean output cosine", "dead experts",
-                     "collapsed pairs"});
+  s.paragraphs.push_back(timing + " Report written by moelab " + kVersion + ".");
+  std::vector<std::string> header = {"layer", "experts / token"};
+  for (const auto& channel : a.labels) header.push_back(channel.name + " NMI (z)");
+  for (const char* column : {"top score = top norm", "score/norm Spearman", "mean weight cosine (gate)",
+                             "mean output cosine", "dead experts", "collapsed pairs"})
+    header.push_back(column);
+  s.table.push_back(header);
   for (const auto& la : a.layers) {
-    s.table.push_back({std::to_string(la.layer), fmt(la.experts_per_token.mean, "%.3f"),
-                       la.pos ? z_text(la.pos->nmi) : "n/a", la.genre ? z_text(la.genre->nmi) : "n/a",
-                       fmt(la.dynamics.top_score_is_top_norm), fmt(la.dynamics.mean_spearman),
-                       fmt(mean_off_diagonal(la.statics.flattened[0], a.n_experts)),
-                       fmt(mean_off_diagonal(la.dynamics.output_cosine, a.n_experts)),
-                       std::to_string(la.health.dead.size()), std::to_string(la.health.collapsed.size())});
+    std::vector<std::string> row = {std::to_string(la.layer), fmt(la.experts_per_token.mean, "%.3f")};
+    for (const auto& label : la.by_label) row.push_back(z_text(label.specialisation.nmi));
+    for (std::string cell : {fmt(la.dynamics.top_score_is_top_norm), fmt(la.dynamics.mean_spearman),
+                             fmt(mean_off_diagonal(la.statics.flattened[0], a.n_experts)),
+                             fmt(mean_off_diagonal(la.dynamics.output_cosine, a.n_experts)),
+                             std::to_string(la.health.dead.size()), std::to_string(la.health.collapsed.size())})
+      row.push_back(std::move(cell));
+    s.table.push_back(std::move(row));
   }
+  return s;
+}
+
+report::ReportSection training_section(const CheckpointAnalysis& a, const std::optional<LossHistory>& history) {
+  report::ReportSection s{"training", "Training", {}, {}, {}};
+  if (!history) {
+    s.paragraphs.push_back("No metrics log beside the checkpoint (" + run_folder_of(a.checkpoint) +
+                           "/metrics.jsonl is missing, as for a checkpoint copied out of its run): the loss curves "
+                           "are not shown.");
+    return s;
+  }
+  if (history->train_steps.empty() && history->val_steps.empty()) {
+    s.paragraphs.push_back("The metrics log " + history->path +
+                           " holds no loss records: the loss curves are not shown.");
+    return s;
+  }
+  std::string summary = "From the run's metrics log " + history->path + ".";
+  if (!history->train_steps.empty())
+    summary += " Last logged training loss " + fmt(history->train_loss.back(), "%.4f") + " at step " +
+               std::to_string(history->train_steps.back()) + ".";
+  if (!history->val_steps.empty())
+    summary += " Last validation loss " + fmt(history->val_loss.back(), "%.4f") + " (perplexity " +
+               fmt(std::exp(history->val_loss.back()), "%.1f") + ") at step " +
+               std::to_string(history->val_steps.back()) + ".";
+  s.paragraphs.push_back(summary);
+  s.charts.push_back(loss_chart(*history, a.step));
+  return s;
+}
+
+report::ReportSection config_section(const CheckpointAnalysis& a) {
+  report::ReportSection s{"configuration", "Configuration", {}, {}, {}};
+  s.paragraphs.push_back(
+      "Every setting of the checkpoint's config.json, defaults filled in (docs/config.md says what each means); "
+      "data.dir is the data folder the report read (its tokenizer, and the split it traced unless --text named a "
+      "file).");
+  s.table = config_table(a.config);
   return s;
 }
 
@@ -178,69 +242,77 @@ report::ReportSection routing_section(const CheckpointAnalysis& a) {
   return s;
 }
 
-report::ReportSection specialisation_section(const CheckpointAnalysis& a) {
-  const int64_t E = a.n_experts;
-  report::ReportSection s{"specialisation", "Expert specialisation (paper 1)", {}, {}, {}};
-  if (!a.layers.front().pos && !a.layers.front().genre) {
-    s.paragraphs.push_back(
-        "The traced text has no POS or genre labels: specialisation is measured on a labelled "
-        "split (e.g. --split val of the Brown corpus).");
+report::ReportSection loss_by_label_section(const CheckpointAnalysis& a) {
+  report::ReportSection s{"loss-by-label", "Perplexity by label", {}, {}, {}};
+  if (a.labels.empty()) {
+    s.paragraphs.push_back(no_labels_text(a));
     return s;
   }
   s.paragraphs.push_back(
-      "Normalised mutual information between the expert a slot goes to and the token's part of speech (syntax) or "
-      "its document's genre (topic), against a baseline of shuffled labels: z is how many baseline standard "
-      "deviations the observed NMI lies above chance. Paper 1: token-level routing specialises to syntax, "
-      "sequence-level routing weakly to topic.");
-  const auto& first = a.layers.front().pos ? *a.layers.front().pos : *a.layers.front().genre;
+      "The traced tokens' next-token loss by the class of the token predicted, for each label channel (`moelab eval` "
+      "gives the same on a whole split). Which genres or word classes the model finds hard, and where routing "
+      "differences might matter.");
+  s.table.push_back({"label", "class", "tokens", "loss (nats)", "perplexity"});
+  for (const auto& channel : a.loss_by_label) {
+    std::vector<std::string> classes;
+    std::vector<double> perplexity;
+    for (const auto& c : channel.classes) {
+      s.table.push_back(
+          {channel.channel, c.name, std::to_string(c.tokens), fmt(c.loss, "%.4f"), fmt(c.perplexity, "%.2f")});
+      classes.push_back(c.name), perplexity.push_back(c.perplexity);
+    }
+    s.charts.push_back({"perplexity-by-" + channel.channel, "Perplexity by " + channel.channel,
+                        "Perplexity of the traced targets of each class of the label \"" + channel.channel +
+                            "\" (classes without a traced target are left out).",
+                        report::bar_chart(classes, perplexity, channel.channel, "perplexity")});
+  }
+  return s;
+}
+
+report::ReportSection specialisation_section(const CheckpointAnalysis& a) {
+  report::ReportSection s{"specialisation", "Expert specialisation (paper 1)", {}, {}, {}};
+  if (a.labels.empty()) {
+    s.paragraphs.push_back(no_labels_text(a));
+    return s;
+  }
   s.paragraphs.push_back(
-      "Baseline: " + std::to_string(first.permutations) + " permutations (seed " + std::to_string(first.seed) + ") " +
+      "Normalised mutual information between the expert a slot goes to and the token's class in each label channel "
+      "(the Brown corpus: \"pos\", the part of speech of its word, syntax; \"genre\", its document's genre, topic; a "
+      "corpus of your own: the fields it was prepared with), against a baseline of shuffled labels: z is how many "
+      "baseline standard deviations the observed NMI lies above chance. Paper 1: token-level routing specialises "
+      "to syntax, sequence-level routing weakly to topic.");
+  const SpecialisationResult& first = a.layers.front().by_label.front().specialisation;
+  s.paragraphs.push_back(
+      "Baseline: " + std::to_string(first.permutations) + " permutations per label (seed " +
+      std::to_string(first.seed) + " for the first, one more for each next) " +
       (first.block > 1 ? "moving the labels of whole " + std::to_string(first.block) +
                              "-token windows, so that labels clustered in documents and routing shared by a window "
                              "(sequence-level) do not pass for specialisation"
                        : "shuffling single tokens' labels") +
       ".");
   s.table.push_back({"layer", "label", "NMI", "baseline mean ± std", "z", "p", "purity", "purity z"});
-  std::vector<std::vector<double>> z(2, std::vector<double>(a.layers.size(), std::nan("")));
-  for (size_t l = 0; l < a.layers.size(); ++l) {
-    const auto& la = a.layers[l];
-    int which = 0;
-    for (const auto* sp : {la.pos ? &*la.pos : nullptr, la.genre ? &*la.genre : nullptr}) {
-      if (sp) {
-        s.table.push_back({std::to_string(la.layer), which == 0 ? "POS" : "genre", fmt(sp->nmi.observed, "%.4f"),
-                           fmt(sp->nmi.baseline_mean, "%.5f") + " ± " + fmt(sp->nmi.baseline_std, "%.5f"),
-                           z_fmt(sp->nmi), fmt(sp->nmi.p_value, "%.3g"), fmt(sp->purity.observed), z_fmt(sp->purity)});
-        z[which][l] = sp->nmi.z;
-      }
-      ++which;
+  const size_t C = a.labels.size();
+  std::vector<std::string> names;  // [C]
+  for (const auto& channel : a.labels) names.push_back(channel.name);
+  std::vector<std::vector<double>> z(C, std::vector<double>(a.layers.size(), std::nan("")));  // [C][L]
+  for (size_t l = 0; l < a.layers.size(); ++l)
+    for (size_t c = 0; c < C; ++c) {
+      const SpecialisationResult& sp = a.layers[l].by_label[c].specialisation;
+      s.table.push_back({std::to_string(a.layers[l].layer), names[c], fmt(sp.nmi.observed, "%.4f"),
+                         fmt(sp.nmi.baseline_mean, "%.5f") + " ± " + fmt(sp.nmi.baseline_std, "%.5f"), z_fmt(sp.nmi),
+                         fmt(sp.nmi.p_value, "%.3g"), fmt(sp.purity.observed), z_fmt(sp.purity)});
+      z[c][l] = sp.nmi.z;
     }
+  s.charts.push_back({"specialisation-z", "Specialisation above chance (NMI z-score)",
+                      "z of the NMI against the permutation baseline, per layer, for each label.",
+                      report::grouped_bar_chart(layer_labels(a), names, z, "layer", "NMI z-score", "label")});
+  for (size_t c = 0; c < C; ++c) {
+    std::vector<Contingency> tables;  // [L]
+    for (const auto& la : a.layers) tables.push_back(la.by_label[c].specialisation.table);
+    s.charts.push_back(label_routing_chart(names[c] + "-by-expert",
+                                           "Where each class of \"" + names[c] + "\" is routed", names[c] + " class",
+                                           tables, a.labels[c].classes, layer_labels(a)));
   }
-  s.charts.push_back(
-      {"specialisation-z", "Specialisation above chance (NMI z-score)",
-       "z of the NMI against the permutation baseline, per layer, for POS and genre.",
-       report::grouped_bar_chart(layer_labels(a), {"POS", "genre"}, z, "layer", "NMI z-score", "label")});
-  auto label_maps = [&](bool pos, const std::vector<std::string>& names) {
-    std::vector<json> panels;
-    HeatmapOptions h;
-    h.cell_size = std::clamp(static_cast<int>(480 / std::max<size_t>(names.size(), 1)), 8, 40);
-    h.max_cells_with_values = 0;
-    h.domain = std::array<double, 2>{0, 1};
-    for (const auto& la : a.layers) {
-      const auto& t = pos ? la.pos->table : la.genre->table;
-      panels.push_back(report::heatmap(column_shares(t), E, t.n_labels, expert_labels(E), names, "expert",
-                                       pos ? "POS class" : "genre", "share of the label's slots", h));
-    }
-    return report::concat_charts(panels, layer_labels(a), 2, true);
-  };
-  if (a.layers.front().pos)
-    s.charts.push_back({"pos-by-expert", "Where each part of speech is routed",
-                        "Each column (a POS class) shows the share of its slots that each expert receives; a "
-                        "column concentrated on few experts is a specialised class.",
-                        label_maps(true, a.pos_names)});
-  if (a.layers.front().genre)
-    s.charts.push_back({"genre-by-expert", "Where each genre is routed",
-                        "Each column (a genre) shows the share of its slots that each expert receives.",
-                        label_maps(false, a.genre_names)});
   return s;
 }
 
@@ -266,18 +338,18 @@ report::ReportSection dynamic_routing_section(const CheckpointAnalysis& a) {
       {"experts-by-loss", "Experts per token by token loss quantile",
        "x: loss quantile of the token (1 = lowest loss); y: mean experts per token.",
        whole_number_x(report::line_chart(by_loss, "loss quantile (1 = easiest)", "experts per token", "layer"))});
-  if (a.layers.front().by_pos) {
-    std::vector<std::vector<double>> values;
+  for (size_t c = 0; c < a.labels.size(); ++c) {
+    const std::string& name = a.labels[c].name;
+    std::vector<std::vector<double>> values;  // [L][classes]
     for (const auto& la : a.layers) {
       std::vector<double> v;
-      for (const auto& g : la.by_pos->groups) v.push_back(g.mean_experts);
+      for (const auto& g : la.by_label[c].experts_per_class.groups) v.push_back(g.mean_experts);
       values.push_back(std::move(v));
     }
     s.charts.push_back(
-        {"experts-by-pos", "Experts per token by part of speech",
-         "Mean experts per token of each "
-         "POS class, per layer.",
-         report::grouped_bar_chart(a.pos_names, layer_labels(a), values, "POS class", "experts per token", "layer")});
+        {"experts-by-label-" + name, "Experts per token by class of \"" + name + "\"",
+         "Mean experts per token of each class of the label \"" + name + "\", per layer.",
+         report::grouped_bar_chart(a.labels[c].classes, layer_labels(a), values, name, "experts per token", "layer")});
   }
   return s;
 }
@@ -464,7 +536,8 @@ report::ReportSection dynamic_section(const CheckpointAnalysis& a) {
       {"output-norms", "Mean output norm of each expert",
        "Mean L2 norm of the expert's output over the sampled tokens.",
        report::heatmap(norms, L, E, layer_labels(a), expert_labels(E), "layer", "expert", "mean output norm", nh)});
-  // Gate activations: neurons averaged in bins so a panel stays readable.
+  // Gate activations: neurons averaged in bins so a panel stays readable; rows of 12 px, so that every expert is
+  // labelled (a panel of 64 bins is then a row of its own).
   const int64_t h = first.h, bins = std::min<int64_t>(h, 64), per_bin = (h + bins - 1) / bins;
   std::vector<json> gate_panels;
   for (const auto& la : a.layers) {
@@ -475,7 +548,7 @@ report::ReportSection dynamic_section(const CheckpointAnalysis& a) {
         for (int64_t j = lo; j < hi; ++j) m[e * bins + b] += la.dynamics.gate_activation_mean[e * h + j] / (hi - lo);
       }
     HeatmapOptions g;
-    g.cell_size = 5;
+    g.cell_size = 12;
     g.max_cells_with_values = 0;
     std::vector<std::string> cols;
     for (int64_t b = 0; b < bins; ++b) cols.push_back(std::to_string(b * per_bin));
@@ -491,26 +564,36 @@ report::ReportSection dynamic_section(const CheckpointAnalysis& a) {
   const int64_t P = static_cast<int64_t>(a.prompt_tokens.size());
   std::vector<std::string> tokens;
   for (int64_t t = 0; t < P; ++t) tokens.push_back(std::to_string(t) + " " + a.prompt_tokens[t]);
-  std::vector<json> chosen_panels, act_panels;
-  HeatmapOptions ph;
-  ph.cell_size = 14;
-  ph.max_cells_with_values = 0;
+  std::vector<std::vector<double>> chosen;  // [L][P*E] routing weights; NaN (a blank cell) where not chosen
   for (const auto& la : a.layers) {
-    std::vector<double> m(P * E, 0);
+    std::vector<double> m(P * E, std::nan(""));
     for (int64_t t = 0; t < P; ++t)
       for (const auto& [e, w] : la.prompt_choices[t]) m[t * E + e] = w;
-    chosen_panels.push_back(
-        report::heatmap(m, P, E, tokens, expert_labels(E), "token", "expert", "routing weight", ph));
-    act_panels.push_back(report::heatmap(la.prompt_gate_activation, P, E, tokens, expert_labels(E), "token", "expert",
-                                         "mean |silu(gate x)|", ph));
+    chosen.push_back(std::move(m));
   }
+  // Per layer a [P,E] map, as wide a column per expert as fits (22 px leaves a gap between labels such as "e0"
+  // across), one panel a row at least.
+  auto prompt_maps = [&](bool routing) {
+    auto build = [&](int cell) {
+      HeatmapOptions ph;
+      ph.cell_size = cell;
+      ph.max_cells_with_values = 0;
+      std::vector<json> panels;
+      for (size_t l = 0; l < a.layers.size(); ++l)
+        panels.push_back(report::heatmap(routing ? chosen[l] : a.layers[l].prompt_gate_activation, P, E, tokens,
+                                         expert_labels(E), "token", "expert",
+                                         routing ? "routing weight" : "mean |silu(gate x)|", ph));
+      return report::concat_charts(panels, layer_labels(a), 4, true);
+    };
+    return fitted(build, 22, 6, 1).value_or(build(6));
+  };
   s.charts.push_back({"prompt-experts", "Chosen experts per token of the prompt",
                       "The routing weight of each expert a token of the prompt was sent to (blank: not chosen).",
-                      report::concat_charts(chosen_panels, layer_labels(a), 4, true)});
+                      prompt_maps(true)});
   s.charts.push_back({"prompt-gate-activation", "Gate activations per token of the prompt",
                       "Mean |silu(w1 x)| over each expert's neurons for each prompt token, whether or not the "
                       "token was routed there.",
-                      report::concat_charts(act_panels, layer_labels(a), 4, true)});
+                      prompt_maps(false)});
   std::vector<report::LineSeries> depth;
   for (int kind = 0; kind < kMatrixKinds; ++kind) {
     report::LineSeries ls{std::string("weights, ") + kMatrixKindNames[kind], {}, {}};
@@ -570,7 +653,7 @@ report::ReportSection health_section(const CheckpointAnalysis& a) {
           ls.x.push_back(static_cast<double>(a.grad_norms->steps[v])), ls.y.push_back(a.grad_norms->norms[l][v][e]);
         series.push_back(std::move(ls));
       }
-      panels.push_back(whole_number_x(report::line_chart(series, "step", "gradient norm", "expert")));
+      panels.push_back(whole_number_x(report::line_chart(series, "step", "gradient norm", "expert", 380, 240)));
     }
     s.charts.push_back({"expert-grad-norms", "Per-expert gradient norm over training",
                         "Raw gradient norm of each expert at the steps the run evaluated (from the metrics log).",
@@ -585,13 +668,92 @@ report::ReportSection health_section(const CheckpointAnalysis& a) {
 
 }  // namespace
 
-report::ReportDoc build_report(const CheckpointAnalysis& a) {
+report::ReportDoc build_report(const CheckpointAnalysis& a, const std::optional<LossHistory>& history) {
   report::ReportDoc doc;
   doc.title = "moelab analysis";
-  doc.subtitle = a.checkpoint + " on " + a.source;
-  doc.sections = {overview(a),       routing_section(a), specialisation_section(a), dynamic_routing_section(a),
-                  static_section(a), dynamic_section(a), health_section(a)};
+  doc.subtitle = a.checkpoint + " (step " + std::to_string(a.step) + ") on " + a.source + " · moelab " + kVersion;
+  doc.sections = {overview(a),        training_section(a, history), loss_by_label_section(a),
+                  routing_section(a), specialisation_section(a),    dynamic_routing_section(a),
+                  static_section(a),  dynamic_section(a),           health_section(a),
+                  config_section(a)};
   return doc;
+}
+
+report::Chart loss_chart(const LossHistory& history, int64_t checkpoint_step) {
+  std::vector<report::LineSeries> series;
+  if (!history.train_steps.empty()) {
+    report::LineSeries train{"training", {}, history.train_loss};
+    for (int64_t step : history.train_steps) train.x.push_back(static_cast<double>(step));
+    series.push_back(std::move(train));
+  }
+  if (!history.val_steps.empty()) {
+    report::LineSeries val{"validation", {}, history.val_loss};
+    for (int64_t step : history.val_steps) val.x.push_back(static_cast<double>(step));
+    series.push_back(std::move(val));
+  }
+  return {"loss-curves", "Loss over training",
+          "Next-token cross-entropy (nats): of each logged training step (the mean over its micro-batches, without the "
+          "auxiliary losses) and of each evaluation on the validation split. The analysed checkpoint is at step " +
+              std::to_string(checkpoint_step) + ".",
+          whole_number_x(report::line_chart(series, "step", "loss (nats)", "loss", 640, 280))};
+}
+
+std::vector<std::vector<std::string>> config_table(const json& config) {
+  std::vector<std::vector<std::string>> table = {{"setting", "value"}};
+  // Depth-first, so that a nested section keeps its keys together under its dotted path; an empty section is a
+  // setting of its own ("{}"), an empty config none.
+  auto add = [&](auto&& self, const std::string& prefix, const json& value) -> void {
+    if (value.is_object() && (!value.empty() || prefix.empty())) {
+      for (const auto& [key, item] : value.items()) self(self, prefix.empty() ? key : prefix + "." + key, item);
+    } else {
+      table.push_back({prefix, value.is_string() ? value.get<std::string>() : report::dump_json(value)});
+    }
+  };
+  add(add, "", config);
+  return table;
+}
+
+report::Chart label_routing_chart(const std::string& id, const std::string& title, const std::string& label_title,
+                                  const std::vector<Contingency>& tables, const std::vector<std::string>& class_names,
+                                  const std::vector<std::string>& layer_titles) {
+  MOELAB_ASSERT(!tables.empty() && tables.size() == layer_titles.size(), "label_routing_chart: one table per layer");
+  const int64_t E = tables.front().n_experts, C = static_cast<int64_t>(class_names.size());
+  const double uniform = 1.0 / static_cast<double>(E);
+  std::vector<std::vector<double>> shares;  // [L][E*C]
+  double deviation = 0;
+  for (const auto& t : tables) {
+    MOELAB_ASSERT(t.n_experts == E && t.n_labels == C, "label_routing_chart: tables differ in shape");
+    shares.push_back(column_shares(t));
+    for (double v : shares.back())
+      if (std::isfinite(v)) deviation = std::max(deviation, std::abs(v - uniform));
+  }
+  if (deviation == 0) deviation = uniform;  // all uniform (or empty): any span shows it white
+  HeatmapOptions h;
+  h.scheme = report::ColorScheme::blue_orange;
+  h.mid = uniform;
+  // A share is at least 0: where the data reach further below uniform than 0, the blue end is 0.
+  h.domain = std::array<double, 2>{std::max(0.0, uniform - deviation), uniform + deviation};
+  h.max_cells_with_values = 0;
+  const std::string value_title = "share of the " + label_title + "'s slots";
+  auto build = [&](int cell) {
+    h.cell_size = cell;
+    std::vector<json> panels;
+    for (const auto& m : shares)
+      panels.push_back(report::heatmap(m, E, C, expert_labels(E), class_names, "expert", label_title, value_title, h));
+    return report::concat_charts(panels, layer_titles, 2, true);
+  };
+  // Two panels a row while every class keeps a labelled column (12 px), else one a row with what cells fit.
+  const int two_a_row = std::min<int>(2, static_cast<int>(tables.size()));
+  std::optional<json> chart = fitted(build, 40, 12, two_a_row);
+  if (!chart) chart = fitted(build, 40, 4, 1);
+  const std::string caption =
+      "Each column (a " + label_title +
+      ") shows the share of its slots that each expert receives; a column concentrated on few experts is a "
+      "specialised class. White is the uniform share 1/" +
+      std::to_string(E) + " = " + fmt(uniform, "%.3f") +
+      "; orange cells receive more than that, blue ones less, up to the largest deviation in any layer (" +
+      fmt(deviation, "%.3f") + "). Empty columns: classes absent from the traced tokens.";
+  return {id, title, caption, chart ? *chart : build(4)};
 }
 
 std::vector<report::Chart> report_charts(const report::ReportDoc& doc) {

@@ -6,8 +6,6 @@
 #include <limits>
 
 #include "core/error.h"
-#include "data/read_file.h"
-#include "data/tokenizer.h"
 #include "io/atomic_file.h"
 #include "io/npy.h"
 
@@ -33,40 +31,14 @@ struct ArrayEntry {
   std::string meaning;
 };
 
-// Every array file a trace may hold: the ones this trace lacks are removed from the folder.
-const char* const kArrayNames[] = {"experts", "weights", "n_selected", "token_id", "position",
-                                   "loss",    "pos",     "genre",      "probs"};
+// Every array file a trace may hold beside label_<channel>.npy: the ones this trace lacks are removed from the
+// folder.
+const char* const kArrayNames[] = {"experts", "weights", "n_selected", "token_id", "position", "loss", "probs"};
+constexpr std::string_view kLabelArrayPrefix = "label_";
 
 }  // namespace
 
-TraceSource trace_source_from_split(const data::TokenData& data, const std::string& split, int64_t max_tokens) {
-  const int64_t total = data.split_tokens(split);
-  const int64_t n = max_tokens > 0 ? std::min(total, max_tokens) : total;
-  TraceSource s;
-  s.description = "data folder " + data.dir() + " split " + split;
-  if (n == 0) throw_error(s.description, ": no tokens to trace");
-  s.eod_id = data.eod_id();
-  s.tokens.resize(n);
-  data.copy_tokens(split, 0, n, s.tokens.data());
-  if (const uint8_t* pos = data.pos_labels(split)) s.pos.assign(pos, pos + n), s.pos_names = data.pos_names();
-  if (const uint8_t* genre = data.genre_labels(split))
-    s.genre.assign(genre, genre + n), s.genre_names = data.genre_names();
-  return s;
-}
-
-TraceSource trace_source_from_text(const data::TokenData& data, const std::string& text_path, int64_t max_tokens) {
-  const std::string text = data::read_file_bytes(text_path);
-  const auto tokenizer = data::Tokenizer::load(data.tokenizer_path());
-  TraceSource s;
-  s.description = "text file " + text_path;
-  s.eod_id = data.eod_id();
-  s.tokens = tokenizer.encode_ids(text);
-  if (s.tokens.empty()) throw_error("text file ", text_path, ": no tokens to trace (the file has no text)");
-  if (max_tokens > 0 && static_cast<int64_t>(s.tokens.size()) > max_tokens) s.tokens.resize(max_tokens);
-  return s;
-}
-
-RoutingTrace collect_trace(Model& model, const TraceSource& source, const TraceOptions& options,
+RoutingTrace collect_trace(Model& model, const data::TokenStream& source, const TraceOptions& options,
                            const std::function<void(int64_t, int64_t)>& on_progress) {
   const Model::InferenceMode inference(model);
   const Config& cfg = model.config();
@@ -75,8 +47,9 @@ RoutingTrace collect_trace(Model& model, const TraceSource& source, const TraceO
   if (T <= 0 || options.batch_size <= 0)
     throw_error("trace: seq_len and batch_size must be positive, got ", T, " and ", options.batch_size);
   if (n == 0) throw_error(source.description, ": no tokens to trace");
-  MOELAB_ASSERT(source.pos.empty() || static_cast<int64_t>(source.pos.size()) == n, "one POS label per token");
-  MOELAB_ASSERT(source.genre.empty() || static_cast<int64_t>(source.genre.size()) == n, "one genre per token");
+  MOELAB_ASSERT(source.labels.size() == source.channels.size(), "one label vector per channel");
+  for (const auto& labels : source.labels)
+    MOELAB_ASSERT(static_cast<int64_t>(labels.size()) == n, "one label per token in every channel");
   for (int64_t i = 0; i < n; ++i)
     if (source.tokens[i] < 0 || source.tokens[i] >= V)
       throw_error(source.description, ": token ", i, " has id ", source.tokens[i],
@@ -88,8 +61,7 @@ RoutingTrace collect_trace(Model& model, const TraceSource& source, const TraceO
   RoutingTrace tr;
   tr.n_tokens = n, tr.n_experts = E, tr.d_model = d;
   tr.token_id = source.tokens;
-  tr.pos = source.pos, tr.genre = source.genre;
-  tr.pos_names = source.pos_names, tr.genre_names = source.genre_names;
+  tr.channels = source.channels, tr.labels = source.labels;
   tr.position.resize(n);
   for (int64_t i = 0; i < n; ++i) tr.position[i] = static_cast<int32_t>(i % T);
   tr.loss.assign(n, std::numeric_limits<float>::quiet_NaN());
@@ -226,22 +198,19 @@ void write_trace(const std::string& dir, const RoutingTrace& trace, const nlohma
        "cross-entropy (nats) of predicting the next token from this position; NaN for the last token, which has "
        "no next token"},
   };
-  if (!trace.pos.empty())
-    arrays.push_back({"pos",
-                      DType::U8,
-                      "uint8",
-                      {N},
-                      {"token"},
-                      trace.pos.data(),
-                      "universal POS class of the word the token starts in (index into pos_names); 255 = none"});
-  if (!trace.genre.empty())
-    arrays.push_back({"genre",
-                      DType::U8,
-                      "uint8",
-                      {N},
-                      {"token"},
-                      trace.genre.data(),
-                      "genre of the token's document (index into genre_names); 255 = none"});
+  for (size_t c = 0; c < trace.channels.size(); ++c) {
+    const auto& ch = trace.channels[c];
+    arrays.push_back(
+        {std::string(kLabelArrayPrefix) + ch.name,
+         DType::U8,
+         "uint8",
+         {N},
+         {"token"},
+         trace.labels[c].data(),
+         "class of the token in the label channel '" + ch.name + "' (index into its classes: " +
+             (ch.scope == data::LabelScope::word ? "of the word the token starts in" : "of the token's document") +
+             "); 255 = none"});
+  }
   if (!trace.probs.empty())
     arrays.push_back({"probs",
                       DType::F32,
@@ -259,19 +228,30 @@ void write_trace(const std::string& dir, const RoutingTrace& trace, const nlohma
   const fs::path folder(dir);
   fs::remove(folder / "trace.json", ec);
   if (ec) throw_error("trace folder ", dir, ": cannot remove the old trace.json (", ec.message(), ")");
-  for (const char* name : kArrayNames) {
+  std::vector<std::string> known(std::begin(kArrayNames), std::end(kArrayNames));
+  for (const auto& entry : fs::directory_iterator(folder, ec)) {
+    const std::string file = entry.path().filename().string();
+    if (file.rfind(kLabelArrayPrefix, 0) == 0 && file.size() > 4 && file.compare(file.size() - 4, 4, ".npy") == 0)
+      known.push_back(file.substr(0, file.size() - 4));
+  }
+  if (ec) throw_error("trace folder ", dir, ": cannot list it (", ec.message(), ")");
+  for (const std::string& name : known) {
     if (std::any_of(arrays.begin(), arrays.end(), [&](const ArrayEntry& a) { return a.name == name; })) continue;
-    fs::remove(folder / (std::string(name) + ".npy"), ec);
+    fs::remove(folder / (name + ".npy"), ec);
     if (ec) throw_error("trace folder ", dir, ": cannot remove the stale ", name, ".npy (", ec.message(), ")");
   }
 
   nlohmann::ordered_json index;
   index["format"] = "moelab-trace";
-  index["format_version"] = 1;
+  index["format_version"] = 2;
   index["n_tokens"] = N, index["n_layers"] = L, index["n_experts"] = E, index["max_slots"] = K;
   index["layers"] = trace.layers;
-  index["pos_names"] = trace.pos_names;
-  index["genre_names"] = trace.genre_names;
+  index["labels"] = nlohmann::ordered_json::array();
+  for (const auto& ch : trace.channels)
+    index["labels"].push_back({{"name", ch.name},
+                               {"per", data::scope_name(ch.scope)},
+                               {"classes", ch.classes},
+                               {"array", std::string(kLabelArrayPrefix) + ch.name}});
   nlohmann::ordered_json files = nlohmann::ordered_json::object();
   for (const auto& a : arrays) {
     const std::string file = a.name + ".npy";

@@ -16,26 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "data/token_file.h"
+#include "data/token_stream.h"
 #include "model/model.h"
 
 namespace moelab::analysis {
-
-// A flat stream of token ids to trace, with optional labels.
-struct TraceSource {
-  std::string description;                          // e.g. "data folder data/brown split val" or "text file notes.txt"
-  std::vector<int32_t> tokens;                      // [n]
-  std::vector<uint8_t> pos, genre;                  // [n] each, or empty when unlabelled; 255 = none
-  std::vector<std::string> pos_names, genre_names;  // empty when unlabelled
-  int32_t eod_id = 0;                               // the end-of-document id, which pads the last window
-};
-
-// The first max_tokens tokens of a split (0: all) with the split's labels. Errors (an unknown split, an empty one)
-// name the data folder and split.
-TraceSource trace_source_from_split(const data::TokenData& data, const std::string& split, int64_t max_tokens);
-// The tokens of a text file (at most max_tokens; 0: all), encoded with the data folder's tokenizer; no labels.
-// Errors (unreadable or empty file) name the file.
-TraceSource trace_source_from_text(const data::TokenData& data, const std::string& text_path, int64_t max_tokens);
 
 struct TraceOptions {
   int64_t seq_len;            // T: window length
@@ -49,8 +33,8 @@ struct RoutingTrace {
   std::vector<int64_t> layers;                                      // [L] model layer index of each MoE layer
   std::vector<int32_t> token_id;                                    // [N]
   std::vector<int32_t> position;                                    // [N] position inside its window (0..T-1)
-  std::vector<uint8_t> pos, genre;                                  // [N] or empty
-  std::vector<std::string> pos_names, genre_names;
+  std::vector<data::LabelChannel> channels;                         // the source's label channels
+  std::vector<std::vector<uint8_t>> labels;                         // [channels][N] class ids, 255 = none
   std::vector<float> loss;          // [N] cross-entropy of predicting token t+1 at position t; NaN: no next token
   std::vector<int16_t> experts;     // [L,N,K] selected experts in slot order, -1 padding
   std::vector<float> weights;       // [L,N,K] their combine weights, 0 padding
@@ -67,14 +51,15 @@ struct RoutingTrace {
 // the end-of-document id and its padding not recorded). on_progress(done_tokens, total_tokens) after each batch
 // (may be empty). K = the most slots any token used in any layer (at least 1). Throws moelab::Error for an empty
 // source, a token id outside the model's vocabulary, a model without MoE layers, or non-positive seq_len/batch_size.
-RoutingTrace collect_trace(Model& model, const TraceSource& source, const TraceOptions& options,
+RoutingTrace collect_trace(Model& model, const data::TokenStream& source, const TraceOptions& options,
                            const std::function<void(int64_t, int64_t)>& on_progress);
 
-// Writes <dir>/trace.json (index: format, every array's file name, dtype, shape and meaning; layers; names;
-// `about` merged in: checkpoint, source, config summary) and one .npy per array (experts.npy, weights.npy,
-// n_selected.npy, token_id.npy, position.npy, loss.npy, pos.npy, genre.npy, probs.npy when present; not the sample
-// arrays). The folder is created if missing; trace.json is removed first and written last, and array files of an
-// earlier trace that this one lacks are removed, so a trace.json always describes the arrays beside it.
+// Writes <dir>/trace.json (index: format, every array's file name, dtype, shape and meaning; layers; the label
+// channels; `about` merged in: checkpoint, source, config summary) and one .npy per array (experts.npy,
+// weights.npy, n_selected.npy, token_id.npy, position.npy, loss.npy, label_<channel>.npy per label channel,
+// probs.npy when present; not the sample arrays). The folder is created if missing; trace.json is removed first and
+// written last, and array files of an earlier trace that this one lacks are removed, so a trace.json always describes
+// the arrays beside it.
 void write_trace(const std::string& dir, const RoutingTrace& trace, const nlohmann::json& about);
 
 }  // namespace moelab::analysis

@@ -2,8 +2,10 @@
 // cmd_analyze_trace.cpp; `report` runs every analysis and writes report.html, analysis.json and PNG figures.
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "analysis/checkpoint_analysis.h"
+#include "analysis/loss_history.h"
 #include "analysis/report_content.h"
 #include "cli/commands.h"
 #include "cli/option_checks.h"
@@ -46,11 +48,13 @@ void run_report(const ReportArgs& args) {
   const analysis::CheckpointAnalysis a = analysis::analyze_checkpoint(args.checkpoint, args.options, progress);
   fs::create_directories(out, ec);
   if (ec) throw_error(folder_name(args, out), ": cannot create the folder (", ec.message(), ")");
-  const report::ReportDoc doc = analysis::build_report(a);
+  const std::optional<analysis::LossHistory> history = analysis::read_loss_history(run_folder_of(a.checkpoint));
+  const report::ReportDoc doc = analysis::build_report(a, history);
   const auto charts = analysis::report_charts(doc);
   progress.stage("writing report.html and analysis.json", 1);
   nlohmann::json numbers = analysis::to_json(a);
   numbers["moelab_version"] = kVersion;
+  numbers["loss_history"] = history ? analysis::to_json(*history) : nlohmann::json();
   write_file_atomic(out + "/analysis.json", numbers.dump(1) + "\n");
   report::write_html_report(out + "/report.html", doc);
   if (!args.no_png) {

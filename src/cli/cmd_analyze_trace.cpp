@@ -38,8 +38,8 @@ void run_trace(const TraceArgs& a) {
   Model& model = *loaded.model;
   const auto& data = loaded.data;
   const bool from_text = !a.text.empty();
-  const analysis::TraceSource source = from_text ? analysis::trace_source_from_text(data, a.text, a.max_tokens)
-                                                 : analysis::trace_source_from_split(data, a.split, a.max_tokens);
+  const data::TokenStream source = from_text ? data::token_stream_from_text(data, a.text, a.max_tokens)
+                                             : data::token_stream_from_split(data, a.split, a.max_tokens);
   const std::string out = !a.out.empty()
                               ? a.out
                               : (fs::path(run_folder_of(ckpt)) / "analysis" /

@@ -85,9 +85,10 @@ void register_data_command(CLI::App& app) {
                    "perplexities compare across data folders")
       ->check(CLI::ExistingFile)
       ->excludes(vocab);
-  text->add_option("--label", text_opts->corpus.read.label_field,
-                   "JSONL field whose value is each document's label: written where Brown's genre goes, so the "
-                   "specialisation analyses measure routing against it");
+  text->add_option("--label", text_opts->corpus.read.label_fields,
+                   "JSONL field whose values label the documents (repeatable: --label year --label party): each "
+                   "becomes a label channel, as Brown's genre is one, and the analyses and per-label perplexities "
+                   "run against each");
   auto* split_field = text->add_option("--split-field", text_opts->corpus.read.split_field,
                                        "JSONL field that gives each document's split: train, val or test");
   auto* split_list = text->add_option("--split-list", text_opts->corpus.split.list_file,

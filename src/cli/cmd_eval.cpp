@@ -1,11 +1,12 @@
-// moelab eval CHECKPOINT [--split val|test] [--data DIR] [--json]
+// moelab eval CHECKPOINT [--split val|test|train | --text FILE] [--data DIR] [--max-tokens N] [--json]
 #include <cstdio>
 #include <iostream>
 
 #include "cli/commands.h"
 #include "cli/option_checks.h"
 #include "core/error.h"
-#include "data/loader.h"
+#include "data/token_stream.h"
+#include "data/tokenizer.h"
 #include "eval/perplexity.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
@@ -17,6 +18,7 @@ namespace {
 struct EvalArgs {
   std::string checkpoint;
   std::string split = "val";
+  std::string text_file;
   std::string data_dir;
   int64_t max_tokens = 0;
   bool json = false;
@@ -26,30 +28,45 @@ void run_eval(const EvalArgs& a) {
   LoadedCheckpoint loaded = load_checkpoint(a.checkpoint, a.data_dir);
   const std::string& ckpt = loaded.path;
   const Config& cfg = loaded.config;
-  Model& model = *loaded.model;
   const auto& data = loaded.data;
-  const EvalResult r = evaluate_perplexity(model, data, a.split, cfg.train.seq_len, cfg.train.batch_size, a.max_tokens);
+  // A text file is read whole (max_tokens only limits what is scored); a split is copied whole for the same reason.
+  const data::TokenStream stream = a.text_file.empty() ? data::token_stream_from_split(data, a.split, 0)
+                                                       : data::token_stream_from_text(data, a.text_file, 0);
+  const auto piece_bytes = data::Tokenizer::load(data.tokenizer_path()).piece_bytes();  // [V]
+  const EvalResult r =
+      evaluate_perplexity(*loaded.model, stream, cfg.train.seq_len, cfg.train.batch_size, a.max_tokens, piece_bytes);
   if (a.json) {
     nlohmann::json j = to_json(r);
     j["checkpoint"] = ckpt;
     std::cout << j.dump(2) << std::endl;
     return;
   }
-  std::printf("%s: %s loss %.4f  perplexity %.2f  (%lld tokens)\n", ckpt.c_str(), r.split.c_str(), r.loss, r.perplexity,
-              static_cast<long long>(r.tokens));
-  for (const auto& g : r.per_genre)
-    std::printf("  %-16s loss %.4f  perplexity %8.2f  (%lld tokens)\n", g.genre.c_str(), g.loss, g.perplexity,
-                static_cast<long long>(g.tokens));
+  std::printf("%s on %s:\n  loss %.4f  perplexity %.2f  bits per byte %.4f  (%lld tokens, %lld bytes)\n", ckpt.c_str(),
+              r.source.c_str(), r.loss, r.perplexity, r.bits_per_byte, static_cast<long long>(r.tokens),
+              static_cast<long long>(r.bytes));
+  for (const auto& channel : r.per_label) {
+    std::printf("  by %s:\n", channel.channel.c_str());
+    for (const auto& c : channel.classes)
+      std::printf("    %-16s loss %.4f  perplexity %8.2f  (%lld tokens)\n", c.name.c_str(), c.loss, c.perplexity,
+                  static_cast<long long>(c.tokens));
+  }
 }
 
 }  // namespace
 
 void register_eval_command(CLI::App& app) {
   auto args = std::make_shared<EvalArgs>();
-  CLI::App* cmd = app.add_subcommand("eval", "Evaluate a checkpoint: loss and perplexity, overall and per genre");
+  CLI::App* cmd = app.add_subcommand(
+      "eval", "Evaluate a checkpoint: loss, perplexity and bits per byte, overall and by class of each label");
   cmd->add_option("checkpoint", args->checkpoint, "A checkpoint folder, or a run folder (its latest checkpoint)")
       ->required();
-  cmd->add_option("--split", args->split, "Which split to score")->check(CLI::IsMember({"val", "test", "train"}));
+  auto* split =
+      cmd->add_option("--split", args->split, "Which split to score")->check(CLI::IsMember({"val", "test", "train"}));
+  cmd->add_option("--text", args->text_file,
+                  "Score a text file instead of a split (UTF-8; FILE.jsonl: one {\"text\": ...} document per line), "
+                  "e.g. another domain's text; encoded with the checkpoint's tokenizer")
+      ->check(CLI::ExistingFile)
+      ->excludes(split);
   cmd->add_option("--data", args->data_dir, "Data folder (default: the one in the checkpoint's config)");
   cmd->add_option("--max-tokens", args->max_tokens, "Score only the first windows covering this many tokens (0: all)")
       ->check(whole_number(0, INT64_MAX, "0: all"));

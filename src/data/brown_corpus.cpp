@@ -86,7 +86,7 @@ int universal_pos_class(std::string_view tag) {
 Document parse_brown_document(std::string_view content, const std::string& source, int genre) {
   Document doc;
   doc.name = source;
-  doc.genre = genre;
+  doc.labels = {genre >= 0 ? std::string(brown_genre_names().at(genre)) : ""};
   doc.text.reserve(content.size());
   std::vector<std::string_view> tokens;
   int64_t line_no = 0;

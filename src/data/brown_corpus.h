@@ -33,7 +33,8 @@ bool is_brown_file_name(std::string_view name);
 // Universal POS class id of a Brown tag (any case), -1 when the tag is unknown.
 int universal_pos_class(std::string_view tag);
 
-// Parses one file's content. `source` names it in error messages (path); `genre` is stored as given.
+// Parses one file's content. `source` names it in error messages (path); the document's one label is the name of
+// genre id `genre` ("" for -1).
 Document parse_brown_document(std::string_view content, const std::string& source, int genre);
 // Reads and parses a corpus file named c<genre letter><two digits> (e.g. ca01); the document is named after it.
 Document parse_brown_file(const std::string& path);

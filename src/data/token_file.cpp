@@ -24,18 +24,36 @@ using nlohmann::json;
 std::string join_path(const std::string& dir, std::string_view file) { return (fs::path(dir) / file).string(); }
 
 std::string bin_name(std::string_view split) { return std::string(split) + ".bin"; }
-std::string pos_name(std::string_view split) { return std::string(split) + ".pos.u8"; }
-std::string genre_name(std::string_view split) { return std::string(split) + ".genre.u8"; }
-
-template <typename T>
-void write_vector(const std::string& path, const std::vector<T>& v) {
-  write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T)));
+std::string label_file_name(std::string_view split, const std::string& channel) {
+  return std::string(split) + "." + channel + ".u8";
 }
 
 void remove_if_present(const std::string& path) {
   std::error_code ec;
   fs::remove(path, ec);
   if (ec) throw_error("file ", path, ": cannot remove it (", ec.message(), ")");
+}
+
+// Removes the side files <split>.*.u8 of channels the folder no longer has (from an earlier preparation).
+void remove_stale_label_files(const std::string& dir, std::string_view split, const std::vector<LabelChannel>& keep) {
+  const std::string prefix = std::string(split) + ".";
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string file = entry.path().filename().string();
+    if (file.size() <= prefix.size() + 3 || file.compare(0, prefix.size(), prefix) != 0 ||
+        file.compare(file.size() - 3, 3, ".u8") != 0)
+      continue;
+    const std::string channel = file.substr(prefix.size(), file.size() - prefix.size() - 3);
+    if (find_channel(keep, channel) < 0) stale.push_back(entry.path());
+  }
+  if (ec) throw_error("data folder ", dir, ": cannot list it (", ec.message(), ")");
+  for (const auto& path : stale) remove_if_present(path.string());
+}
+
+template <typename T>
+void write_vector(const std::string& path, const std::vector<T>& v) {
+  write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T)));
 }
 
 // Typed access to meta.json fields; every failure names the file and the field.
@@ -77,6 +95,7 @@ class MetaReader {
     }
     return out;
   }
+  const std::string& file() const { return file_; }
   [[noreturn]] void fail(const std::string& field, const std::string& expected) const {
     throw_error(file_, ": field '", field, "': expected ", expected);
   }
@@ -85,19 +104,47 @@ class MetaReader {
   std::string file_;
 };
 
-// Reads a side file and checks its length and that every label is a known id or kNoLabel.
-std::vector<uint8_t> read_labels(const std::string& path, int64_t tokens, size_t n_names, const char* what) {
-  if (!fs::exists(path)) throw_error(path, ": missing (meta.json announces ", what, " labels for this split)");
+// Reads a side file and checks its length and that every label is a class id of the channel or kNoLabel.
+std::vector<uint8_t> read_labels(const std::string& path, int64_t tokens, const LabelChannel& channel) {
+  const std::string& what = channel.name;
+  if (!fs::exists(path)) throw_error(path, ": missing (meta.json announces the label channel '", what, "')");
   const std::string bytes = read_file_bytes(path);
   if (static_cast<int64_t>(bytes.size()) != tokens)
-    throw_error(path, ": ", bytes.size(), " bytes, expected one ", what, " label per token (", tokens, ")");
+    throw_error(path, ": ", bytes.size(), " bytes, expected one '", what, "' label per token (", tokens, ")");
   std::vector<uint8_t> labels(bytes.begin(), bytes.end());
+  const size_t n_classes = channel.classes.size();
   for (size_t i = 0; i < labels.size(); ++i) {
-    if (labels[i] != kNoLabel && labels[i] >= n_names)
-      throw_error(path, ": label ", int(labels[i]), " at offset ", i, " is not a ", what, " id (there are ", n_names,
-                  ") nor ", int(kNoLabel));
+    if (labels[i] != kNoLabel && labels[i] >= n_classes)
+      throw_error(path, ": label ", int(labels[i]), " at offset ", i, " is not a '", what, "' class id (there are ",
+                  n_classes, ") nor ", int(kNoLabel));
   }
   return labels;
+}
+
+// meta.json's label channels: the "labels" array, or format 1's pos_names and genre_names.
+std::vector<LabelChannel> read_channels(const json& meta, const MetaReader& r, int64_t format_version) {
+  std::vector<LabelChannel> channels;
+  if (format_version == 1) {
+    const auto pos = r.names(meta, "pos_names", "pos_names"), genre = r.names(meta, "genre_names", "genre_names");
+    if (!pos.empty()) channels.push_back({"pos", LabelScope::word, pos});
+    if (!genre.empty()) channels.push_back({"genre", LabelScope::document, genre});
+    return channels;
+  }
+  const json& labels = r.member(meta, "labels", "labels");
+  if (!labels.is_array()) r.fail("labels", "an array of label channels");
+  for (size_t c = 0; c < labels.size(); ++c) {
+    const std::string field = "labels[" + std::to_string(c) + "]";
+    LabelChannel ch;
+    ch.name = r.string(labels[c], "name", field + ".name");
+    check_channel_name(ch.name, r.file() + ": field '" + field + ".name'");
+    if (find_channel(channels, ch.name) >= 0) r.fail(field + ".name", "a name no other channel has");
+    const std::string per = r.string(labels[c], "per", field + ".per");
+    if (per != "word" && per != "document") r.fail(field + ".per", "\"word\" or \"document\"");
+    ch.scope = per == "word" ? LabelScope::word : LabelScope::document;
+    ch.classes = r.names(labels[c], "classes", field + ".classes");
+    channels.push_back(std::move(ch));
+  }
+  return channels;
 }
 
 }  // namespace
@@ -119,14 +166,15 @@ void write_data_folder(const std::string& dir, const DataDescription& d,
                {"dtype", dtype},
                {"eod_id", d.eod_id},
                {"tokenizer", "tokenizer.model"},
-               {"genre_names", d.genre_names},
-               {"pos_names", d.pos_names}};
+               {"labels", json::array()}};
+  for (const LabelChannel& ch : d.labels)
+    meta["labels"].push_back({{"name", ch.name}, {"per", scope_name(ch.scope)}, {"classes", ch.classes}});
   for (int s = 0; s < kNumSplits; ++s) {
     const SplitTokens& sp = splits[s];
     const std::string_view name = kSplitNames[s];
-    const bool has_pos = !d.pos_names.empty(), has_genre = !d.genre_names.empty();
-    MOELAB_ASSERT(sp.pos.size() == (has_pos ? sp.tokens.size() : 0), "POS labels not aligned with tokens");
-    MOELAB_ASSERT(sp.genre.size() == (has_genre ? sp.tokens.size() : 0), "genre labels not aligned with tokens");
+    MOELAB_ASSERT(sp.labels.size() == d.labels.size(), "one label vector per channel");
+    for (const auto& labels : sp.labels)
+      MOELAB_ASSERT(labels.size() == sp.tokens.size(), "labels not aligned with tokens");
     MOELAB_ASSERT(std::all_of(sp.tokens.begin(), sp.tokens.end(), [&](uint32_t t) { return t < d.vocab_size; }),
                   "token id outside the vocabulary");
     if (dtype == "uint16") {
@@ -134,18 +182,10 @@ void write_data_folder(const std::string& dir, const DataDescription& d,
     } else {
       write_vector(join_path(dir, bin_name(name)), sp.tokens);
     }
-    if (has_pos) {
-      write_vector(join_path(dir, pos_name(name)), sp.pos);
-    } else {
-      remove_if_present(join_path(dir, pos_name(name)));
-    }
-    if (has_genre) {
-      write_vector(join_path(dir, genre_name(name)), sp.genre);
-    } else {
-      remove_if_present(join_path(dir, genre_name(name)));
-    }
-    meta["splits"][std::string(name)] = {
-        {"tokens", sp.tokens.size()}, {"documents", sp.documents}, {"has_pos", has_pos}, {"has_genre", has_genre}};
+    for (size_t c = 0; c < d.labels.size(); ++c)
+      write_vector(join_path(dir, label_file_name(name, d.labels[c].name)), sp.labels[c]);
+    remove_stale_label_files(dir, name, d.labels);
+    meta["splits"][std::string(name)] = {{"tokens", sp.tokens.size()}, {"documents", sp.documents}};
   }
   write_file_atomic(join_path(dir, "tokenizer.model"), tokenizer_model);
   write_file_atomic(meta_path, meta.dump(2) + "\n");
@@ -167,7 +207,7 @@ TokenData TokenData::open(const std::string& dir) {
 
   TokenData data;
   data.dir_ = dir;
-  r.integer(meta, "format_version", "format_version", kDataFormatVersion, kDataFormatVersion);
+  const int64_t format_version = r.integer(meta, "format_version", "format_version", 1, kDataFormatVersion);
   data.corpus_ = r.string(meta, "corpus", "corpus");
   data.vocab_size_ = r.integer(meta, "vocab_size", "vocab_size", 1, int64_t{1} << 32);
   const std::string dtype = r.string(meta, "dtype", "dtype");
@@ -175,8 +215,7 @@ TokenData TokenData::open(const std::string& dir) {
   if (dtype == "uint16" && data.vocab_size_ > 65535) r.fail("dtype", "\"uint32\" for a vocabulary above 65535");
   data.eod_id_ = static_cast<int32_t>(r.integer(meta, "eod_id", "eod_id", 0, data.vocab_size_ - 1));
   data.tokenizer_file_ = r.string(meta, "tokenizer", "tokenizer");
-  data.genre_names_ = r.names(meta, "genre_names", "genre_names");
-  data.pos_names_ = r.names(meta, "pos_names", "pos_names");
+  data.channels_ = read_channels(meta, r, format_version);
   const json& splits = r.member(meta, "splits", "splits");
 
   const size_t width = dtype == "uint16" ? 2 : 4;
@@ -187,11 +226,15 @@ TokenData TokenData::open(const std::string& dir) {
     Split& sp = data.splits_[s];
     sp.tokens = r.integer(info, "tokens", field + ".tokens", 0, int64_t{1} << 40);
     sp.documents = r.integer(info, "documents", field + ".documents", 0, sp.tokens);
-    const bool has_pos = r.boolean(info, "has_pos", field + ".has_pos");
-    const bool has_genre = r.boolean(info, "has_genre", field + ".has_genre");
-    if (has_pos && data.pos_names_.empty()) r.fail("pos_names", "names for the POS labels that " + field + " has");
-    if (has_genre && data.genre_names_.empty())
-      r.fail("genre_names", "names for the genre labels that " + field + " has");
+    if (format_version == 1) {  // a channel with names is in every split
+      const bool has_pos = r.boolean(info, "has_pos", field + ".has_pos");
+      const bool has_genre = r.boolean(info, "has_genre", field + ".has_genre");
+      if (has_pos != (find_channel(data.channels_, "pos") >= 0))
+        r.fail(field + ".has_pos", has_pos ? "false, as pos_names is empty" : "true, as pos_names is not empty");
+      if (has_genre != (find_channel(data.channels_, "genre") >= 0))
+        r.fail(field + ".has_genre",
+               has_genre ? "false, as genre_names is empty" : "true, as genre_names is not empty");
+    }
 
     const std::string bin_path = join_path(dir, bin_name(name));
     if (!fs::exists(bin_path)) throw_error(bin_path, ": missing (meta.json describes ", sp.tokens, " tokens)");
@@ -222,9 +265,8 @@ TokenData TokenData::open(const std::string& dir) {
       std::memcpy(sp.ids32.data(), bytes.data(), bytes.size());
       check_ids(sp.ids32);
     }
-    if (has_pos) sp.pos = read_labels(join_path(dir, pos_name(name)), sp.tokens, data.pos_names_.size(), "POS");
-    if (has_genre)
-      sp.genre = read_labels(join_path(dir, genre_name(name)), sp.tokens, data.genre_names_.size(), "genre");
+    for (const LabelChannel& ch : data.channels_)
+      sp.labels.push_back(read_labels(join_path(dir, label_file_name(name, ch.name)), sp.tokens, ch));
   }
   return data;
 }
@@ -251,14 +293,10 @@ void TokenData::copy_tokens(const std::string& name, int64_t start, int64_t coun
   }
 }
 
-const uint8_t* TokenData::pos_labels(const std::string& name) const {
+const uint8_t* TokenData::labels(const std::string& name, size_t channel) const {
   const Split& sp = split(name);
-  return sp.pos.empty() ? nullptr : sp.pos.data();
-}
-
-const uint8_t* TokenData::genre_labels(const std::string& name) const {
-  const Split& sp = split(name);
-  return sp.genre.empty() ? nullptr : sp.genre.data();
+  MOELAB_ASSERT(channel < sp.labels.size(), "label channel index out of range");
+  return sp.labels[channel].data();
 }
 
 }  // namespace moelab::data

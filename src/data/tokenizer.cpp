@@ -99,6 +99,24 @@ std::vector<int32_t> Tokenizer::encode_ids(std::string_view text) const {
   return ids;
 }
 
+std::vector<int32_t> Tokenizer::piece_bytes() const {
+  static const std::string_view kWordMark = "\xe2\x96\x81";  // U+2581, 3 bytes in UTF-8
+  std::vector<int32_t> out(vocab_size(), 0);
+  for (int id = 0; id < static_cast<int>(out.size()); ++id) {
+    if (sp_->IsControl(id) || sp_->IsUnknown(id) || sp_->IsUnused(id)) continue;
+    if (sp_->IsByte(id)) {
+      out[id] = 1;
+      continue;
+    }
+    const std::string& piece = sp_->IdToPiece(id);
+    int32_t bytes = static_cast<int32_t>(piece.size());
+    for (size_t at = piece.find(kWordMark); at != std::string::npos; at = piece.find(kWordMark, at + kWordMark.size()))
+      bytes -= static_cast<int32_t>(kWordMark.size()) - 1;
+    out[id] = bytes;
+  }
+  return out;
+}
+
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   const std::vector<int> as_int(ids.begin(), ids.end());
   std::string text;

@@ -49,6 +49,11 @@ class Tokenizer {
   // Appends the tokens of text (every line of it) with their byte ranges.
   void encode(std::string_view text, std::vector<TokenSpan>& out) const;
   std::vector<int32_t> encode_ids(std::string_view text) const;
+  // [vocab] the UTF-8 bytes each id stands for in running text, for bits per byte: a piece's length with its
+  // word-boundary mark "▁" counted as the one space it stands for (a line's first piece carries one too, where the
+  // line-by-line encoding consumed the newline before it), 1 for a byte-fallback piece, 0 for control and unknown
+  // ids (end-of-document).
+  std::vector<int32_t> piece_bytes() const;
   // Text of the ids (end-of-document and other control ids decode to nothing).
   std::string decode(const std::vector<int32_t>& ids) const;
   // The text `continuation` adds after `context`: decoded together with it, so that a first piece that starts a

@@ -37,6 +37,16 @@ bool is_safe_id(const std::string& id);
 // Throws moelab::Error (naming `what`, e.g. the report's path) unless every id is safe and unique.
 void check_charts(const std::vector<Chart>& charts, const std::string& what);
 
+// The widest a chart may draw, in CSS pixels, its padding, axes and legends included: what a figure of the HTML
+// report shows without scrolling (html_report.cpp sizes the page from it). concat_charts puts fewer panels in a
+// row when a row would be wider; callers size heatmap cells so that one panel fits.
+inline constexpr int kMaxChartWidthPx = 1040;
+
+// The width a builder's spec is expected to draw at (CSS pixels, padding, axes and legends included), from the
+// layout estimate every builder records in the spec's usermeta: labels are taken at about 7 px a character, so it
+// errs on the wide side.
+int estimated_width_px(const nlohmann::json& spec);
+
 enum class ColorScheme {
   viridis,      // dark purple (low) to yellow (high): any magnitude
   blues,        // white (low) to dark blue (high): counts, where zero should read as empty
@@ -53,7 +63,10 @@ struct HeatmapOptions {
 };
 
 // A matrix as coloured cells, row 0 at the top. Labels may be empty (the indices are shown); duplicates are
-// fine (rows and columns are placed by index). The tooltip shows row, column and value.
+// fine (rows and columns are placed by index). Every row and column keeps its place, also one whose cells are all
+// missing. Every label is drawn where a cell leaves room for its text (rows of 12 px or more; column labels turn
+// slanted or vertical when they do not fit across); narrower cells show every other label or fewer. The tooltip
+// shows row, column and value.
 nlohmann::json heatmap(const std::vector<double>& matrix /*[R,C] row-major*/, int64_t R, int64_t C,
                        const std::vector<std::string>& row_labels /*[R] or empty*/,
                        const std::vector<std::string>& col_labels /*[C] or empty*/, const std::string& row_title,
@@ -81,9 +94,10 @@ struct LineSeries {
   std::vector<double> y;  // [n]
 };
 
-// Lines with points, one colour per series (no legend for a single series). Both axes are quantitative.
+// Lines with points, one colour per series (no legend for a single series), in a plot of width x height pixels.
+// Both axes are quantitative.
 nlohmann::json line_chart(const std::vector<LineSeries>& series, const std::string& x_title, const std::string& y_title,
-                          const std::string& series_title = "series");
+                          const std::string& series_title = "series", int width = 480, int height = 260);
 
 struct LinearFit {
   double slope = 0;
@@ -96,14 +110,17 @@ struct ScatterOptions {
   std::string group_title = "group";
   std::vector<std::string> label;  // [N] name of each point in its tooltip; empty: none
   std::optional<LinearFit> fit;    // y = slope x + intercept, drawn dashed over the points' x range
+  int width = 360, height = 300;   // of the plot, pixels
 };
 
 nlohmann::json scatter_chart(const std::vector<double>& x /*[N]*/, const std::vector<double>& y /*[N]*/,
                              const std::string& x_title, const std::string& y_title,
                              const ScatterOptions& options = {});
 
-// Several charts in a grid, `columns` per row, each with its panel title (e.g. one heatmap per layer). Panels
-// share one colour scale and legend when shared_color_scale (comparable across panels), else each has its own.
+// Several charts in a grid, at most `columns` per row, each with its panel title (e.g. one heatmap per layer):
+// fewer when a row would be wider than kMaxChartWidthPx, and rows balanced (4 panels that fit 3 a row go 2 and
+// 2). Panels share one colour scale and legend when shared_color_scale (comparable across panels), else each has
+// its own.
 nlohmann::json concat_charts(const std::vector<nlohmann::json>& panels /*[P] builder specs*/,
                              const std::vector<std::string>& panel_titles /*[P]*/, int columns = 4,
                              bool shared_color_scale = true);

@@ -12,11 +12,16 @@ namespace {
 
 using nlohmann::json;
 
+// The page is as wide as the widest chart needs: the chart (kMaxChartWidthPx), vega-embed's action button beside it
+// (38 px), the figure's border and padding (34 px), the page's padding (48 px), and 20 px for Vega drawing labels a
+// little wider than the charts' estimate. Wider windows centre the page; narrower ones scroll a figure sideways.
+const int kPageWidthPx = kMaxChartWidthPx + 38 + 34 + 48 + 20;
+
 const char* const kStyle = R"css(
 :root { color-scheme: light; }
 body { margin: 0; background: #f7f7f5; color: #222; line-height: 1.5;
        font-family: "DejaVu Sans", "Segoe UI", Helvetica, Arial, sans-serif; }
-header, nav.toc, main { max-width: 1180px; margin: 0 auto; padding: 0 24px; box-sizing: border-box; }
+header, nav.toc, main { max-width: var(--page-width); margin: 0 auto; padding: 0 24px; box-sizing: border-box; }
 header { padding-top: 28px; }
 h1 { font-size: 1.7em; margin: 0 0 4px; }
 .subtitle { color: #555; margin: 0 0 18px; }
@@ -41,7 +46,7 @@ figure.chart h3 { margin: 0 0 8px; font-size: 1.05em; }
 figure.chart figcaption { color: #555; font-size: 0.92em; margin-top: 6px; max-width: 100ch; }
 .chart-error, .noscript-note, #render-errors { color: #8a0000; background: #fff0f0; border: 1px solid #e0b4b4;
                                               border-radius: 4px; padding: 8px 12px; }
-#render-errors { max-width: 1132px; margin: 12px auto; }
+#render-errors { max-width: calc(var(--page-width) - 48px); margin: 12px auto; }
 @media print { nav.toc { display: none; } figure.chart { break-inside: avoid; border: none; } }
 )css";
 
@@ -201,7 +206,9 @@ void write_html_report(const std::string& path, const ReportDoc& doc) {
       "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; script-src 'unsafe-inline' "
       "'unsafe-eval'; style-src 'unsafe-inline'; img-src data: blob:\">\n";
   html += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
-  html += "<title>" + escape_html(doc.title) + "</title>\n<style>" + kStyle + "</style>\n</head>\n<body>\n";
+  html += "<title>" + escape_html(doc.title) +
+          "</title>\n<style>:root { --page-width: " + std::to_string(kPageWidthPx) + "px; }" + kStyle +
+          "</style>\n</head>\n<body>\n";
   html += "<header>\n<h1>" + escape_html(doc.title) + "</h1>\n";
   if (!doc.subtitle.empty()) html += "<p class=\"subtitle\">" + escape_html(doc.subtitle) + "</p>\n";
   html += "</header>\n<noscript><p class=\"noscript-note\">The charts of this report need JavaScript.</p></noscript>\n";

@@ -35,8 +35,8 @@ namespace {
 
 std::string format_eval(const EvalResult& r, int64_t step) {
   char buf[160];
-  std::snprintf(buf, sizeof buf, "eval step %lld: %s loss %.4f perplexity %.2f (%lld tokens)",
-                static_cast<long long>(step), r.split.c_str(), r.loss, r.perplexity, static_cast<long long>(r.tokens));
+  std::snprintf(buf, sizeof buf, "eval step %lld: val loss %.4f perplexity %.2f (%lld tokens)",
+                static_cast<long long>(step), r.loss, r.perplexity, static_cast<long long>(r.tokens));
   return buf;
 }
 
@@ -92,7 +92,8 @@ TrainOutcome train(Config cfg, const std::string& resume, bool overwrite) {
   if (cfg.model.vocab_size != data.vocab_size())
     throw_error("vocab mismatch: the data folder ", cfg.data.dir, " has a tokenizer of ", data.vocab_size(),
                 " tokens, the config (", cfg.source, ") says model.vocab_size = ", cfg.model.vocab_size);
-  check_scorable(data, "val", 0);               // before the run, not at its first evaluation
+  const data::TokenStream val = data::token_stream_from_split(data, "val", 0);
+  check_scorable(val, 0);                       // before the run, not at its first evaluation
   check_memory_fits(cfg, MemoryUse::Training);  // with the vocabulary (embedding, LM head) known
   RunFolder run(tc.out_dir, {ckpt, state.step, overwrite});
 
@@ -126,7 +127,7 @@ TrainOutcome train(Config cfg, const std::string& resume, bool overwrite) {
   // The raw gradient of each expert at the step an evaluation follows (before clipping), logged with it.
   nlohmann::json grad_norms_for_eval;
   auto evaluate = [&](int64_t step_done, int64_t max_tokens) {
-    const EvalResult r = evaluate_perplexity(model, data, "val", T, B, max_tokens);
+    const EvalResult r = evaluate_perplexity(model, val, T, B, max_tokens, {});  // loss curves need no bits/byte
     if (!std::isfinite(r.loss))
       throw_error("step ", step_done, ": the validation loss is ", r.loss, "; training stopped, ",
                   checkpoints_left(last_good_checkpoint, outcome.checkpoint));

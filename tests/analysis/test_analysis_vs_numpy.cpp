@@ -117,7 +117,8 @@ TEST_P(AnalysisVsNumpy, EveryNumberOfTheReportMatchesTheOracle) {
   ASSERT_EQ(a["layers"].size(), 2u);
   for (const auto& layer : a["layers"]) {
     int genres = 0;
-    for (const auto& g : layer["experts_by_genre"]["groups"]) genres += g["tokens"].get<int64_t>() > 0;
+    for (const auto& g : layer["by_label"]["genre"]["experts_per_class"]["groups"])
+      genres += g["tokens"].get<int64_t>() > 0;
     EXPECT_EQ(genres, 2) << "the genre table should have two labelled columns";
   }
   if (c.exercises == Exercises::VaryingExperts) {

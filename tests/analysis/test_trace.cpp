@@ -1,7 +1,6 @@
 // Routing traces: collect_trace against facts computed independently of it (a forward of each window on its own,
-// the targets rebuilt from the stream), the sources built from a data folder's split and from a text file, and
-// write_trace read back by NumPy (Debian's python3-numpy, which the test command installs: without it that test
-// fails, it is not skipped).
+// the targets rebuilt from the stream), and write_trace read back by NumPy (Debian's python3-numpy, which the test
+// command installs: without it that test fails, it is not skipped).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,7 +11,6 @@
 #include <vector>
 
 #include "analysis/trace.h"
-#include "data/tokenizer.h"
 #include "model/config.h"
 #include "model/model.h"
 #include "support/errors.h"
@@ -44,20 +42,22 @@ std::unique_ptr<Model> tiny_model(const std::string& granularity, const std::str
 }
 
 // 37 tokens (4 whole windows of 8 and one of 5), labelled.
-TraceSource labelled_source() {
-  TraceSource s;
+data::TokenStream labelled_source() {
+  data::TokenStream s;
   s.description = "synthetic";
+  s.channels = {{"pos", data::LabelScope::word, {"NOUN", "VERB", "ADJ"}},
+                {"genre", data::LabelScope::document, {"news", "fiction"}}};
+  s.labels.resize(2);
   for (int64_t i = 0; i < 37; ++i) {
     s.tokens.push_back(static_cast<int32_t>(1 + (i * 17 + i * i) % (kVocab - 1)));
-    s.pos.push_back(i % 7 == 6 ? 255 : static_cast<uint8_t>(i % 3));
-    s.genre.push_back(static_cast<uint8_t>(i / 20));
+    s.labels[0].push_back(i % 7 == 6 ? 255 : static_cast<uint8_t>(i % 3));
+    s.labels[1].push_back(static_cast<uint8_t>(i / 20));
   }
-  s.pos_names = {"NOUN", "VERB", "ADJ"}, s.genre_names = {"news", "fiction"};
   return s;
 }
 
 // Forwards each window of the source alone (B = 1) and checks every recorded token of it against that forward.
-void expect_matches_window_forwards(Model& m, const TraceSource& src, const RoutingTrace& tr) {
+void expect_matches_window_forwards(Model& m, const data::TokenStream& src, const RoutingTrace& tr) {
   const int64_t n = static_cast<int64_t>(src.tokens.size()), L = static_cast<int64_t>(tr.layers.size());
   const int64_t K = tr.max_slots, E = tr.n_experts, d = tr.d_model, S = tr.sample_tokens;
   const bool sequence = m.config().routing.granularity == "sequence";
@@ -110,7 +110,7 @@ void expect_matches_window_forwards(Model& m, const TraceSource& src, const Rout
 
 TEST(Trace, TopKMatchesAForwardOfEachWindow) {
   auto m = tiny_model("token");
-  const TraceSource src = labelled_source();
+  const data::TokenStream src = labelled_source();
   std::vector<std::pair<int64_t, int64_t>> progress;
   const RoutingTrace tr = collect_trace(*m, src, {kT, 2, true, 11},
                                         [&](int64_t done, int64_t total) { progress.emplace_back(done, total); });
@@ -135,17 +135,17 @@ TEST(Trace, TopKMatchesAForwardOfEachWindow) {
   }
   for (int64_t g = 0; g + 1 < n; ++g) EXPECT_FALSE(std::isnan(tr.loss[g])) << g;
   EXPECT_TRUE(std::isnan(tr.loss[n - 1]));
-  EXPECT_EQ(tr.pos, src.pos);
-  EXPECT_EQ(tr.genre, src.genre);
-  EXPECT_EQ(tr.pos_names, src.pos_names);
-  EXPECT_EQ(tr.genre_names, src.genre_names);
+  EXPECT_EQ(tr.labels, src.labels);
+  ASSERT_EQ(tr.channels.size(), 2u);
+  EXPECT_EQ(tr.channels[0].name, "pos");
+  EXPECT_EQ(tr.channels[1].classes, src.channels[1].classes);
   EXPECT_EQ(progress, (std::vector<std::pair<int64_t, int64_t>>{{16, n}, {32, n}, {37, n}}));
   expect_matches_window_forwards(*m, src, tr);
 }
 
 TEST(Trace, SequenceGranularityGivesAWindowOneExpertSet) {
   auto m = tiny_model("sequence");
-  const TraceSource src = labelled_source();
+  const data::TokenStream src = labelled_source();
   const RoutingTrace tr = collect_trace(*m, src, {kT, 3, true, 0}, {});
   const int64_t n = tr.n_tokens, K = tr.max_slots, E = tr.n_experts;
   EXPECT_EQ(K, 2);
@@ -167,7 +167,7 @@ TEST(Trace, SequenceGranularityGivesAWindowOneExpertSet) {
 
 TEST(Trace, TopPPadsTokensThatUseFewerExperts) {
   auto m = tiny_model("token", "top_p");
-  const TraceSource src = labelled_source();
+  const data::TokenStream src = labelled_source();
   const RoutingTrace tr = collect_trace(*m, src, {kT, 2, true, 0}, {});
   const int64_t n = tr.n_tokens, K = tr.max_slots;
   const uint8_t lo = *std::min_element(tr.n_selected.begin(), tr.n_selected.end());
@@ -187,7 +187,7 @@ TEST(Trace, TopPPadsTokensThatUseFewerExperts) {
 
 TEST(Trace, HashRouterHasExpertsButNoProbabilities) {
   auto m = tiny_model("token", "top_k", "hash");
-  const TraceSource src = labelled_source();
+  const data::TokenStream src = labelled_source();
   const RoutingTrace tr = collect_trace(*m, src, {kT, 4, true, 5}, {});
   EXPECT_TRUE(tr.probs.empty());
   EXPECT_TRUE(tr.sample_probs.empty());
@@ -205,73 +205,15 @@ TEST(Trace, HashRouterHasExpertsButNoProbabilities) {
 
 TEST(Trace, RejectsEmptySourcesAndIdsOutsideTheVocabulary) {
   auto m = tiny_model("token");
-  TraceSource src = labelled_source();
+  data::TokenStream src = labelled_source();
   src.tokens[9] = kVocab;
   src.description = "text file x.txt";
   const std::string msg = testing::error_of([&] { collect_trace(*m, src, {kT, 2}, {}); });
   EXPECT_CONTAINS(msg, "text file x.txt");
   EXPECT_CONTAINS(msg, "token 9");
-  TraceSource empty;
+  data::TokenStream empty;
   empty.description = "text file empty.txt";
   EXPECT_CONTAINS(testing::error_of([&] { collect_trace(*m, empty, {kT, 2}, {}); }), "empty.txt: no tokens");
-}
-
-// A data folder with a real tokenizer and POS and genre labels on every split.
-std::string write_labelled_data_folder(const TempDir& dir) {
-  std::vector<std::string> sentences;
-  for (int r = 0; r < 5; ++r)
-    for (const char* s : {"The jury said it did find that the election was conducted .",
-                          "The House passed the bill on Sunday , and the governor signed it .", "Who will pay for it ?",
-                          "Why did the cat cross the road ?"})
-      sentences.push_back(s);
-  const auto tok = data::Tokenizer::train(sentences, 300);
-  std::array<data::SplitTokens, data::kNumSplits> splits;
-  for (int s = 0; s < data::kNumSplits; ++s) {
-    auto& sp = splits[s];
-    for (int i = 0; i < (s == 1 ? 60 : 40); ++i) {  // whole documents of 20 tokens
-      const bool end = i % 20 == 19;
-      sp.tokens.push_back(end ? tok.eod_id() : static_cast<uint32_t>(3 + (i * 7 + s) % 200));
-      sp.pos.push_back(end ? 255 : static_cast<uint8_t>(i % 4));
-      sp.genre.push_back(static_cast<uint8_t>((i / 20) % 2));
-      sp.documents += end;
-    }
-  }
-  const data::DataDescription desc{
-      "brown", tok.vocab_size(), tok.eod_id(), {"news", "fiction"}, {"NOUN", "VERB", "ADJ", "ADV"}};
-  const std::string folder = dir.file("data");
-  data::write_data_folder(folder, desc, splits, tok.model_bytes());
-  return folder;
-}
-
-TEST(Trace, SourcesFromASplitAndFromATextFile) {
-  TempDir dir;
-  const auto data = data::TokenData::open(write_labelled_data_folder(dir));
-  const TraceSource all = trace_source_from_split(data, "val", 0);
-  ASSERT_EQ(all.tokens.size(), 60u);
-  std::vector<int32_t> expect(60);
-  data.copy_tokens("val", 0, 60, expect.data());
-  EXPECT_EQ(all.tokens, expect);
-  EXPECT_EQ(all.pos, std::vector<uint8_t>(data.pos_labels("val"), data.pos_labels("val") + 60));
-  EXPECT_EQ(all.genre, std::vector<uint8_t>(data.genre_labels("val"), data.genre_labels("val") + 60));
-  EXPECT_EQ(all.pos_names, data.pos_names());
-  EXPECT_EQ(all.genre_names, data.genre_names());
-  EXPECT_EQ(all.eod_id, data.eod_id());
-  EXPECT_CONTAINS(all.description, "val");
-  const TraceSource head = trace_source_from_split(data, "test", 13);
-  EXPECT_EQ(head.tokens.size(), 13u);
-  EXPECT_EQ(head.pos.size(), 13u);
-  EXPECT_CONTAINS(testing::error_of([&] { trace_source_from_split(data, "dev", 0); }), "dev");
-
-  const std::string text = "The cat said it did find the road .\nWho will pay ?";
-  testing::write_all(dir.file("notes.txt"), text);
-  const TraceSource t = trace_source_from_text(data, dir.file("notes.txt"), 0);
-  EXPECT_EQ(t.tokens, data::Tokenizer::load(data.tokenizer_path()).encode_ids(text));
-  EXPECT_TRUE(t.pos.empty() && t.genre.empty() && t.pos_names.empty() && t.genre_names.empty());
-  EXPECT_CONTAINS(t.description, "notes.txt");
-  EXPECT_EQ(trace_source_from_text(data, dir.file("notes.txt"), 4).tokens.size(), 4u);
-  EXPECT_CONTAINS(testing::error_of([&] { trace_source_from_text(data, dir.file("missing.txt"), 0); }), "missing.txt");
-  testing::write_all(dir.file("blank.txt"), "");
-  EXPECT_CONTAINS(testing::error_of([&] { trace_source_from_text(data, dir.file("blank.txt"), 0); }), "blank.txt");
 }
 
 // Runs a Python script with Debian's python3 (where python3-numpy lives); returns its output, failing the test on
@@ -295,13 +237,13 @@ std::string sci(double x) {
 
 TEST(Trace, WrittenTraceLoadsInNumpy) {
   auto m = tiny_model("token");
-  const TraceSource src = labelled_source();
+  const data::TokenStream src = labelled_source();
   const RoutingTrace tr = collect_trace(*m, src, {kT, 2, true, 3}, {});
   TempDir dir;
   const std::string out = dir.file("trace");
   write_trace(out, tr, {{"checkpoint", "runs/x/checkpoints/step-00000010"}, {"source", src.description}});
   for (const char* f : {"trace.json", "experts.npy", "weights.npy", "n_selected.npy", "token_id.npy", "position.npy",
-                        "loss.npy", "pos.npy", "genre.npy", "probs.npy"})
+                        "loss.npy", "label_pos.npy", "label_genre.npy", "probs.npy"})
     EXPECT_TRUE(std::filesystem::exists(out + "/" + f)) << f;
   EXPECT_FALSE(std::filesystem::exists(out + "/sample_input.npy"));
 
@@ -315,15 +257,16 @@ for k, v in idx['arrays'].items():
 print(idx['format'], idx['n_tokens'], idx['max_slots'], idx['layers'], idx['checkpoint'], idx['source'])
 print(sorted(a), a['experts'].shape, a['probs'].shape)
 print(a['experts'][1, 5].tolist(), '%.9e' % a['weights'][1, 5, 0], a['n_selected'][0, 36], a['token_id'][:3].tolist())
-print(a['position'][8:10].tolist(), np.isnan(a['loss'][-1]), '%.9e' % a['loss'][0], a['pos'][6], a['genre'][36])
-print('%.9e' % a['probs'][0, 2, 3], idx['pos_names'], idx['genre_names'])
+print(a['position'][8:10].tolist(), np.isnan(a['loss'][-1]), '%.9e' % a['loss'][0], a['label_pos'][6],
+      a['label_genre'][36])
+print('%.9e' % a['probs'][0, 2, 3], [(c['name'], c['per'], c['classes'], c['array']) for c in idx['labels']])
 )");
   const int64_t n = tr.n_tokens, K = tr.max_slots;
   auto at = [&](int64_t l, int64_t g, int64_t k) { return (l * n + g) * K + k; };
   const std::string expect =
       "moelab-trace 37 2 [0, 1] runs/x/checkpoints/step-00000010 synthetic\n"
-      "['experts', 'genre', 'loss', 'n_selected', 'pos', 'position', 'probs', 'token_id', 'weights'] (2, 37, 2) "
-      "(2, 37, 4)\n"
+      "['experts', 'label_genre', 'label_pos', 'loss', 'n_selected', 'position', 'probs', 'token_id', 'weights'] "
+      "(2, 37, 2) (2, 37, 4)\n"
       "[" +
       std::to_string(tr.experts[at(1, 5, 0)]) + ", " + std::to_string(tr.experts[at(1, 5, 1)]) + "] " +
       sci(tr.weights[at(1, 5, 0)]) + " 2 [" + std::to_string(src.tokens[0]) + ", " + std::to_string(src.tokens[1]) +
@@ -331,14 +274,16 @@ print('%.9e' % a['probs'][0, 2, 3], idx['pos_names'], idx['genre_names'])
       "]\n"
       "[0, 1] True " +
       sci(tr.loss[0]) + " 255 1\n" + sci(tr.probs[(0 * n + 2) * 4 + 3]) +
-      " ['NOUN', 'VERB', 'ADJ'] ['news', 'fiction']\n";
+      " [('pos', 'word', ['NOUN', 'VERB', 'ADJ'], 'label_pos'), ('genre', 'document', ['news', 'fiction'], "
+      "'label_genre')]\n";
   EXPECT_EQ(run_python(script), expect);
 
   // A second trace without labels or probabilities into the same folder leaves no stale arrays behind.
-  TraceSource bare = src;
-  bare.pos.clear(), bare.genre.clear(), bare.pos_names.clear(), bare.genre_names.clear();
+  data::TokenStream bare = src;
+  bare.channels.clear(), bare.labels.clear();
   write_trace(out, collect_trace(*m, bare, {kT, 2}, {}), nlohmann::json::object());
-  for (const char* f : {"pos.npy", "genre.npy", "probs.npy"}) EXPECT_FALSE(std::filesystem::exists(out + "/" + f)) << f;
+  for (const char* f : {"label_pos.npy", "label_genre.npy", "probs.npy"})
+    EXPECT_FALSE(std::filesystem::exists(out + "/" + f)) << f;
   EXPECT_TRUE(std::filesystem::exists(out + "/experts.npy"));
 }
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "core/version.h"
 #include "support/chromium.h"
 #include "support/errors.h"
 #include "support/run_moelab.h"
@@ -93,19 +94,39 @@ TEST_F(AnalyzeReport, WritesEveryFileAndTheReportDrawsInChromium) {
     EXPECT_EQ(layer["experts_per_token"]["mean"], 2.0);
     EXPECT_EQ(layer["experts_per_token"]["histogram"][2], 3000);
     // Every slot of a labelled token is in the POS table.
+    const json& pos = layer["by_label"]["pos"]["specialisation"];
     int64_t pos_slots = 0;
-    for (const auto& row : layer["pos_specialisation"]["counts"])
+    for (const auto& row : pos["counts"])
       for (int64_t c : row) pos_slots += c;
-    EXPECT_EQ(pos_slots, layer["pos_specialisation"]["slots"].get<int64_t>());
-    EXPECT_EQ(pos_slots, 2 * layer["pos_specialisation"]["labelled_tokens"].get<int64_t>());
-    EXPECT_EQ(layer["pos_specialisation"]["permutations"], 20);
+    EXPECT_EQ(pos_slots, pos["slots"].get<int64_t>());
+    EXPECT_EQ(pos_slots, 2 * pos["labelled_tokens"].get<int64_t>());
+    EXPECT_EQ(pos["permutations"], 20);
+    EXPECT_TRUE(layer["by_label"].contains("genre"));
     EXPECT_EQ(layer["dynamic"]["tokens"], 200);
     EXPECT_EQ(layer["static"]["reordering"].size(), 6u);  // every pair of 4 experts
     EXPECT_EQ(layer["prompt_choices"].size(), a["prompt_tokens"].size());
   }
-  // From the run's metrics log: the course over training and the gradient norms of both evaluations.
+  // The loss by genre counts every target once: the 3000 traced tokens but the last, which has no next token.
+  int64_t genre_targets = 0;
+  for (const auto& [genre, c] : a["loss_by_label"]["genre"].items()) genre_targets += c["tokens"].get<int64_t>();
+  EXPECT_EQ(genre_targets, 2999);
+  // From the run's metrics log: the course over training, the gradient norms of both evaluations and the loss
+  // curves (a training record every step, an evaluation at steps 3 and 6).
   EXPECT_EQ(a["expert_grad_norms"]["steps"], json({3, 6}));
   EXPECT_EQ(a["training_course"]["steps"].size(), 6u);
+  EXPECT_EQ(a["loss_history"]["train_steps"], json({1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(a["loss_history"]["val_steps"], json({3, 6}));
+  EXPECT_EQ(a["moelab_version"], kVersion);
+
+  // The page: which moelab wrote it, the training section with its loss curves, every setting of the run.
+  const std::string html = testing::read_all(out + "/report.html");
+  EXPECT_CONTAINS(html, std::string("moelab ") + kVersion);
+  EXPECT_CONTAINS(html, "<section id=\"section-training\">");
+  EXPECT_CONTAINS(html, "<figure class=\"chart\" id=\"chart-loss-curves\">");
+  EXPECT_CONTAINS(html, "<section id=\"section-configuration\">");
+  EXPECT_CONTAINS(html, "<tr><td>moe.n_experts</td><td>4</td></tr>");
+  EXPECT_CONTAINS(html, "<tr><td>train.steps</td><td>6</td></tr>");
+  EXPECT_CONTAINS(html, "<tr><td>data.dir</td><td>" + fs::path(kDataDir).lexically_normal().string() + "</td></tr>");
 
   // One PNG per chart, each a real image.
   std::vector<fs::path> pngs;
@@ -122,6 +143,7 @@ TEST_F(AnalyzeReport, WritesEveryFileAndTheReportDrawsInChromium) {
   ASSERT_EQ(run.status, 0) << run.log;
   EXPECT_EQ(testing::console_text(run), "");
   EXPECT_EQ(testing::charts_drawn(run.dom), static_cast<int>(pngs.size()));
+  EXPECT_TRUE(fs::exists(out + "/figures/loss-curves.png"));
   for (const auto& p : pngs) {
     SCOPED_TRACE(p.stem().string());
     EXPECT_TRUE(testing::has_drawn_canvas(testing::figure_of(run.dom, p.stem().string())));
@@ -135,12 +157,32 @@ TEST_F(AnalyzeReport, UnlabelledTextSaysWhatItCannotMeasure) {
                                      " --sample-tokens 16 --permutations 2 --no-png --out " + dir.file("report"));
   ASSERT_EQ(r.status, 0) << r.output;
   const std::string html = testing::read_all(dir.file("report") + "/report.html");
-  EXPECT_CONTAINS(html, "has no POS or genre labels");
+  EXPECT_CONTAINS(html, "has no labels");
   EXPECT_FALSE(fs::exists(dir.file("report") + "/figures"));
   std::ifstream in(dir.file("report") + "/analysis.json");
   const json a = json::parse(in);
-  EXPECT_TRUE(a["layers"][0]["pos_specialisation"].is_null());
+  EXPECT_EQ(a["labels"], json::array());
+  EXPECT_EQ(a["loss_by_label"], json::object());
+  EXPECT_EQ(a["layers"][0]["by_label"], json::object());
   EXPECT_EQ(a["source"], "text file " + dir.file("notes.txt"));
+}
+
+TEST_F(AnalyzeReport, ACheckpointOutsideItsRunSaysItHasNoLossCurves) {
+  // A checkpoint copied out of its run folder: no metrics log beside it.
+  const std::string latest = testing::read_all(run() + "/checkpoints/latest");
+  const std::string name = latest.substr(0, latest.find_last_not_of(" \n") + 1);
+  fs::copy(run() + "/checkpoints/" + name, dir.file("copied"));
+  const auto r =
+      testing::run_moelab("analyze report " + dir.file("copied") +
+                          " --max-tokens 500 --sample-tokens 16 --permutations 2 --no-png --out " + dir.file("report"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string html = testing::read_all(dir.file("report") + "/report.html");
+  EXPECT_CONTAINS(html, "<section id=\"section-training\">");
+  EXPECT_CONTAINS(html, "No metrics log beside the checkpoint");
+  EXPECT_EQ(html.find("chart-loss-curves"), std::string::npos);
+  EXPECT_CONTAINS(html, "<section id=\"section-configuration\">");
+  std::ifstream in(dir.file("report") + "/analysis.json");
+  EXPECT_TRUE(json::parse(in)["loss_history"].is_null());
 }
 
 TEST(AnalyzeReportErrors, AMissingCheckpointIsAnErrorNamingIt) {

@@ -1,6 +1,7 @@
-// Hostile input to the moelab command, one table row each: a damaged file, an absurd size, a nonsense option value.
-// Every row must end in a message naming the file, field or option and what was expected, with the exit status
-// given (1 for every error): never an abort, a crash, the OOM killer, or a result computed from garbage.
+// Hostile input to the moelab command, one table row each: a damaged file, an absurd size, a nonsense option value, a
+// run whose data folder is gone. Every row must end in a message naming the file, field or option and what was
+// expected, with the exit status given (1 for every error): never an abort, a crash, the OOM killer, or a result
+// computed from garbage. A few rows pin what must work where it once did not (exit status 0).
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -28,7 +29,7 @@ struct HostileCase {
   std::string args;  // {R} stands for the fixture's folder
   int status;
   std::vector<std::string> expected;  // fragments of the output, {R} as in args
-  std::string limits = "";            // shell commands run first, e.g. a memory limit
+  std::string before = "";            // shell commands run first, {R} as in args: a memory limit, a `cd`
 };
 
 // The command line, for gtest's listing of the cases.
@@ -55,15 +56,25 @@ void poison_tensor(const std::string& path, const std::string& tensor, float val
 // sets the size of the validation split.
 void write_data(const std::string& dir, const data::Tokenizer& tok, int64_t val_tokens) {
   const int64_t vocab = tok.vocab_size();
-  const data::DataDescription desc{"synthetic", vocab, 0, {"even", "odd"}, {}};
+  const data::DataDescription desc{"synthetic", vocab, 0, {{"genre", data::LabelScope::document, {"even", "odd"}}}};
   data::write_data_folder(dir, desc,
                           {testing::bigram_split(vocab, 4000, 1), testing::bigram_split(vocab, val_tokens, 2),
                            testing::bigram_split(vocab, 600, 3)},
                           tok.model_bytes());
 }
 
-// Every input the table needs, made once: a data folder, a run of a d_model 16 model trained for 2 steps, and
-// damaged copies of their files.
+// A d_model 16 model trained for 2 steps on `data_dir`, into `out_dir`.
+std::string tiny_config(const std::string& data_dir, const std::string& out_dir) {
+  return "[data]\ndir = \"" + data_dir +
+         "\"\n[model]\nd_model = 16\nn_layers = 1\nn_heads = 2\nmax_seq_len = 8\n"
+         "[moe]\nn_experts = 2\nexpert_hidden = 8\n"
+         "[train]\nseq_len = 8\nbatch_size = 2\nsteps = 2\nwarmup_steps = 1\n"
+         "eval_every = 0\nlog_every = 1\nout_dir = \"" +
+         out_dir + "\"\n";
+}
+
+// Every input the table needs, made once: a data folder, a run of the tiny model, damaged copies of their files, and
+// the same run trained from configs whose paths are relative.
 class HostileInput : public ::testing::TestWithParam<HostileCase> {
  protected:
   static void SetUpTestSuite() {
@@ -80,12 +91,7 @@ class HostileInput : public ::testing::TestWithParam<HostileCase> {
     fs::copy(file("data"), file("data-truncated"));
     fs::resize_file(file("data-truncated/val.bin"), fs::file_size(file("data-truncated/val.bin")) - 1);
 
-    testing::write_all(file("tiny.toml"), "[data]\ndir = \"" + file("data") +
-                                              "\"\n[model]\nd_model = 16\nn_layers = 1\nn_heads = 2\nmax_seq_len = 8\n"
-                                              "[moe]\nn_experts = 2\nexpert_hidden = 8\n"
-                                              "[train]\nseq_len = 8\nbatch_size = 2\nsteps = 2\nwarmup_steps = 1\n"
-                                              "eval_every = 0\nlog_every = 1\nout_dir = \"" +
-                                              file("run") + "\"\n");
+    testing::write_all(file("tiny.toml"), tiny_config(file("data"), file("run")));
     const auto trained = testing::run_moelab("train " + file("tiny.toml"));
     ASSERT_EQ(trained.status, 0) << trained.output;
     const std::string ckpt = "/checkpoints/step-00000002";
@@ -116,6 +122,27 @@ class HostileInput : public ::testing::TestWithParam<HostileCase> {
     fs::create_directories(file("config-folder"));
     testing::write_all(file("bad-value.toml"), "[train]\nlr = \"fast\"\n");
     testing::write_all(file("unknown-key.toml"), "[train]\nlrr = 0.1\n");
+    // Input that once tripped assertions inside toml++ 3.3.0: a table header whose name starts with a character no
+    // key starts with, and three bytes that look like the start of a byte-order mark.
+    testing::write_all(file("table-slash.toml"), "[/");
+    testing::write_all(file("ef-bb-99.toml"), "\xef\xbb\x99");
+    // A run whose data folder is gone (moved, or trained on another machine).
+    {
+      const std::string path = copy_run("run-data-gone") + ckpt + "/config.json";
+      auto config = nlohmann::json::parse(testing::read_all(path));
+      config["data"]["dir"] = file("data-gone");
+      testing::write_all(path, config.dump());
+    }
+    // Configs in a folder of their own whose paths are relative: to their folder, whatever the current directory.
+    // "run-relative" is trained from "cwd/deeper", where the same paths read against the current directory lead
+    // nowhere; its checkpoint must still find its data from anywhere.
+    fs::create_directories(file("configs"));
+    fs::create_directories(file("cwd/deeper"));
+    testing::write_all(file("configs/relative.toml"), tiny_config("../data", "../run-relative"));
+    testing::write_all(file("configs/no-data.toml"), tiny_config("../no-such-data", "../run-no-data"));
+    const auto relative = testing::run_command("cd " + file("cwd/deeper") + " && " + MOELAB_BINARY +
+                                               " train ../../configs/relative.toml 2>&1");
+    ASSERT_EQ(relative.status, 0) << relative.output;
   }
   static void TearDownTestSuite() {
     delete root_;
@@ -131,8 +158,9 @@ testing::TempDir* HostileInput::root_ = nullptr;
 TEST_P(HostileInput, EndsInAClearMessageAndItsExitStatus) {
   const HostileCase& c = GetParam();
   const std::string root = root_->path().string();
-  const auto r = testing::run_command(c.limits + std::string(MOELAB_BINARY) + " " + with_root(c.args, root) + " 2>&1");
-  EXPECT_EQ(r.status, c.status) << c.limits << "moelab " << c.args << "\n" << r.output;
+  const auto r = testing::run_command(with_root(c.before, root) + std::string(MOELAB_BINARY) + " " +
+                                      with_root(c.args, root) + " 2>&1");
+  EXPECT_EQ(r.status, c.status) << c.before << "moelab " << c.args << "\n" << r.output;
   for (const std::string& fragment : c.expected) EXPECT_CONTAINS(r.output, with_root(fragment, root));
 }
 
@@ -285,6 +313,62 @@ const std::vector<HostileCase> kCases = {
      "train {R}/unknown-key.toml",
      1,
      {"config {R}/unknown-key.toml:2:1: unknown key 'train.lrr' (did you mean 'train.lr'?)"}},
+    {"ConfigTableNameStartingWithASlash",
+     "train {R}/table-slash.toml",
+     1,
+     {"moelab: error: config {R}/table-slash.toml:1:2: ", "'/'"}},
+    {"ConfigOfTheBytesEfBb99", "train {R}/ef-bb-99.toml", 1, {"moelab: error: config {R}/ef-bb-99.toml:1:1: "}},
+    // A data folder that is not there: say how to name it, or how to make it.
+    {"EvalOfARunWhoseDataFolderIsGone",
+     "eval {R}/run-data-gone",
+     1,
+     {"checkpoint {R}/run-data-gone/checkpoints/step-00000002: its data folder {R}/data-gone (data.dir in its "
+      "config.json) does not exist; pass --data DIR"}},
+    {"GenerateFromARunWhoseDataFolderIsGone",
+     "generate {R}/run-data-gone --prompt the",
+     1,
+     {"checkpoint {R}/run-data-gone/checkpoints/step-00000002: its data folder {R}/data-gone", "--data DIR"}},
+    {"TraceOfARunWhoseDataFolderIsGone",
+     "analyze trace {R}/run-data-gone --out {R}/trace-data-gone",
+     1,
+     {"checkpoint {R}/run-data-gone/checkpoints/step-00000002: its data folder {R}/data-gone", "--data DIR"}},
+    {"ReportOfARunWhoseDataFolderIsGone",
+     "analyze report {R}/run-data-gone --no-png --out {R}/report-data-gone",
+     1,
+     {"checkpoint {R}/run-data-gone/checkpoints/step-00000002: its data folder {R}/data-gone", "--data DIR"}},
+    {"EvalOfARunWhoseDataFolderIsGoneGivenData",
+     "eval {R}/run-data-gone --data {R}/data --max-tokens 64",
+     0,
+     {"{R}/run-data-gone/checkpoints/step-00000002", "perplexity"}},
+    {"ResumeOfARunWhoseDataFolderIsGone",
+     "train --resume {R}/run-data-gone --set train.steps=4",
+     1,
+     {"--resume {R}/run-data-gone: the data folder {R}/data-gone of checkpoint "
+      "{R}/run-data-gone/checkpoints/step-00000002",
+      "--set data.dir=DIR"}},
+    {"TrainWithoutItsDataFolder",
+     "train {R}/configs/no-data.toml",
+     1,
+     {"config {R}/configs/no-data.toml: the data folder data.dir = \"{R}/no-such-data\" does not exist; prepare it "
+      "with `moelab data brown --out {R}/no-such-data` or `moelab data text FILE... --out {R}/no-such-data`, or fix "
+      "data.dir in {R}/configs/no-data.toml"}},
+    {"TrainWithADataFolderSetThatIsNotThere",
+     "train {R}/tiny.toml --set data.dir=nowhere",
+     1,
+     {"config {R}/tiny.toml: the data folder data.dir = \"nowhere\" does not exist", "moelab data brown",
+      "moelab data text", "fix data.dir in {R}/tiny.toml"}},
+    // Paths in a config file are read against its folder, from any current directory; --set paths against the
+    // current directory; a checkpoint finds its data folder from anywhere.
+    {"ConfigWithRelativePathsTrainsFromAnotherDirectory",
+     "train ../../configs/relative.toml --set 'train.out_dir=\"run-here\"' --overwrite",
+     0,
+     {"checkpoint run-here/checkpoints/step-00000002"},
+     "cd {R}/cwd/deeper && "},
+    {"CheckpointOfARelativeConfigEvaluatesFromAnotherDirectory",
+     "eval {R}/run-relative --max-tokens 64",
+     0,
+     {"{R}/run-relative/checkpoints/step-00000002", "perplexity"},
+     "cd / && "},
     {"HelpIsNotAnError", "eval --help", 0, {"Usage"}},
 };
 

@@ -67,7 +67,7 @@ TEST(Interrupt, SigintSavesACheckpointAndResumeFinishesTheRun) {
   Rng rng(1, 0);
   for (int i = 0; i < 5000; ++i) split.tokens.push_back(i % 100 == 99 ? 0 : 1 + rng.below(31));
   split.documents = 50;
-  data::write_data_folder(dir.file("data"), {"synthetic", 32, 0, {}, {}}, {split, split, split}, "unused");
+  data::write_data_folder(dir.file("data"), {"synthetic", 32, 0, {}}, {split, split, split}, "unused");
   std::ofstream(dir.file("run.toml")) << "[data]\ndir = \"" << dir.file("data") << "\"\n"
                                       << "[model]\nd_model = 16\nn_layers = 1\nn_heads = 2\nmax_seq_len = 8\n"
                                       << "[moe]\nn_experts = 2\nexpert_hidden = 8\n"
@@ -100,11 +100,14 @@ TEST(Interrupt, SigintSavesACheckpointAndResumeFinishesTheRun) {
 
 // The default model (configs/brown-tiny.toml: d 256, 4 layers, 8 experts) on synthetic tokens of Brown's vocabulary
 // size, evaluating and checkpointing every few steps, so that signals land in every phase of a run: start-up,
-// forward, backward, the optimizer, an evaluation, a checkpoint being written.
-std::vector<std::string> default_shape_run(const testing::TempDir& dir, const std::string& run) {
+// forward, backward, the optimizer, an evaluation, a checkpoint being written. `precision`: train.precision.
+std::vector<std::string> default_shape_run(const testing::TempDir& dir, const std::string& run,
+                                           const std::string& precision) {
   return {MOELAB_BINARY,
           "train",
           MOELAB_TEST_DIR "/../configs/brown-tiny.toml",
+          "--set",
+          "train.precision=" + precision,
           "--set",
           "data.dir=\"" + dir.file("data") + "\"",
           "--set",
@@ -119,29 +122,36 @@ std::vector<std::string> default_shape_run(const testing::TempDir& dir, const st
           "train.log_every=1"};
 }
 
+// Both precisions: bf16 runs other kernels (oneDNN's bf16 primitives, the weights' bf16 copy) whose threads and
+// buffers a signal can interrupt too. Each pair of trials sends SIGINT then SIGTERM, pairs alternate f32 and bf16.
 TEST(Interrupt, DefaultShapeSavesAndExitsOnSignalsAtRandomMoments) {
   testing::TempDir dir;
-  testing::write_bigram_data_folder(dir.file("data"), 8192);
+  testing::write_bigram_data_folder(dir.file("data"), 8192, testing::random_words_tokenizer(8192));
   Rng rng(7, 0);
   for (int trial = 0; trial < 10; ++trial) {
     const int sig = trial % 2 == 0 ? SIGINT : SIGTERM;
+    const std::string precision = trial / 2 % 2 == 0 ? "f32" : "bf16";
     const std::string run = dir.file("run" + std::to_string(trial)), log = dir.file("train.log");
-    const pid_t pid = spawn(default_shape_run(dir, run), log);
+    const pid_t pid = spawn(default_shape_run(dir, run, precision), log);
     const auto delay = std::chrono::milliseconds(200 + rng.below(2300));
     std::this_thread::sleep_for(delay);
     kill(pid, sig);
     const int status = wait_status(pid);
     ASSERT_EQ(status, sig == SIGINT ? 130 : 143)
-        << "trial " << trial << ", " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << " after " << delay.count()
-        << " ms (negative: ended by that signal)\n"
+        << "trial " << trial << " (" << precision << "), " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << " after "
+        << delay.count() << " ms (negative: ended by that signal)\n"
         << testing::read_all(log);
     const std::string ckpt = latest_checkpoint(run);
-    ASSERT_FALSE(ckpt.empty()) << "trial " << trial << ": no checkpoint was saved\n" << testing::read_all(log);
+    ASSERT_FALSE(ckpt.empty()) << "trial " << trial << " (" << precision << "): no checkpoint was saved\n"
+                               << testing::read_all(log);
     const auto state = nlohmann::json::parse(testing::read_all(ckpt + "/state.json"));
     EXPECT_GE(state["step"].get<int64_t>(), 1);
+    const auto config = nlohmann::json::parse(testing::read_all(ckpt + "/config.json"));
+    EXPECT_EQ(config["train"]["precision"], precision) << "trial " << trial;
     // The checkpoint it saved loads and evaluates.
     const pid_t eval = spawn({MOELAB_BINARY, "eval", run, "--max-tokens", "512"}, dir.file("eval.log"));
-    EXPECT_EQ(wait_status(eval), 0) << "trial " << trial << ": " << testing::read_all(dir.file("eval.log"));
+    EXPECT_EQ(wait_status(eval), 0) << "trial " << trial << " (" << precision
+                                    << "): " << testing::read_all(dir.file("eval.log"));
   }
 }
 
@@ -149,7 +159,7 @@ TEST(Interrupt, SecondCtrlCStopsAtOnceAndKeepsTheCheckpointsWritten) {
   testing::TempDir dir;
   testing::write_bigram_data_folder(dir.file("data"), 8192);
   const std::string run = dir.file("run"), log = dir.file("train.log");
-  const pid_t pid = spawn(default_shape_run(dir, run), log);
+  const pid_t pid = spawn(default_shape_run(dir, run, "f32"), log);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (latest_checkpoint(run).empty() && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

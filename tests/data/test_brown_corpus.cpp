@@ -46,7 +46,7 @@ TEST(BrownCorpus, ParsesWordsTagsClassesAndGenre) {
             "on/in-hl Monday/nr-tl-hl !/.-hl !/.-hl\n");
   const Document doc = data::parse_brown_file(dir.file("cb07"));
   EXPECT_EQ(doc.name, "cb07");
-  EXPECT_EQ(doc.genre, 1);  // b = editorial
+  EXPECT_EQ(doc.labels, std::vector<std::string>{"editorial"});  // genre letter b
   expect_words(doc, {{"The", "at", DET},        {"Fulton", "np-tl", NOUN},
                      {"Jury", "nn-tl", NOUN},   {"said", "vbd", VERB},
                      {"\"", "``", PUNCT},       {"I'm", "ppss+bem", PRT},
@@ -64,7 +64,7 @@ TEST(BrownCorpus, ParsesWordsTagsClassesAndGenre) {
 TEST(BrownCorpus, BuildsReaderTextWithByteRanges) {
   const Document doc = data::parse_brown_document(
       "\n\n\tIt/pps said/vbd ``/`` no/at ''/'' ./.\n\n\n\tWhy/wrb ?/. ?/.\n\tA/at  b/nn\t;/. ;/.\n", "mem", 3);
-  EXPECT_EQ(doc.genre, 3);
+  EXPECT_EQ(doc.labels, std::vector<std::string>{"religion"});
   EXPECT_EQ(doc.text, "It said \" no \" .\nWhy ?\nA b ;\n");
   // Hand-computed byte ranges of every word in that text.
   const std::vector<std::pair<uint32_t, uint32_t>> ranges = {{0, 2},   {3, 7},   {8, 9},   {10, 12}, {13, 14}, {15, 16},

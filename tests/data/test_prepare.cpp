@@ -69,8 +69,11 @@ TEST(PrepareBrown, WritesSplitsTokensAndLabels) {
   const Tokenizer tok = Tokenizer::load(d.tokenizer_path());
   EXPECT_EQ(d.eod_id(), tok.eod_id());
   EXPECT_EQ(d.vocab_size(), tok.vocab_size());
-  ASSERT_EQ(d.genre_names().size(), 15u);
-  EXPECT_EQ(d.genre_names()[14], "humor");
+  ASSERT_EQ(d.label_channels().size(), 2u);
+  EXPECT_EQ(d.label_channels()[0].name, "pos");
+  const auto& genres = d.label_channels()[1].classes;
+  ASSERT_EQ(genres.size(), 15u);
+  EXPECT_EQ(genres[14], "humor");
 
   // Each split holds its files' documents in list order, each followed by end-of-document, and decodes back to
   // the reader text; every token of a document carries its genre.
@@ -81,15 +84,15 @@ TEST(PrepareBrown, WritesSplitsTokensAndLabels) {
     EXPECT_EQ(summary.splits[s].tokens, static_cast<int64_t>(tokens.size()));
     const auto docs = documents_of(tokens, d.eod_id());
     ASSERT_EQ(docs.size(), files[s].size()) << split;
-    const uint8_t* genre = d.genre_labels(split);
-    const uint8_t* pos = d.pos_labels(split);
-    ASSERT_NE(genre, nullptr);
-    ASSERT_NE(pos, nullptr);
+    const uint8_t* pos = d.labels(split, 0);
+    const uint8_t* genre = d.labels(split, 1);
     size_t at = 0;
     for (size_t k = 0; k < docs.size(); ++k) {
       const auto doc = data::parse_brown_file(corpus.file(files[s][k]));
       EXPECT_EQ(tok.decode(docs[k]), lines_joined(doc.text)) << files[s][k];
-      for (size_t i = 0; i <= docs[k].size(); ++i) EXPECT_EQ(genre[at + i], doc.genre) << files[s][k];
+      const int genre_id = static_cast<int>(std::find(genres.begin(), genres.end(), doc.labels.at(0)) - genres.begin());
+      EXPECT_EQ(genre_id, data::brown_genre_of_letter(files[s][k][1])) << files[s][k];
+      for (size_t i = 0; i <= docs[k].size(); ++i) EXPECT_EQ(genre[at + i], genre_id) << files[s][k];
       EXPECT_EQ(pos[at + docs[k].size()], data::kNoLabel) << "end-of-document has no word";
       at += docs[k].size() + 1;
     }
@@ -113,8 +116,11 @@ TEST(PrepareBrown, TokenPosLabelsComeFromTheWordOfTheirFirstByte) {
     SCOPED_TRACE(name);
     const auto doc = data::parse_brown_file(corpus.file(name));
     std::vector<uint32_t> tokens;
-    std::vector<uint8_t> pos, genre;
-    data::append_document_tokens(tok, doc, tokens, &pos, &genre);
+    const data::LabelChannel genre_channel{"genre", data::LabelScope::document, {"press", doc.labels.at(0)}};
+    std::vector<std::vector<uint8_t>> labels(2);  // [pos, genre][tokens]
+    data::append_document_tokens(tok, doc, {{"pos", data::LabelScope::word, {}}, genre_channel}, tokens, labels);
+    const auto& pos = labels[0];
+    const auto& genre = labels[1];
     std::vector<data::TokenSpan> spans;
     tok.encode(doc.text, spans);
     ASSERT_EQ(tokens.size(), spans.size() + 1);
@@ -143,7 +149,7 @@ TEST(PrepareBrown, TokenPosLabelsComeFromTheWordOfTheirFirstByte) {
       }
       EXPECT_EQ(holders, 1);
     }
-    for (uint8_t g : genre) EXPECT_EQ(g, doc.genre);
+    EXPECT_EQ(genre, std::vector<uint8_t>(tokens.size(), 1)) << "the document's class, end-of-document included";
   }
 }
 
@@ -152,23 +158,27 @@ TEST(PrepareBrown, MetaJsonDescribesTheFolder) {
   testing::write_brown_fixture(corpus);
   data::prepare_brown_from_dir(corpus.path().string(), testing::brown_fixture_split(), out.path().string(), kVocab);
   const json meta = json::parse(testing::read_all(out.file("meta.json")));
-  EXPECT_EQ(meta["format_version"], 1);
+  EXPECT_EQ(meta["format_version"], 2);
   EXPECT_EQ(meta["corpus"], "brown");
   EXPECT_EQ(meta["vocab_size"], kVocab);
   EXPECT_EQ(meta["dtype"], "uint16");
   EXPECT_EQ(meta["eod_id"], 2);
   EXPECT_EQ(meta["tokenizer"], "tokenizer.model");
-  EXPECT_EQ(meta["genre_names"][6], "belles_lettres");
-  EXPECT_EQ(meta["pos_names"],
+  ASSERT_EQ(meta["labels"].size(), 2u);
+  EXPECT_EQ(meta["labels"][0]["name"], "pos");
+  EXPECT_EQ(meta["labels"][0]["per"], "word");
+  EXPECT_EQ(meta["labels"][0]["classes"],
             json({"NOUN", "VERB", "ADJ", "ADV", "PRON", "DET", "ADP", "NUM", "CONJ", "PRT", ".", "X"}));
+  EXPECT_EQ(meta["labels"][1]["name"], "genre");
+  EXPECT_EQ(meta["labels"][1]["per"], "document");
+  EXPECT_EQ(meta["labels"][1]["classes"][6], "belles_lettres");
   for (const char* split : {"train", "val", "test"}) {
     const json& s = meta["splits"][split];
     EXPECT_EQ(s["tokens"].get<int64_t>() * 2,
               static_cast<int64_t>(fs::file_size(out.file(std::string(split) + ".bin"))));
-    EXPECT_EQ(s["tokens"].get<int64_t>(),
-              static_cast<int64_t>(fs::file_size(out.file(std::string(split) + ".pos.u8"))));
-    EXPECT_EQ(s["has_pos"], true);
-    EXPECT_EQ(s["has_genre"], true);
+    for (const char* channel : {".pos.u8", ".genre.u8"})
+      EXPECT_EQ(s["tokens"].get<int64_t>(),
+                static_cast<int64_t>(fs::file_size(out.file(std::string(split) + channel))));
   }
   EXPECT_EQ(meta["splits"]["train"]["documents"], 4);
 }
@@ -222,12 +232,10 @@ TEST(PrepareText, FewFilesSplitByLinesWithoutLabels) {
   EXPECT_EQ(d.corpus(), "text");
   for (const char* split : {"train", "val", "test"}) {
     EXPECT_EQ(d.split_documents(split), 3) << split;
-    EXPECT_EQ(d.pos_labels(split), nullptr);
-    EXPECT_EQ(d.genre_labels(split), nullptr);
     EXPECT_FALSE(fs::exists(out.file(std::string(split) + ".pos.u8")));
     EXPECT_FALSE(fs::exists(out.file(std::string(split) + ".genre.u8")));
   }
-  EXPECT_TRUE(d.genre_names().empty());
+  EXPECT_TRUE(d.label_channels().empty());
   // A 30-line file holds out one line for val (line 28) and one for test (line 29).
   const Tokenizer tok = Tokenizer::load(d.tokenizer_path());
   const auto val_docs = documents_of(split_tokens(d, "val"), d.eod_id());
@@ -258,35 +266,63 @@ TEST(PrepareText, ManyFilesSplitByDocument) {
   EXPECT_THROW(data::prepare_text({}, out.path().string(), kVocab), Error);
 }
 
-// A JSONL corpus with a label field and a split field: labels become the genre channel, named in meta.json; the
-// manifest says where each document went; a second folder reusing the first's tokenizer has the same token ids.
+// A JSONL corpus with two label fields and a split field: each field becomes a document channel named after it,
+// its classes the field's distinct values (a document without the field has none); the manifest says where each
+// document went and its labels; a second folder reusing the first's tokenizer has the same token ids.
 TEST(PrepareText, JsonlWithLabelsSplitFieldManifestAndAReusedTokenizer) {
   TempDir in, out, again;
   std::string jsonl;
   const char* parties[] = {"green", "blue", "red"};
   for (int i = 0; i < 30; ++i) {
     const char* split = i % 10 == 3 ? "val" : i % 10 == 7 ? "test" : "train";
-    jsonl += "{\"id\": \"speech-" + std::to_string(i) + "\", \"party\": \"" + parties[i % 3] + "\", \"part\": \"" +
-             split + "\", \"text\": \"Speech " + std::to_string(i) + " says the budget is fine.\"}\n";
+    const std::string year = i == 13 ? "" : ", \"year\": " + std::to_string(1990 + i % 2);
+    jsonl += "{\"id\": \"speech-" + std::to_string(i) + "\", \"party\": \"" + parties[i % 3] + "\"" + year +
+             ", \"part\": \"" + split + "\", \"text\": \"Speech " + std::to_string(i) +
+             " says the budget is fine.\"}\n";
   }
   testing::write_all(in.file("speeches.jsonl"), jsonl);
   data::TextCorpusOptions options;
-  options.read = {"party", "part"};
+  options.read = {{"party", "year"}, "part"};
   options.split.by_field = true;
   data::prepare_text({in.file("speeches.jsonl")}, out.path().string(), 300, options);
   const TokenData d = TokenData::open(out.path().string());
-  EXPECT_EQ(d.genre_names(), (std::vector<std::string>{"blue", "green", "red"}));
+  ASSERT_EQ(d.label_channels().size(), 2u);
+  EXPECT_EQ(d.label_channels()[0].name, "party");
+  EXPECT_EQ(d.label_channels()[0].scope, data::LabelScope::document);
+  EXPECT_EQ(d.label_channels()[0].classes, (std::vector<std::string>{"blue", "green", "red"}));
+  EXPECT_EQ(d.label_channels()[1].name, "year");
+  EXPECT_EQ(d.label_channels()[1].classes, (std::vector<std::string>{"1990", "1991"}));
   EXPECT_EQ(d.split_documents("train"), 24);
   EXPECT_EQ(d.split_documents("val"), 3);
   EXPECT_EQ(d.split_documents("test"), 3);
-  // Val holds speech-3 (green: class 1), speech-13 (blue: 0) and speech-23 (red: 2): their tokens carry their labels.
-  ASSERT_NE(d.genre_labels("val"), nullptr);
-  EXPECT_EQ(d.genre_labels("val")[0], 1);
-  EXPECT_EQ(d.genre_labels("val")[d.split_tokens("val") - 1], 2);
+  // Val holds speech-3 (green: class 1; 1991), speech-13 (blue: 0; no year) and speech-23 (red: 2; 1991): their
+  // tokens carry their labels.
+  const int64_t n_val = d.split_tokens("val");
+  EXPECT_EQ(d.labels("val", 0)[0], 1);
+  EXPECT_EQ(d.labels("val", 0)[n_val - 1], 2);
+  const auto val_docs = documents_of(split_tokens(d, "val"), d.eod_id());
+  ASSERT_EQ(val_docs.size(), 3u);
+  const int64_t first_end = static_cast<int64_t>(val_docs[0].size()) + 1;  // with its end-of-document
+  const int64_t second_end = first_end + static_cast<int64_t>(val_docs[1].size()) + 1;
+  for (int64_t i = 0; i < n_val; ++i)
+    EXPECT_EQ(d.labels("val", 1)[i], i >= first_end && i < second_end ? data::kNoLabel : 1) << i;
   const std::string manifest = testing::read_all(out.file("manifest.tsv"));
-  EXPECT_EQ(manifest.substr(0, manifest.find('\n')), "document\tsplit\ttokens\tlabel");
+  EXPECT_EQ(manifest.substr(0, manifest.find('\n')), "document\tsplit\ttokens\tparty\tyear");
   EXPECT_NE(manifest.find("speech-3\tval\t"), std::string::npos) << manifest;
-  EXPECT_NE(manifest.find("\tred\n"), std::string::npos) << manifest;
+  EXPECT_NE(manifest.find("\tred\t1991\n"), std::string::npos) << manifest;
+  EXPECT_NE(manifest.find("\tblue\t\n"), std::string::npos) << manifest;
+
+  // A field that cannot name a channel, or one given twice, is refused before anything is written.
+  data::TextCorpusOptions bad = options;
+  bad.read.label_fields = {"party", "party"};
+  EXPECT_CONTAINS(
+      testing::error_of([&] { data::prepare_text({in.file("speeches.jsonl")}, again.file("x"), 300, bad); }),
+      "--label \"party\": given twice");
+  bad.read.label_fields = {"party/leader"};
+  EXPECT_CONTAINS(
+      testing::error_of([&] { data::prepare_text({in.file("speeches.jsonl")}, again.file("x"), 300, bad); }),
+      "letters, digits");
+  EXPECT_FALSE(fs::exists(again.file("x")));
 
   data::TextCorpusOptions reuse = options;
   reuse.tokenizer = d.tokenizer_path();

@@ -73,7 +73,7 @@ TEST(TextCorpus, ReadsFilesAndNamesMissingOnes) {
   const Document& d = read[0];
   EXPECT_EQ(d.name, dir.file("one.txt"));
   EXPECT_EQ(d.text, "Hello there.\nSecond line");
-  EXPECT_EQ(d.genre, -1);
+  EXPECT_TRUE(d.labels.empty());
   EXPECT_TRUE(d.words.empty());
   try {
     data::read_text_documents(dir.file("two.txt"));
@@ -138,13 +138,13 @@ TEST(TextCorpus, JsonlLinesThatAreNotDocumentsAreRefusedByLine) {
   for (const auto& [text, fragment] : bad) {
     testing::write_all(dir.file("bad.jsonl"), text);
     EXPECT_CONTAINS(testing::error_of([&] {
-                      data::read_text_documents(dir.file("bad.jsonl"), {"party", "part"});
+                      data::read_text_documents(dir.file("bad.jsonl"), {{"party"}, "part"});
                     }),
                     fragment);
   }
   testing::write_all(dir.file("plain.txt"), "text\n");
   EXPECT_CONTAINS(testing::error_of([&] {
-                    data::read_text_documents(dir.file("plain.txt"), {"party", ""});
+                    data::read_text_documents(dir.file("plain.txt"), {{"party"}, ""});
                   }),
                   "JSONL files");
 }

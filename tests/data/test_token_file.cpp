@@ -25,21 +25,23 @@ using testing::write_all;
 constexpr int32_t kEod = 2;
 
 // A split of `docs` documents with lengths 1..: token ids derived from position (never eod), each document closed
-// by eod; labels when asked: pos cycles through 0..11 with 255 on eod, genre = document index % n_genres.
+// by eod; labels when asked, in the channels "pos" (cycles through 0..11, 255 on eod) and "genre" (document
+// index % n_genres).
 SplitTokens make_split(int docs, int64_t vocab, bool labels, int n_genres = 15, uint32_t salt = 0) {
   SplitTokens s;
+  if (labels) s.labels.resize(2);
   for (int d = 0; d < docs; ++d) {
     for (int i = 0; i < 3 + 7 * d; ++i) {
       s.tokens.push_back(3 + (salt + 7919u * static_cast<uint32_t>(s.tokens.size())) % (vocab - 3));
       if (labels) {
-        s.pos.push_back(static_cast<uint8_t>(i % 12));
-        s.genre.push_back(static_cast<uint8_t>(d % n_genres));
+        s.labels[0].push_back(static_cast<uint8_t>(i % 12));
+        s.labels[1].push_back(static_cast<uint8_t>(d % n_genres));
       }
     }
     s.tokens.push_back(kEod);
     if (labels) {
-      s.pos.push_back(data::kNoLabel);
-      s.genre.push_back(static_cast<uint8_t>(d % n_genres));
+      s.labels[0].push_back(data::kNoLabel);
+      s.labels[1].push_back(static_cast<uint8_t>(d % n_genres));
     }
   }
   s.documents = docs;
@@ -52,8 +54,9 @@ data::DataDescription description(int64_t vocab, bool labels) {
   d.vocab_size = vocab;
   d.eod_id = kEod;
   if (labels) {
-    for (int g = 0; g < 15; ++g) d.genre_names.push_back("genre" + std::to_string(g));
-    for (int p = 0; p < 12; ++p) d.pos_names.push_back("pos" + std::to_string(p));
+    d.labels = {{"pos", data::LabelScope::word, {}}, {"genre", data::LabelScope::document, {}}};
+    for (int p = 0; p < 12; ++p) d.labels[0].classes.push_back("pos" + std::to_string(p));
+    for (int g = 0; g < 15; ++g) d.labels[1].classes.push_back("genre" + std::to_string(g));
   }
   return d;
 }
@@ -119,8 +122,12 @@ TEST(TokenFile, RoundTripsTokensAndAlignedLabels) {
   EXPECT_EQ(d.corpus(), "brown");
   EXPECT_EQ(d.tokenizer_path(), dir.file("tokenizer.model"));
   EXPECT_EQ(read_all(dir.file("tokenizer.model")), "MODEL");
-  EXPECT_EQ(d.genre_names().size(), 15u);
-  EXPECT_EQ(d.pos_names()[11], "pos11");
+  ASSERT_EQ(d.label_channels().size(), 2u);
+  EXPECT_EQ(d.label_channels()[0].name, "pos");
+  EXPECT_EQ(d.label_channels()[0].scope, data::LabelScope::word);
+  EXPECT_EQ(d.label_channels()[0].classes[11], "pos11");
+  EXPECT_EQ(d.label_channels()[1].scope, data::LabelScope::document);
+  EXPECT_EQ(d.label_channels()[1].classes.size(), 15u);
   for (int s = 0; s < 3; ++s) {
     const std::string name(data::kSplitNames[s]);
     const auto& want = splits[s];
@@ -129,10 +136,8 @@ TEST(TokenFile, RoundTripsTokensAndAlignedLabels) {
     EXPECT_EQ(fs::file_size(dir.file(name + ".bin")), 2 * want.tokens.size()) << "uint16 on disk";
     const auto got = all_tokens(d, name);
     EXPECT_TRUE(std::equal(got.begin(), got.end(), want.tokens.begin(), want.tokens.end())) << name;
-    ASSERT_NE(d.pos_labels(name), nullptr);
-    ASSERT_NE(d.genre_labels(name), nullptr);
-    EXPECT_EQ(std::vector<uint8_t>(d.pos_labels(name), d.pos_labels(name) + got.size()), want.pos) << name;
-    EXPECT_EQ(std::vector<uint8_t>(d.genre_labels(name), d.genre_labels(name) + got.size()), want.genre) << name;
+    for (size_t c = 0; c < 2; ++c)
+      EXPECT_EQ(std::vector<uint8_t>(d.labels(name, c), d.labels(name, c) + got.size()), want.labels[c]) << name;
   }
   // A window from the middle, widened.
   std::vector<int32_t> part(5);
@@ -145,21 +150,24 @@ TEST(TokenFile, MetaJsonContents) {
   TempDir dir;
   write_folder(dir, 1000, true);
   const json meta = json::parse(read_all(dir.file("meta.json")));
-  EXPECT_EQ(meta["format_version"], 1);
+  EXPECT_EQ(meta["format_version"], 2);
   EXPECT_EQ(meta["corpus"], "brown");
   EXPECT_EQ(meta["vocab_size"], 1000);
   EXPECT_EQ(meta["dtype"], "uint16");
   EXPECT_EQ(meta["eod_id"], kEod);
   EXPECT_EQ(meta["tokenizer"], "tokenizer.model");
-  EXPECT_EQ(meta["genre_names"].size(), 15u);
-  EXPECT_EQ(meta["pos_names"].size(), 12u);
+  ASSERT_EQ(meta["labels"].size(), 2u);
+  EXPECT_EQ(meta["labels"][0]["name"], "pos");
+  EXPECT_EQ(meta["labels"][0]["per"], "word");
+  EXPECT_EQ(meta["labels"][0]["classes"].size(), 12u);
+  EXPECT_EQ(meta["labels"][1]["name"], "genre");
+  EXPECT_EQ(meta["labels"][1]["per"], "document");
+  EXPECT_EQ(meta["labels"][1]["classes"].size(), 15u);
   const auto splits = make_splits(1000, true);
   for (int s = 0; s < 3; ++s) {
     const json& sp = meta["splits"][std::string(data::kSplitNames[s])];
     EXPECT_EQ(sp["tokens"], splits[s].tokens.size());
     EXPECT_EQ(sp["documents"], splits[s].documents);
-    EXPECT_EQ(sp["has_pos"], true);
-    EXPECT_EQ(sp["has_genre"], true);
   }
   EXPECT_FALSE(fs::exists(dir.file("meta.json.tmp")));
 }
@@ -188,12 +196,52 @@ TEST(TokenFile, UnlabelledCorpusWritesNoSideFilesAndRemovesStaleOnes) {
     EXPECT_FALSE(fs::exists(dir.file(f))) << f;
   const TokenData d = TokenData::open(dir.path().string());
   EXPECT_EQ(d.corpus(), "text");
-  EXPECT_TRUE(d.genre_names().empty());
-  EXPECT_EQ(d.pos_labels("train"), nullptr);
-  EXPECT_EQ(d.genre_labels("test"), nullptr);
-  const json meta = json::parse(read_all(dir.file("meta.json")));
-  EXPECT_EQ(meta["splits"]["train"]["has_pos"], false);
-  EXPECT_EQ(meta["splits"]["train"]["has_genre"], false);
+  EXPECT_TRUE(d.label_channels().empty());
+  EXPECT_EQ(json::parse(read_all(dir.file("meta.json")))["labels"], json::array());
+}
+
+// A researcher's own channels replace Brown's: the side files of the channels a folder no longer has go, and a
+// file that only looks like a side file of another split stays.
+TEST(TokenFile, OwnChannelsReplaceEarlierOnesFileByFile) {
+  TempDir dir;
+  write_folder(dir, 1000, true);
+  write_all(dir.file("notes.pos.u8"), "kept");
+  auto splits = make_splits(1000, true);
+  for (auto& sp : splits) sp.labels.resize(1);  // keep the document channel only, renamed
+  auto desc = description(1000, true);
+  desc.labels = {{"year", data::LabelScope::document, desc.labels[1].classes}};
+  data::write_data_folder(dir.path().string(), desc, splits, "MODEL");
+  for (const char* f : {"train.pos.u8", "val.genre.u8"}) EXPECT_FALSE(fs::exists(dir.file(f))) << f;
+  EXPECT_TRUE(fs::exists(dir.file("val.year.u8")));
+  EXPECT_TRUE(fs::exists(dir.file("notes.pos.u8")));
+  const TokenData d = TokenData::open(dir.path().string());
+  ASSERT_EQ(d.label_channels().size(), 1u);
+  EXPECT_EQ(d.label_channels()[0].name, "year");
+  EXPECT_EQ(d.labels("test", 0)[0], splits[2].labels[0][0]);
+}
+
+// A folder written before label channels (format 1: pos_names, genre_names, has_pos, has_genre) reads as the
+// channels "pos" and "genre", from side files of the same names.
+TEST(TokenFile, ReadsTheFirstFormatAsPosAndGenreChannels) {
+  TempDir dir;
+  write_folder(dir, 1000, true);
+  const auto splits = make_splits(1000, true);
+  edit_meta(dir, [](json& m) {
+    m["format_version"] = 1;
+    m["pos_names"] = m["labels"][0]["classes"], m["genre_names"] = m["labels"][1]["classes"];
+    m.erase("labels");
+    for (auto& [name, sp] : m["splits"].items()) sp["has_pos"] = true, sp["has_genre"] = true;
+  });
+  const TokenData d = TokenData::open(dir.path().string());
+  ASSERT_EQ(d.label_channels().size(), 2u);
+  EXPECT_EQ(d.label_channels()[0].name, "pos");
+  EXPECT_EQ(d.label_channels()[0].scope, data::LabelScope::word);
+  EXPECT_EQ(d.label_channels()[1].name, "genre");
+  EXPECT_EQ(d.label_channels()[1].classes[14], "genre14");
+  EXPECT_EQ(std::vector<uint8_t>(d.labels("val", 1), d.labels("val", 1) + splits[1].tokens.size()),
+            splits[1].labels[1]);
+  edit_meta(dir, [](json& m) { m["splits"]["val"]["has_genre"] = false; });
+  expect_open_fails(dir, {"'splits.val.has_genre'", "genre_names is not empty"});
 }
 
 TEST(TokenFile, InterruptedWriteLeavesNoMetaJson) {
@@ -225,15 +273,19 @@ TEST(TokenFile, RejectsMissingOrMalformedMeta) {
   const std::vector<Case> cases = {
       {[](json& m) { m.erase("vocab_size"); }, "'vocab_size' is missing"},
       {[](json& m) { m["vocab_size"] = "many"; }, "'vocab_size': expected an integer"},
-      {[](json& m) { m["format_version"] = 2; }, "'format_version'"},
+      {[](json& m) { m["format_version"] = 3; }, "'format_version'"},
       {[](json& m) { m["dtype"] = "int8"; }, "'dtype'"},
       {[](json& m) { m["vocab_size"] = 70000; }, "'dtype'"},  // uint16 cannot hold it
       {[](json& m) { m["eod_id"] = 1000; }, "'eod_id'"},
       {[](json& m) { m["splits"].erase("val"); }, "'splits.val' is missing"},
       {[](json& m) { m["splits"]["test"]["tokens"] = -1; }, "'splits.test.tokens'"},
-      {[](json& m) { m["splits"]["train"]["has_pos"] = 1; }, "'splits.train.has_pos': expected true or false"},
-      {[](json& m) { m["genre_names"] = json::array(); }, "'genre_names'"},
-      {[](json& m) { m["pos_names"] = "NOUN"; }, "'pos_names'"},
+      {[](json& m) { m.erase("labels"); }, "'labels' is missing"},
+      {[](json& m) { m["labels"] = "pos"; }, "'labels': expected an array"},
+      {[](json& m) { m["labels"][1]["name"] = "pos"; }, "'labels[1].name': expected a name no other channel has"},
+      {[](json& m) { m["labels"][1]["name"] = "../x"; }, "'labels[1].name'"},
+      {[](json& m) { m["labels"][0]["per"] = "sentence"; }, "'labels[0].per': expected \"word\" or \"document\""},
+      {[](json& m) { m["labels"][0]["classes"] = "NOUN"; }, "'labels[0].classes'"},
+      {[](json& m) { m["labels"][1].erase("classes"); }, "'labels[1].classes' is missing"},
       {[](json& m) { m["splits"]["val"] = 3; }, "'splits.val': expected an object"},
   };
   for (const auto& c : cases) {
@@ -281,11 +333,11 @@ TEST(TokenFile, RejectsBadSideFiles) {
   const Damageable f;
   const TempDir& dir = f.dir;
   write_all(dir.file("train.pos.u8"), read_all(dir.file("train.pos.u8")).substr(1));
-  expect_open_fails(dir, {dir.file("train.pos.u8"), "one POS label per token"});
+  expect_open_fails(dir, {dir.file("train.pos.u8"), "one 'pos' label per token"});
 
   f.restore();
   write_all(dir.file("val.genre.u8"), read_all(dir.file("val.genre.u8")) + "\x01");
-  expect_open_fails(dir, {dir.file("val.genre.u8"), "one genre label per token"});
+  expect_open_fails(dir, {dir.file("val.genre.u8"), "one 'genre' label per token"});
 
   f.restore();
   fs::remove(dir.file("test.genre.u8"));

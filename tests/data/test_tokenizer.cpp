@@ -87,6 +87,27 @@ TEST(Tokenizer, ByteFallbackCoversUnseenCharacters) {
   EXPECT_EQ(spans.back().end, text.size());
 }
 
+// Bits per byte divide by the bytes the scored tokens stand for. Lines that end in '\n', with single spaces: the
+// word mark each line's first piece carries stands for the line break the line-by-line encoding consumed, so the
+// pieces' bytes add up to the text's length exactly.
+TEST(Tokenizer, PieceBytesAddUpToTheTextTheTokensStandFor) {
+  const Tokenizer& tok = tiny_tokenizer();
+  const auto bytes = tok.piece_bytes();
+  ASSERT_EQ(static_cast<int64_t>(bytes.size()), tok.vocab_size());
+  EXPECT_EQ(bytes[tok.eod_id()], 0);
+  EXPECT_EQ(bytes[0], 0);  // <unk>
+  EXPECT_EQ(bytes[1], 0);  // <s>
+  const std::string text = "The jury passed the bill .\nWho said that ?\ncaf\xC3\xA9 \xE2\x98\x83 Q zebra\n";
+  int64_t sum = 0;
+  for (int32_t id : tok.encode_ids(text)) sum += bytes[id];
+  EXPECT_EQ(sum, static_cast<int64_t>(text.size()));
+  // Each piece that is not a byte stands for what it adds to a decoded text.
+  for (int32_t id = 3; id < tok.vocab_size(); ++id) {
+    const std::string added = tok.decode_continuation({tok.encode_ids("The")}, {id});
+    if (bytes[id] != 1 || added.size() == 1) EXPECT_EQ(bytes[id], static_cast<int32_t>(added.size())) << id;
+  }
+}
+
 TEST(Tokenizer, LoadsSavedModelAndRejectsGarbage) {
   testing::TempDir dir;
   testing::write_all(dir.file("tokenizer.model"), tiny_tokenizer().model_bytes());

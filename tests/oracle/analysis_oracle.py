@@ -7,9 +7,10 @@ checkpoint folder, the routing trace that `moelab analyze trace` wrote for the s
 --max-tokens) and the report's analysis.json, it recomputes every number that is a function of the trace, the
 expert weights or the metrics log, per MoE layer, and compares:
   - routing statistics: the slots routed to each expert, experts per token (mean, histogram), by loss quantile
-    (with the Spearman correlation), by POS class and by genre;
-  - specialisation: the expert x POS and expert x genre contingency tables, their NMI (arithmetic normalisation,
-    natural log) and purity; the z-score from the reported baseline; the p-value's form;
+    (with the Spearman correlation), by class of each label channel (Brown: POS and genre);
+  - specialisation: the expert x class contingency table of each label channel, its NMI (arithmetic
+    normalisation, natural log) and purity; the z-score from the reported baseline; the p-value's form;
+  - the loss by class of each label channel (a target's class is that of the token it predicts);
   - static expert analysis: flattened and neuron-averaged cosine similarity (gate, up, down), router-row
     similarity, the linear fit router ~ neuron-averaged on the strict lower triangles (slope, intercept, r^2),
     the neuron reorderings (a permutation, cosines before and after, Kendall tau, mean matched similarity, and
@@ -390,6 +391,24 @@ def check_grouped(ck, name, groups_json, ns, labels, names, where):
     ck.values(f"{name} mean experts", [g["mean_experts"] for g in groups], means, TOL_COUNTS, where, relative=True)
 
 
+def check_loss_by_label(ck, classes_json, loss, labels, names, where):
+    """loss[t] predicts token t + 1: its class is labels[t + 1]; classes without a finite-loss target are absent."""
+    target = labels[1:].astype(np.int64)
+    lt = loss[:-1].astype(np.float64)
+    keep = np.isfinite(lt) & (target < len(names))
+    want = {}
+    for c, name in enumerate(names):
+        sel = keep & (target == c)
+        if sel.any():
+            want[name] = (int(sel.sum()), lt[sel].mean())
+    ck.equal("classes with a target", sorted(classes_json.keys()), sorted(want.keys()), where)
+    for name, (n, mean) in want.items():
+        got = classes_json.get(name, {})
+        ck.values("tokens", got.get("tokens"), n, TOL_EXACT, f"{where}, {name}")
+        ck.values("loss", got.get("loss"), mean, TOL_COUNTS, f"{where}, {name}", relative=True)
+        ck.values("perplexity", got.get("perplexity"), np.exp(mean), TOL_COUNTS, f"{where}, {name}", relative=True)
+
+
 def check_by_loss(ck, groups_json, ns, loss, where):
     groups = get(groups_json, "groups")
     Q = len(groups)
@@ -619,17 +638,20 @@ def run_oracle(checkpoint, trace_dir, analysis_path):
 
     N, L, E = index["n_tokens"], index["n_layers"], index["n_experts"]
     experts, n_selected, loss = arr["experts"].astype(np.int64), arr["n_selected"], arr["loss"]
-    pos, genre = arr.get("pos"), arr.get("genre")
+    channels = index["labels"]  # [{name, per, classes, array}]
     layers = get(a, "layers")
     if len(layers) != L:
         raise OracleError(f"analysis.json has {len(layers)} MoE layers, the trace {L}")
     ck.values("tokens, experts, top_k", [get(a, "tokens"), get(a, "experts"), get(a, "top_k")],
               [N, E, config["routing"]["top_k"]], TOL_EXACT, "analysis")
-    ck.equal("POS and genre names", [get(a, "pos_names"), get(a, "genre_names")],
-             [index["pos_names"], index["genre_names"]], "analysis")
+    ck.equal("label channels", [[c["name"], c["per"], c["classes"]] for c in get(a, "labels")],
+             [[c["name"], c["per"], c["classes"]] for c in channels], "analysis")
     finite = loss[np.isfinite(loss)].astype(np.float64)
     ck.values("mean loss", get(a, "mean_loss"), finite.mean() if finite.size else np.nan, TOL_COUNTS, "analysis",
               relative=True)
+    for ch in channels:
+        check_loss_by_label(ck, get(a, "loss_by_label", ch["name"]), loss, arr[ch["array"]], ch["classes"],
+                            f"loss by {ch['name']}")
     ck.values("trace: n_selected = used slots", n_selected, (experts >= 0).sum(2), TOL_EXACT, "trace")
 
     d, h = config["model"]["d_model"], config["moe"]["expert_hidden"]
@@ -647,16 +669,13 @@ def run_oracle(checkpoint, trace_dir, analysis_path):
                   [N] + list(np.bincount(ns, minlength=E + 1)), TOL_EXACT, where)
         ck.values("experts per token: mean", ept["mean"], means[-1], TOL_COUNTS, where, relative=True)
         check_by_loss(ck, get(la, "experts_by_loss_quantile"), ns, loss, where)
-        for name, labels, names, key_by, key_spec in (("POS", pos, index["pos_names"], "experts_by_pos",
-                                                       "pos_specialisation"),
-                                                      ("genre", genre, index["genre_names"], "experts_by_genre",
-                                                       "genre_specialisation")):
-            if labels is None:
-                ck.values(f"{name} analyses (unlabelled: null)", 0 if la[key_spec] is None else 1, 0, TOL_EXACT,
-                          where)
-                continue
-            check_grouped(ck, f"experts per token by {name}", get(la, key_by), ns, labels, names, where)
-            check_specialisation(ck, name, la[key_spec], ex, labels, E, len(names), where)
+        ck.equal("label channels analysed", sorted(get(la, "by_label").keys()), sorted(c["name"] for c in channels),
+                 where)
+        for ch in channels:
+            name, labels, names = ch["name"], arr[ch["array"]], ch["classes"]
+            by = get(la, "by_label", name)
+            check_grouped(ck, f"experts per token by {name}", get(by, "experts_per_class"), ns, labels, names, where)
+            check_specialisation(ck, name, get(by, "specialisation"), ex, labels, E, len(names), where)
         W = expert_weights(st, config, block)
         check_static(ck, get(la, "static"), W, E, d, h, where)
         check_health(ck, get(la, "health"), W, slots, E, where)

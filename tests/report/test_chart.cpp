@@ -186,9 +186,147 @@ TEST(ReportChart, ConcatTitlesPanelsAndKeepsOneConfigAtTheTop) {
   EXPECT_FALSE(spec["concat"][0].contains("config"));
   EXPECT_FALSE(spec["concat"][1].contains("config"));
   EXPECT_EQ(spec["concat"][0]["data"]["values"].size(), 4u);
-  EXPECT_EQ(spec["columns"], 3);
   EXPECT_EQ(spec["resolve"]["scale"]["color"], "independent");
+  // Never more columns than panels: a third column would only be empty space in the layout.
+  EXPECT_EQ(spec["columns"], 2);
   EXPECT_EQ(concat_charts({a}, {"x"})["resolve"]["scale"]["color"], "shared");
+  // Small panels keep the columns asked for: 5 panels 3 a row go 3 and 2.
+  EXPECT_EQ(concat_charts({a, a, a, a, a}, {"0", "1", "2", "3", "4"}, 3)["columns"], 3);
+}
+
+// A [1,C] heatmap with cells of `cell` pixels, its own legend: a panel whose width grows with C.
+json strip(int64_t C, int cell) {
+  HeatmapOptions o;
+  o.cell_size = cell;
+  o.max_cells_with_values = 0;
+  return heatmap(std::vector<double>(C, 0.5), 1, C, {}, {}, "r", "c", "v", o);
+}
+
+std::vector<json> copies(const json& panel, int n) { return std::vector<json>(n, panel); }
+std::vector<std::string> titles(int n) {
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) out.push_back("layer " + std::to_string(i));
+  return out;
+}
+
+TEST(ReportChart, ConcatPutsFewerPanelsInARowThanAskedWhenTheRowWouldBeTooWideAndBalancesTheRows) {
+  const json panel = strip(10, 20);
+  // The premise: three such panels fit a row of the report, four do not.
+  const json three = concat_charts(copies(panel, 3), titles(3), 3, false);
+  ASSERT_EQ(three["columns"], 3);
+  ASSERT_LE(estimated_width_px(three), kMaxChartWidthPx);
+  ASSERT_GT(4 * (estimated_width_px(panel) - 16), kMaxChartWidthPx);  // less each panel's own padding
+  // Four panels asked 4 a row: 3 would fit, but 3 + 1 leaves a lone panel; 2 + 2 is as many rows.
+  const json four = concat_charts(copies(panel, 4), titles(4), 4, false);
+  EXPECT_EQ(four["columns"], 2);
+  EXPECT_LE(estimated_width_px(four), kMaxChartWidthPx);
+  EXPECT_EQ(concat_charts(copies(panel, 4), titles(4), 3, false)["columns"], 2);
+  EXPECT_EQ(concat_charts(copies(panel, 6), titles(6), 4, false)["columns"], 3);
+  EXPECT_EQ(concat_charts(copies(panel, 7), titles(7), 4, false)["columns"], 3);  // 3 + 3 + 1: three rows anyway
+  // A panel wider than half the report: one a row.
+  const json wide = strip(30, 20);
+  EXPECT_EQ(concat_charts(copies(wide, 2), titles(2), 2, false)["columns"], 1);
+  // The grid's estimate: one column of the widest panel per column, so a row of wider panels is wider.
+  EXPECT_GT(estimated_width_px(concat_charts({panel, wide}, titles(2), 1, false)),
+            estimated_width_px(concat_charts({panel, panel}, titles(2), 1, false)));
+  // Panels sharing a legend draw it once, right of the grid: narrower than each with its own.
+  EXPECT_LT(estimated_width_px(concat_charts(copies(panel, 3), titles(3), 3, true)), estimated_width_px(three));
+  // The layout estimate belongs to the grid, not to its panels.
+  EXPECT_FALSE(four["concat"][0].contains("usermeta"));
+}
+
+TEST(ReportChart, EstimatedWidthsCountThePlotTheAxesAndTheLegend) {
+  // Heatmaps: one more column is one more cell; longer row labels and a longer legend title are wider.
+  EXPECT_EQ(estimated_width_px(strip(11, 20)) - estimated_width_px(strip(10, 20)), 20);
+  EXPECT_EQ(estimated_width_px(strip(10, 25)) - estimated_width_px(strip(10, 20)), 50);
+  const auto labelled = [](const std::string& row_label, const std::string& value_title) {
+    return estimated_width_px(heatmap({1, 2}, 1, 2, {row_label}, {}, "r", "c", value_title));
+  };
+  EXPECT_GT(labelled("a long row label", "v"), labelled("a", "v") + 60);
+  EXPECT_GT(labelled("a", "a legend title much wider than its gradient"), labelled("a", "v") + 100);
+  // Every estimate covers at least the plot and its padding.
+  EXPECT_GT(estimated_width_px(strip(10, 20)), 10 * 20 + 16);
+
+  // Lines: the width asked for, plus the axis; a legend only with several series, as wide as its longest name.
+  const LineSeries a{"train", {0, 1}, {1, 2}}, b{"validation", {0, 1}, {2, 3}};
+  const int one = estimated_width_px(line_chart({a}, "step", "loss", "series", 480));
+  EXPECT_EQ(estimated_width_px(line_chart({a}, "step", "loss", "series", 600)) - one, 120);
+  EXPECT_GT(one, 480 + 16);
+  const int two = estimated_width_px(line_chart({a, b}, "step", "loss", "series", 480));
+  EXPECT_GT(two, one + 60);  // a symbol and "validation"
+  const LineSeries longer{"validation of another run", {0, 1}, {2, 3}};
+  EXPECT_GT(estimated_width_px(line_chart({a, longer}, "step", "loss", "series", 480)), two + 80);
+
+  // Scatter: the width option, and a legend only when points are grouped.
+  ScatterOptions plain;
+  plain.width = 300;
+  ScatterOptions grouped = plain;
+  grouped.group = {"e0", "e1"};
+  grouped.group_title = "expert";
+  const int bare = estimated_width_px(scatter_chart({0, 1}, {0, 1}, "x", "y", plain));
+  EXPECT_GT(bare, 300 + 16);
+  EXPECT_GT(estimated_width_px(scatter_chart({0, 1}, {0, 1}, "x", "y", grouped)), bare + 40);
+
+  // Bars: the plot and the value axis; grouped bars add a legend as wide as their longest series name.
+  const json bars = bar_chart({"l0", "l1"}, {1, 2}, "layer", "n");
+  EXPECT_GT(estimated_width_px(bars), bars["width"].get<int>() + 16 + 40);
+  const auto grouped_bars = [](const std::string& second) {
+    return estimated_width_px(grouped_bar_chart({"l0", "l1"}, {"a", second}, {{1, 2}, {2, 1}}, "layer", "n", "run"));
+  };
+  EXPECT_GT(grouped_bars("a much longer series name"), grouped_bars("b") + 100);
+}
+
+TEST(ReportChart, HeatmapScalesListEveryIndexAlsoForRowsAndColumnsWithoutValues) {
+  const double nan = std::nan("");
+  // [3,4]: column 3 and row 2 all missing (a class absent from the trace, an expert no token reached).
+  const std::vector<double> m = {1, 2, 3, nan, 4, 5, 6, nan, nan, nan, nan, nan};
+  const json spec = heatmap(m, 3, 4, {}, {"a", "b", "c", "d"}, "expert", "class", "share");
+  EXPECT_EQ(spec["encoding"]["x"]["scale"]["domain"], json({0, 1, 2, 3}));
+  EXPECT_EQ(spec["encoding"]["y"]["scale"]["domain"], json({0, 1, 2}));
+  EXPECT_EQ(values_of(spec).size(), 12u);  // the missing cells are rows of their own, with a null value
+  EXPECT_TRUE(values_of(spec)[3]["value"].is_null());
+}
+
+TEST(ReportChart, HeatmapLabelsEveryRowAndColumnWhereCellsHoldTheirText) {
+  const std::vector<std::string> experts = {"e0", "e1", "e2", "e3"};
+  const std::vector<std::string> genres = {"news", "belles_lettres", "humor", "science_fiction"};
+  auto axes = [&](const std::vector<std::string>& cols, int cell) {
+    HeatmapOptions o;
+    o.cell_size = cell;
+    const json spec = heatmap(std::vector<double>(16, 0.25), 4, 4, experts, cols, "expert", "genre", "share", o);
+    return std::make_pair(spec["encoding"]["x"]["axis"], spec["encoding"]["y"]["axis"]);
+  };
+  // Columns wide enough for the longest label: across, every one drawn.
+  {
+    const auto [x, y] = axes(experts, 24);
+    EXPECT_EQ(x["labelAngle"], 0);
+    EXPECT_EQ(x["labelOverlap"], false);
+    EXPECT_EQ(y["labelOverlap"], false);
+  }
+  // Too narrow for the words across: slanted from 18 px, vertical from 12 px, still every label.
+  for (const auto& [cell, angle] : {std::pair{40, -45}, std::pair{18, -45}, std::pair{17, -90}, std::pair{12, -90}}) {
+    SCOPED_TRACE(cell);
+    const auto [x, y] = axes(genres, cell);
+    EXPECT_EQ(x["labelAngle"], angle);
+    EXPECT_EQ(x["labelOverlap"], false);
+    EXPECT_EQ(y["labelOverlap"], false);
+    EXPECT_EQ(y["labelAngle"], 0);  // row labels stay across
+  }
+  // Under 12 px a label is taller than its cell: Vega drops colliding ones, words vertical, numbers across.
+  {
+    const auto [x, y] = axes(genres, 11);
+    EXPECT_EQ(x["labelOverlap"], true);
+    EXPECT_EQ(x["labelAngle"], -90);
+    EXPECT_EQ(y["labelOverlap"], true);
+    const auto [nx, ny] = axes({"0", "16", "32", "48"}, 6);
+    EXPECT_EQ(nx["labelOverlap"], true);
+    EXPECT_EQ(nx["labelAngle"], 0);
+  }
+  // Columns without labels show their indices by the same rules.
+  HeatmapOptions o;
+  o.cell_size = 12;
+  EXPECT_EQ(heatmap(std::vector<double>(4, 0), 1, 4, {}, {}, "r", "c", "v", o)["encoding"]["x"]["axis"]["labelOverlap"],
+            false);
 }
 
 TEST(ReportChart, InvalidUtf8InLabelsBecomesTheReplacementCharacter) {

@@ -91,7 +91,7 @@ TEST_F(Training, LossFallsAndEvaluationsAreLogged) {
   ASSERT_EQ(evals.size(), 2u);  // at step 20 and at the end
   EXPECT_EQ(evals[1]["step"], 40);
   EXPECT_NEAR(evals[1]["loss"].get<double>(), out.final_val_loss, 1e-12);
-  EXPECT_TRUE(evals[1]["per_genre"].contains("even"));
+  EXPECT_TRUE(evals[1]["per_label"]["genre"].contains("even"));
   const auto& routing = steps.back()["routing"];
   ASSERT_EQ(routing.size(), 2u);  // one object per MoE layer
   EXPECT_EQ(routing[0]["expert_fraction"].size(), 4u);
