@@ -31,9 +31,9 @@ Config config_for(const Shape& s) {
 
 // routing.rule / granularity variants of the small shape, for the cost of the routing designs themselves.
 struct Routing {
-  std::string rule = "top_k";
+  moelab::SelectionRule rule = moelab::SelectionRule::TopK;
   double top_p = 0.4;
-  std::string granularity = "token";
+  moelab::Granularity granularity = moelab::Granularity::Token;
 };
 
 void run(benchmark::State& state, const Shape& shape, bool training, const Routing& routing = {}) {
@@ -65,8 +65,12 @@ const Shape kLarge{512, 8, 8, 16, 1408, 512, 4};
 void BM_TrainStepSmall(benchmark::State& s) { run(s, kSmall, true); }
 // At initialisation the router's probabilities over 8 experts are close to 1/8 each, and top-p with p = 0.3 keeps
 // about two experts per token (2.04 measured), like top-2: the difference in step time is the cost of the rule.
-void BM_TrainStepSmallTopP(benchmark::State& s) { run(s, kSmall, true, {"top_p", 0.3, "token"}); }
-void BM_TrainStepSmallSequence(benchmark::State& s) { run(s, kSmall, true, {"top_k", 0.4, "sequence"}); }
+void BM_TrainStepSmallTopP(benchmark::State& s) {
+  run(s, kSmall, true, {.rule = moelab::SelectionRule::TopP, .top_p = 0.3});
+}
+void BM_TrainStepSmallSequence(benchmark::State& s) {
+  run(s, kSmall, true, {.granularity = moelab::Granularity::Sequence});
+}
 void BM_TrainStepLarge(benchmark::State& s) { run(s, kLarge, true); }
 void BM_ForwardSmall(benchmark::State& s) { run(s, kSmall, false); }
 void BM_ForwardLarge(benchmark::State& s) { run(s, kLarge, false); }

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "moelab/designs.h"
+
 namespace moelab {
 
 struct DataConfig {
@@ -39,19 +41,19 @@ struct MoeConfig {
 };
 
 struct RoutingConfig {
-  std::string router = "learned";  // learned | frozen | resampled | hash
-  std::string gating = "softmax";  // softmax | sigmoid
-  std::string rule = "top_k";      // top_k | top_p | expert_choice
+  RouterKind router = RouterKind::Learned;
+  Gating gating = Gating::Softmax;
+  SelectionRule rule = SelectionRule::TopK;
   int64_t top_k = 2;
-  bool renormalize = true;            // divide the k kept probabilities by their sum (Mixtral) or keep them raw
-  double top_p = 0.4;                 // rule = top_p: keep experts until their cumulative probability exceeds p
-  int64_t max_k = 0;                  // rule = top_p: at most this many experts per token; 0: no cap
-  std::string granularity = "token";  // token | sequence | prefix
-  double capacity_factor = 0.0;       // 0: dropless; > 0: at most ceil(cf * T * k / E) slots per expert
-  double load_balance_coef = 0.01;    // Switch load-balance loss, averaged over MoE layers
-  double z_loss_coef = 0.001;         // router z-loss, averaged over MoE layers
-  double dynamic_loss_coef = 0.0;     // paper 2's entropy ("dynamic") loss, averaged over MoE layers
-  double bias_update_rate = 0.0;      // loss-free balancing (DeepSeek-V3): selection-bias step per update; 0: off
+  bool renormalize = true;  // divide the k kept probabilities by their sum (Mixtral) or keep them raw
+  double top_p = 0.4;       // rule = top_p: keep experts until their cumulative probability exceeds p
+  int64_t max_k = 0;        // rule = top_p: at most this many experts per token; 0: no cap
+  Granularity granularity = Granularity::Token;
+  double capacity_factor = 0.0;     // 0: dropless; > 0: at most ceil(cf * T * k / E) slots per expert
+  double load_balance_coef = 0.01;  // Switch load-balance loss, averaged over MoE layers
+  double z_loss_coef = 0.001;       // router z-loss, averaged over MoE layers
+  double dynamic_loss_coef = 0.0;   // paper 2's entropy ("dynamic") loss, averaged over MoE layers
+  double bias_update_rate = 0.0;    // loss-free balancing (DeepSeek-V3): selection-bias step per update; 0: off
 };
 
 struct TrainConfig {
@@ -76,8 +78,8 @@ struct TrainConfig {
   int64_t checkpoint_every = 200;  // steps between checkpoints; 0: only at the end
   int64_t log_every = 10;          // steps between metrics lines
   std::string out_dir = "runs/brown-tiny";
-  int64_t threads = 0;            // 0: all cores
-  std::string precision = "f32";  // GEMM inputs: f32, or bf16 (f32 accumulation, weights and optimizer)
+  int64_t threads = 0;                   // 0: all cores
+  Precision precision = Precision::F32;  // GEMM inputs: f32, or bf16 (f32 accumulation, weights and optimizer)
 };
 
 struct Config {

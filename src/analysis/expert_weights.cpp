@@ -15,7 +15,7 @@ std::vector<ExpertWeights> moe_expert_weights(const Model& model) {
     ExpertWeights w;
     w.layer = i, w.E = cfg.moe.n_experts, w.d = cfg.model.d_model, w.h = cfg.moe.expert_hidden;
     const std::string m = "model.layers." + std::to_string(i) + ".block_sparse_moe.";
-    if (cfg.routing.router != "hash") w.router = p(m + "gate.weight");
+    if (cfg.routing.router != RouterKind::Hash) w.router = p(m + "gate.weight");
     for (int64_t j = 0; j < w.E; ++j) {
       const std::string e = m + "experts." + std::to_string(j) + ".";
       w.w1.push_back(p(e + "w1.weight"));

@@ -56,7 +56,7 @@ RoutingTrace collect_trace(Model& model, const data::TokenStream& source, const 
                   ", outside the model's vocabulary of ", V, " ids");
   if (E > std::numeric_limits<int16_t>::max())
     throw_error("trace: ", E, " experts do not fit the trace's int16 expert ids");
-  const bool sequence = cfg.routing.granularity == "sequence";
+  const bool sequence = cfg.routing.granularity == Granularity::Sequence;
 
   RoutingTrace tr;
   tr.n_tokens = n, tr.n_experts = E, tr.d_model = d;

@@ -63,7 +63,7 @@ void run_bench(const BenchArgs& a) {
     throw_error("bench: --set changes a CONFIG file's settings, and no CONFIG was given (put CONFIG before --set)");
   Config cfg = a.config.empty() ? shape_config(a.shape) : load_config(a.config, a.sets);
   if (cfg.model.vocab_size == 0) cfg.model.vocab_size = 8192;  // the data's vocabulary is not needed to time a step
-  if (!a.precision.empty()) cfg.train.precision = a.precision;
+  if (!a.precision.empty()) apply_overrides(cfg, {"train.precision=" + a.precision});
   validate(cfg);
   if (cfg.train.threads > 0) omp_set_num_threads(static_cast<int>(cfg.train.threads));
   const bool training = !a.forward_only;
@@ -110,7 +110,7 @@ void run_bench(const BenchArgs& a) {
 
   if (a.json) {
     nlohmann::json out = {{"mode", training ? "train" : "forward"},
-                          {"precision", cfg.train.precision},
+                          {"precision", name_of(cfg.train.precision)},
                           {"threads", omp_get_max_threads()},
                           {"tokens_per_step", N},
                           {"step_seconds", step_s},
@@ -133,10 +133,11 @@ void run_bench(const BenchArgs& a) {
   }
   std::printf(
       "moelab bench: %s %s, d %lld, %lld layers, %lld experts top-%lld, hidden %lld, T %lld, B %lld, %d threads\n",
-      cfg.train.precision.c_str(), training ? "training step" : "forward", static_cast<long long>(cfg.model.d_model),
-      static_cast<long long>(cfg.model.n_layers), static_cast<long long>(cfg.moe.n_experts),
-      static_cast<long long>(cfg.routing.top_k), static_cast<long long>(cfg.moe.expert_hidden),
-      static_cast<long long>(T), static_cast<long long>(B), omp_get_max_threads());
+      std::string(name_of(cfg.train.precision)).c_str(), training ? "training step" : "forward",
+      static_cast<long long>(cfg.model.d_model), static_cast<long long>(cfg.model.n_layers),
+      static_cast<long long>(cfg.moe.n_experts), static_cast<long long>(cfg.routing.top_k),
+      static_cast<long long>(cfg.moe.expert_hidden), static_cast<long long>(T), static_cast<long long>(B),
+      omp_get_max_threads());
   std::printf(
       "end to end: %.1f ms/step, %.0f tokens/s, %.1f GFLOP/s in model FLOPs = %.1f%% of the %.0f GFLOP/s "
       "FP32 FMA peak%s\n"

@@ -42,7 +42,7 @@ void run_params(const ParamsArgs& a) {
   const ParamCount c = count_params(cfg);
   // Under top-p and expert choice a token's number of experts is not fixed: the active column then counts
   // routing.top_k experts, and says so rather than passing it off as the rule's.
-  const bool varies = cfg.routing.rule != "top_k";
+  const bool varies = cfg.routing.rule != SelectionRule::TopK;
   if (a.json) {
     nlohmann::json j = to_json(c);
     j["config"] = a.config;
@@ -52,7 +52,7 @@ void run_params(const ParamsArgs& a) {
     return;
   }
   const std::string active = varies ? "active counted at routing.top_k = " + std::to_string(c.experts_per_token) +
-                                          " (under " + cfg.routing.rule +
+                                          " (under " + std::string(name_of(cfg.routing.rule)) +
                                           " a token's number of experts varies: a run's mean is mean_experts_per_token "
                                           "in `moelab eval --json`)"
                                     : std::to_string(c.experts_per_token) + " active per token (top_k)";

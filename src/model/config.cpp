@@ -38,8 +38,8 @@ constexpr SectionDoc kSections[] = {
 // struct, and a renamed member fails to compile here.
 // clang-format off
 #define MOELAB_FIELD(section, key, ...) \
-  ConfigField { #section, #key, [](Config& c) -> ConfigFieldRef { return &c.section.key; }, __VA_ARGS__ }
-#define MOELAB_PATH_FIELD(section, key, doc) MOELAB_FIELD(section, key, doc, {}, {}, /*path=*/true)
+  ConfigField { #section, #key, [](Config& c) { return field_ref(&c.section.key); }, __VA_ARGS__ }
+#define MOELAB_PATH_FIELD(section, key, doc) MOELAB_FIELD(section, key, doc, /*path=*/true)
 // clang-format on
 
 std::vector<ConfigField> make_fields() {
@@ -100,17 +100,14 @@ std::vector<ConfigField> make_fields() {
       MOELAB_FIELD(routing, router,
                    "Where router weights come from: learned (trained like every weight), frozen (random, never "
                    "updated), resampled (redrawn every step: paper 1's random baseline), hash (a fixed token-id to "
-                   "expert table, no router).",
-                   {"learned", "frozen", "resampled", "hash"}, {"learned", "frozen", "resampled", "hash"}),
+                   "expert table, no router)."),
       MOELAB_FIELD(routing, gating,
-                   "Scores from router logits: softmax over all experts, or sigmoid (each expert scored on its own).",
-                   {"softmax", "sigmoid"}, {"softmax", "sigmoid"}),
+                   "Scores from router logits: softmax over all experts, or sigmoid (each expert scored on its own)."),
       MOELAB_FIELD(
           routing, rule,
           "Which experts a token uses: top_k (the k most probable), top_p (the fewest whose probability passes "
           "p: paper 2's dynamic routing), expert_choice (each expert picks its tokens; this sees other tokens "
-          "of the batch and so breaks causality).",
-          {"top_k", "top_p", "expert_choice"}, {"top_k", "top_p", "expert_choice"}),
+          "of the batch and so breaks causality)."),
       MOELAB_FIELD(routing, top_k,
                    "Experts per token under rule = top_k: expert compute per token grows linearly with it (1: Switch, "
                    "2: Mixtral)."),
@@ -126,8 +123,7 @@ std::vector<ConfigField> make_fields() {
                    "cap, as in paper 2."),
       MOELAB_FIELD(routing, granularity,
                    "What a routing decision sees: token (its own hidden state), sequence (the mean over the whole "
-                   "sequence, which looks ahead of the token), prefix (the running mean up to the token: causal).",
-                   {"token", "sequence", "prefix"}, {"token", "sequence", "prefix"}),
+                   "sequence, which looks ahead of the token), prefix (the running mean up to the token: causal)."),
       MOELAB_FIELD(
           routing, capacity_factor,
           "0: dropless, every token reaches its experts. cf > 0 caps each expert at ceil(cf * T * k / E) "
@@ -199,8 +195,7 @@ std::vector<ConfigField> make_fields() {
           "Precision of the matrix multiplies of the model's forward and backward: f32, or bf16 (inputs "
           "rounded to bf16, products accumulated in f32 by oneDNN's AMX / AVX-512 BF16 kernels; weights, "
           "gradients, activations and the optimizer stay f32; attention's per-head products stay f32). "
-          "On a CPU with AMX it trains 1.6x (small shape) to 1.9x (large) as fast as f32 (docs/performance.md).",
-          {"f32", "bf16"}, {"f32", "bf16"}),
+          "On a CPU with AMX it trains 1.6x (small shape) to 1.9x (large) as fast as f32 (docs/performance.md)."),
   };
 }
 
@@ -264,7 +259,8 @@ struct Overloaded : F... {
 template <class... F>
 Overloaded(F...) -> Overloaded<F...>;  // C++20 deduces this by itself; clang 14 (the fuzz build) needs it spelled
 
-// Stores `value` into the field, or throws "<where>: key 'train.lr': expected a float, found a string ('x')".
+// Stores `value` into the field, or throws "<where>: key 'train.lr': expected a float, found a string ('x')" (for a
+// design: "<where>: routing.rule = 'topk' is not a valid value (did you mean 'top_k'?); valid values: ...").
 void assign(Config& cfg, const ConfigField& field, const Value& value, const std::string& where) {
   auto mismatch = [&](std::string_view expected) {
     throw_error(where, ": key '", field.name(), "': expected ", expected, ", found ", value.type, " (", value.text,
@@ -308,6 +304,11 @@ void assign(Config& cfg, const ConfigField& field, const Value& value, const std
                      *p = *s;
                    else
                      mismatch("a string");
+                 },
+                 [&](ChoiceRef p) {
+                   const auto* s = std::get_if<std::string>(&value.v);
+                   if (!s) mismatch("a string");
+                   p.set(p.field, design_index(p.names, *s, where + ": " + field.name()));
                  },
              },
              field.ref(cfg));
@@ -389,6 +390,7 @@ std::string format_value(const ConfigFieldRef& ref) {
                         [](const double* p) { return format_double(*p); },
                         [](const bool* p) { return std::string(*p ? "true" : "false"); },
                         [](const std::string* p) { return "\"" + *p + "\""; },
+                        [](ChoiceRef p) { return "\"" + std::string(p.name()) + "\""; },
                     },
                     ref);
 }
@@ -400,6 +402,7 @@ const char* type_name(const ConfigFieldRef& ref) {
                         [](const double*) { return "float"; },
                         [](const bool*) { return "boolean"; },
                         [](const std::string*) { return "string"; },
+                        [](ChoiceRef) { return "string"; },
                     },
                     ref);
 }
@@ -431,6 +434,14 @@ std::string path_field_names() {
 }
 
 }  // namespace
+
+size_t design_index(std::span<const std::string_view> names, std::string_view name, const std::string& what) {
+  const auto at = std::find(names.begin(), names.end(), name);
+  if (at != names.end()) return static_cast<size_t>(at - names.begin());
+  throw_error(what, " = '", name, "' is not a valid value",
+              suggestion(name, std::vector<std::string>(names.begin(), names.end())),
+              "; valid values: ", join({names.begin(), names.end()}, "'"));
+}
 
 const std::vector<ConfigField>& config_fields() {
   static const std::vector<ConfigField> fields = make_fields();
@@ -500,7 +511,9 @@ void apply_overrides(Config& cfg, const std::vector<std::string>& overrides) {
     } catch (const toml::parse_error&) {
       // Not a TOML value: a bare word, taken as the string it spells.
     }
-    if (std::holds_alternative<std::string*>(field->ref(cfg)) && !std::holds_alternative<std::string>(value.v))
+    const ConfigFieldRef ref = field->ref(cfg);
+    const bool text_field = std::holds_alternative<std::string*>(ref) || std::holds_alternative<ChoiceRef>(ref);
+    if (text_field && !std::holds_alternative<std::string>(value.v))
       throw_error(where, ": key '", field->name(), "': expected a string, found ", value.type, " (", value.text,
                   "); quote it to pass it as a string: ", field->name(), "='\"", text, "\"'");
     assign(cfg, *field, value, where);
@@ -518,20 +531,11 @@ void validate(const Config& cfg) {
   auto positive = [&](std::string_view name, double v) { check(v > 0, name, " = ", v, " must be > 0"); };
   auto non_negative = [&](std::string_view name, double v) { check(v >= 0, name, " = ", v, " must be >= 0"); };
 
-  // Generic rules from the table: numbers finite, design names known and built.
+  // Generic rule from the table: numbers finite. (A design holds a valid value by its type.)
   for (const auto& f : config_fields()) {
     const ConfigFieldRef ref = read_ref(f, cfg);
     if (const auto* d = std::get_if<double*>(&ref))
       check(std::isfinite(**d), f.name(), " = ", format_double(**d), " must be a finite number");
-    if (f.choices.empty()) continue;
-    const std::string& value = *std::get<std::string*>(ref);
-    if (std::find(f.choices.begin(), f.choices.end(), value) == f.choices.end()) {
-      const std::vector<std::string> choices(f.choices.begin(), f.choices.end());
-      throw_error(where, ": ", f.name(), " = '", value, "' is not a valid value", suggestion(value, choices),
-                  "; valid values: ", join(f.choices, "'"));
-    }
-    check(std::find(f.built.begin(), f.built.end(), value) != f.built.end(), f.name(), " = '", value,
-          "' is not available yet: this build supports ", join(f.built, "'"));
   }
 
   check(!cfg.data.dir.empty(), "data.dir must not be empty");
@@ -567,42 +571,44 @@ void validate(const Config& cfg) {
   check(r.top_k >= 1 && r.top_k <= e.n_experts, "routing.top_k = ", r.top_k,
         " must be between 1 and moe.n_experts = ", e.n_experts);
   non_negative("routing.capacity_factor", r.capacity_factor);
-  if (r.capacity_factor > 0 && r.rule != "expert_choice") {
-    check(r.rule == "top_k", "routing.capacity_factor = ", r.capacity_factor, " needs routing.rule = 'top_k' ",
-          "(capacity ceil(cf * T * k / E) assumes k slots per token), found '", r.rule, "'");
-    check(r.granularity != "sequence", "routing.capacity_factor = ", r.capacity_factor,
+  if (r.capacity_factor > 0 && r.rule != SelectionRule::ExpertChoice) {
+    check(r.rule == SelectionRule::TopK, "routing.capacity_factor = ", r.capacity_factor,
+          " needs routing.rule = 'top_k' ", "(capacity ceil(cf * T * k / E) assumes k slots per token), found '",
+          name_of(r.rule), "'");
+    check(r.granularity != Granularity::Sequence, "routing.capacity_factor = ", r.capacity_factor,
           " does not combine with routing.granularity = 'sequence' (a whole sequence shares one expert set)");
     check(!r.renormalize, "routing.capacity_factor = ", r.capacity_factor, " needs routing.renormalize = false: ",
           "weights renormalised over the k chosen experts keep a dropped expert in their denominator, so dropping "
           "would change what the weights mean");
   }
-  check(!(r.rule == "expert_choice" && r.granularity == "prefix"),
+  check(!(r.rule == SelectionRule::ExpertChoice && r.granularity == Granularity::Prefix),
         "routing.rule = 'expert_choice' does not combine with routing.granularity = 'prefix': expert choice looks at "
         "every token of the batch, which defeats causal prefix routing");
-  if (r.gating == "sigmoid") {
-    check(r.rule != "top_p",
+  if (r.gating == Gating::Sigmoid) {
+    check(r.rule != SelectionRule::TopP,
           "routing.rule = 'top_p' needs routing.gating = 'softmax': a cumulative probability "
           "threshold needs scores that form a distribution");
     check(r.dynamic_loss_coef == 0, "routing.dynamic_loss_coef = ", r.dynamic_loss_coef,
           " needs routing.gating = "
           "'softmax': the dynamic loss is the entropy of the routing distribution");
   }
-  if (r.router == "hash") {
-    check(r.granularity == "token",
+  if (r.router == RouterKind::Hash) {
+    check(r.granularity == Granularity::Token,
           "routing.router = 'hash' routes by token id: it needs routing.granularity = "
           "'token', found '",
-          r.granularity, "'");
-    check(r.rule == "top_k",
+          name_of(r.granularity), "'");
+    check(r.rule == SelectionRule::TopK,
           "routing.router = 'hash' picks routing.top_k experts per token id: it needs "
           "routing.rule = 'top_k', found '",
-          r.rule, "'");
+          name_of(r.rule), "'");
   }
   non_negative("routing.load_balance_coef", r.load_balance_coef);
   non_negative("routing.z_loss_coef", r.z_loss_coef);
   non_negative("routing.dynamic_loss_coef", r.dynamic_loss_coef);
   non_negative("routing.bias_update_rate", r.bias_update_rate);
   if (r.bias_update_rate > 0) {
-    check(r.rule == "top_k" && r.router != "hash", "routing.bias_update_rate = ", r.bias_update_rate,
+    check(r.rule == SelectionRule::TopK && r.router != RouterKind::Hash,
+          "routing.bias_update_rate = ", r.bias_update_rate,
           " (loss-free balancing) biases a top-k choice: it needs routing.rule = 'top_k' and a router other than "
           "'hash'");
   }
@@ -656,7 +662,8 @@ nlohmann::json config_to_json(const Config& cfg) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& f : config_fields()) {
     nlohmann::json& slot = j[std::string(f.section)][std::string(f.key)];
-    std::visit([&](const auto* p) { slot = *p; }, read_ref(f, cfg));
+    std::visit(Overloaded{[&](const auto* p) { slot = *p; }, [&](ChoiceRef p) { slot = std::string(p.name()); }},
+               read_ref(f, cfg));
   }
   return j;
 }
@@ -697,7 +704,9 @@ Config with_absolute_paths(Config cfg) {
 bool same_settings(const Config& a, const Config& b) {
   const Config x = with_absolute_paths(a), y = with_absolute_paths(b);
   return std::all_of(config_fields().begin(), config_fields().end(), [&](const ConfigField& f) {
-    return std::visit([&](auto* px) { return *px == *std::get<decltype(px)>(read_ref(f, y)); }, read_ref(f, x));
+    return std::visit(Overloaded{[&](auto* px) { return *px == *std::get<decltype(px)>(read_ref(f, y)); },
+                                 [&](ChoiceRef px) { return px.name() == std::get<ChoiceRef>(read_ref(f, y)).name(); }},
+                      read_ref(f, x));
   });
 }
 
@@ -732,13 +741,8 @@ std::string config_reference_markdown() {
       const ConfigFieldRef ref = read_ref(f, defaults);
       md << "| `" << f.key << "` | " << (f.path ? "path" : type_name(ref)) << " | `" << format_value(ref) << "` | "
          << f.doc;
-      if (!f.choices.empty()) {
-        std::vector<std::string_view> planned;
-        for (const auto& c : f.choices)
-          if (std::find(f.built.begin(), f.built.end(), c) == f.built.end()) planned.push_back(c);
-        md << " Built: " << join(f.built, "`") << ".";
-        if (!planned.empty()) md << " Planned: " << join(planned, "`") << ".";
-      }
+      if (const auto* design = std::get_if<ChoiceRef>(&ref))
+        md << " One of " << join({design->names.begin(), design->names.end()}, "`") << ".";
       md << " |\n";
     }
   }

@@ -1,19 +1,23 @@
 // Loading, overriding, validating and serialising the run configuration (the struct is include/moelab/config.h).
 //
 // One table, config_fields(), describes every field once: section, key (the C++ member names), type, meaning,
-// and for fields naming a design the values planned and the values this build implements. TOML loading, --set
+// and for fields naming a design (a typed enum) the names of its values. TOML loading, --set
 // overrides, JSON in and out, equality, and docs/config.md are all derived from it, so they cannot drift apart.
 //
 // Strictness: an unknown table or key, or a value of the wrong type, is an error naming the source (file:line:column
 // for TOML, "--set section.key=value" for overrides, the source name for JSON), the key, and what was expected; an
 // unknown key within edit distance 2 of a valid one gets a "did you mean" suggestion. A missing key keeps its
-// default. An integer is accepted for a float field; a float is not accepted for an integer field.
+// default. An integer is accepted for a float field; a float is not accepted for an integer field. A design is
+// written as one of its names; any other name is refused where it is read, with the valid names.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -21,16 +25,51 @@
 
 namespace moelab {
 
+// A field holding a design (RouterKind, Gating, ...), seen through its names: how the config's readers and writers
+// handle every design enum alike.
+struct ChoiceRef {
+  void* field;
+  size_t (*get)(const void* field);         // the enumerator's index
+  void (*set)(void* field, size_t index);   // index < names.size()
+  std::span<const std::string_view> names;  // [n] in enumerator order
+
+  std::string_view name() const { return names[get(field)]; }
+};
+
+template <class Design>
+ChoiceRef choice_ref(Design* field) {
+  return {field, [](const void* f) { return static_cast<size_t>(*static_cast<const Design*>(f)); },
+          [](void* f, size_t index) { *static_cast<Design*>(f) = static_cast<Design>(index); },
+          DesignNames<Design>::names};
+}
+
+// The index of `name` among a design's names; throws moelab::Error "<what> = '<name>' is not a valid value (did you
+// mean '...'?); valid values: ..." for any other name.
+size_t design_index(std::span<const std::string_view> names, std::string_view name, const std::string& what);
+
+// The design a name stands for: parse_design<SelectionRule>("top_p", "routing.rule") is SelectionRule::TopP.
+template <class Design>
+Design parse_design(std::string_view name, const std::string& what) {
+  return static_cast<Design>(design_index(DesignNames<Design>::names, name, what));
+}
+
 // Where one field lives inside a Config; the alternative held says the field's type.
-using ConfigFieldRef = std::variant<int64_t*, uint64_t*, double*, bool*, std::string*>;
+using ConfigFieldRef = std::variant<int64_t*, uint64_t*, double*, bool*, std::string*, ChoiceRef>;
+
+// The reference to a field of any of the types above.
+template <class T>
+ConfigFieldRef field_ref(T* field) {
+  if constexpr (std::is_enum_v<T>)
+    return choice_ref(field);
+  else
+    return field;
+}
 
 struct ConfigField {
-  std::string_view section;                 // "train"
-  std::string_view key;                     // "lr"
-  ConfigFieldRef (*ref)(Config&);           // the field inside a given Config
-  std::string_view doc;                     // meaning and trade-off, as docs/config.md shows it
-  std::vector<std::string_view> choices{};  // string fields naming a design: every value the project plans
-  std::vector<std::string_view> built{};    // the subset this build implements; validate() refuses the rest
+  std::string_view section;        // "train"
+  std::string_view key;            // "lr"
+  ConfigFieldRef (*ref)(Config&);  // the field inside a given Config
+  std::string_view doc;            // meaning and trade-off, as docs/config.md shows it
   bool path = false;  // a file or folder: relative, read against the folder of the config file that writes it
 
   std::string name() const { return std::string(section) + "." + std::string(key); }  // "train.lr"

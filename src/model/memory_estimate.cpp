@@ -21,7 +21,9 @@ double moe_layer_count(const MoeConfig& moe, int64_t n_layers) {
 }
 
 // Routed experts a token reaches, roughly: top_p keeps at least one, expert choice about one per token.
-double slots_per_token(const RoutingConfig& r) { return r.rule == "top_k" ? static_cast<double>(r.top_k) : 1.0; }
+double slots_per_token(const RoutingConfig& r) {
+  return r.rule == SelectionRule::TopK ? static_cast<double>(r.top_k) : 1.0;
+}
 
 std::string format_count(double n) {
   if (n < 1e12) return human_count(static_cast<int64_t>(n));
@@ -45,7 +47,7 @@ MemoryEstimate estimate_memory(const Config& cfg, MemoryUse use) {
   const double h_dense =
       moe.dense_hidden > 0 ? static_cast<double>(moe.dense_hidden) : h * static_cast<double>(cfg.routing.top_k);
   const double moe_layers = moe_layer_count(moe, m.n_layers), dense_layers = L - moe_layers;
-  const bool router = cfg.routing.router != "hash", bias = cfg.routing.bias_update_rate > 0;
+  const bool router = cfg.routing.router != RouterKind::Hash, bias = cfg.routing.bias_update_rate > 0;
 
   // The same tensors as ParamTable, counted by formula.
   MemoryEstimate e;
@@ -58,7 +60,7 @@ MemoryEstimate estimate_memory(const Config& cfg, MemoryUse use) {
   e.table_bytes = e.tensors * kBytesPerTensor;
   if (use == MemoryUse::Count) return e;
 
-  const bool bf16 = cfg.train.precision == "bf16";
+  const bool bf16 = cfg.train.precision == Precision::Bf16;
   e.bytes_per_param = 8 + (bf16 ? 2 : 0);
   e.per_param_meaning = bf16 ? "weights, gradients, bf16 weights" : "weights, gradients";
   if (use == MemoryUse::Model) return e;

@@ -47,22 +47,16 @@ AttentionShape attention_shape(const Config& cfg, int64_t B, int64_t T) {
 MoeFfnShape moe_ffn_shape(const Config& cfg, int64_t B, int64_t T) {
   const auto& r = cfg.routing;
   MoeFfnShape s{B, T, cfg.model.d_model, cfg.moe.n_experts, cfg.moe.expert_hidden};
-  s.gating = r.gating == "sigmoid" ? routing::Gating::Sigmoid : routing::Gating::Softmax;
-  s.rule = r.rule == "top_p"           ? SelectionRule::TopP
-           : r.rule == "expert_choice" ? SelectionRule::ExpertChoice
-                                       : SelectionRule::TopK;
+  s.gating = r.gating, s.rule = r.rule, s.granularity = r.granularity;
   s.top_k = r.top_k, s.renormalize = r.renormalize, s.top_p = r.top_p, s.max_k = r.max_k;
-  s.granularity = r.granularity == "sequence" ? Granularity::Sequence
-                  : r.granularity == "prefix" ? Granularity::Prefix
-                                              : Granularity::Token;
   s.capacity_factor = r.capacity_factor;
-  s.hash_router = r.router == "hash";
+  s.hash_router = r.router == RouterKind::Hash;
   s.shared_hidden = shared_experts_hidden(cfg.moe);
   return s;
 }
 
 cpu::GemmPrecision gemm_precision_of(const Config& cfg) {
-  return cfg.train.precision == "bf16" ? cpu::GemmPrecision::Bf16 : cpu::GemmPrecision::F32;
+  return cfg.train.precision == Precision::Bf16 ? cpu::GemmPrecision::Bf16 : cpu::GemmPrecision::F32;
 }
 
 // The config, once its parameter table and buffers are known to fit in this machine's memory: checked before the
@@ -142,7 +136,7 @@ Model::Model(const Config& cfg)
     layer->moe = is_moe_layer(cfg.moe, i);
     if (layer->moe) {
       const std::string m = pre + "block_sparse_moe.";
-      const bool has_router = cfg.routing.router != "hash";
+      const bool has_router = cfg.routing.router != RouterKind::Hash;
       layer->moe_w.router = has_router ? p(m + "gate.weight") : nullptr;
       layer->moe_g.router = has_router && router_is_trained(cfg.routing) ? g(m + "gate.weight") : nullptr;
       for (int64_t j = 0; j < cfg.moe.n_experts; ++j) {
@@ -228,7 +222,7 @@ void Model::init_params(uint64_t seed) {
 
 void Model::resample_routers(uint64_t seed, int64_t step) {
   check_weights_may_change();
-  if (cfg_.routing.router != "resampled") return;
+  if (cfg_.routing.router != RouterKind::Resampled) return;
   bf16_current_ = false;
   for (const auto& spec : table_.specs()) {
     if (spec.group != ParamGroup::Router || spec.init != ParamInit::Normal) continue;  // router matrices only
@@ -274,8 +268,8 @@ const float* Model::logits() const { return ws_->logits.data(); }
 const std::vector<float>& Model::row_losses() const { return ws_->row_loss; }
 
 std::vector<Model::LayerRouting> Model::layer_routing() const {
-  const bool sequence = cfg_.routing.granularity == "sequence";
-  const bool hash = cfg_.routing.router == "hash";
+  const bool sequence = cfg_.routing.granularity == Granularity::Sequence;
+  const bool hash = cfg_.routing.router == RouterKind::Hash;
   std::vector<LayerRouting> out;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = *layers_[i];

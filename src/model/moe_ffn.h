@@ -13,13 +13,11 @@
 #include <vector>
 
 #include "model/swiglu_mlp.h"
+#include "moelab/designs.h"
 #include "routing/dispatch_plan.h"
 #include "routing/router.h"
 
 namespace moelab {
-
-enum class SelectionRule { TopK, TopP, ExpertChoice };
-enum class Granularity { Token, Sequence, Prefix };
 
 struct MoeFfnShape {
   int64_t B, T;  // sequences and positions: N = B*T tokens

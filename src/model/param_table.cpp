@@ -12,7 +12,7 @@ int64_t shared_experts_hidden(const MoeConfig& moe) {
   return moe.n_shared_experts * (moe.shared_expert_hidden > 0 ? moe.shared_expert_hidden : moe.expert_hidden);
 }
 
-bool router_is_trained(const RoutingConfig& routing) { return routing.router == "learned"; }
+bool router_is_trained(const RoutingConfig& routing) { return routing.router == RouterKind::Learned; }
 
 int64_t dense_ffn_hidden(const Config& cfg) {
   return cfg.moe.dense_hidden > 0 ? cfg.moe.dense_hidden : cfg.moe.expert_hidden * cfg.routing.top_k;
@@ -34,7 +34,7 @@ ParamTable::ParamTable(const Config& cfg) {
     add(p + "post_attention_layernorm.weight", {d}, ParamInit::Ones, ParamGroup::Norm);
     if (is_moe_layer(cfg.moe, i)) {
       const int64_t h = cfg.moe.expert_hidden;
-      if (cfg.routing.router != "hash")  // a hash router is a fixed table, not a weight
+      if (cfg.routing.router != RouterKind::Hash)  // a hash router is a fixed table, not a weight
         add(p + "block_sparse_moe.gate.weight", {cfg.moe.n_experts, d}, ParamInit::Normal, ParamGroup::Router,
             router_is_trained(cfg.routing));
       if (cfg.routing.bias_update_rate > 0)  // loss-free balancing: moved by load, not by gradient (DeepSeek-V3 name)

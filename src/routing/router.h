@@ -11,11 +11,13 @@
 
 #include <cstdint>
 
+#include "moelab/designs.h"
+
 namespace moelab::routing {
 
 // How router logits become scores: softmax over the experts (a distribution), or a sigmoid per expert (each
 // expert scored on its own, as in DeepSeek-V3; scores need not sum to 1).
-enum class Gating { Softmax, Sigmoid };
+using moelab::Gating;
 
 template <typename T>
 void router_forward(T* logits /*[N,E]*/, T* probs /*[N,E]*/, const T* x /*[N,d]*/, const T* weight /*[E,d]*/, int64_t N,

@@ -29,7 +29,10 @@ std::unique_ptr<Model> tiny_model(const std::string& granularity, const std::str
   Config cfg;
   cfg.model.vocab_size = kVocab, cfg.model.d_model = 16, cfg.model.n_layers = 2, cfg.model.n_heads = 2;
   cfg.moe.n_experts = 4, cfg.moe.expert_hidden = 8;
-  cfg.routing.top_k = 2, cfg.routing.granularity = granularity, cfg.routing.rule = rule, cfg.routing.router = router;
+  cfg.routing.top_k = 2;
+  cfg.routing.granularity = parse_design<Granularity>(granularity, "granularity");
+  cfg.routing.rule = parse_design<SelectionRule>(rule, "rule");
+  cfg.routing.router = parse_design<RouterKind>(router, "router");
   cfg.routing.top_p = 0.7;
   validate(cfg);
   auto m = std::make_unique<Model>(cfg);
@@ -60,7 +63,7 @@ data::TokenStream labelled_source() {
 void expect_matches_window_forwards(Model& m, const data::TokenStream& src, const RoutingTrace& tr) {
   const int64_t n = static_cast<int64_t>(src.tokens.size()), L = static_cast<int64_t>(tr.layers.size());
   const int64_t K = tr.max_slots, E = tr.n_experts, d = tr.d_model, S = tr.sample_tokens;
-  const bool sequence = m.config().routing.granularity == "sequence";
+  const bool sequence = m.config().routing.granularity == Granularity::Sequence;
   for (int64_t w = 0; w * kT < n; ++w) {
     std::vector<int32_t> in(kT, src.eod_id), tgt(kT, -1);  // [1,T]
     for (int64_t t = 0; t < kT && w * kT + t < n; ++t) {

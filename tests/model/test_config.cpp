@@ -124,15 +124,15 @@ void expect_full_values(const Config& c, const fs::path& folder) {
   EXPECT_EQ(c.moe.dense_hidden, 300);
   EXPECT_EQ(c.moe.n_shared_experts, 2);
   EXPECT_EQ(c.moe.shared_expert_hidden, 48);
-  EXPECT_EQ(c.routing.router, "frozen");
-  EXPECT_EQ(c.routing.gating, "sigmoid");
-  EXPECT_EQ(c.routing.rule, "top_p");
+  EXPECT_EQ(c.routing.router, RouterKind::Frozen);
+  EXPECT_EQ(c.routing.gating, Gating::Sigmoid);
+  EXPECT_EQ(c.routing.rule, SelectionRule::TopP);
   EXPECT_EQ(c.routing.top_k, 1);
   EXPECT_FALSE(c.routing.renormalize);
   EXPECT_EQ(c.routing.top_p, 0.6);
   EXPECT_EQ(c.routing.max_k, 3);
   EXPECT_EQ(c.routing.dynamic_loss_coef, 1e-4);
-  EXPECT_EQ(c.routing.granularity, "sequence");
+  EXPECT_EQ(c.routing.granularity, Granularity::Sequence);
   EXPECT_EQ(c.routing.capacity_factor, 1.25);
   EXPECT_EQ(c.routing.load_balance_coef, 0.02);
   EXPECT_EQ(c.routing.z_loss_coef, 0.0);
@@ -158,7 +158,7 @@ void expect_full_values(const Config& c, const fs::path& folder) {
   EXPECT_EQ(c.train.log_every, 1);
   EXPECT_EQ(c.train.out_dir, (folder / "runs/other").string());
   EXPECT_EQ(c.train.threads, 2);
-  EXPECT_EQ(c.train.precision, "bf16");
+  EXPECT_EQ(c.train.precision, Precision::Bf16);
 }
 
 TEST(ConfigFields, OneEntryPerStructFieldWithUniqueNames) {
@@ -169,7 +169,6 @@ TEST(ConfigFields, OneEntryPerStructFieldWithUniqueNames) {
   for (const auto& f : fields) {
     EXPECT_TRUE(names.insert(f.name()).second) << f.name();
     EXPECT_FALSE(f.doc.empty()) << f.name();
-    for (const auto& b : f.built) EXPECT_NE(std::find(f.choices.begin(), f.choices.end(), b), f.choices.end());
   }
   // Every field is reachable from TOML: the full file mentions each name once.
   const toml::table full = toml::parse(kFullToml);
@@ -185,7 +184,7 @@ TEST(Config, EmptyFileGivesDefaults) {
   EXPECT_EQ(c.model.n_layers, 4);
   EXPECT_EQ(c.moe.n_experts, 8);
   EXPECT_EQ(c.routing.top_k, 2);
-  EXPECT_EQ(c.routing.rule, "top_k");
+  EXPECT_EQ(c.routing.rule, SelectionRule::TopK);
   EXPECT_EQ(c.train.lr, 1e-3);
   EXPECT_EQ(c.train.seed, 1234u);
   EXPECT_NO_THROW(validate(c));
@@ -271,7 +270,7 @@ TEST(ConfigOverride, ValuesOfEveryTypeAndBareWords) {
   EXPECT_EQ(c.train.lr, 3e-4);
   EXPECT_TRUE(c.model.tie_embeddings);
   EXPECT_EQ(c.train.out_dir, "runs/a b");
-  EXPECT_EQ(c.routing.rule, "top_p");
+  EXPECT_EQ(c.routing.rule, SelectionRule::TopP);
   EXPECT_EQ(c.data.dir, "data/other-corpus");
   EXPECT_EQ(c.routing.capacity_factor, 2.0);
   EXPECT_EQ(c.train.steps, 78);  // later overrides win
@@ -361,44 +360,84 @@ TEST(ConfigValidate, AcceptsEdgesOfEachRule) {
   EXPECT_NO_THROW(validate(c));
 }
 
-TEST(ConfigValidate, DesignsNotBuiltYetAndBadCombinationsAreRefusedClearly) {
+TEST(ConfigValidate, BadCombinationsOfDesignsAreRefusedClearly) {
   auto err = [](auto change) {
     Config c;
     c.source = "configs/x.toml";
     change(c);
     return error_of([&] { validate(c); });
   };
-  EXPECT_CONTAINS(err([](Config& c) { c.routing.gating = "sigmoid", c.routing.rule = "top_p"; }),
+  EXPECT_CONTAINS(err([](Config& c) { c.routing.gating = Gating::Sigmoid, c.routing.rule = SelectionRule::TopP; }),
                   "config configs/x.toml: routing.rule = 'top_p' needs routing.gating = 'softmax'");
-  EXPECT_CONTAINS(err([](Config& c) { c.routing.gating = "sigmoid", c.routing.dynamic_loss_coef = 1e-4; }),
+  EXPECT_CONTAINS(err([](Config& c) { c.routing.gating = Gating::Sigmoid, c.routing.dynamic_loss_coef = 1e-4; }),
                   "routing.dynamic_loss_coef = 0.0001 needs routing.gating = 'softmax'");
-  EXPECT_CONTAINS(err([](Config& c) { c.routing.rule = "topk"; }),
-                  "routing.rule = 'topk' is not a valid value (did you mean 'top_k'?); valid values: 'top_k', "
-                  "'top_p', 'expert_choice'");
-  EXPECT_CONTAINS(err([](Config& c) { c.routing.router = "magic"; }),
-                  "routing.router = 'magic' is not a valid value; valid values: 'learned', 'frozen', 'resampled', "
-                  "'hash'");
   EXPECT_CONTAINS(err([](Config& c) { c.routing.top_p = 0; }), "routing.top_p = 0 must be in (0, 1]");
   EXPECT_CONTAINS(err([](Config& c) { c.routing.top_p = 1.5; }), "routing.top_p = 1.5 must be in (0, 1]");
   EXPECT_CONTAINS(err([](Config& c) { c.routing.top_k = 9; }), "routing.top_k = 9 must be between 1 and");
   EXPECT_CONTAINS(err([](Config& c) { c.routing.max_k = 9; }), "routing.max_k = 9 must be between 0");
-  EXPECT_CONTAINS(err([](Config& c) { c.routing.rule = "expert_choice", c.routing.granularity = "prefix"; }),
-                  "routing.rule = 'expert_choice' does not combine with routing.granularity = 'prefix'");
-  EXPECT_CONTAINS(err([](Config& c) { c.routing.rule = "top_p", c.routing.capacity_factor = 1.25; }),
+  EXPECT_CONTAINS(
+      err([](Config& c) { c.routing.rule = SelectionRule::ExpertChoice, c.routing.granularity = Granularity::Prefix; }),
+      "routing.rule = 'expert_choice' does not combine with routing.granularity = 'prefix'");
+  EXPECT_CONTAINS(err([](Config& c) { c.routing.rule = SelectionRule::TopP, c.routing.capacity_factor = 1.25; }),
                   "routing.capacity_factor = 1.25 needs routing.rule = 'top_k'");
-  EXPECT_CONTAINS(err([](Config& c) { c.routing.granularity = "sequence", c.routing.capacity_factor = 1.25; }),
-                  "does not combine with routing.granularity = 'sequence'");
+  EXPECT_CONTAINS(
+      err([](Config& c) { c.routing.granularity = Granularity::Sequence, c.routing.capacity_factor = 1.25; }),
+      "does not combine with routing.granularity = 'sequence'");
   EXPECT_CONTAINS(err([](Config& c) { c.routing.capacity_factor = 1.25; }),
                   "routing.capacity_factor = 1.25 needs routing.renormalize = false");
-  EXPECT_CONTAINS(err([](Config& c) { c.routing.router = "hash", c.routing.granularity = "sequence"; }),
-                  "routing.router = 'hash' routes by token id");
-  for (auto ok : {+[](Config& c) { c.routing.rule = "top_p"; }, +[](Config& c) { c.routing.router = "frozen"; },
-                  +[](Config& c) { c.routing.gating = "sigmoid"; },
+  EXPECT_CONTAINS(
+      err([](Config& c) { c.routing.router = RouterKind::Hash, c.routing.granularity = Granularity::Sequence; }),
+      "routing.router = 'hash' routes by token id");
+  for (auto ok : {+[](Config& c) { c.routing.rule = SelectionRule::TopP; },
+                  +[](Config& c) { c.routing.router = RouterKind::Frozen; },
+                  +[](Config& c) { c.routing.gating = Gating::Sigmoid; },
                   +[](Config& c) {
-                    c.routing.granularity = "prefix", c.routing.capacity_factor = 1.0, c.routing.renormalize = false;
+                    c.routing.granularity = Granularity::Prefix, c.routing.capacity_factor = 1.0,
+                    c.routing.renormalize = false;
                   },
-                  +[](Config& c) { c.routing.rule = "expert_choice", c.routing.capacity_factor = 2.0; }})
+                  +[](Config& c) { c.routing.rule = SelectionRule::ExpertChoice, c.routing.capacity_factor = 2.0; }})
     EXPECT_EQ(err(ok), "<no error>");
+}
+
+// A design's name is checked where it is read, so no Config holds an unknown one: in a file (naming the line), in
+// --set, in a checkpoint's config.json, and by parse_design.
+TEST(ConfigDesigns, AnUnknownNameIsRefusedWhereItIsRead) {
+  EXPECT_CONTAINS(error_of([] { TomlFile("[routing]\nrule = \"topk\"\n").load(); }),
+                  ":2:8: routing.rule = 'topk' is not a valid value (did you mean 'top_k'?); valid values: 'top_k', "
+                  "'top_p', 'expert_choice'");
+  EXPECT_CONTAINS(error_of([] {
+                    Config c;
+                    apply_overrides(c, {"routing.router=magic"});
+                  }),
+                  "--set routing.router=magic: routing.router = 'magic' is not a valid value; valid values: "
+                  "'learned', 'frozen', 'resampled', 'hash'");
+  EXPECT_CONTAINS(error_of([] {
+                    config_from_json(nlohmann::json::parse(R"({"train": {"precision": "fp8"}})"), "ckpt/config.json");
+                  }),
+                  "config ckpt/config.json: train.precision = 'fp8' is not a valid value (did you mean 'f32'?); valid "
+                  "values: 'f32', 'bf16'");
+  EXPECT_CONTAINS(error_of([] { TomlFile("[routing]\ngranularity = 3\n").load(); }),
+                  "key 'routing.granularity': expected a string, found an integer");
+  EXPECT_CONTAINS(error_of([] { parse_design<Gating>("tanh", "--gating"); }),
+                  "--gating = 'tanh' is not a valid value; valid values: 'softmax', 'sigmoid'");
+}
+
+// Every design's names read back to the value they name, through TOML, --set and JSON alike.
+TEST(ConfigDesigns, EveryNameReadsBackToItsValue) {
+  for (size_t i = 0; i < DesignNames<SelectionRule>::names.size(); ++i) {
+    const auto rule = static_cast<SelectionRule>(i);
+    EXPECT_EQ(parse_design<SelectionRule>(name_of(rule), "rule"), rule);
+    Config c;
+    apply_overrides(c, {"routing.rule=" + std::string(name_of(rule))});
+    EXPECT_EQ(c.routing.rule, rule);
+    EXPECT_EQ(config_to_json(c)["routing"]["rule"], name_of(rule));
+    EXPECT_EQ(config_from_json(config_to_json(c), "json").routing.rule, rule);
+  }
+  for (const auto name : DesignNames<RouterKind>::names) EXPECT_EQ(name_of(parse_design<RouterKind>(name, "r")), name);
+  for (const auto name : DesignNames<Gating>::names) EXPECT_EQ(name_of(parse_design<Gating>(name, "g")), name);
+  for (const auto name : DesignNames<Granularity>::names)
+    EXPECT_EQ(name_of(parse_design<Granularity>(name, "g")), name);
+  for (const auto name : DesignNames<Precision>::names) EXPECT_EQ(name_of(parse_design<Precision>(name, "p")), name);
 }
 
 TEST(ConfigJson, RoundTripKeepsEveryField) {
@@ -447,7 +486,7 @@ TEST(Config, SameSettingsComparesEveryFieldButSource) {
   Config a, b;
   b.source = "elsewhere";
   EXPECT_TRUE(same_settings(a, b));
-  b.routing.rule = "top_p";
+  b.routing.rule = SelectionRule::TopP;
   EXPECT_FALSE(same_settings(a, b));
   b = a;
   b.train.seed += 1;
@@ -501,11 +540,10 @@ TEST(ConfigPaths, ARelativePathInAFileIsReadAgainstItsFolder) {
 }
 
 TEST(ConfigPaths, AbsolutePathsDefaultsAndOverridesAreNotMoved) {
-  TomlFile file("[data]\ndir = \"/srv/corpus\"\n[routing]\nrule = \"top_k\"\n");
+  TomlFile file("[data]\ndir = \"/srv/corpus\"\n");
   const Config c = file.load();
   EXPECT_EQ(c.data.dir, "/srv/corpus");
   EXPECT_EQ(c.train.out_dir, Config{}.train.out_dir);  // a default: relative to the current directory
-  EXPECT_EQ(c.routing.rule, "top_k");                  // only path fields are read as paths
   // --set is typed on a command line: relative to the current directory, like any path there.
   const Config overridden = file.load({"data.dir=mine", "train.out_dir=\"runs/mine\""});
   EXPECT_EQ(overridden.data.dir, "mine");

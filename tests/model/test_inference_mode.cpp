@@ -139,7 +139,7 @@ TEST(InferenceMode, PackingCanBeTurnedOff) {
 TEST(InferenceMode, SameResultsUnderEveryRoutingRule) {
   for (const std::string rule : {"top_p", "expert_choice"}) {
     Config cfg = small("f32");
-    cfg.routing.rule = rule;
+    cfg.routing.rule = parse_design<SelectionRule>(rule, "rule");
     cfg.moe.n_shared_experts = rule == "top_p" ? 1 : 0;
     validate(cfg);
     Model model(cfg);

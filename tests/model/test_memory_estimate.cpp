@@ -35,7 +35,7 @@ TEST(MemoryEstimate, CountsTheParametersAndTensorsOfTheTable) {
   cfg.routing.bias_update_rate = 1e-3;
   validate(cfg);
   expect_counts_match_the_table(cfg, "dense layers, shared experts, grouped-query attention, tied head, bias");
-  cfg.routing.router = "hash", cfg.routing.bias_update_rate = 0;
+  cfg.routing.router = RouterKind::Hash, cfg.routing.bias_update_rate = 0;
   validate(cfg);
   expect_counts_match_the_table(cfg, "hash router");
 }

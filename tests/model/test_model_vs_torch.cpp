@@ -53,11 +53,11 @@ Config small_config(const OracleCase& c) {
   cfg.routing.load_balance_coef = 0.05;  // larger than the default so the aux gradients are well above noise
   cfg.routing.z_loss_coef = 0.01;
   cfg.routing.dynamic_loss_coef = 0.02;
-  cfg.routing.rule = c.rule;
+  cfg.routing.rule = parse_design<SelectionRule>(c.rule, "rule");
   cfg.routing.top_p = 0.6;
   cfg.routing.max_k = c.max_k;
-  cfg.routing.granularity = c.granularity;
-  cfg.routing.router = c.router;
+  cfg.routing.granularity = parse_design<Granularity>(c.granularity, "granularity");
+  cfg.routing.router = parse_design<RouterKind>(c.router, "router");
   cfg.train.seq_len = 16;
   cfg.train.batch_size = 3;
   return cfg;

@@ -29,7 +29,7 @@ TEST(Presets, EveryPresetLoadsAndValidates) {
 
 TEST(Presets, PaperTwoAndPaperOneSettings) {
   const Config topp = load_config(kConfigs + "/paper2-topp.toml");
-  EXPECT_EQ(topp.routing.rule, "top_p");
+  EXPECT_EQ(topp.routing.rule, SelectionRule::TopP);
   EXPECT_EQ(topp.routing.top_p, 0.4);
   EXPECT_EQ(topp.routing.dynamic_loss_coef, 1e-4);
   EXPECT_EQ(topp.routing.load_balance_coef, 1e-2);
@@ -38,8 +38,8 @@ TEST(Presets, PaperTwoAndPaperOneSettings) {
   for (const char* gran : {"token", "sequence", "prefix"})
     for (const char* kind : {"learned", "frozen", "resampled"}) {
       const Config c = load_config(kConfigs + "/paper1-" + gran + "-" + kind + ".toml");
-      EXPECT_EQ(c.routing.granularity, gran);
-      EXPECT_EQ(c.routing.router, kind);
+      EXPECT_EQ(name_of(c.routing.granularity), gran);
+      EXPECT_EQ(name_of(c.routing.router), kind);
     }
 }
 

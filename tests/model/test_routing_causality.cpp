@@ -31,7 +31,7 @@ std::vector<std::vector<int32_t>> routing_after_change(const std::string& granul
   Config cfg;
   cfg.model.vocab_size = 50, cfg.model.d_model = 16, cfg.model.n_layers = 2, cfg.model.n_heads = 2;
   cfg.moe.n_experts = 6, cfg.moe.expert_hidden = 8;
-  cfg.routing.granularity = granularity;
+  cfg.routing.granularity = parse_design<Granularity>(granularity, "granularity");
   validate(cfg);
   Model m(cfg);
   m.init_params(9);

@@ -16,7 +16,8 @@ inline Config small_model_config(const std::string& precision, int64_t seq_len, 
   cfg.model.vocab_size = 96, cfg.model.d_model = 32, cfg.model.n_layers = 2, cfg.model.n_heads = 2;
   cfg.model.max_seq_len = seq_len;
   cfg.moe.n_experts = 4, cfg.moe.expert_hidden = 48;
-  cfg.train.seq_len = seq_len, cfg.train.batch_size = batch_size, cfg.train.precision = precision;
+  cfg.train.seq_len = seq_len, cfg.train.batch_size = batch_size,
+  cfg.train.precision = parse_design<Precision>(precision, "precision");
   validate(cfg);
   return cfg;
 }

@@ -21,7 +21,7 @@ constexpr int64_t kB = 2, kT = 16, kV = 64;
 Config small(const std::string& precision, const std::string& router) {
   Config cfg = testing::small_model_config(precision, kT, kB);
   cfg.model.vocab_size = kV;
-  cfg.routing.router = router == "bias" ? "learned" : router;
+  cfg.routing.router = parse_design<RouterKind>(router == "bias" ? "learned" : router, "router");
   if (router == "bias") cfg.routing.bias_update_rate = 0.05;
   cfg.train.lr = 1e-2;
   validate(cfg);

@@ -23,7 +23,7 @@ Config tiny(const testing::TempDir& dir, const std::string& router, const std::s
   cfg.data.dir = dir.file("data");
   cfg.model.d_model = 16, cfg.model.n_layers = 2, cfg.model.n_heads = 2, cfg.model.max_seq_len = 16;
   cfg.moe.n_experts = 4, cfg.moe.expert_hidden = 16;
-  cfg.routing.router = router;
+  cfg.routing.router = parse_design<RouterKind>(router, "router");
   cfg.train.seq_len = 16, cfg.train.batch_size = 2, cfg.train.steps = 6, cfg.train.warmup_steps = 1;
   cfg.train.eval_every = 0, cfg.train.eval_tokens = 256, cfg.train.checkpoint_every = 3;
   cfg.train.out_dir = dir.file(out);

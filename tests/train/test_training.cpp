@@ -61,7 +61,7 @@ class Training : public ::testing::Test {
   void expect_resume_continues_exactly(const std::string& precision) {
     auto with_precision = [&](const std::string& out) {
       Config cfg = config(out);
-      cfg.train.precision = precision;
+      cfg.train.precision = parse_design<Precision>(precision, "precision");
       return cfg;
     };
     train(with_precision("full"), "");
