@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "model/memory_estimate.h"
+#include "routing/selection_rule.h"
 
 namespace moelab {
 namespace {
@@ -433,6 +434,27 @@ std::string path_field_names() {
   return names;
 }
 
+// "'softmax' or 'sigmoid'": designs as a message lists them.
+template <class Design>
+std::string names_of(const std::vector<Design>& designs) {
+  std::string s;
+  for (size_t i = 0; i < designs.size(); ++i)
+    s += std::string(i == 0                    ? ""
+                     : i + 1 == designs.size() ? " or "
+                                               : ", ") +
+         "'" + std::string(name_of(designs[i])) + "'";
+  return s;
+}
+
+// The names of the selection rules whose registry row satisfies `keep`, as names_of lists them.
+template <class Keep>
+std::string rules_where(Keep keep) {
+  std::vector<SelectionRule> rules;
+  for (size_t i = 0; i < DesignNames<SelectionRule>::names.size(); ++i)
+    if (keep(routing::selection_rule(static_cast<SelectionRule>(i)))) rules.push_back(static_cast<SelectionRule>(i));
+  return names_of(rules);
+}
+
 }  // namespace
 
 size_t design_index(std::span<const std::string_view> names, std::string_view name, const std::string& what) {
@@ -571,27 +593,32 @@ void validate(const Config& cfg) {
   check(r.top_k >= 1 && r.top_k <= e.n_experts, "routing.top_k = ", r.top_k,
         " must be between 1 and moe.n_experts = ", e.n_experts);
   non_negative("routing.capacity_factor", r.capacity_factor);
-  if (r.capacity_factor > 0 && r.rule != SelectionRule::ExpertChoice) {
-    check(r.rule == SelectionRule::TopK, "routing.capacity_factor = ", r.capacity_factor,
-          " needs routing.rule = 'top_k' ", "(capacity ceil(cf * T * k / E) assumes k slots per token), found '",
-          name_of(r.rule), "'");
-    check(r.granularity != Granularity::Sequence, "routing.capacity_factor = ", r.capacity_factor,
-          " does not combine with routing.granularity = 'sequence' (a whole sequence shares one expert set)");
-    check(!r.renormalize, "routing.capacity_factor = ", r.capacity_factor, " needs routing.renormalize = false: ",
-          "weights renormalised over the k chosen experts keep a dropped expert in their denominator, so dropping "
-          "would change what the weights mean");
+  // What the rule combines with, from its registry row (routing/selection_rule.h).
+  const routing::SelectionRuleInfo& rule = routing::selection_rule(r.rule);
+  const std::string rule_is = "routing.rule = '" + std::string(name_of(r.rule)) + "'";
+  check(std::find(rule.gatings.begin(), rule.gatings.end(), r.gating) != rule.gatings.end(), rule_is,
+        " needs routing.gating = ", names_of(rule.gatings), ": ", rule.gating_reason);
+  check(std::find(rule.granularities.begin(), rule.granularities.end(), r.granularity) != rule.granularities.end(),
+        rule_is, " does not combine with routing.granularity = '", name_of(r.granularity),
+        "': ", rule.granularity_reason);
+  if (r.capacity_factor > 0) {
+    check(
+        rule.capacity != routing::CapacityUse::None, "routing.capacity_factor = ", r.capacity_factor,
+        " needs routing.rule = ", rules_where([](const auto& x) { return x.capacity == routing::CapacityUse::Drops; }),
+        " (capacity ceil(cf * T * k / E) assumes k slots per token) or ",
+        rules_where([](const auto& x) { return x.capacity == routing::CapacityUse::Sets; }),
+        " (it sets each expert's capacity), found '", name_of(r.rule), "'");
+    if (rule.capacity == routing::CapacityUse::Drops) {
+      check(r.granularity != Granularity::Sequence, "routing.capacity_factor = ", r.capacity_factor,
+            " does not combine with routing.granularity = 'sequence' (a whole sequence shares one expert set)");
+      check(!r.renormalize, "routing.capacity_factor = ", r.capacity_factor, " needs routing.renormalize = false: ",
+            "weights renormalised over the k chosen experts keep a dropped expert in their denominator, so dropping "
+            "would change what the weights mean");
+    }
   }
-  check(!(r.rule == SelectionRule::ExpertChoice && r.granularity == Granularity::Prefix),
-        "routing.rule = 'expert_choice' does not combine with routing.granularity = 'prefix': expert choice looks at "
-        "every token of the batch, which defeats causal prefix routing");
-  if (r.gating == Gating::Sigmoid) {
-    check(r.rule != SelectionRule::TopP,
-          "routing.rule = 'top_p' needs routing.gating = 'softmax': a cumulative probability "
-          "threshold needs scores that form a distribution");
+  if (r.gating == Gating::Sigmoid)
     check(r.dynamic_loss_coef == 0, "routing.dynamic_loss_coef = ", r.dynamic_loss_coef,
-          " needs routing.gating = "
-          "'softmax': the dynamic loss is the entropy of the routing distribution");
-  }
+          " needs routing.gating = 'softmax': the dynamic loss is the entropy of the routing distribution");
   if (r.router == RouterKind::Hash) {
     check(r.granularity == Granularity::Token,
           "routing.router = 'hash' routes by token id: it needs routing.granularity = "
@@ -607,10 +634,9 @@ void validate(const Config& cfg) {
   non_negative("routing.dynamic_loss_coef", r.dynamic_loss_coef);
   non_negative("routing.bias_update_rate", r.bias_update_rate);
   if (r.bias_update_rate > 0) {
-    check(r.rule == SelectionRule::TopK && r.router != RouterKind::Hash,
-          "routing.bias_update_rate = ", r.bias_update_rate,
-          " (loss-free balancing) biases a top-k choice: it needs routing.rule = 'top_k' and a router other than "
-          "'hash'");
+    check(rule.takes_selection_bias && r.router != RouterKind::Hash, "routing.bias_update_rate = ", r.bias_update_rate,
+          " (loss-free balancing) biases a top-k choice: it needs routing.rule = ",
+          rules_where([](const auto& x) { return x.takes_selection_bias; }), " and a router other than 'hash'");
   }
   check(r.top_p > 0 && r.top_p <= 1, "routing.top_p = ", r.top_p, " must be in (0, 1]");
   check(r.max_k >= 0 && r.max_k <= e.n_experts, "routing.max_k = ", r.max_k,

@@ -12,51 +12,21 @@
 #include "routing/combine.h"
 #include "routing/dispatch.h"
 #include "routing/entropy_loss.h"
-#include "routing/expert_choice.h"
 #include "routing/granularity.h"
 #include "routing/hash_router.h"
 #include "routing/load_balance_loss.h"
 #include "routing/router.h"
-#include "routing/top_k.h"
-#include "routing/top_p.h"
 #include "routing/z_loss.h"
 
 namespace moelab {
 
 namespace {
 
-// The selection rule: probabilities of R rows -> a plan over those rows.
+// The rule of the shape over R router rows (routing/selection_rule.h): scores [R,E] (the probabilities, or under
+// loss-free balancing the biased scores) and logits [R,E] -> a plan over those rows.
 template <typename T>
-void select(routing::DispatchPlan<T>& plan, const T* probs /*[R,E]*/, int64_t R, const MoeFfnShape& s) {
-  switch (s.rule) {
-    case SelectionRule::TopK:
-      routing::top_k_forward(plan, probs, R, s.E, s.top_k, s.renormalize);
-      break;
-    case SelectionRule::TopP:
-      routing::top_p_forward(plan, probs, R, s.E, s.top_p, s.max_k);
-      break;
-    case SelectionRule::ExpertChoice: {
-      const double cf = s.capacity_factor > 0 ? s.capacity_factor : 1.0;
-      routing::expert_choice_forward(plan, probs, R, s.E, routing::expert_capacity(cf, R, s.top_k, s.E));
-      break;
-    }
-  }
-}
-
-template <typename T>
-void select_backward(T* d_probs /*[R,E]*/, const T* d_slot_weight, const T* probs, const routing::DispatchPlan<T>& plan,
-                     const MoeFfnShape& s) {
-  switch (s.rule) {
-    case SelectionRule::TopK:
-      routing::top_k_backward(d_probs, d_slot_weight, probs, plan, s.renormalize);
-      break;
-    case SelectionRule::TopP:
-      routing::top_p_backward(d_probs, d_slot_weight, plan);
-      break;
-    case SelectionRule::ExpertChoice:
-      routing::expert_choice_backward(d_probs, d_slot_weight, plan);
-      break;
-  }
+void select(routing::DispatchPlan<T>& plan, const T* scores, const T* logits, int64_t R, const MoeFfnShape& s) {
+  routing::selection_rule(s.rule).ops<T>().forward(plan, {scores, logits, R, s.E}, s.rule_settings());
 }
 
 // Sets every slot's weight to its row's probability of its expert, renormalised over the row's slots if asked:
@@ -126,13 +96,13 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, MoeFfnScratch<T>
         // Loss-free balancing: choose by biased scores, weight by the unbiased probabilities.
         act.biased_scores.resize(R * s.E);
         for (int64_t i = 0; i < R * s.E; ++i) act.biased_scores[i] = act.router_probs[i] + w.selection_bias[i % s.E];
-        select(route_plan, act.biased_scores.data(), R, s);
+        select(route_plan, act.biased_scores.data(), act.router_logits.data(), R, s);
         reweight_by(route_plan, act.router_probs.data(), s.renormalize);
       } else {
-        select(route_plan, act.router_probs.data(), R, s);
+        select(route_plan, act.router_probs.data(), act.router_logits.data(), R, s);
       }
       if (s.granularity == Granularity::Sequence) routing::expand_sequence_plan(act.plan, act.route_plan, s.T);
-      if (s.capacity_factor > 0 && s.rule != SelectionRule::ExpertChoice) {
+      if (s.capacity_factor > 0 && routing::selection_rule(s.rule).capacity == routing::CapacityUse::Drops) {
         // Validation allows capacity with top-k and token or prefix granularity only: the plan's rows are then the
         // probabilities' rows, and k slots per token is what the capacity formula assumes.
         aux.dropped = routing::apply_capacity(act.plan, act.router_probs.data(),
@@ -264,7 +234,9 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
     routing::expand_sequence_plan_backward(sc.d_route_slot_weight.data(), sc.d_slot_weight.data(), route_plan, s.T);
     d_route_weight = sc.d_route_slot_weight.data();
   }
-  select_backward(sc.d_probs.data(), d_route_weight, act.router_probs.data(), route_plan, s);
+  const routing::RouterRows<T> rows{act.router_probs.data(), act.router_logits.data(), R, s.E};
+  routing::selection_rule(s.rule).ops<T>().backward(sc.d_probs.data(), d_route_weight, rows, route_plan,
+                                                    s.rule_settings());
   if (coef.load_balance != 0.0)
     routing::load_balance_backward(sc.d_probs.data(), coef.load_balance, route_plan, s.load_balance_divisor());
   if (coef.entropy != 0.0)

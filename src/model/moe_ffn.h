@@ -16,6 +16,7 @@
 #include "moelab/designs.h"
 #include "routing/dispatch_plan.h"
 #include "routing/router.h"
+#include "routing/selection_rule.h"
 
 namespace moelab {
 
@@ -38,9 +39,11 @@ struct MoeFfnShape {
   int64_t N() const { return B * T; }
   // Rows the router and the rule see: one per sequence under sequence granularity, else one per token.
   int64_t route_rows() const { return granularity == Granularity::Sequence ? B : B * T; }
-  // The load-balance f divisor: slots per routed row under top-k (so sum f = 1); 1 for top-p and expert choice,
-  // where paper 2 does not divide (sum f may exceed 1).
-  double load_balance_divisor() const { return rule == SelectionRule::TopK ? static_cast<double>(top_k) : 1.0; }
+  // What the rule reads of the settings above.
+  routing::RuleSettings rule_settings() const { return {top_k, renormalize, top_p, max_k, capacity_factor}; }
+  // The load-balance f divisor: slots per routed row for a rule that gives every token k (so sum f = 1); else 1,
+  // as paper 2 does for top-p (sum f may exceed 1).
+  double load_balance_divisor() const { return routing::selection_rule(rule).load_balance_divisor(top_k); }
 };
 
 template <typename T>

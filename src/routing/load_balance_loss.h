@@ -2,7 +2,7 @@
 //   P_i = mean over tokens of probs[t,i]                       (differentiable: the gradient flows into the router)
 //   f_i = (slots routed to expert i) / (N * f_divisor)         (a count from the plan: no gradient)
 // f_divisor is k under top-k (so sum f = 1 and a perfectly balanced router scores 1), and 1 under top-p, where
-// paper 2 does not divide (sum f can exceed 1), and under expert choice (MoeFfnShape::load_balance_divisor).
+// paper 2 does not divide (sum f can exceed 1), and under expert choice (SelectionRuleInfo::load_balance_divisor).
 //   backward: d L / d probs[t,i] = E * f_i / N for every token, scaled by coef and ADDED into d_probs, after the
 //             selection rule's backward assigned it (the exception to "activation gradients are assigned").
 #pragma once

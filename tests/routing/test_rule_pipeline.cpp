@@ -1,4 +1,4 @@
-// End to end through the routing core, for every selection rule: router -> rule (top-k, top-p, expert choice) ->
+// End to end through the routing core, for every selection rule of the registry: router -> rule ->
 // dispatch -> one fixed linear "expert" per expert -> combine, plus the load-balance loss (divided by k under
 // top-k, as the MoE layer does, else by 1: paper 2 does not divide by the kept count), the z-loss and the dynamic
 // (entropy) loss, with the gradients of the input and of the router weight checked by finite differences. This is
@@ -10,14 +10,11 @@
 #include <string>
 
 #include "moelab/designs.h"
-#include "routing/capacity.h"
 #include "routing/entropy_loss.h"
-#include "routing/expert_choice.h"
 #include "routing/linear_experts.h"
 #include "routing/load_balance_loss.h"
 #include "routing/router.h"
-#include "routing/top_k.h"
-#include "routing/top_p.h"
+#include "routing/selection_rule.h"
 #include "routing/z_loss.h"
 #include "support/gradcheck.h"
 
@@ -53,27 +50,19 @@ struct Pipeline {
   testing::LinearExperts experts;  // experts.w [E,d,d]
   routing::DispatchPlan<double> plan;
 
-  double lb_divisor() const { return c.rule == SelectionRule::TopK ? static_cast<double>(c.k) : 1.0; }
+  const routing::SelectionRuleInfo& rule() const { return routing::selection_rule(c.rule); }
+  routing::RuleSettings settings() const { return {c.k, c.renormalize, c.p, c.max_k, c.capacity_factor}; }
+  routing::RouterRows<double> rows() const { return {probs.data(), logits.data(), c.N, c.E}; }
 
   double forward() {
     const int64_t N = c.N, d = c.d, E = c.E;
     logits.resize(N * E);
     probs.resize(N * E);
     routing::router_forward(logits.data(), probs.data(), x.data(), w_router.data(), N, d, E);
-    switch (c.rule) {
-      case SelectionRule::TopK:
-        routing::top_k_forward(plan, probs.data(), N, E, c.k, c.renormalize);
-        break;
-      case SelectionRule::TopP:
-        routing::top_p_forward(plan, probs.data(), N, E, c.p, c.max_k);
-        break;
-      case SelectionRule::ExpertChoice:
-        routing::expert_choice_forward(plan, probs.data(), N, E,
-                                       routing::expert_capacity(c.capacity_factor, N, static_cast<double>(c.k), E));
-        break;
-    }
+    rule().ops<double>().forward(plan, rows(), settings());
     experts.forward(out, x, plan, d);
-    return testing::dot(out, r) + lb_coef * routing::load_balance_forward(probs.data(), plan, lb_divisor()) +
+    const double lb_divisor = rule().load_balance_divisor(c.k);
+    return testing::dot(out, r) + lb_coef * routing::load_balance_forward(probs.data(), plan, lb_divisor) +
            z_coef * routing::z_loss_forward(logits.data(), N, E) +
            entropy_coef * routing::entropy_loss_forward(probs.data(), N, E);
   }
@@ -81,24 +70,16 @@ struct Pipeline {
   // Gradients of forward()'s loss with respect to x and w_router (accumulated into d_w_router).
   void backward(std::vector<double>& d_x, std::vector<double>& d_w_router) {
     const int64_t N = c.N, d = c.d, E = c.E;
-    std::vector<double> d_weight, d_probs(N * E), d_logits_z(N * E, 0.0), scratch(N * E), d_x_router(N * d);
+    std::vector<double> d_weight, d_probs(N * E, 0.0), d_logits(N * E, 0.0), scratch(N * E), d_x_router(N * d);
     experts.backward(d_x, d_weight, r, plan, d);
-    // The rule assigns d_probs; the load-balance and entropy losses add into it, the z-loss reaches the logits.
-    switch (c.rule) {
-      case SelectionRule::TopK:
-        routing::top_k_backward(d_probs.data(), d_weight.data(), probs.data(), plan, c.renormalize);
-        break;
-      case SelectionRule::TopP:
-        routing::top_p_backward(d_probs.data(), d_weight.data(), plan);
-        break;
-      case SelectionRule::ExpertChoice:
-        routing::expert_choice_backward(d_probs.data(), d_weight.data(), plan);
-        break;
-    }
-    routing::load_balance_backward(d_probs.data(), lb_coef, plan, lb_divisor());
+    // The rule assigns the gradient of the probabilities, or of the logits for a rule that reads them; the
+    // load-balance and entropy losses add into the probabilities', the z-loss into the logits'.
+    rule().ops<double>().backward(rule().reads_logits ? d_logits.data() : d_probs.data(), d_weight.data(), rows(), plan,
+                                  settings());
+    routing::load_balance_backward(d_probs.data(), lb_coef, plan, rule().load_balance_divisor(c.k));
     routing::entropy_loss_backward(d_probs.data(), entropy_coef, probs.data(), N, E);
-    routing::z_loss_backward(d_logits_z.data(), z_coef, logits.data(), N, E);
-    routing::router_backward(d_x_router.data(), d_w_router.data(), scratch.data(), d_probs.data(), d_logits_z.data(),
+    routing::z_loss_backward(d_logits.data(), z_coef, logits.data(), N, E);
+    routing::router_backward(d_x_router.data(), d_w_router.data(), scratch.data(), d_probs.data(), d_logits.data(),
                              x.data(), w_router.data(), probs.data(), N, d, E);
     for (int64_t i = 0; i < N * d; ++i) d_x[i] += d_x_router[i];  // the residual-style sum the MoE layer does
   }
