@@ -391,7 +391,7 @@ std::string format_value(const ConfigFieldRef& ref) {
                         [](const double* p) { return format_double(*p); },
                         [](const bool* p) { return std::string(*p ? "true" : "false"); },
                         [](const std::string* p) { return "\"" + *p + "\""; },
-                        [](ChoiceRef p) { return "\"" + std::string(p.name()) + "\""; },
+                        [](ChoiceRef p) { return std::string(1, '"').append(p.name()).append(1, '"'); },
                     },
                     ref);
 }

@@ -104,7 +104,10 @@ TEST(Tokenizer, PieceBytesAddUpToTheTextTheTokensStandFor) {
   // Each piece that is not a byte stands for what it adds to a decoded text.
   for (int32_t id = 3; id < tok.vocab_size(); ++id) {
     const std::string added = tok.decode_continuation({tok.encode_ids("The")}, {id});
-    if (bytes[id] != 1 || added.size() == 1) EXPECT_EQ(bytes[id], static_cast<int32_t>(added.size())) << id;
+    // A byte piece alone decodes to U+FFFD (3 bytes) unless it is a whole character: it counts the 1 byte it is.
+    if (bytes[id] != 1 || added.size() == 1) {
+      EXPECT_EQ(bytes[id], static_cast<int32_t>(added.size())) << id;
+    }
   }
 }
 
