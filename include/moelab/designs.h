@@ -10,11 +10,11 @@
 
 namespace moelab {
 
-enum class RouterKind { Learned, Frozen, Resampled, Hash };  // where router weights come from
-enum class Gating { Softmax, Sigmoid };                      // how router logits become scores
-enum class SelectionRule { TopK, TopP, ExpertChoice };       // which experts a token uses
-enum class Granularity { Token, Sequence, Prefix };          // what a routing decision sees
-enum class Precision { F32, Bf16 };                          // the inputs of the training GEMMs
+enum class RouterKind { Learned, Frozen, Resampled, Hash };              // where router weights come from
+enum class Gating { Softmax, Sigmoid };                                  // how router logits become scores
+enum class SelectionRule { TopK, TopP, ExpertChoice, TopKThenSoftmax };  // which experts a token uses
+enum class Granularity { Token, Sequence, Prefix };                      // what a routing decision sees
+enum class Precision { F32, Bf16 };                                      // the inputs of the training GEMMs
 
 template <class Design>
 struct DesignNames;
@@ -28,7 +28,7 @@ struct DesignNames<Gating> {
 };
 template <>
 struct DesignNames<SelectionRule> {
-  static constexpr std::array<std::string_view, 3> names = {"top_k", "top_p", "expert_choice"};
+  static constexpr std::array<std::string_view, 4> names = {"top_k", "top_p", "expert_choice", "top_k_then_softmax"};
 };
 template <>
 struct DesignNames<Granularity> {

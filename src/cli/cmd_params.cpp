@@ -9,6 +9,7 @@
 #include "model/config.h"
 #include "model/memory_estimate.h"
 #include "model/param_count.h"
+#include "routing/selection_rule.h"
 
 namespace moelab::cli {
 
@@ -42,7 +43,7 @@ void run_params(const ParamsArgs& a) {
   const ParamCount c = count_params(cfg);
   // Under top-p and expert choice a token's number of experts is not fixed: the active column then counts
   // routing.top_k experts, and says so rather than passing it off as the rule's.
-  const bool varies = cfg.routing.rule != SelectionRule::TopK;
+  const bool varies = !routing::selection_rule(cfg.routing.rule).k_slots_per_token;
   if (a.json) {
     nlohmann::json j = to_json(c);
     j["config"] = a.config;
@@ -55,7 +56,7 @@ void run_params(const ParamsArgs& a) {
                                           " (under " + std::string(name_of(cfg.routing.rule)) +
                                           " a token's number of experts varies: a run's mean is mean_experts_per_token "
                                           "in `moelab eval --json`)"
-                                    : std::to_string(c.experts_per_token) + " active per token (top_k)";
+                                    : std::to_string(c.experts_per_token) + " active per token (routing.top_k)";
   std::printf("%s: %lld layers (%lld MoE), %lld experts per MoE layer, %s, vocab %lld\n", a.config.c_str(),
               static_cast<long long>(c.n_layers), static_cast<long long>(c.moe_layers),
               static_cast<long long>(c.n_experts), active.c_str(), static_cast<long long>(cfg.model.vocab_size));

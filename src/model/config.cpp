@@ -108,13 +108,16 @@ std::vector<ConfigField> make_fields() {
           routing, rule,
           "Which experts a token uses: top_k (the k most probable), top_p (the fewest whose probability passes "
           "p: paper 2's dynamic routing), expert_choice (each expert picks its tokens; this sees other tokens "
-          "of the batch and so breaks causality)."),
+          "of the batch and so breaks causality), top_k_then_softmax (the k largest router logits, weighted by a "
+          "softmax over those k alone: GPT-OSS; the same as top_k with renormalize under softmax gating)."),
       MOELAB_FIELD(routing, top_k,
-                   "Experts per token under rule = top_k: expert compute per token grows linearly with it (1: Switch, "
+                   "Experts per token under rule = top_k or top_k_then_softmax: expert compute per token grows "
+                   "linearly with it (1: Switch, "
                    "2: Mixtral)."),
       MOELAB_FIELD(routing, renormalize,
                    "Divide the k kept probabilities by their sum so the weights add to 1 (Mixtral), or keep the raw "
-                   "softmax probabilities (Switch, DeepSeekMoE)."),
+                   "softmax probabilities (Switch, DeepSeekMoE). Read by rule = top_k only (top_k_then_softmax "
+                   "always normalises its weights)."),
       MOELAB_FIELD(routing, top_p,
                    "Threshold of rule = top_p (paper 2): a token keeps its most probable experts up to and including "
                    "the first at which their cumulative probability exceeds top_p, at least one. Lower means fewer "

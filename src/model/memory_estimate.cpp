@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "model/param_count.h"
+#include "routing/selection_rule.h"
 
 namespace moelab {
 
@@ -20,9 +21,10 @@ double moe_layer_count(const MoeConfig& moe, int64_t n_layers) {
   return static_cast<double>((n_layers - moe.first_dense_layers - 1) / moe.moe_every + 1);
 }
 
-// Routed experts a token reaches, roughly: top_p keeps at least one, expert choice about one per token.
+// Routed experts a token reaches, roughly: k for a rule that gives every token k, else one (top_p keeps at least
+// one, expert choice about one per token).
 double slots_per_token(const RoutingConfig& r) {
-  return r.rule == SelectionRule::TopK ? static_cast<double>(r.top_k) : 1.0;
+  return routing::selection_rule(r.rule).k_slots_per_token ? static_cast<double>(r.top_k) : 1.0;
 }
 
 std::string format_count(double n) {

@@ -225,7 +225,8 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
   if (s.hash_router) return;  // no router: nothing else to differentiate
   profile::Scope p("bwd moe.routing", 4.0 * R * s.d * s.E);
 
-  // Router path: gate weights, load balance and entropy reach the probabilities, the z-loss the logits.
+  // Router path: the slot weights' gradient reaches the probabilities through the rule, or the logits directly for a
+  // rule that reads them; load balance and entropy reach the probabilities, the z-loss the logits.
   sc.d_probs.resize(R * s.E), sc.d_logits.resize(R * s.E), sc.d_route_in.resize(R * s.d);
   const T* d_route_weight = sc.d_slot_weight.data();
   const auto& route_plan = s.granularity == Granularity::Sequence ? act.route_plan : plan;
@@ -234,19 +235,24 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
     routing::expand_sequence_plan_backward(sc.d_route_slot_weight.data(), sc.d_slot_weight.data(), route_plan, s.T);
     d_route_weight = sc.d_route_slot_weight.data();
   }
+  const routing::SelectionRuleInfo& rule = routing::selection_rule(s.rule);
   const routing::RouterRows<T> rows{act.router_probs.data(), act.router_logits.data(), R, s.E};
-  routing::selection_rule(s.rule).ops<T>().backward(sc.d_probs.data(), d_route_weight, rows, route_plan,
-                                                    s.rule_settings());
+  const bool direct = rule.reads_logits || coef.z_loss != 0.0;  // a gradient reaches the logits directly
+  if (direct) sc.d_logits_direct.resize(R * s.E);
+  if (rule.reads_logits) {
+    rule.ops<T>().backward(sc.d_logits_direct.data(), d_route_weight, rows, route_plan, s.rule_settings());
+    sc.d_probs.assign(R * s.E, T(0));
+  } else {
+    rule.ops<T>().backward(sc.d_probs.data(), d_route_weight, rows, route_plan, s.rule_settings());
+    if (direct) sc.d_logits_direct.assign(R * s.E, T(0));
+  }
   if (coef.load_balance != 0.0)
     routing::load_balance_backward(sc.d_probs.data(), coef.load_balance, route_plan, s.load_balance_divisor());
   if (coef.entropy != 0.0)
     routing::entropy_loss_backward(sc.d_probs.data(), coef.entropy, act.router_probs.data(), R, s.E);
-  const T* d_logits_extra = nullptr;
-  if (coef.z_loss != 0.0) {
-    sc.z_grad.assign(R * s.E, T(0));
-    routing::z_loss_backward(sc.z_grad.data(), coef.z_loss, act.router_logits.data(), R, s.E);
-    d_logits_extra = sc.z_grad.data();
-  }
+  if (coef.z_loss != 0.0)
+    routing::z_loss_backward(sc.d_logits_direct.data(), coef.z_loss, act.router_logits.data(), R, s.E);
+  const T* d_logits_extra = direct ? sc.d_logits_direct.data() : nullptr;
   const T* route_in = s.granularity == Granularity::Token ? x : act.route_in.data();
   routing::router_backward(sc.d_route_in.data(), grads.router, sc.d_logits.data(), sc.d_probs.data(), d_logits_extra,
                            route_in, w.router, act.router_probs.data(), R, s.d, s.E, s.gating);

@@ -112,7 +112,7 @@ struct MoeFfnScratch {
   std::vector<T> d_x_grouped;               // [S,d]
   std::vector<T> d_probs;                   // [R,E]
   std::vector<T> d_logits;                  // [R,E]
-  std::vector<T> z_grad;                    // [R,E] the z-loss gradient w.r.t. the logits
+  std::vector<T> d_logits_direct;           // [R,E] what reaches the logits directly: the z-loss, a logit rule
   std::vector<T> d_route_in;                // [R,d]
   std::vector<T> d_shared_act, d_shared_g, d_shared_u;  // [N,hs]
   std::vector<T> d_x_shared;                            // [N,d]

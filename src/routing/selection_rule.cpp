@@ -6,6 +6,7 @@
 #include "routing/capacity.h"
 #include "routing/expert_choice.h"
 #include "routing/top_k.h"
+#include "routing/top_k_then_softmax.h"
 #include "routing/top_p.h"
 
 namespace moelab::routing {
@@ -40,6 +41,15 @@ RuleOps<T> expert_choice_ops() {
              const RuleSettings&) { expert_choice_backward(d_probs, d_slot_weight, plan); }};
 }
 
+template <typename T>
+RuleOps<T> top_k_then_softmax_ops() {
+  return {[](DispatchPlan<T>& plan, const RouterRows<T>& rows, const RuleSettings& s) {
+            top_k_then_softmax_forward(plan, rows.logits, rows.R, rows.E, s.top_k);
+          },
+          [](T* d_logits, const T* d_slot_weight, const RouterRows<T>&, const DispatchPlan<T>& plan,
+             const RuleSettings&) { top_k_then_softmax_backward(d_logits, d_slot_weight, plan); }};
+}
+
 const std::vector<Granularity> kEveryGranularity = {Granularity::Token, Granularity::Sequence, Granularity::Prefix};
 const std::vector<Gating> kEveryGating = {Gating::Softmax, Gating::Sigmoid};
 
@@ -68,6 +78,13 @@ std::vector<SelectionRuleInfo> make_registry() {
                                         "prefix routing",
                   .ops_float = expert_choice_ops<float>(),
                   .ops_double = expert_choice_ops<double>()});
+  rows.push_back({.rule = SelectionRule::TopKThenSoftmax,
+                  .reads_logits = true,
+                  .k_slots_per_token = true,
+                  .gatings = kEveryGating,
+                  .granularities = kEveryGranularity,
+                  .ops_float = top_k_then_softmax_ops<float>(),
+                  .ops_double = top_k_then_softmax_ops<double>()});
   return rows;
 }
 

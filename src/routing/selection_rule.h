@@ -62,12 +62,12 @@ struct SelectionRuleInfo {
   // Loss-free balancing can bias its choice (routing.bias_update_rate > 0).
   bool takes_selection_bias = false;
   CapacityUse capacity = CapacityUse::None;
-  std::vector<Gating> gatings;  // the gatings it is defined for
-  std::string_view gating_reason;
-  std::vector<Granularity> granularities;  // the granularities it combines with
-  std::string_view granularity_reason;
-  RuleOps<float> ops_float;
-  RuleOps<double> ops_double;
+  std::vector<Gating> gatings = {};  // the gatings it is defined for
+  std::string_view gating_reason = {};
+  std::vector<Granularity> granularities = {};  // the granularities it combines with
+  std::string_view granularity_reason = {};
+  RuleOps<float> ops_float = {};
+  RuleOps<double> ops_double = {};
 
   template <typename T>
   const RuleOps<T>& ops() const {

@@ -380,6 +380,15 @@ TEST(ConfigValidate, BadCombinationsOfDesignsAreRefusedClearly) {
       "routing.rule = 'expert_choice' does not combine with routing.granularity = 'prefix'");
   EXPECT_CONTAINS(err([](Config& c) { c.routing.rule = SelectionRule::TopP, c.routing.capacity_factor = 1.25; }),
                   "routing.capacity_factor = 1.25 needs routing.rule = 'top_k'");
+  // A rule that cannot be capped, nor biased by loss-free balancing, says which rules can.
+  EXPECT_CONTAINS(
+      err([](Config& c) { c.routing.rule = SelectionRule::TopKThenSoftmax, c.routing.capacity_factor = 2; }),
+      "routing.capacity_factor = 2 needs routing.rule = 'top_k' (capacity ceil(cf * T * k / E) assumes k "
+      "slots per token) or 'expert_choice' (it sets each expert's capacity), found 'top_k_then_softmax'");
+  EXPECT_CONTAINS(
+      err([](Config& c) { c.routing.rule = SelectionRule::TopKThenSoftmax, c.routing.bias_update_rate = 1e-3; }),
+      "routing.bias_update_rate = 0.001 (loss-free balancing) biases a top-k choice: it needs "
+      "routing.rule = 'top_k' and a router other than 'hash'");
   EXPECT_CONTAINS(
       err([](Config& c) { c.routing.granularity = Granularity::Sequence, c.routing.capacity_factor = 1.25; }),
       "does not combine with routing.granularity = 'sequence'");
@@ -388,14 +397,18 @@ TEST(ConfigValidate, BadCombinationsOfDesignsAreRefusedClearly) {
   EXPECT_CONTAINS(
       err([](Config& c) { c.routing.router = RouterKind::Hash, c.routing.granularity = Granularity::Sequence; }),
       "routing.router = 'hash' routes by token id");
-  for (auto ok : {+[](Config& c) { c.routing.rule = SelectionRule::TopP; },
-                  +[](Config& c) { c.routing.router = RouterKind::Frozen; },
-                  +[](Config& c) { c.routing.gating = Gating::Sigmoid; },
-                  +[](Config& c) {
-                    c.routing.granularity = Granularity::Prefix, c.routing.capacity_factor = 1.0,
-                    c.routing.renormalize = false;
-                  },
-                  +[](Config& c) { c.routing.rule = SelectionRule::ExpertChoice, c.routing.capacity_factor = 2.0; }})
+  for (auto ok :
+       {+[](Config& c) { c.routing.rule = SelectionRule::TopP; },
+        +[](Config& c) { c.routing.router = RouterKind::Frozen; },
+        +[](Config& c) { c.routing.gating = Gating::Sigmoid; },
+        +[](Config& c) { c.routing.rule = SelectionRule::TopKThenSoftmax, c.routing.gating = Gating::Sigmoid; },
+        +[](Config& c) {
+          c.routing.rule = SelectionRule::TopKThenSoftmax, c.routing.granularity = Granularity::Sequence;
+        },
+        +[](Config& c) {
+          c.routing.granularity = Granularity::Prefix, c.routing.capacity_factor = 1.0, c.routing.renormalize = false;
+        },
+        +[](Config& c) { c.routing.rule = SelectionRule::ExpertChoice, c.routing.capacity_factor = 2.0; }})
     EXPECT_EQ(err(ok), "<no error>");
 }
 

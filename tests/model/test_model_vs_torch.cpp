@@ -22,11 +22,11 @@ namespace {
 
 struct OracleCase {
   std::string name;
-  int64_t n_kv_heads;
-  bool renormalize;
-  bool tie_embeddings;
-  int64_t first_dense_layers;
-  int64_t moe_every;
+  int64_t n_kv_heads = 0;
+  bool renormalize = false;
+  bool tie_embeddings = false;
+  int64_t first_dense_layers = 0;
+  int64_t moe_every = 1;
   std::string rule = "top_k";
   std::string granularity = "token";
   std::string router = "learned";
@@ -138,13 +138,21 @@ TEST_P(ModelVsTorch, LogitsLossAndEveryGradientMatch) {
 
 INSTANTIATE_TEST_SUITE_P(
     Layouts, ModelVsTorch,
-    ::testing::Values(OracleCase{"mha_renormalized", 0, true, false, 0, 1},
-                      OracleCase{"gqa_raw_weights_tied", 2, false, true, 0, 1},
-                      OracleCase{"dense_first_then_every_other", 1, true, false, 1, 2},
-                      OracleCase{"top_p", 0, false, false, 0, 1, "top_p"},
-                      OracleCase{"top_p_max_k2_prefix", 2, false, false, 0, 1, "top_p", "prefix", "learned", 2},
-                      OracleCase{"sequence_top2", 0, true, false, 0, 1, "top_k", "sequence"},
-                      OracleCase{"sequence_top_p_frozen", 0, false, false, 0, 1, "top_p", "sequence", "frozen"}),
+    ::testing::Values(
+        OracleCase{.name = "mha_renormalized", .renormalize = true},
+        OracleCase{.name = "gqa_raw_weights_tied", .n_kv_heads = 2, .tie_embeddings = true},
+        OracleCase{.name = "dense_first_then_every_other",
+                   .n_kv_heads = 1,
+                   .renormalize = true,
+                   .first_dense_layers = 1,
+                   .moe_every = 2},
+        OracleCase{.name = "top_p", .rule = "top_p"},
+        OracleCase{
+            .name = "top_p_max_k2_prefix", .n_kv_heads = 2, .rule = "top_p", .granularity = "prefix", .max_k = 2},
+        OracleCase{.name = "sequence_top2", .renormalize = true, .granularity = "sequence"},
+        OracleCase{.name = "sequence_top_p_frozen", .rule = "top_p", .granularity = "sequence", .router = "frozen"},
+        // renormalize = false: this rule always normalises over its k.
+        OracleCase{.name = "top_k_then_softmax_prefix", .rule = "top_k_then_softmax", .granularity = "prefix"}),
     [](const ::testing::TestParamInfo<OracleCase>& info) { return info.param.name; });
 
 }  // namespace

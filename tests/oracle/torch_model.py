@@ -4,7 +4,8 @@
 Written from the model and routing as docs/architecture.md ('The model') and docs/routing.md state them, with
 nothing shared with the C++ engine: it reads a checkpoint folder (config.json + model.safetensors, Hugging Face
 Mixtral names), runs the forward pass on a batch of tokens with autograd, and writes the logits, the losses and the
-gradient of the total loss for every parameter. Routing: softmax gating, rule top_k or top_p (with max_k),
+gradient of the total loss for every parameter. Routing: softmax gating, rule top_k, top_p (with max_k) or
+top_k_then_softmax (the k largest logits weighted by a softmax over them),
 granularity token, sequence or prefix, router learned, frozen or resampled (one forward; the router gradient is
 written for all three), dropless; anything else is refused.
 
@@ -81,7 +82,7 @@ _KEYS = [
 # Routing designs this oracle implements; a config naming another one is refused rather than silently misread.
 # frozen and resampled routers compute the same function as learned (they differ only in how W_r is updated):
 # the oracle writes the router gradient for them too, and the caller decides whether to compare it.
-_CHOICES = {"router": ("learned", "frozen", "resampled"), "gating": ("softmax",), "rule": ("top_k", "top_p"),
+_CHOICES = {"router": ("learned", "frozen", "resampled"), "gating": ("softmax",), "rule": ("top_k", "top_p", "top_k_then_softmax"),
             "granularity": ("token", "sequence", "prefix")}
 
 
@@ -291,6 +292,11 @@ def moe_ffn(u, params, p, cfg, trace=None):
         if cfg["renormalize"]:
             w = w / w.sum(dim=-1, keepdim=True)
         divisor = k
+    elif cfg["rule"] == "top_k_then_softmax":  # the k largest logits, each weighted by a softmax over those k
+        idx, _ = select_top_k(logits_r, k)
+        mask = torch.zeros(prob.shape, dtype=torch.bool).scatter(1, idx, True)
+        w = torch.softmax(logits_r.masked_fill(~mask, -math.inf), dim=-1)
+        divisor = k
     else:  # top_p: the raw full-softmax probabilities, never renormalised
         mask = select_top_p(prob, cfg["top_p"], cfg["max_k"])
         w = prob * mask.to(prob.dtype)
@@ -435,6 +441,12 @@ def forward_alt(params, cfg, tokens):
                 if cfg["renormalize"]:
                     gates = gates / gates.sum(dim=-1, keepdim=True)
                 divisor = k
+            elif cfg["rule"] == "top_k_then_softmax":
+                # Ranks by probability are ranks by logit; the kept logits' exponentials, normalised over them.
+                mask = (rank < k).to(dt)
+                gates = torch.exp(lr - m) * mask
+                gates = gates / gates.sum(dim=-1, keepdim=True)
+                divisor = k
             else:
                 # Kept iff the experts that beat it hold at most top_p of the mass (and within max_k of the top).
                 ahead = (beats.to(dt) * pj).sum(dim=-1)
@@ -511,6 +523,14 @@ _SELF_TEST_CASES = [
      "routing": {"top_k": 2, "renormalize": False, "load_balance_coef": 0.3, "z_loss_coef": 0.05,
                  "dynamic_loss_coef": 0.2, "rule": "top_p", "top_p": 0.8, "max_k": 3, "granularity": "sequence"},
      "batch": (8, 4)},
+    # Top-2 of 5 by logit, weighted by a softmax over the two (GPT-OSS), prefix granularity; renormalize = false
+    # must be ignored under this rule.
+    {"model": {"vocab_size": 11, "d_model": 16, "n_layers": 3, "n_heads": 4, "n_kv_heads": 2, "rope_theta": 10000.0,
+               "rms_eps": 1e-6, "tie_embeddings": False},
+     "moe": {"n_experts": 5, "expert_hidden": 6, "first_dense_layers": 1, "moe_every": 1, "dense_hidden": 0},
+     "routing": {"top_k": 2, "renormalize": False, "load_balance_coef": 0.3, "z_loss_coef": 0.05,
+                 "dynamic_loss_coef": 0.05, "rule": "top_k_then_softmax", "granularity": "prefix"},
+     "batch": (3, 6)},
 ]
 
 
@@ -592,8 +612,9 @@ def self_test():
         for ci, case in enumerate(_SELF_TEST_CASES):
             folder = os.path.join(tmp, f"case{ci}")
             ckpt, tok_path, cfg, tensors = _write_case(case, folder, gen)
-            rule = (f"top-{cfg['top_k']}, renormalize={cfg['renormalize']}" if cfg["rule"] == "top_k" else
-                    f"top-p {cfg['top_p']} max_k={cfg['max_k']}")
+            rule = {"top_k": f"top-{cfg['top_k']}, renormalize={cfg['renormalize']}",
+                    "top_k_then_softmax": f"top-{cfg['top_k']} then softmax",
+                    "top_p": f"top-p {cfg['top_p']} max_k={cfg['max_k']}"}[cfg["rule"]]
             print(f"case {ci}: {cfg['n_layers']} layers, H={cfg['n_heads']} Hkv={cfg['n_kv_heads']}, {rule} of "
                   f"{cfg['n_experts']}, {cfg['granularity']}, {cfg['router']} router, dynamic "
                   f"{cfg['dynamic_loss_coef']}, tied={cfg['tie_embeddings']}")

@@ -119,7 +119,9 @@ TEST_P(RulePipeline, TheCaseExercisesWhatSetsItsRuleApart) {
   p.experts.w = random_vector(c.E * c.d * c.d, 103, 0.5);
   p.r = random_vector(c.N * c.d, 104);
   p.forward();
-  if (c.rule == SelectionRule::TopP && c.E >= 4) EXPECT_GT(p.plan.n_slots(), c.N) << "no token kept several experts";
+  if (c.rule == SelectionRule::TopP && c.E >= 4) {
+    EXPECT_GT(p.plan.n_slots(), c.N) << "no token kept several experts";
+  }
   if (c.rule == SelectionRule::ExpertChoice && c.N > c.E) {
     bool uneven = false;
     for (int64_t t = 0; t < c.N; ++t) uneven |= p.plan.token_offsets[t + 1] - p.plan.token_offsets[t] != c.k;
@@ -142,6 +144,9 @@ INSTANTIATE_TEST_SUITE_P(
         RuleCase{.rule = SelectionRule::TopP, .N = 11, .d = 6, .E = 4, .p = 0.7, .max_k = 2},
         RuleCase{.rule = SelectionRule::TopP, .N = 13, .d = 7, .E = 8},
         RuleCase{.rule = SelectionRule::TopP, .N = 9, .d = 5, .E = 6, .p = 1.0},
+        RuleCase{.rule = SelectionRule::TopKThenSoftmax, .N = 1, .d = 3, .E = 2, .k = 1},
+        RuleCase{.rule = SelectionRule::TopKThenSoftmax, .N = 11, .d = 6, .E = 4, .k = 2},
+        RuleCase{.rule = SelectionRule::TopKThenSoftmax, .N = 13, .d = 7, .E = 8, .k = 3},
         RuleCase{.rule = SelectionRule::ExpertChoice, .N = 1, .d = 3, .E = 2},
         RuleCase{.rule = SelectionRule::ExpertChoice, .N = 9, .d = 4, .E = 3, .k = 1},
         RuleCase{.rule = SelectionRule::ExpertChoice, .N = 12, .d = 5, .E = 4, .k = 2},

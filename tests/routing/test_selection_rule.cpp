@@ -17,12 +17,13 @@ TEST(SelectionRuleRegistry, EveryRuleHasItsRowWithBothPrecisions) {
     EXPECT_NE(row.ops<float>().backward, nullptr);
     EXPECT_NE(row.ops<double>().forward, nullptr);
     EXPECT_NE(row.ops<double>().backward, nullptr);
-    // Every rule works with token routing and with softmax scores; a restriction says why.
+    // Every rule works with token routing and with softmax scores.
     EXPECT_NE(std::find(row.gatings.begin(), row.gatings.end(), Gating::Softmax), row.gatings.end());
     EXPECT_NE(std::find(row.granularities.begin(), row.granularities.end(), Granularity::Token),
               row.granularities.end());
-    if (row.gatings.size() < DesignNames<Gating>::names.size()) EXPECT_FALSE(row.gating_reason.empty());
-    if (row.granularities.size() < DesignNames<Granularity>::names.size()) EXPECT_FALSE(row.granularity_reason.empty());
+    // A restriction says why.
+    EXPECT_EQ(row.gatings.size() < DesignNames<Gating>::names.size(), !row.gating_reason.empty());
+    EXPECT_EQ(row.granularities.size() < DesignNames<Granularity>::names.size(), !row.granularity_reason.empty());
     EXPECT_EQ(row.load_balance_divisor(3), row.k_slots_per_token ? 3.0 : 1.0);
   }
 }
