@@ -48,8 +48,8 @@ void BM_AttentionBackward(benchmark::State& state) {
   moelab::ops::attention_forward(buf.out.data(), buf.lse.data(), buf.q.data(), buf.k.data(), buf.v.data(), B, T, H, Hkv,
                                  D);
   for (auto _ : state) {
-    moelab::ops::attention_backward(buf.d_q.data(), buf.d_k.data(), buf.d_v.data(), buf.d_out.data(), buf.q.data(),
-                                    buf.k.data(), buf.v.data(), buf.lse.data(), B, T, H, Hkv, D);
+    moelab::ops::attention_backward({buf.d_q.data(), buf.d_k.data(), buf.d_v.data()}, buf.d_out.data(),
+                                    {buf.q.data(), buf.k.data(), buf.v.data(), buf.lse.data()}, {B, T, H, Hkv, D});
     benchmark::DoNotOptimize(buf.d_q.data());
   }
   moelab::bench::set_flops(state, 8.0 * B * H * T * T * D);

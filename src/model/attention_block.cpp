@@ -82,8 +82,8 @@ void attention_block_backward(T* d_x, const AttentionGrads<T>& grads, AttentionS
   }
   {
     profile::Scope p("bwd attention.core", 2 * causal_attention_flops(s));
-    ops::attention_backward(sc.d_q.data(), sc.d_k.data(), sc.d_v.data(), sc.d_ctx.data(), act.q.data(), act.k.data(),
-                            act.v.data(), act.lse.data(), s.B, s.T, s.H, s.Hkv, s.D);
+    ops::attention_backward({sc.d_q.data(), sc.d_k.data(), sc.d_v.data()}, sc.d_ctx.data(),
+                            {act.q.data(), act.k.data(), act.v.data(), act.lse.data()}, {s.B, s.T, s.H, s.Hkv, s.D});
   }
   {
     profile::Scope p("bwd attention.rope", 0);

@@ -425,9 +425,9 @@ void Model::backward(double scale) {
     } else {
       const int64_t h = L.dense_hidden;
       ws.d_act.resize(N * h), ws.d_g.resize(N * h), ws.d_u.resize(N * h);
-      swiglu_mlp_backward(ws.d_normed.data(), L.dense_g, ws.d_act.data(), ws.d_g.data(), ws.d_u.data(),
-                          ws.d_resid.data(), L.ffn_normed.data(), L.dense_g_act.data(), L.dense_u_act.data(),
-                          L.dense_act.data(), L.dense_w, N, d, h);
+      swiglu_mlp_backward(
+          ws.d_normed.data(), L.dense_g, {ws.d_act.data(), ws.d_g.data(), ws.d_u.data()}, ws.d_resid.data(),
+          {L.ffn_normed.data(), L.dense_g_act.data(), L.dense_u_act.data(), L.dense_act.data()}, L.dense_w, {N, d, h});
     }
     {
       profile::Scope p("bwd ffn_norm", 0);

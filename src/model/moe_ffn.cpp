@@ -200,12 +200,13 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
                 "a bf16 MoE backward follows a bf16 training forward");
   for (int64_t e = 0, r_bf16 = 0; e < s.E; ++e) {  // r_bf16: the expert's first row in act_bf16
     const int64_t r = plan.expert_offsets[e], n = plan.expert_rows(e);
-    const uint16_t* act_bf16 = bf16 ? act.act_bf16.data() + r_bf16 * s.h : nullptr;
+    const SwigluSaved<T> saved{act.x_grouped.data() + r * s.d, act.g.data() + r * s.h, act.u.data() + r * s.h,
+                               bf16 ? nullptr : act.act.data() + r * s.h,
+                               bf16 ? act.act_bf16.data() + r_bf16 * s.h : nullptr};
     r_bf16 += cpu::bf16_padded_rows(n);
-    swiglu_mlp_backward(sc.d_x_grouped.data() + r * s.d, grads.experts[e], sc.d_act.data(), sc.d_g.data(),
-                        sc.d_u.data(), sc.d_y_grouped.data() + r * s.d, act.x_grouped.data() + r * s.d,
-                        act.g.data() + r * s.h, act.u.data() + r * s.h, bf16 ? nullptr : act.act.data() + r * s.h,
-                        w.experts[e], n, s.d, s.h, staging, act_bf16);
+    swiglu_mlp_backward(sc.d_x_grouped.data() + r * s.d, grads.experts[e],
+                        {sc.d_act.data(), sc.d_g.data(), sc.d_u.data()}, sc.d_y_grouped.data() + r * s.d, saved,
+                        w.experts[e], {n, s.d, s.h}, staging);
   }
   {
     profile::Scope p("bwd moe.dispatch", 0);
@@ -215,9 +216,9 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
     const int64_t N = s.N(), hs = s.shared_hidden;
     sc.d_shared_act.resize(N * hs), sc.d_shared_g.resize(N * hs), sc.d_shared_u.resize(N * hs);
     sc.d_x_shared.resize(N * s.d);
-    swiglu_mlp_backward(sc.d_x_shared.data(), grads.shared, sc.d_shared_act.data(), sc.d_shared_g.data(),
-                        sc.d_shared_u.data(), d_out, x, act.shared_g.data(), act.shared_u.data(), act.shared_act.data(),
-                        w.shared, N, s.d, hs);
+    swiglu_mlp_backward(sc.d_x_shared.data(), grads.shared,
+                        {sc.d_shared_act.data(), sc.d_shared_g.data(), sc.d_shared_u.data()}, d_out,
+                        {x, act.shared_g.data(), act.shared_u.data(), act.shared_act.data()}, w.shared, {N, s.d, hs});
     const T* g = sc.d_x_shared.data();
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N * s.d; ++i) d_x[i] += g[i];
@@ -254,8 +255,8 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
     routing::z_loss_backward(sc.d_logits_direct.data(), coef.z_loss, act.router_logits.data(), R, s.E);
   const T* d_logits_extra = direct ? sc.d_logits_direct.data() : nullptr;
   const T* route_in = s.granularity == Granularity::Token ? x : act.route_in.data();
-  routing::router_backward(sc.d_route_in.data(), grads.router, sc.d_logits.data(), sc.d_probs.data(), d_logits_extra,
-                           route_in, w.router, act.router_probs.data(), R, s.d, s.E, s.gating);
+  routing::router_backward(sc.d_route_in.data(), grads.router, sc.d_logits.data(), {sc.d_probs.data(), d_logits_extra},
+                           {route_in, w.router, act.router_probs.data()}, {R, s.d, s.E}, s.gating);
   // x feeds both the router (directly or through the pooling) and the experts: the gradients add.
   switch (s.granularity) {
     case Granularity::Token: {

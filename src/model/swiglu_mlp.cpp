@@ -39,9 +39,13 @@ void swiglu_mlp_forward(T* out, T* g, T* u, T* act, const T* x, const SwigluMlpW
 }
 
 template <typename T>
-void swiglu_mlp_backward(T* d_x, const SwigluMlpGrads<T>& grads, T* d_act, T* d_g, T* d_u, const T* d_out, const T* x,
-                         const T* g, const T* u, const T* act, const SwigluMlpWeights<T>& w, int64_t n, int64_t d,
-                         int64_t h, const SwigluGradStaging<T>& staging, const uint16_t* act_bf16) {
+void swiglu_mlp_backward(T* d_x, const SwigluMlpGrads<T>& grads, const SwigluBackwardScratch<T>& scratch,
+                         const T* d_out, const SwigluSaved<T>& saved, const SwigluMlpWeights<T>& w, SwigluShape shape,
+                         const SwigluGradStaging<T>& staging) {
+  const auto [n, d, h] = shape;
+  T *d_act = scratch.d_act, *d_g = scratch.d_g, *d_u = scratch.d_u;
+  const T *x = saved.x, *g = saved.g, *u = saved.u, *act = saved.act;
+  const uint16_t* act_bf16 = saved.act_bf16;
   MOELAB_ASSERT(!act_bf16 || (std::is_same_v<T, float> && staging.rows),
                 "a bf16 activation is kept for float models only, whose bf16 weight gradients are staged");
   if constexpr (std::is_same_v<T, float>) {
@@ -97,13 +101,11 @@ template void swiglu_mlp_forward<float>(float*, float*, float*, float*, const fl
                                         int64_t, int64_t, int64_t, uint16_t*);
 template void swiglu_mlp_forward<double>(double*, double*, double*, double*, const double*,
                                          const SwigluMlpWeights<double>&, int64_t, int64_t, int64_t, uint16_t*);
-template void swiglu_mlp_backward<float>(float*, const SwigluMlpGrads<float>&, float*, float*, float*, const float*,
-                                         const float*, const float*, const float*, const float*,
-                                         const SwigluMlpWeights<float>&, int64_t, int64_t, int64_t,
-                                         const SwigluGradStaging<float>&, const uint16_t*);
-template void swiglu_mlp_backward<double>(double*, const SwigluMlpGrads<double>&, double*, double*, double*,
-                                          const double*, const double*, const double*, const double*, const double*,
-                                          const SwigluMlpWeights<double>&, int64_t, int64_t, int64_t,
-                                          const SwigluGradStaging<double>&, const uint16_t*);
+template void swiglu_mlp_backward<float>(float*, const SwigluMlpGrads<float>&, const SwigluBackwardScratch<float>&,
+                                         const float*, const SwigluSaved<float>&, const SwigluMlpWeights<float>&,
+                                         SwigluShape, const SwigluGradStaging<float>&);
+template void swiglu_mlp_backward<double>(double*, const SwigluMlpGrads<double>&, const SwigluBackwardScratch<double>&,
+                                          const double*, const SwigluSaved<double>&, const SwigluMlpWeights<double>&,
+                                          SwigluShape, const SwigluGradStaging<double>&);
 
 }  // namespace moelab

@@ -40,14 +40,33 @@ struct SwigluGradStaging {
   GradSquareTally* tally = nullptr;
 };
 
-// d_x is assigned. d_act, d_g and d_u are caller-provided scratch of [n,h] each (kept out of this function so
-// the training step allocates nothing). act_bf16: the forward's, when it wrote act there (act is then not read);
-// the down projection's weight gradient is then staged, so staging.rows must be set.
+// What the forward kept for the backward, over the same n rows.
 template <typename T>
-void swiglu_mlp_backward(T* d_x /*[n,d]*/, const SwigluMlpGrads<T>& grads, T* d_act /*[n,h]*/, T* d_g /*[n,h]*/,
-                         T* d_u /*[n,h]*/, const T* d_out /*[n,d]*/, const T* x /*[n,d]*/, const T* g /*[n,h]*/,
-                         const T* u /*[n,h]*/, const T* act /*[n,h]*/, const SwigluMlpWeights<T>& w, int64_t n,
-                         int64_t d, int64_t h, const SwigluGradStaging<T>& staging = {},
-                         const uint16_t* act_bf16 = nullptr);
+struct SwigluSaved {
+  const T* x;                          // [n,d] the input
+  const T* g;                          // [n,h] gate · x
+  const T* u;                          // [n,h] up · x
+  const T* act;                        // [n,h] silu(g) ⊙ u; not read when act_bf16 holds it
+  const uint16_t* act_bf16 = nullptr;  // [cpu::bf16_padded_rows(n),h] the forward's act_bf16, or null
+};
+
+// The backward's scratch, caller-provided so that the training step allocates nothing.
+template <typename T>
+struct SwigluBackwardScratch {
+  T* d_act;  // [n,h]
+  T* d_g;    // [n,h]
+  T* d_u;    // [n,h]
+};
+
+struct SwigluShape {
+  int64_t n, d, h;  // rows, model width, hidden size
+};
+
+// d_x is assigned. With saved.act_bf16 (act is then not read) the down projection's weight gradient is staged, so
+// staging.rows must be set.
+template <typename T>
+void swiglu_mlp_backward(T* d_x /*[n,d]*/, const SwigluMlpGrads<T>& grads, const SwigluBackwardScratch<T>& scratch,
+                         const T* d_out /*[n,d]*/, const SwigluSaved<T>& saved, const SwigluMlpWeights<T>& w,
+                         SwigluShape shape, const SwigluGradStaging<T>& staging = {});
 
 }  // namespace moelab

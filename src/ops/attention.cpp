@@ -117,10 +117,11 @@ void attention_forward(Real* out /*[B,T,H,D]*/, Real* lse /*[B,H,T] or null*/, c
 }
 
 template <typename Real>
-void attention_backward(Real* d_q /*[B,T,H,D]*/, Real* d_k /*[B,T,Hkv,D]*/, Real* d_v /*[B,T,Hkv,D]*/,
-                        const Real* d_out /*[B,T,H,D]*/, const Real* q /*[B,T,H,D]*/, const Real* k /*[B,T,Hkv,D]*/,
-                        const Real* v /*[B,T,Hkv,D]*/, const Real* lse /*[B,H,T]*/, int64_t B, int64_t T, int64_t H,
-                        int64_t Hkv, int64_t D) {
+void attention_backward(const AttentionInputGrads<Real>& grads, const Real* d_out, const AttentionSaved<Real>& saved,
+                        const AttentionDims& dims) {
+  Real *d_q = grads.d_q, *d_k = grads.d_k, *d_v = grads.d_v;
+  const Real *q = saved.q, *k = saved.k, *v = saved.v, *lse = saved.lse;
+  const auto [B, T, H, Hkv, D] = dims;
   MOELAB_ASSERT(Hkv > 0 && H % Hkv == 0, "attention: query heads must be a multiple of key/value heads");
   const cpu::GemmPrecisionScope f32_products(cpu::GemmPrecision::F32);
   const Real scale = Real(1) / std::sqrt(Real(D));
@@ -167,9 +168,9 @@ template void attention_forward<float>(float*, float*, const float*, const float
                                        int64_t, int64_t, int64_t);
 template void attention_forward<double>(double*, double*, const double*, const double*, const double*, int64_t, int64_t,
                                         int64_t, int64_t, int64_t);
-template void attention_backward<float>(float*, float*, float*, const float*, const float*, const float*, const float*,
-                                        const float*, int64_t, int64_t, int64_t, int64_t, int64_t);
-template void attention_backward<double>(double*, double*, double*, const double*, const double*, const double*,
-                                         const double*, const double*, int64_t, int64_t, int64_t, int64_t, int64_t);
+template void attention_backward<float>(const AttentionInputGrads<float>&, const float*, const AttentionSaved<float>&,
+                                        const AttentionDims&);
+template void attention_backward<double>(const AttentionInputGrads<double>&, const double*,
+                                         const AttentionSaved<double>&, const AttentionDims&);
 
 }  // namespace moelab::ops

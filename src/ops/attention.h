@@ -21,10 +21,29 @@ void attention_forward(Real* out /*[B,T,H,D]*/, Real* lse /*[B,H,T] or null*/, c
                        const Real* k /*[B,T,Hkv,D]*/, const Real* v /*[B,T,Hkv,D]*/, int64_t B, int64_t T, int64_t H,
                        int64_t Hkv, int64_t D);
 
+// The gradients backward assigns.
 template <typename Real>
-void attention_backward(Real* d_q /*[B,T,H,D]*/, Real* d_k /*[B,T,Hkv,D]*/, Real* d_v /*[B,T,Hkv,D]*/,
-                        const Real* d_out /*[B,T,H,D]*/, const Real* q /*[B,T,H,D]*/, const Real* k /*[B,T,Hkv,D]*/,
-                        const Real* v /*[B,T,Hkv,D]*/, const Real* lse /*[B,H,T]*/, int64_t B, int64_t T, int64_t H,
-                        int64_t Hkv, int64_t D);
+struct AttentionInputGrads {
+  Real* d_q;  // [B,T,H,D]
+  Real* d_k;  // [B,T,Hkv,D]
+  Real* d_v;  // [B,T,Hkv,D]
+};
+
+// What backward reads of the forward: its inputs and the lse it kept.
+template <typename Real>
+struct AttentionSaved {
+  const Real* q;    // [B,T,H,D]
+  const Real* k;    // [B,T,Hkv,D]
+  const Real* v;    // [B,T,Hkv,D]
+  const Real* lse;  // [B,H,T]
+};
+
+struct AttentionDims {
+  int64_t B, T, H, Hkv, D;  // sequences, positions, query heads, key/value heads, head size
+};
+
+template <typename Real>
+void attention_backward(const AttentionInputGrads<Real>& grads, const Real* d_out /*[B,T,H,D]*/,
+                        const AttentionSaved<Real>& saved, const AttentionDims& dims);
 
 }  // namespace moelab::ops

@@ -28,10 +28,11 @@ void router_forward(T* logits /*[N,E]*/, T* probs /*[N,E]*/, const T* x /*[N,d]*
 }
 
 template <typename T>
-void router_backward(T* d_x /*[N,d] assigned, nullable*/, T* d_weight /*[E,d] accumulated, nullable*/,
-                     T* d_logits /*[N,E] scratch*/, const T* d_probs /*[N,E]*/, const T* d_logits_extra /*[N,E]*/,
-                     const T* x /*[N,d]*/, const T* weight /*[E,d]*/, const T* probs /*[N,E]*/, int64_t N, int64_t d,
-                     int64_t E, Gating gating) {
+void router_backward(T* d_x, T* d_weight, T* d_logits, const RouterUpstream<T>& upstream, const RouterSaved<T>& saved,
+                     const RouterDims& dims, Gating gating) {
+  const T *d_probs = upstream.d_probs, *d_logits_extra = upstream.d_logits_extra;
+  const T *x = saved.x, *weight = saved.weight, *probs = saved.probs;
+  const auto [N, d, E] = dims;
   MOELAB_ASSERT(d_logits_extra != d_logits, "d_logits_extra must not alias the d_logits scratch");
   if (gating == Gating::Softmax) {
     ops::softmax_backward(d_logits, d_probs, probs, N, E);
@@ -49,9 +50,9 @@ void router_backward(T* d_x /*[N,d] assigned, nullable*/, T* d_weight /*[E,d] ac
 
 template void router_forward<float>(float*, float*, const float*, const float*, int64_t, int64_t, int64_t, Gating);
 template void router_forward<double>(double*, double*, const double*, const double*, int64_t, int64_t, int64_t, Gating);
-template void router_backward<float>(float*, float*, float*, const float*, const float*, const float*, const float*,
-                                     const float*, int64_t, int64_t, int64_t, Gating);
-template void router_backward<double>(double*, double*, double*, const double*, const double*, const double*,
-                                      const double*, const double*, int64_t, int64_t, int64_t, Gating);
+template void router_backward<float>(float*, float*, float*, const RouterUpstream<float>&, const RouterSaved<float>&,
+                                     const RouterDims&, Gating);
+template void router_backward<double>(double*, double*, double*, const RouterUpstream<double>&,
+                                      const RouterSaved<double>&, const RouterDims&, Gating);
 
 }  // namespace moelab::routing

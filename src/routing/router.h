@@ -23,11 +23,29 @@ template <typename T>
 void router_forward(T* logits /*[N,E]*/, T* probs /*[N,E]*/, const T* x /*[N,d]*/, const T* weight /*[E,d]*/, int64_t N,
                     int64_t d, int64_t E, Gating gating = Gating::Softmax);
 
-// d_logits_extra may be null (no z-loss); it must not alias d_logits.
+// The gradients reaching the router from above: through the scores, and straight to the logits.
+template <typename T>
+struct RouterUpstream {
+  const T* d_probs;         // [N,E]
+  const T* d_logits_extra;  // [N,E] added after the gating's backward (the z-loss, a rule reading logits), or null
+};
+
+// What backward reads of the forward.
+template <typename T>
+struct RouterSaved {
+  const T* x;       // [N,d] the router's input
+  const T* weight;  // [E,d]
+  const T* probs;   // [N,E] the scores
+};
+
+struct RouterDims {
+  int64_t N, d, E;  // rows, input width, experts
+};
+
+// d_logits_extra must not alias d_logits.
 template <typename T>
 void router_backward(T* d_x /*[N,d] assigned, nullable*/, T* d_weight /*[E,d] accumulated, nullable*/,
-                     T* d_logits /*[N,E] scratch*/, const T* d_probs /*[N,E]*/, const T* d_logits_extra /*[N,E]*/,
-                     const T* x /*[N,d]*/, const T* weight /*[E,d]*/, const T* probs /*[N,E]*/, int64_t N, int64_t d,
-                     int64_t E, Gating gating = Gating::Softmax);
+                     T* d_logits /*[N,E] scratch*/, const RouterUpstream<T>& upstream, const RouterSaved<T>& saved,
+                     const RouterDims& dims, Gating gating = Gating::Softmax);
 
 }  // namespace moelab::routing

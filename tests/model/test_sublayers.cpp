@@ -35,8 +35,9 @@ TEST(SwigluMlp, GradientsMatchFiniteDifferences) {
   loss();
   std::vector<double> d_x(n * d), d_gate(h * d, 0.0), d_up(h * d, 0.0), d_down(d * h, 0.0), s1(n * h), s2(n * h),
       s3(n * h);
-  swiglu_mlp_backward(d_x.data(), SwigluMlpGrads<double>{d_gate.data(), d_up.data(), d_down.data()}, s1.data(),
-                      s2.data(), s3.data(), r.data(), x.data(), g.data(), u.data(), act.data(), weights(), n, d, h);
+  swiglu_mlp_backward(d_x.data(), SwigluMlpGrads<double>{d_gate.data(), d_up.data(), d_down.data()},
+                      {s1.data(), s2.data(), s3.data()}, r.data(), {x.data(), g.data(), u.data(), act.data()},
+                      weights(), {n, d, h});
   expect_gradient_matches("d_x", x, d_x, loss);
   expect_gradient_matches("d_gate", gate, d_gate, loss);
   expect_gradient_matches("d_up", up, d_up, loss);
@@ -60,8 +61,9 @@ TEST(SwigluMlp, StagedWeightGradientsAreTheUnstagedOnes) {
   auto run = [&](const std::vector<double>& held, SwigluGradStaging<double> staging) {
     Grads gr{held, held, held, std::vector<double>(n * d)};
     std::vector<double> s1(n * h), s2(n * h), s3(n * h);
-    swiglu_mlp_backward(gr.d_x.data(), SwigluMlpGrads<double>{gr.gate.data(), gr.up.data(), gr.down.data()}, s1.data(),
-                        s2.data(), s3.data(), r.data(), x.data(), g.data(), u.data(), act.data(), w, n, d, h, staging);
+    swiglu_mlp_backward(gr.d_x.data(), SwigluMlpGrads<double>{gr.gate.data(), gr.up.data(), gr.down.data()},
+                        {s1.data(), s2.data(), s3.data()}, r.data(), {x.data(), g.data(), u.data(), act.data()}, w,
+                        {n, d, h}, staging);
     return gr;
   };
   std::vector<double> rows(h * d, std::nan(""));  // overwritten before every read
@@ -108,9 +110,10 @@ TEST(SwigluMlp, ABf16ActivationGivesTheProductsOfTheF32One) {
                            keep_bf16 ? act_bf16.data() : nullptr);
         float* dw = res.d_weights.data();
         const float* saved_act = keep_bf16 ? nullptr : act.data();  // backward reads one or the other
-        swiglu_mlp_backward(res.d_x.data(), SwigluMlpGrads<float>{dw, dw + h * d, dw + 2 * h * d}, s1.data(), s2.data(),
-                            s3.data(), r.data(), x.data(), g.data(), u.data(), saved_act, w, n, d, h,
-                            SwigluGradStaging<float>{rows.data(), true, &tally}, keep_bf16 ? act_bf16.data() : nullptr);
+        swiglu_mlp_backward(res.d_x.data(), SwigluMlpGrads<float>{dw, dw + h * d, dw + 2 * h * d},
+                            {s1.data(), s2.data(), s3.data()}, r.data(),
+                            {x.data(), g.data(), u.data(), saved_act, keep_bf16 ? act_bf16.data() : nullptr}, w,
+                            {n, d, h}, SwigluGradStaging<float>{rows.data(), true, &tally});
         EXPECT_EQ(tally.known_values(), 3 * h * d);
         res.norm = tally.norm(3 * h * d);
         return res;
@@ -165,8 +168,8 @@ TEST(MoeFfn, Bf16ExpertsReadTheirOwnActivationRows) {
     std::vector<float> dx(n * d), dw(3 * h * d, 0.0f);
     swiglu_mlp_forward(y.data(), gg.data(), u.data(), a.data(), act.x_grouped.data() + r0 * d, w.experts[e], n, d, h);
     swiglu_mlp_backward(dx.data(), SwigluMlpGrads<float>{dw.data(), dw.data() + h * d, dw.data() + 2 * h * d},
-                        s1.data(), s2.data(), s3.data(), sc.d_y_grouped.data() + r0 * d, act.x_grouped.data() + r0 * d,
-                        gg.data(), u.data(), a.data(), w.experts[e], n, d, h,
+                        {s1.data(), s2.data(), s3.data()}, sc.d_y_grouped.data() + r0 * d,
+                        {act.x_grouped.data() + r0 * d, gg.data(), u.data(), a.data()}, w.experts[e], {n, d, h},
                         SwigluGradStaging<float>{rows.data(), false, nullptr});
     EXPECT_TRUE(std::equal(y.begin(), y.end(), act.y_grouped.begin() + r0 * d));
     EXPECT_TRUE(std::equal(dx.begin(), dx.end(), sc.d_x_grouped.begin() + r0 * d));

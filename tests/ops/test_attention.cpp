@@ -89,8 +89,8 @@ void expect_float_backward_matches_double(const Shape& s, uint64_t seed) {
   std::vector<double> out(s.q_size()), lse(s.lse_size());
   std::vector<double> d_q(s.q_size()), d_k(s.kv_size()), d_v(s.kv_size());
   ops::attention_forward(out.data(), lse.data(), in.q.data(), in.k.data(), in.v.data(), s.B, s.T, s.H, s.Hkv, s.D);
-  ops::attention_backward(d_q.data(), d_k.data(), d_v.data(), r.data(), in.q.data(), in.k.data(), in.v.data(),
-                          lse.data(), s.B, s.T, s.H, s.Hkv, s.D);
+  ops::attention_backward({d_q.data(), d_k.data(), d_v.data()}, r.data(),
+                          {in.q.data(), in.k.data(), in.v.data(), lse.data()}, {s.B, s.T, s.H, s.Hkv, s.D});
 
   auto q = testing::to_float(in.q), k = testing::to_float(in.k), v = testing::to_float(in.v);
   auto r_f = testing::to_float(r);
@@ -98,8 +98,8 @@ void expect_float_backward_matches_double(const Shape& s, uint64_t seed) {
   std::vector<float> out_f(s.q_size()), lse_f(s.lse_size(), nan);
   std::vector<float> d_q_f(s.q_size(), nan), d_k_f(s.kv_size(), nan), d_v_f(s.kv_size(), nan);
   ops::attention_forward(out_f.data(), lse_f.data(), q.data(), k.data(), v.data(), s.B, s.T, s.H, s.Hkv, s.D);
-  ops::attention_backward(d_q_f.data(), d_k_f.data(), d_v_f.data(), r_f.data(), q.data(), k.data(), v.data(),
-                          lse_f.data(), s.B, s.T, s.H, s.Hkv, s.D);
+  ops::attention_backward({d_q_f.data(), d_k_f.data(), d_v_f.data()}, r_f.data(),
+                          {q.data(), k.data(), v.data(), lse_f.data()}, {s.B, s.T, s.H, s.Hkv, s.D});
   EXPECT_LT(testing::max_rel_error(d_q_f, d_q), 1e-5);
   EXPECT_LT(testing::max_rel_error(d_k_f, d_k), 1e-5);
   EXPECT_LT(testing::max_rel_error(d_v_f, d_v), 1e-5);
@@ -168,8 +168,8 @@ TEST_P(AttentionShapes, BackwardMatchesFiniteDifferences) {
   std::vector<double> out(s.q_size()), lse(s.lse_size());
   std::vector<double> d_q(s.q_size()), d_k(s.kv_size()), d_v(s.kv_size());
   ops::attention_forward(out.data(), lse.data(), in.q.data(), in.k.data(), in.v.data(), s.B, s.T, s.H, s.Hkv, s.D);
-  ops::attention_backward(d_q.data(), d_k.data(), d_v.data(), r.data(), in.q.data(), in.k.data(), in.v.data(),
-                          lse.data(), s.B, s.T, s.H, s.Hkv, s.D);
+  ops::attention_backward({d_q.data(), d_k.data(), d_v.data()}, r.data(),
+                          {in.q.data(), in.k.data(), in.v.data(), lse.data()}, {s.B, s.T, s.H, s.Hkv, s.D});
   auto loss = [&] {
     ops::attention_forward<double>(out.data(), nullptr, in.q.data(), in.k.data(), in.v.data(), s.B, s.T, s.H, s.Hkv,
                                    s.D);
@@ -251,8 +251,8 @@ TEST(Attention, BackwardIsDeterministic) {
   std::vector<float> first[3], again[3];
   for (auto* grads : {first, again}) {
     grads[0].resize(s.q_size()), grads[1].resize(s.kv_size()), grads[2].resize(s.kv_size());
-    ops::attention_backward(grads[0].data(), grads[1].data(), grads[2].data(), r.data(), q.data(), k.data(), v.data(),
-                            lse.data(), s.B, s.T, s.H, s.Hkv, s.D);
+    ops::attention_backward({grads[0].data(), grads[1].data(), grads[2].data()}, r.data(),
+                            {q.data(), k.data(), v.data(), lse.data()}, {s.B, s.T, s.H, s.Hkv, s.D});
   }
   for (int i = 0; i < 3; ++i) EXPECT_EQ(first[i], again[i]) << "gradient " << i;
 }
@@ -271,8 +271,8 @@ TEST(Attention, ProductsStayF32InABf16ModelOnAnyThreadCount) {
     Run x{std::vector<float>(s.q_size()), std::vector<float>(s.lse_size()), std::vector<float>(s.q_size()),
           std::vector<float>(s.kv_size()), std::vector<float>(s.kv_size())};
     ops::attention_forward(x.out.data(), x.lse.data(), q.data(), k.data(), v.data(), s.B, s.T, s.H, s.Hkv, s.D);
-    ops::attention_backward(x.d_q.data(), x.d_k.data(), x.d_v.data(), r.data(), q.data(), k.data(), v.data(),
-                            x.lse.data(), s.B, s.T, s.H, s.Hkv, s.D);
+    ops::attention_backward({x.d_q.data(), x.d_k.data(), x.d_v.data()}, r.data(),
+                            {q.data(), k.data(), v.data(), x.lse.data()}, {s.B, s.T, s.H, s.Hkv, s.D});
     return x;
   };
   const Run f32 = run();

@@ -323,8 +323,8 @@ struct GranularPipeline {
     else
       routing::expand_sequence_plan_backward(d_route_weight.data(), d_tok_weight.data(), route_plan, L);
     routing::top_k_backward(d_probs.data(), d_route_weight.data(), probs.data(), route_plan, renormalize);
-    routing::router_backward<double>(d_pooled.data(), d_w_router.data(), scratch.data(), d_probs.data(), nullptr,
-                                     pooled.data(), w_router.data(), probs.data(), P, d, E);
+    routing::router_backward<double>(d_pooled.data(), d_w_router.data(), scratch.data(), {d_probs.data(), nullptr},
+                                     {pooled.data(), w_router.data(), probs.data()}, {P, d, E});
     if (prefix)
       routing::prefix_mean_backward(d_x.data(), d_pooled.data(), B, L, d);
     else

@@ -44,8 +44,8 @@ TEST_P(RouterShapes, BackwardMatchesFiniteDifferences) {
   auto r = random_vector(N * E, 85), q = random_vector(N * E, 86);
   std::vector<double> logits(N * E), probs(N * E), scratch(N * E), d_x(N * d, 9.0), d_w(E * d, 0.0);
   routing::router_forward(logits.data(), probs.data(), x.data(), w.data(), N, d, E);
-  routing::router_backward(d_x.data(), d_w.data(), scratch.data(), r.data(), q.data(), x.data(), w.data(), probs.data(),
-                           N, d, E);
+  routing::router_backward(d_x.data(), d_w.data(), scratch.data(), {r.data(), q.data()},
+                           {x.data(), w.data(), probs.data()}, {N, d, E});
   auto loss = [&] {
     routing::router_forward(logits.data(), probs.data(), x.data(), w.data(), N, d, E);
     return testing::dot(probs, r) + testing::dot(logits, q);
@@ -64,14 +64,14 @@ TEST(Router, OptionalGradients) {
   auto x = random_vector(N * d, 87), w = random_vector(E * d, 88), r = random_vector(N * E, 89);
   std::vector<double> logits(N * E), probs(N * E), scratch(N * E), d_x(N * d), d_x2(N * d), d_w(E * d, 0.0);
   routing::router_forward(logits.data(), probs.data(), x.data(), w.data(), N, d, E);
-  routing::router_backward<double>(d_x.data(), d_w.data(), scratch.data(), r.data(), nullptr, x.data(), w.data(),
-                                   probs.data(), N, d, E);
+  routing::router_backward<double>(d_x.data(), d_w.data(), scratch.data(), {r.data(), nullptr},
+                                   {x.data(), w.data(), probs.data()}, {N, d, E});
   auto once = d_w;
-  routing::router_backward<double>(d_x2.data(), nullptr, scratch.data(), r.data(), nullptr, x.data(), w.data(),
-                                   probs.data(), N, d, E);
+  routing::router_backward<double>(d_x2.data(), nullptr, scratch.data(), {r.data(), nullptr},
+                                   {x.data(), w.data(), probs.data()}, {N, d, E});
   EXPECT_EQ(d_x, d_x2);
-  routing::router_backward<double>(d_x2.data(), d_w.data(), scratch.data(), r.data(), nullptr, x.data(), w.data(),
-                                   probs.data(), N, d, E);
+  routing::router_backward<double>(d_x2.data(), d_w.data(), scratch.data(), {r.data(), nullptr},
+                                   {x.data(), w.data(), probs.data()}, {N, d, E});
   for (size_t i = 0; i < d_w.size(); ++i) EXPECT_NEAR(d_w[i], 2 * once[i], 1e-14);
   auto loss = [&] {
     routing::router_forward(logits.data(), probs.data(), x.data(), w.data(), N, d, E);
@@ -93,8 +93,8 @@ TEST(Router, ProductsStayF32InABf16Model) {
     Run o{std::vector<float>(N * E), std::vector<float>(N * E), std::vector<float>(N * d), std::vector<float>(E * d)};
     std::vector<float> scratch(N * E);
     routing::router_forward(o.logits.data(), o.probs.data(), x.data(), w.data(), N, d, E);
-    routing::router_backward<float>(o.d_x.data(), o.d_w.data(), scratch.data(), r.data(), nullptr, x.data(), w.data(),
-                                    o.probs.data(), N, d, E);
+    routing::router_backward<float>(o.d_x.data(), o.d_w.data(), scratch.data(), {r.data(), nullptr},
+                                    {x.data(), w.data(), o.probs.data()}, {N, d, E});
     return o;
   };
   const Run f32 = run();

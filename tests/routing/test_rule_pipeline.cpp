@@ -79,8 +79,8 @@ struct Pipeline {
     routing::load_balance_backward(d_probs.data(), lb_coef, plan, rule().load_balance_divisor(c.k));
     routing::entropy_loss_backward(d_probs.data(), entropy_coef, probs.data(), N, E);
     routing::z_loss_backward(d_logits.data(), z_coef, logits.data(), N, E);
-    routing::router_backward(d_x_router.data(), d_w_router.data(), scratch.data(), d_probs.data(), d_logits.data(),
-                             x.data(), w_router.data(), probs.data(), N, d, E);
+    routing::router_backward(d_x_router.data(), d_w_router.data(), scratch.data(), {d_probs.data(), d_logits.data()},
+                             {x.data(), w_router.data(), probs.data()}, {N, d, E});
     for (int64_t i = 0; i < N * d; ++i) d_x[i] += d_x_router[i];  // the residual-style sum the MoE layer does
   }
 };
