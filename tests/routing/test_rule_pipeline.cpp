@@ -40,7 +40,14 @@ std::string case_name(const ::testing::TestParamInfo<RuleCase>& info) {
 }
 
 struct Pipeline {
-  explicit Pipeline(const RuleCase& c) : c(c) {}
+  // Random inputs, router, experts and upstream gradient, fixed by the case's sizes.
+  explicit Pipeline(const RuleCase& c)
+      : c(c),
+        x(random_vector(c.N * c.d, 101 + c.N)),
+        w_router(random_vector(c.E * c.d, 102 + c.E)),
+        r(random_vector(c.N * c.d, 104)) {
+    experts.w = random_vector(c.E * c.d * c.d, 103, 0.5);
+  }
 
   RuleCase c;
   double lb_coef = 0.3, z_coef = 0.2, entropy_coef = 0.15;
@@ -90,10 +97,6 @@ class RulePipeline : public ::testing::TestWithParam<RuleCase> {};
 TEST_P(RulePipeline, GradientsMatchFiniteDifferences) {
   const RuleCase& c = GetParam();
   Pipeline p(c);
-  p.x = random_vector(c.N * c.d, 101 + c.N);
-  p.w_router = random_vector(c.E * c.d, 102 + c.E);
-  p.experts.w = random_vector(c.E * c.d * c.d, 103, 0.5);
-  p.r = random_vector(c.N * c.d, 104);
   p.forward();
   const auto selected = p.plan.slot_expert;
   const auto owned = p.plan.token_offsets;
@@ -114,10 +117,6 @@ TEST_P(RulePipeline, GradientsMatchFiniteDifferences) {
 TEST_P(RulePipeline, TheCaseExercisesWhatSetsItsRuleApart) {
   const RuleCase& c = GetParam();
   Pipeline p(c);
-  p.x = random_vector(c.N * c.d, 101 + c.N);
-  p.w_router = random_vector(c.E * c.d, 102 + c.E);
-  p.experts.w = random_vector(c.E * c.d * c.d, 103, 0.5);
-  p.r = random_vector(c.N * c.d, 104);
   p.forward();
   if (c.rule == SelectionRule::TopP && c.E >= 4) {
     EXPECT_GT(p.plan.n_slots(), c.N) << "no token kept several experts";
