@@ -42,7 +42,7 @@ template <typename T>
 void swiglu_mlp_backward(T* d_x, const SwigluMlpGrads<T>& grads, const SwigluBackwardScratch<T>& scratch,
                          const T* d_out, const SwigluSaved<T>& saved, const SwigluMlpWeights<T>& w, SwigluShape shape,
                          const SwigluGradStaging<T>& staging) {
-  const auto [n, d, h] = shape;
+  const int64_t n = shape.n, d = shape.d, h = shape.h;
   T *d_act = scratch.d_act, *d_g = scratch.d_g, *d_u = scratch.d_u;
   const T *x = saved.x, *g = saved.g, *u = saved.u, *act = saved.act;
   const uint16_t* act_bf16 = saved.act_bf16;

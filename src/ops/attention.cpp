@@ -121,7 +121,7 @@ void attention_backward(const AttentionInputGrads<Real>& grads, const Real* d_ou
                         const AttentionDims& dims) {
   Real *d_q = grads.d_q, *d_k = grads.d_k, *d_v = grads.d_v;
   const Real *q = saved.q, *k = saved.k, *v = saved.v, *lse = saved.lse;
-  const auto [B, T, H, Hkv, D] = dims;
+  const int64_t B = dims.B, T = dims.T, H = dims.H, Hkv = dims.Hkv, D = dims.D;
   MOELAB_ASSERT(Hkv > 0 && H % Hkv == 0, "attention: query heads must be a multiple of key/value heads");
   const cpu::GemmPrecisionScope f32_products(cpu::GemmPrecision::F32);
   const Real scale = Real(1) / std::sqrt(Real(D));

@@ -32,7 +32,7 @@ void router_backward(T* d_x, T* d_weight, T* d_logits, const RouterUpstream<T>& 
                      const RouterDims& dims, Gating gating) {
   const T *d_probs = upstream.d_probs, *d_logits_extra = upstream.d_logits_extra;
   const T *x = saved.x, *weight = saved.weight, *probs = saved.probs;
-  const auto [N, d, E] = dims;
+  const int64_t N = dims.N, d = dims.d, E = dims.E;
   MOELAB_ASSERT(d_logits_extra != d_logits, "d_logits_extra must not alias the d_logits scratch");
   if (gating == Gating::Softmax) {
     ops::softmax_backward(d_logits, d_probs, probs, N, E);
