@@ -68,8 +68,8 @@ void BM_GemmBf16ExpertRows(benchmark::State& state) {
   int64_t call = 0, rows = 0;
   for (auto _ : state) {
     const int64_t M = new_rows ? 256 + (call++ % 768) : 512;
-    moelab::cpu::gemm_bf16(moelab::cpu::Trans::N, moelab::cpu::Trans::T, M, N, K, 1.0f, a.data(), K, b.data(), K, 0.0f,
-                           c.data(), N);
+    moelab::cpu::gemm_bf16(moelab::cpu::ComputeContext{}, moelab::cpu::Trans::N, moelab::cpu::Trans::T, M, N, K, 1.0f,
+                           a.data(), K, b.data(), K, 0.0f, c.data(), N);
     rows += M;
   }
   state.counters["FLOP/s"] =
@@ -85,10 +85,11 @@ void BM_GemmBf16OutputAlignment(benchmark::State& state) {
   std::vector<float> a(M * K, 0.5f), w(N * K, 0.25f), c(M * N + offset);
   std::vector<uint16_t> w_bf16(N * K);
   moelab::cpu::to_bf16(w.data(), N * K, w_bf16.data());
-  const moelab::cpu::Bf16MirrorScope mirror(w.data(), N * K, w_bf16.data());
+  moelab::cpu::ComputeContext mirror;  // the weights read from their bf16 copy, as a model's are
+  mirror.mirror = {w.data(), N * K, w_bf16.data()};
   for (auto _ : state) {
-    moelab::cpu::gemm_bf16(moelab::cpu::Trans::N, moelab::cpu::Trans::T, M, N, K, 1.0f, a.data(), K, w.data(), K, 0.0f,
-                           c.data() + offset, N);
+    moelab::cpu::gemm_bf16(mirror, moelab::cpu::Trans::N, moelab::cpu::Trans::T, M, N, K, 1.0f, a.data(), K, w.data(),
+                           K, 0.0f, c.data() + offset, N);
     benchmark::DoNotOptimize(c.data());
   }
   moelab::bench::set_flops(state, 2.0 * M * N * K);
@@ -102,10 +103,11 @@ void BM_GemmBf16RowRemainder(benchmark::State& state) {
   std::vector<float> a(M * K, 0.5f), w(N * K, 0.25f), c(M * N);
   std::vector<uint16_t> w_bf16(N * K);
   moelab::cpu::to_bf16(w.data(), N * K, w_bf16.data());
-  const moelab::cpu::Bf16MirrorScope mirror(w.data(), N * K, w_bf16.data());
+  moelab::cpu::ComputeContext mirror;  // the weights read from their bf16 copy, as a model's are
+  mirror.mirror = {w.data(), N * K, w_bf16.data()};
   for (auto _ : state) {
-    moelab::cpu::gemm_bf16(moelab::cpu::Trans::N, moelab::cpu::Trans::T, M, N, K, 1.0f, a.data(), K, w.data(), K, 0.0f,
-                           c.data(), N);
+    moelab::cpu::gemm_bf16(mirror, moelab::cpu::Trans::N, moelab::cpu::Trans::T, M, N, K, 1.0f, a.data(), K, w.data(),
+                           K, 0.0f, c.data(), N);
     benchmark::DoNotOptimize(c.data());
   }
   moelab::bench::set_flops(state, 2.0 * M * N * K);
@@ -139,10 +141,11 @@ void BM_ExpertForwardPackedWeights(benchmark::State& state) {
   const bool packed = state.range(4) == 1;
   std::vector<float> a(E * M * K, 0.5f), w(E * N * K, 0.25f), c(E * M * N);
   moelab::cpu::PackedWeights copies;
-  const moelab::cpu::PackedWeightsScope scope(w.data(), packed ? E * N * K : 0, copies);
+  moelab::cpu::ComputeContext ctx;
+  if (packed) ctx.packed = {w.data(), E * N * K, &copies};
   for (auto _ : state) {
     for (int64_t e = 0; e < E; ++e)
-      moelab::cpu::gemm(moelab::cpu::Trans::N, moelab::cpu::Trans::T, M, N, K, 1.0f, a.data() + e * M * K, K,
+      moelab::cpu::gemm(ctx, moelab::cpu::Trans::N, moelab::cpu::Trans::T, M, N, K, 1.0f, a.data() + e * M * K, K,
                         w.data() + e * N * K, K, 0.0f, c.data() + e * M * N, N);
     benchmark::DoNotOptimize(c.data());
   }
@@ -224,14 +227,15 @@ void BM_GemmBf16ExpertOutputToMemory(benchmark::State& state) {
   std::vector<float> saved(layers * E * M * h), rows(M * h);   // [layers,E,M,h], [M,h]
   std::vector<uint16_t> w_bf16(w.size());
   moelab::cpu::to_bf16(w.data(), static_cast<int64_t>(w.size()), w_bf16.data());
-  const moelab::cpu::Bf16MirrorScope mirror(w.data(), static_cast<int64_t>(w.size()), w_bf16.data());
+  moelab::cpu::ComputeContext mirror;  // the weights read from their bf16 copy, as a model's are
+  mirror.mirror = {w.data(), static_cast<int64_t>(w.size()), w_bf16.data()};
   int64_t layer = 0;
   for (auto _ : state) {
     layer = (layer + 1) % layers;
     for (int64_t e = 0; e < E; ++e) {
       float* out = saved.data() + (layer * E + e) * M * h;
-      moelab::cpu::gemm_bf16(Trans::N, Trans::T, M, h, d, 1.0f, x.data() + e * M * d, d, w.data() + e * h * d, d, 0.0f,
-                             streamed ? rows.data() : out, h);
+      moelab::cpu::gemm_bf16(mirror, Trans::N, Trans::T, M, h, d, 1.0f, x.data() + e * M * d, d, w.data() + e * h * d,
+                             d, 0.0f, streamed ? rows.data() : out, h);
       if (streamed) moelab::cpu::stream_copy(out, rows.data(), M * h);
     }
     benchmark::DoNotOptimize(saved.data());
@@ -250,8 +254,8 @@ void BM_ExpertWeightGradToMemory(benchmark::State& state) {
   const int64_t E = 16, M = 256, d = 512, h = 1408, layers = 16, mode = state.range(1);
   std::vector<float> x(E * M * d, 0.5f), d_g(E * M * h, 0.01f);     // [E,M,d], [E,M,h]
   std::vector<float> grads(layers * E * h * d, 0.0f), rows(h * d);  // [layers,E,h,d], [h,d]
-  const moelab::cpu::GemmPrecisionScope precision(state.range(0) == 1 ? moelab::cpu::GemmPrecision::Bf16
-                                                                      : moelab::cpu::GemmPrecision::F32);
+  moelab::cpu::ComputeContext ctx;
+  if (state.range(0) == 1) ctx.precision = moelab::cpu::GemmPrecision::Bf16;
   const bool written = mode == 2 || mode == 4 || mode == 6;
   int64_t layer = 0;
   double squares = 0;
@@ -262,13 +266,13 @@ void BM_ExpertWeightGradToMemory(benchmark::State& state) {
       const float* d_out = d_g.data() + e * M * h;
       const float* in = x.data() + e * M * d;
       if (mode == 0) {
-        moelab::ops::linear_backward<float>(nullptr, d_w, d_out, in, nullptr, M, d, h);
+        moelab::ops::linear_backward<float>(ctx, nullptr, d_w, d_out, in, nullptr, M, d, h);
       } else if (mode == 3 || mode == 4) {
         double expert_squares = 0;
-        moelab::ops::linear_weight_grad_staged(d_w, rows.data(), d_out, in, M, d, h, written, &expert_squares);
+        moelab::ops::linear_weight_grad_staged(ctx, d_w, rows.data(), d_out, in, M, d, h, written, &expert_squares);
         squares += expert_squares;
       } else {
-        moelab::ops::linear_weight_grad_staged(d_w, rows.data(), d_out, in, M, d, h, written);
+        moelab::ops::linear_weight_grad_staged(ctx, d_w, rows.data(), d_out, in, M, d, h, written);
         if (mode >= 5) squares += moelab::sum_of_squares(d_w, h * d);
       }
     }

@@ -42,8 +42,8 @@ double causal_attention_flops(const AttentionShape& s) {
 }  // namespace
 
 template <typename T>
-void attention_block_forward(T* out, AttentionActivations<T>& act, const T* x, const AttentionWeights<T>& w,
-                             const AttentionShape& s, bool for_backward) {
+void attention_block_forward(const cpu::ComputeContext& ctx, T* out, AttentionActivations<T>& act, const T* x,
+                             const AttentionWeights<T>& w, const AttentionShape& s, bool for_backward) {
   const int64_t N = s.rows(), qw = s.H * s.D, kvw = s.Hkv * s.D;
   act.resize(s, for_backward);
   {
@@ -52,9 +52,9 @@ void attention_block_forward(T* out, AttentionActivations<T>& act, const T* x, c
   }
   {
     profile::Scope p("fwd attention.qkv_proj", 2.0 * N * s.d * (qw + 2 * kvw));
-    ops::linear_forward(act.q.data(), act.normed.data(), w.wq, N, s.d, qw);
-    ops::linear_forward(act.k.data(), act.normed.data(), w.wk, N, s.d, kvw);
-    ops::linear_forward(act.v.data(), act.normed.data(), w.wv, N, s.d, kvw);
+    ops::linear_forward(ctx, act.q.data(), act.normed.data(), w.wq, N, s.d, qw);
+    ops::linear_forward(ctx, act.k.data(), act.normed.data(), w.wk, N, s.d, kvw);
+    ops::linear_forward(ctx, act.v.data(), act.normed.data(), w.wv, N, s.d, kvw);
   }
   {
     profile::Scope p("fwd attention.rope", 0);
@@ -67,18 +67,18 @@ void attention_block_forward(T* out, AttentionActivations<T>& act, const T* x, c
                            act.v.data(), s.B, s.T, s.H, s.Hkv, s.D);
   }
   profile::Scope p("fwd attention.out_proj", 2.0 * N * qw * s.d);
-  ops::linear_forward(out, act.ctx.data(), w.wo, N, qw, s.d);
+  ops::linear_forward(ctx, out, act.ctx.data(), w.wo, N, qw, s.d);
 }
 
 template <typename T>
-void attention_block_backward(T* d_x, const AttentionGrads<T>& grads, AttentionScratch<T>& sc, const T* d_out,
-                              const T* x, const AttentionActivations<T>& act, const AttentionWeights<T>& w,
-                              const AttentionShape& s) {
+void attention_block_backward(const cpu::ComputeContext& ctx, T* d_x, const AttentionGrads<T>& grads,
+                              AttentionScratch<T>& sc, const T* d_out, const T* x, const AttentionActivations<T>& act,
+                              const AttentionWeights<T>& w, const AttentionShape& s) {
   const int64_t N = s.rows(), qw = s.H * s.D, kvw = s.Hkv * s.D;
   sc.resize(s);
   {
     profile::Scope p("bwd attention.out_proj", 4.0 * N * qw * s.d);
-    ops::linear_backward(sc.d_ctx.data(), grads.wo, d_out, act.ctx.data(), w.wo, N, qw, s.d);
+    ops::linear_backward(ctx, sc.d_ctx.data(), grads.wo, d_out, act.ctx.data(), w.wo, N, qw, s.d);
   }
   {
     profile::Scope p("bwd attention.core", 2 * causal_attention_flops(s));
@@ -93,13 +93,13 @@ void attention_block_backward(T* d_x, const AttentionGrads<T>& grads, AttentionS
   {
     // The normed input feeds three projections: its gradient is the sum of the three branches.
     profile::Scope p("bwd attention.qkv_proj", 4.0 * N * s.d * (qw + 2 * kvw));
-    ops::linear_backward(sc.d_normed.data(), grads.wq, sc.d_q.data(), act.normed.data(), w.wq, N, s.d, qw);
-    cpu::gemm(cpu::Trans::N, cpu::Trans::N, N, s.d, kvw, T(1), sc.d_k.data(), kvw, w.wk, s.d, T(1), sc.d_normed.data(),
-              s.d);
-    cpu::gemm(cpu::Trans::N, cpu::Trans::N, N, s.d, kvw, T(1), sc.d_v.data(), kvw, w.wv, s.d, T(1), sc.d_normed.data(),
-              s.d);
-    ops::linear_backward<T>(nullptr, grads.wk, sc.d_k.data(), act.normed.data(), w.wk, N, s.d, kvw);
-    ops::linear_backward<T>(nullptr, grads.wv, sc.d_v.data(), act.normed.data(), w.wv, N, s.d, kvw);
+    ops::linear_backward(ctx, sc.d_normed.data(), grads.wq, sc.d_q.data(), act.normed.data(), w.wq, N, s.d, qw);
+    cpu::gemm(ctx, cpu::Trans::N, cpu::Trans::N, N, s.d, kvw, T(1), sc.d_k.data(), kvw, w.wk, s.d, T(1),
+              sc.d_normed.data(), s.d);
+    cpu::gemm(ctx, cpu::Trans::N, cpu::Trans::N, N, s.d, kvw, T(1), sc.d_v.data(), kvw, w.wv, s.d, T(1),
+              sc.d_normed.data(), s.d);
+    ops::linear_backward<T>(ctx, nullptr, grads.wk, sc.d_k.data(), act.normed.data(), w.wk, N, s.d, kvw);
+    ops::linear_backward<T>(ctx, nullptr, grads.wv, sc.d_v.data(), act.normed.data(), w.wv, N, s.d, kvw);
   }
   profile::Scope p("bwd attention.norm", 0);
   ops::rmsnorm_backward(d_x, grads.norm, sc.d_normed.data(), x, w.norm, act.rstd.data(), N, s.d);
@@ -109,15 +109,18 @@ template struct AttentionActivations<float>;
 template struct AttentionActivations<double>;
 template struct AttentionScratch<float>;
 template struct AttentionScratch<double>;
-template void attention_block_forward<float>(float*, AttentionActivations<float>&, const float*,
-                                             const AttentionWeights<float>&, const AttentionShape&, bool);
-template void attention_block_forward<double>(double*, AttentionActivations<double>&, const double*,
-                                              const AttentionWeights<double>&, const AttentionShape&, bool);
-template void attention_block_backward<float>(float*, const AttentionGrads<float>&, AttentionScratch<float>&,
-                                              const float*, const float*, const AttentionActivations<float>&,
-                                              const AttentionWeights<float>&, const AttentionShape&);
-template void attention_block_backward<double>(double*, const AttentionGrads<double>&, AttentionScratch<double>&,
-                                               const double*, const double*, const AttentionActivations<double>&,
-                                               const AttentionWeights<double>&, const AttentionShape&);
+template void attention_block_forward<float>(const cpu::ComputeContext&, float*, AttentionActivations<float>&,
+                                             const float*, const AttentionWeights<float>&, const AttentionShape&, bool);
+template void attention_block_forward<double>(const cpu::ComputeContext&, double*, AttentionActivations<double>&,
+                                              const double*, const AttentionWeights<double>&, const AttentionShape&,
+                                              bool);
+template void attention_block_backward<float>(const cpu::ComputeContext&, float*, const AttentionGrads<float>&,
+                                              AttentionScratch<float>&, const float*, const float*,
+                                              const AttentionActivations<float>&, const AttentionWeights<float>&,
+                                              const AttentionShape&);
+template void attention_block_backward<double>(const cpu::ComputeContext&, double*, const AttentionGrads<double>&,
+                                               AttentionScratch<double>&, const double*, const double*,
+                                               const AttentionActivations<double>&, const AttentionWeights<double>&,
+                                               const AttentionShape&);
 
 }  // namespace moelab

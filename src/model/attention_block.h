@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "backend/cpu/compute_context.h"
+
 namespace moelab {
 
 struct AttentionShape {
@@ -59,15 +61,18 @@ struct AttentionScratch {
   void resize(const AttentionShape& s);
 };
 
+// The projections run as ctx says; attention's own products are f32 (ops/attention.h).
 // for_backward = false (inference): the attention probabilities are not kept, and backward must not follow.
 template <typename T>
-void attention_block_forward(T* out /*[N,d]*/, AttentionActivations<T>& act, const T* x /*[N,d]*/,
-                             const AttentionWeights<T>& w, const AttentionShape& s, bool for_backward);
+void attention_block_forward(const cpu::ComputeContext& ctx, T* out /*[N,d]*/, AttentionActivations<T>& act,
+                             const T* x /*[N,d]*/, const AttentionWeights<T>& w, const AttentionShape& s,
+                             bool for_backward);
 
 // d_x is assigned (the gradient through this sublayer only; the caller adds the residual path).
 template <typename T>
-void attention_block_backward(T* d_x /*[N,d]*/, const AttentionGrads<T>& grads, AttentionScratch<T>& scratch,
-                              const T* d_out /*[N,d]*/, const T* x /*[N,d]*/, const AttentionActivations<T>& act,
-                              const AttentionWeights<T>& w, const AttentionShape& s);
+void attention_block_backward(const cpu::ComputeContext& ctx, T* d_x /*[N,d]*/, const AttentionGrads<T>& grads,
+                              AttentionScratch<T>& scratch, const T* d_out /*[N,d]*/, const T* x /*[N,d]*/,
+                              const AttentionActivations<T>& act, const AttentionWeights<T>& w,
+                              const AttentionShape& s);
 
 }  // namespace moelab

@@ -169,16 +169,16 @@ Model::~Model() = default;
 
 Model::InferenceMode::InferenceMode(Model& model) : model_(model) { ++model_.inference_depth_; }
 Model::InferenceMode::~InferenceMode() {
-  if (--model_.inference_depth_ == 0) model_.packed_weights_.clear();
+  if (--model_.inference_depth_ == 0) model_.compute_caches_.drop_packed();
 }
 
 void Model::check_weights_may_change() const {
   MOELAB_ASSERT(inference_depth_ == 0, "the weights are frozen inside Model::InferenceMode");
 }
 
-std::vector<float>& Model::params() {
+std::vector<float>& Model::mutable_params() {
   check_weights_may_change();
-  bf16_current_ = false;
+  compute_caches_.weights_changed();
   return params_;
 }
 
@@ -193,22 +193,23 @@ double Model::grad_norm() const { return grad_squares_.norm(static_cast<int64_t>
 Model::OptimizerAccess Model::optimizer_access() {
   check_weights_may_change();
   const bool bf16 = gemm_precision_of(cfg_) == cpu::GemmPrecision::Bf16;
-  if (bf16) round_weights();  // tensors the optimizer skips (frozen ones) must be current too
   grads_zero_ = true;
   grad_squares_.forget();
-  return {params_.data(), grads_.data(), bf16 ? params_bf16_.data() : nullptr};
+  // Current as a whole: tensors the optimizer skips (frozen ones) must be current too.
+  uint16_t* mirror =
+      bf16 ? compute_caches_.current_mirror(params_.data(), static_cast<int64_t>(params_.size())) : nullptr;
+  return {params_.data(), grads_.data(), mirror};
 }
 
-void Model::round_weights() {
-  if (bf16_current_) return;
-  params_bf16_.resize(params_.size());
-  cpu::to_bf16(params_.data(), static_cast<int64_t>(params_.size()), params_bf16_.data());
-  bf16_current_ = true;
+cpu::ComputeContext Model::compute_context(bool forward_only) {
+  // The weights cannot change until the InferenceMode ends: an f32 forward may pack them once for every GEMM after.
+  return compute_caches_.context(params_.data(), static_cast<int64_t>(params_.size()), gemm_precision_of(cfg_),
+                                 forward_only && pack_for_inference_);
 }
 
 void Model::init_params(uint64_t seed) {
   check_weights_may_change();
-  bf16_current_ = false;
+  compute_caches_.weights_changed();
   for (const auto& spec : table_.specs()) {
     float* w = params_.data() + spec.offset;
     if (spec.init != ParamInit::Normal) {
@@ -223,7 +224,7 @@ void Model::init_params(uint64_t seed) {
 void Model::resample_routers(uint64_t seed, int64_t step) {
   check_weights_may_change();
   if (cfg_.routing.router != RouterKind::Resampled) return;
-  bf16_current_ = false;
+  compute_caches_.weights_changed();
   for (const auto& spec : table_.specs()) {
     if (spec.group != ParamGroup::Router || spec.init != ParamInit::Normal) continue;  // router matrices only
     float* w = params_.data() + spec.offset;
@@ -236,6 +237,8 @@ void Model::update_selection_bias() {
   check_weights_may_change();
   const double rate = cfg_.routing.bias_update_rate;
   if (rate <= 0) return;
+  // A current bf16 mirror stays current: E entries per layer, where a stale one would cost a pass over every weight.
+  uint16_t* mirror = compute_caches_.mirror_if_current();
   for (auto& l : layers_) {
     if (!l->moe) continue;
     const auto& plan = l->moe_act.plan;
@@ -248,8 +251,7 @@ void Model::update_selection_bias() {
         bias[e] -= static_cast<float>(rate);
       else if (load < mean_load)
         bias[e] += static_cast<float>(rate);
-      // A current rounded copy stays current: E entries, where a stale one would cost a pass over every weight.
-      if (bf16_current_) params_bf16_[bias - params_.data() + e] = cpu::to_bf16(bias[e]);
+      if (mirror) mirror[bias - params_.data() + e] = cpu::to_bf16(bias[e]);
     }
   }
 }
@@ -281,19 +283,8 @@ std::vector<Model::LayerRouting> Model::layer_routing() const {
 }
 
 Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T) {
-  const cpu::GemmPrecision mode = gemm_precision_of(cfg_);
-  const cpu::GemmPrecisionScope precision(mode);
-  const bool bf16 = mode == cpu::GemmPrecision::Bf16;
   const bool inference = inference_depth_ > 0;
-  // One pass over the weights instead of one per GEMM that reads them, forward and backward; none at all when
-  // they have not changed since (inference) or the optimizer wrote the rounded copy itself (training).
-  if (bf16) round_weights();
-  const cpu::Bf16MirrorScope mirror(params_.data(), bf16 ? static_cast<int64_t>(params_.size()) : 0,
-                                    params_bf16_.data());
-  // The weights cannot change until the InferenceMode ends: an f32 forward may pack them once for every GEMM after.
-  const bool pack = inference && !bf16 && pack_for_inference_;
-  const cpu::PackedWeightsScope packed(params_.data(), pack ? static_cast<int64_t>(params_.size()) : 0,
-                                       packed_weights_);
+  const cpu::ComputeContext ctx = compute_context(inference);
   const auto& m = cfg_.model;
   const int64_t N = B * T, d = m.d_model, V = m.vocab_size;
   auto& ws = *ws_;
@@ -316,7 +307,7 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
   for (size_t i = 0; i < layers_.size(); ++i) {
     Layer& L = *layers_[i];
     L.x_mid.resize(N * d);
-    attention_block_forward(ws.sub_out.data(), L.attn, L.x_in.data(), L.attn_w, shape, !inference);
+    attention_block_forward(ctx, ws.sub_out.data(), L.attn, L.x_in.data(), L.attn_w, shape, !inference);
     add_to(L.x_mid.data(), L.x_in.data(), ws.sub_out.data(), N * d);
 
     L.ffn_normed.resize(N * d);
@@ -328,12 +319,12 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
     if (L.moe) {
       MoeFfnShape layer_shape = moe_shape;
       layer_shape.hash_seed = splitmix64(i + 1);  // a fixed table per layer, independent of the training seed
-      L.aux = moe_ffn_forward(ws.sub_out.data(), L.moe_act, ws.moe_scratch, L.ffn_normed.data(), ws.inputs.data(),
+      L.aux = moe_ffn_forward(ctx, ws.sub_out.data(), L.moe_act, ws.moe_scratch, L.ffn_normed.data(), ws.inputs.data(),
                               L.moe_w, layer_shape, !inference);
     } else {
       const int64_t h = L.dense_hidden;
       L.dense_g_act.resize(N * h), L.dense_u_act.resize(N * h), L.dense_act.resize(N * h);
-      swiglu_mlp_forward(ws.sub_out.data(), L.dense_g_act.data(), L.dense_u_act.data(), L.dense_act.data(),
+      swiglu_mlp_forward(ctx, ws.sub_out.data(), L.dense_g_act.data(), L.dense_u_act.data(), L.dense_act.data(),
                          L.ffn_normed.data(), L.dense_w, N, d, h);
     }
     std::vector<float>& next = i + 1 < layers_.size() ? layers_[i + 1]->x_in : ws.x_final;
@@ -352,7 +343,7 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
   ws.logits.resize(N * V);
   {
     profile::Scope p("fwd lm_head", 2.0 * N * d * V);
-    ops::linear_forward(ws.logits.data(), ws.final_normed.data(), head, N, d, V);
+    ops::linear_forward(ctx, ws.logits.data(), ws.final_normed.data(), head, N, d, V);
   }
 
   Losses out;
@@ -378,8 +369,7 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
 }
 
 void Model::backward(double scale) {
-  const cpu::GemmPrecisionScope precision(gemm_precision_of(cfg_));
-  const cpu::Bf16MirrorScope mirror(params_.data(), static_cast<int64_t>(params_bf16_.size()), params_bf16_.data());
+  const cpu::ComputeContext ctx = compute_context(false);
   auto& ws = *ws_;
   MOELAB_ASSERT(ws.backward_ready, "backward needs a forward with targets, outside Model::InferenceMode");
   const bool grads_were_zero = grads_zero_;
@@ -407,7 +397,7 @@ void Model::backward(double scale) {
   ws.d_normed.resize(N * d), ws.d_resid.resize(N * d), ws.d_sub.resize(N * d);
   {
     profile::Scope p("bwd lm_head", 4.0 * N * d * V);
-    ops::linear_backward(ws.d_normed.data(), d_head, ws.logits.data(), ws.final_normed.data(), head, N, d, V);
+    ops::linear_backward(ctx, ws.d_normed.data(), d_head, ws.logits.data(), ws.final_normed.data(), head, N, d, V);
   }
   {
     profile::Scope p("bwd final_norm", 0);
@@ -420,13 +410,13 @@ void Model::backward(double scale) {
     Layer& L = *layers_[i];
     // FFN sublayer: next = x_mid + ffn(norm(x_mid)).
     if (L.moe) {
-      moe_ffn_backward(ws.d_normed.data(), L.moe_g, ws.moe_scratch, ws.d_resid.data(), L.ffn_normed.data(), L.moe_act,
-                       L.moe_w, moe_shape, coef, grads_were_zero, &grad_squares_);
+      moe_ffn_backward(ctx, ws.d_normed.data(), L.moe_g, ws.moe_scratch, ws.d_resid.data(), L.ffn_normed.data(),
+                       L.moe_act, L.moe_w, moe_shape, {coef, grads_were_zero, &grad_squares_});
     } else {
       const int64_t h = L.dense_hidden;
       ws.d_act.resize(N * h), ws.d_g.resize(N * h), ws.d_u.resize(N * h);
       swiglu_mlp_backward(
-          ws.d_normed.data(), L.dense_g, {ws.d_act.data(), ws.d_g.data(), ws.d_u.data()}, ws.d_resid.data(),
+          ctx, ws.d_normed.data(), L.dense_g, {ws.d_act.data(), ws.d_g.data(), ws.d_u.data()}, ws.d_resid.data(),
           {L.ffn_normed.data(), L.dense_g_act.data(), L.dense_u_act.data(), L.dense_act.data()}, L.dense_w, {N, d, h});
     }
     {
@@ -436,7 +426,7 @@ void Model::backward(double scale) {
     }
     add_into(ws.d_resid.data(), ws.d_sub.data(), N * d);  // now d/dx_mid
     // Attention sublayer: x_mid = x_in + attn(x_in).
-    attention_block_backward(ws.d_sub.data(), L.attn_g, ws.attn_scratch, ws.d_resid.data(), L.x_in.data(), L.attn,
+    attention_block_backward(ctx, ws.d_sub.data(), L.attn_g, ws.attn_scratch, ws.d_resid.data(), L.x_in.data(), L.attn,
                              L.attn_w, shape);
     add_into(ws.d_resid.data(), ws.d_sub.data(), N * d);  // now d/dx_in
   }

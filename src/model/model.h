@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "backend/cpu/packed_weights.h"
+#include "backend/cpu/compute_context.h"
 #include "model/attention_block.h"
 #include "model/grad_square_tally.h"
 #include "model/moe_ffn.h"
@@ -54,10 +54,10 @@ class Model {
 
   const Config& config() const { return cfg_; }
   const ParamTable& table() const { return table_; }
-  // The weights, to change (a checkpoint, a test): each call tells a bf16 model that its rounded copy of the
-  // weights is stale. A write through the reference made after the next forward is not seen: call again.
-  std::vector<float>& params();
   const std::vector<float>& params() const { return params_; }
+  // The weights, to change (a checkpoint, a test): the call marks the model's bf16 and packed copies of them stale.
+  // A write through the reference made after the next forward is not seen by a bf16 model: call again.
+  std::vector<float>& mutable_params();
   std::vector<float>& grads();
   const std::vector<float>& grads() const { return grads_; }
   // ||grads()||_2, for clipping: reads only the gradients whose squares the last backwards did not sum as they
@@ -70,7 +70,7 @@ class Model {
   void set_pack_weights_for_inference(bool on) { pack_for_inference_ = on; }
   // Weight matrices an f32 model holds packed for oneDNN: those its forwards inside InferenceMode have read so
   // far; 0 outside it and in bf16.
-  int64_t packed_weight_matrices() const { return packed_weights_.size(); }
+  int64_t packed_weight_matrices() const { return compute_caches_.packed_matrices(); }
 
   // For an optimizer that updates every trainable weight in one pass (optimizer_step): the weights, their
   // gradients and, in bf16 mode, the weights' rounded copy (null in f32). The caller must write to_bf16 of each
@@ -124,16 +124,12 @@ class Model {
   ParamTable table_;
   std::vector<float> params_;  // [table_.total_numel()]
   std::vector<float> grads_;   // [table_.total_numel()]
-  // train.precision = bf16: params_ rounded to bf16, read by the GEMMs of forward and backward; made again by a
-  // forward only after the weights changed outside optimizer_access().
-  std::vector<uint16_t> params_bf16_;  // [table_.total_numel()]
-  int inference_depth_ = 0;            // InferenceMode scopes alive
-  // An f32 model's weights in oneDNN's blocked layout, for the forwards inside InferenceMode: empty outside it.
-  cpu::PackedWeights packed_weights_;
+  // The copies of params_ the GEMMs read: rounded to bf16 (train.precision = bf16; made again by a pass only after
+  // the weights changed outside optimizer_access()), packed for oneDNN (an f32 model inside InferenceMode; dropped
+  // when it ends). Every call that changes the weights, or lets a caller change them, tells it.
+  cpu::ComputeCaches compute_caches_;
+  int inference_depth_ = 0;  // InferenceMode scopes alive
   bool pack_for_inference_ = true;
-  // params_bf16_ == to_bf16(params_): set by a forward that rounds the weights and by optimizer_access(); cleared
-  // by every call that changes the weights or lets the caller change them.
-  bool bf16_current_ = false;
   // Every gradient is 0: set by zero_grads() and optimizer_access(); cleared by backward() and grads().
   bool grads_zero_ = true;
   // Filled by backward(); forgotten by zero_grads(), optimizer_access() and grads().
@@ -142,8 +138,9 @@ class Model {
   int64_t n_moe_layers_ = 0;
   std::unique_ptr<Workspace> ws_;
 
-  void round_weights();                   // params_bf16_ = to_bf16(params_) unless already current
   void check_weights_may_change() const;  // refuses inside InferenceMode
+  // The context of one forward (forward_only: inside InferenceMode) or backward over params_.
+  cpu::ComputeContext compute_context(bool forward_only);
 };
 
 }  // namespace moelab

@@ -60,15 +60,15 @@ int64_t expert_row_capacity(const MoeFfnShape& s, int64_t rows) { return std::ma
 // A bf16 model keeps each expert's activation in bf16 (MoeFfnActivations::act_bf16) and stages its expert weight
 // gradients (SwigluGradStaging); an f32 one does neither.
 template <typename T>
-bool bf16_experts() {
-  return std::is_same_v<T, float> && cpu::gemm_precision() == cpu::GemmPrecision::Bf16;
+bool bf16_experts(const cpu::ComputeContext& ctx) {
+  return std::is_same_v<T, float> && ctx.precision == cpu::GemmPrecision::Bf16;
 }
 
 }  // namespace
 
 template <typename T>
-MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, MoeFfnScratch<T>& sc, const T* x,
-                             const int32_t* token_ids, const MoeFfnWeights<T>& w, const MoeFfnShape& s,
+MoeAuxLosses moe_ffn_forward(const cpu::ComputeContext& ctx, T* out, MoeFfnActivations<T>& act, MoeFfnScratch<T>& sc,
+                             const T* x, const int32_t* token_ids, const MoeFfnWeights<T>& w, const MoeFfnShape& s,
                              bool for_backward) {
   const int64_t N = s.N(), R = s.route_rows();
   MoeAuxLosses aux;
@@ -89,7 +89,7 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, MoeFfnScratch<T>
       }
       act.router_logits.resize(R * s.E);
       act.router_probs.resize(R * s.E);
-      routing::router_forward(act.router_logits.data(), act.router_probs.data(), route_in, w.router, R, s.d, s.E,
+      routing::router_forward(ctx, act.router_logits.data(), act.router_probs.data(), route_in, w.router, R, s.d, s.E,
                               s.gating);
       auto& route_plan = s.granularity == Granularity::Sequence ? act.route_plan : act.plan;
       if (w.selection_bias) {
@@ -120,7 +120,7 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, MoeFfnScratch<T>
   // GEMMs that write them and the pass and GEMM that read them. What backward needs of them is then streamed out:
   // GEMMs writing straight into the large saved arrays spent much of their time waiting on memory.
   // A bf16 model rounds act to bf16 (act_bf16_rows), the only form its GEMMs read, and keeps it so.
-  const bool bf16 = bf16_experts<T>();
+  const bool bf16 = bf16_experts<T>(ctx);
   const int64_t row_capacity = expert_row_capacity(s, rows);
   grow_to(sc.g_rows, row_capacity * s.h), grow_to(sc.u_rows, row_capacity * s.h);
   grow_to(sc.act_rows, row_capacity * s.h);
@@ -139,7 +139,7 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, MoeFfnScratch<T>
   }
   for (int64_t e = 0, r_bf16 = 0; e < s.E; ++e) {  // r_bf16: the expert's first row in act_bf16
     const int64_t r = act.plan.expert_offsets[e], n = act.plan.expert_rows(e), n_bf16 = cpu::bf16_padded_rows(n);
-    swiglu_mlp_forward(act.y_grouped.data() + r * s.d, sc.g_rows.data(), sc.u_rows.data(), sc.act_rows.data(),
+    swiglu_mlp_forward(ctx, act.y_grouped.data() + r * s.d, sc.g_rows.data(), sc.u_rows.data(), sc.act_rows.data(),
                        act.x_grouped.data() + r * s.d, w.experts[e], n, s.d, s.h,
                        bf16 ? sc.act_bf16_rows.data() : nullptr);
     if (!for_backward || n == 0) continue;
@@ -160,7 +160,7 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, MoeFfnScratch<T>
     const int64_t hs = s.shared_hidden;
     act.shared_g.resize(N * hs), act.shared_u.resize(N * hs), act.shared_act.resize(N * hs);
     act.shared_out.resize(N * s.d);
-    swiglu_mlp_forward(act.shared_out.data(), act.shared_g.data(), act.shared_u.data(), act.shared_act.data(), x,
+    swiglu_mlp_forward(ctx, act.shared_out.data(), act.shared_g.data(), act.shared_u.data(), act.shared_act.data(), x,
                        w.shared, N, s.d, hs);
     const T* so = act.shared_out.data();
 #pragma omp parallel for schedule(static)
@@ -170,9 +170,10 @@ MoeAuxLosses moe_ffn_forward(T* out, MoeFfnActivations<T>& act, MoeFfnScratch<T>
 }
 
 template <typename T>
-void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc, const T* d_out, const T* x,
-                      const MoeFfnActivations<T>& act, const MoeFfnWeights<T>& w, const MoeFfnShape& s,
-                      const MoeAuxCoefficients& coef, bool grads_zero, GradSquareTally* tally) {
+void moe_ffn_backward(const cpu::ComputeContext& ctx, T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
+                      const T* d_out, const T* x, const MoeFfnActivations<T>& act, const MoeFfnWeights<T>& w,
+                      const MoeFfnShape& s, const MoeFfnBackwardTerms& terms) {
+  const MoeAuxCoefficients& coef = terms.coef;
   const auto& plan = act.plan;
   const int64_t S = plan.n_slots(), R = s.route_rows();
   // Scratch shared by the layers, whose slot counts (top-p) and largest experts differ: grown only (core/grow.h).
@@ -190,11 +191,11 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
   // bf16: the expert weight gradients are made in rows that stay in cache and then reach grads (written when they
   // hold zeros), where a GEMM accumulating straight into grads waited on memory. f32 GEMMs are too slow to gain.
   // A bf16 model's expert activations were kept in bf16 by the forward (act_bf16).
-  const bool bf16 = bf16_experts<T>();
+  const bool bf16 = bf16_experts<T>(ctx);
   SwigluGradStaging<T> staging;
   if (bf16) {
     sc.d_weight_rows.resize(s.h * s.d);
-    staging = {sc.d_weight_rows.data(), grads_zero, tally};
+    staging = {sc.d_weight_rows.data(), terms.grads_zero, terms.tally};
   }
   MOELAB_ASSERT(!bf16 || act.act_bf16.size() >= static_cast<size_t>(bf16_act_rows(plan) * s.h),
                 "a bf16 MoE backward follows a bf16 training forward");
@@ -204,7 +205,7 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
                                bf16 ? nullptr : act.act.data() + r * s.h,
                                bf16 ? act.act_bf16.data() + r_bf16 * s.h : nullptr};
     r_bf16 += cpu::bf16_padded_rows(n);
-    swiglu_mlp_backward(sc.d_x_grouped.data() + r * s.d, grads.experts[e],
+    swiglu_mlp_backward(ctx, sc.d_x_grouped.data() + r * s.d, grads.experts[e],
                         {sc.d_act.data(), sc.d_g.data(), sc.d_u.data()}, sc.d_y_grouped.data() + r * s.d, saved,
                         w.experts[e], {n, s.d, s.h}, staging);
   }
@@ -216,7 +217,7 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
     const int64_t N = s.N(), hs = s.shared_hidden;
     sc.d_shared_act.resize(N * hs), sc.d_shared_g.resize(N * hs), sc.d_shared_u.resize(N * hs);
     sc.d_x_shared.resize(N * s.d);
-    swiglu_mlp_backward(sc.d_x_shared.data(), grads.shared,
+    swiglu_mlp_backward(ctx, sc.d_x_shared.data(), grads.shared,
                         {sc.d_shared_act.data(), sc.d_shared_g.data(), sc.d_shared_u.data()}, d_out,
                         {x, act.shared_g.data(), act.shared_u.data(), act.shared_act.data()}, w.shared, {N, s.d, hs});
     const T* g = sc.d_x_shared.data();
@@ -274,16 +275,19 @@ void moe_ffn_backward(T* d_x, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& sc,
   }
 }
 
-template MoeAuxLosses moe_ffn_forward<float>(float*, MoeFfnActivations<float>&, MoeFfnScratch<float>&, const float*,
-                                             const int32_t*, const MoeFfnWeights<float>&, const MoeFfnShape&, bool);
-template MoeAuxLosses moe_ffn_forward<double>(double*, MoeFfnActivations<double>&, MoeFfnScratch<double>&,
-                                              const double*, const int32_t*, const MoeFfnWeights<double>&,
-                                              const MoeFfnShape&, bool);
-template void moe_ffn_backward<float>(float*, const MoeFfnGrads<float>&, MoeFfnScratch<float>&, const float*,
-                                      const float*, const MoeFfnActivations<float>&, const MoeFfnWeights<float>&,
-                                      const MoeFfnShape&, const MoeAuxCoefficients&, bool, GradSquareTally*);
-template void moe_ffn_backward<double>(double*, const MoeFfnGrads<double>&, MoeFfnScratch<double>&, const double*,
-                                       const double*, const MoeFfnActivations<double>&, const MoeFfnWeights<double>&,
-                                       const MoeFfnShape&, const MoeAuxCoefficients&, bool, GradSquareTally*);
+template MoeAuxLosses moe_ffn_forward<float>(const cpu::ComputeContext&, float*, MoeFfnActivations<float>&,
+                                             MoeFfnScratch<float>&, const float*, const int32_t*,
+                                             const MoeFfnWeights<float>&, const MoeFfnShape&, bool);
+template MoeAuxLosses moe_ffn_forward<double>(const cpu::ComputeContext&, double*, MoeFfnActivations<double>&,
+                                              MoeFfnScratch<double>&, const double*, const int32_t*,
+                                              const MoeFfnWeights<double>&, const MoeFfnShape&, bool);
+template void moe_ffn_backward<float>(const cpu::ComputeContext&, float*, const MoeFfnGrads<float>&,
+                                      MoeFfnScratch<float>&, const float*, const float*,
+                                      const MoeFfnActivations<float>&, const MoeFfnWeights<float>&, const MoeFfnShape&,
+                                      const MoeFfnBackwardTerms&);
+template void moe_ffn_backward<double>(const cpu::ComputeContext&, double*, const MoeFfnGrads<double>&,
+                                       MoeFfnScratch<double>&, const double*, const double*,
+                                       const MoeFfnActivations<double>&, const MoeFfnWeights<double>&,
+                                       const MoeFfnShape&, const MoeFfnBackwardTerms&);
 
 }  // namespace moelab

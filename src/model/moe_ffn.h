@@ -118,20 +118,28 @@ struct MoeFfnScratch {
   std::vector<T> d_x_shared;                            // [N,d]
 };
 
-// token_ids [N] are read only by the hash router (may be null otherwise). for_backward = false (inference): the
+// The GEMMs run as ctx says (the router's in f32). token_ids [N] are read only by the hash router (may be null
+// otherwise). for_backward = false (inference): the
 // experts' SwiGLU intermediates are not kept, and backward must not follow.
 template <typename T>
-MoeAuxLosses moe_ffn_forward(T* out /*[N,d]*/, MoeFfnActivations<T>& act, MoeFfnScratch<T>& scratch,
-                             const T* x /*[N,d]*/, const int32_t* token_ids /*[N]*/, const MoeFfnWeights<T>& w,
-                             const MoeFfnShape& s, bool for_backward);
+MoeAuxLosses moe_ffn_forward(const cpu::ComputeContext& ctx, T* out /*[N,d]*/, MoeFfnActivations<T>& act,
+                             MoeFfnScratch<T>& scratch, const T* x /*[N,d]*/, const int32_t* token_ids /*[N]*/,
+                             const MoeFfnWeights<T>& w, const MoeFfnShape& s, bool for_backward);
 
-// d_x assigned; gradients added to grads. grads_zero: every gradient in grads is 0 on entry (the first backward
-// since they were zeroed), so the bf16 expert weight gradients are written without reading them. tally: receives
-// the sums of squares of the bf16 expert weight gradients as they are written (may be null).
+// What backward adds beyond the gradient from above, and how it writes the gradients.
+struct MoeFfnBackwardTerms {
+  MoeAuxCoefficients coef;  // the auxiliary losses' weights in the objective (0: not differentiated)
+  // Every gradient in grads is 0 on entry (the first backward since they were zeroed): the bf16 expert weight
+  // gradients are then written without being read.
+  bool grads_zero = false;
+  GradSquareTally* tally = nullptr;  // receives the sums of squares of the bf16 expert weight gradients, or null
+};
+
+// d_x assigned; gradients added to grads.
 template <typename T>
-void moe_ffn_backward(T* d_x /*[N,d]*/, const MoeFfnGrads<T>& grads, MoeFfnScratch<T>& scratch,
-                      const T* d_out /*[N,d]*/, const T* x /*[N,d]*/, const MoeFfnActivations<T>& act,
-                      const MoeFfnWeights<T>& w, const MoeFfnShape& s, const MoeAuxCoefficients& coef,
-                      bool grads_zero = false, GradSquareTally* tally = nullptr);
+void moe_ffn_backward(const cpu::ComputeContext& ctx, T* d_x /*[N,d]*/, const MoeFfnGrads<T>& grads,
+                      MoeFfnScratch<T>& scratch, const T* d_out /*[N,d]*/, const T* x /*[N,d]*/,
+                      const MoeFfnActivations<T>& act, const MoeFfnWeights<T>& w, const MoeFfnShape& s,
+                      const MoeFfnBackwardTerms& terms = {});
 
 }  // namespace moelab

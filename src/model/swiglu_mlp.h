@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "backend/cpu/compute_context.h"
 #include "model/grad_square_tally.h"
 
 namespace moelab {
@@ -22,13 +23,15 @@ struct SwigluMlpGrads {  // accumulated; all null for a frozen MLP
   T* down;               // [d,h]
 };
 
+// The GEMMs run as ctx says, each bf16 operand converted once for all the GEMMs of the call that read it.
 // Saves g = gate·x, u = up·x and act = silu(g) ⊙ u for backward.
 // act_bf16 (float in a bf16 model only; else null): receives act rounded to bf16 as the down projection reads it,
 // [cpu::bf16_padded_rows(n), h] with the padding rows zero (cpu::Bf16Rows). Its only reader in backward is a bf16
 // GEMM too, so a caller can keep this instead of act, in half the memory, and spare backward the rounding.
 template <typename T>
-void swiglu_mlp_forward(T* out /*[n,d]*/, T* g /*[n,h]*/, T* u /*[n,h]*/, T* act /*[n,h]*/, const T* x /*[n,d]*/,
-                        const SwigluMlpWeights<T>& w, int64_t n, int64_t d, int64_t h, uint16_t* act_bf16 = nullptr);
+void swiglu_mlp_forward(const cpu::ComputeContext& ctx, T* out /*[n,d]*/, T* g /*[n,h]*/, T* u /*[n,h]*/,
+                        T* act /*[n,h]*/, const T* x /*[n,d]*/, const SwigluMlpWeights<T>& w, int64_t n, int64_t d,
+                        int64_t h, uint16_t* act_bf16 = nullptr);
 
 // How the weight gradients reach grads: by the GEMMs themselves (rows null), or made in `rows` first and then
 // added, or written when grads hold zeros (ops::linear_weight_grad_staged; the bf16 expert backward). Staged
@@ -65,8 +68,8 @@ struct SwigluShape {
 // d_x is assigned. With saved.act_bf16 (act is then not read) the down projection's weight gradient is staged, so
 // staging.rows must be set.
 template <typename T>
-void swiglu_mlp_backward(T* d_x /*[n,d]*/, const SwigluMlpGrads<T>& grads, const SwigluBackwardScratch<T>& scratch,
-                         const T* d_out /*[n,d]*/, const SwigluSaved<T>& saved, const SwigluMlpWeights<T>& w,
-                         SwigluShape shape, const SwigluGradStaging<T>& staging = {});
+void swiglu_mlp_backward(const cpu::ComputeContext& ctx, T* d_x /*[n,d]*/, const SwigluMlpGrads<T>& grads,
+                         const SwigluBackwardScratch<T>& scratch, const T* d_out /*[n,d]*/, const SwigluSaved<T>& saved,
+                         const SwigluMlpWeights<T>& w, SwigluShape shape, const SwigluGradStaging<T>& staging = {});
 
 }  // namespace moelab

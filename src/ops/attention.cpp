@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "backend/cpu/gemm.h"
-#include "backend/cpu/gemm_bf16.h"
 #include "core/error.h"
 #include "core/fast_exp.h"
 #include "core/grow.h"
@@ -25,8 +24,8 @@ constexpr int64_t kBlock = 64;
 // costs more than the work (and far more when the cores are busy), which matters for decoding and small tests.
 constexpr int64_t kParallelMinWork = int64_t{1} << 20;
 
-// The per-head products are f32 in a bf16 model too (the F32 scopes below): they run inside the parallel loops, and
-// oneDNN 2.6 has no bf16 GEMM that one thread can call on its block (docs/performance.md).
+// The per-head products are f32 in a bf16 model too (cpu::gemm without a context): they run inside the parallel
+// loops, and oneDNN 2.6 has no bf16 GEMM that one thread can call on its block (docs/performance.md).
 
 // The row loops below ask for 16 lanes: 16 floats fill one AVX-512 register, where GCC would otherwise settle for
 // 256-bit vectors under -march=native (the softmax runs about 15% faster).
@@ -91,7 +90,6 @@ void attention_forward(Real* out /*[B,T,H,D]*/, Real* lse /*[B,H,T] or null*/, c
                        const Real* k /*[B,T,Hkv,D]*/, const Real* v /*[B,T,Hkv,D]*/, int64_t B, int64_t T, int64_t H,
                        int64_t Hkv, int64_t D) {
   MOELAB_ASSERT(Hkv > 0 && H % Hkv == 0, "attention: query heads must be a multiple of key/value heads");
-  const cpu::GemmPrecisionScope f32_products(cpu::GemmPrecision::F32);
   const Real scale = Real(1) / std::sqrt(Real(D));
   const int64_t group = H / Hkv, ldq = H * D, ldkv = Hkv * D;
   // Work items are (batch, query head): they share nothing written, so any split is deterministic.
@@ -123,7 +121,6 @@ void attention_backward(const AttentionInputGrads<Real>& grads, const Real* d_ou
   const Real *q = saved.q, *k = saved.k, *v = saved.v, *lse = saved.lse;
   const int64_t B = dims.B, T = dims.T, H = dims.H, Hkv = dims.Hkv, D = dims.D;
   MOELAB_ASSERT(Hkv > 0 && H % Hkv == 0, "attention: query heads must be a multiple of key/value heads");
-  const cpu::GemmPrecisionScope f32_products(cpu::GemmPrecision::F32);
   const Real scale = Real(1) / std::sqrt(Real(D));
   const int64_t group = H / Hkv, ldq = H * D, ldkv = Hkv * D;
   // Work items are (batch, key/value head): the query heads sharing a k/v head, and their row blocks, run in order

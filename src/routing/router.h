@@ -11,6 +11,7 @@
 
 #include <cstdint>
 
+#include "backend/cpu/compute_context.h"
 #include "moelab/designs.h"
 
 namespace moelab::routing {
@@ -19,9 +20,10 @@ namespace moelab::routing {
 // expert scored on its own, as in DeepSeek-V3; scores need not sum to 1).
 using moelab::Gating;
 
+// The logits are f32 products whatever ctx's precision (router.cpp says why); ctx's packed weights are read.
 template <typename T>
-void router_forward(T* logits /*[N,E]*/, T* probs /*[N,E]*/, const T* x /*[N,d]*/, const T* weight /*[E,d]*/, int64_t N,
-                    int64_t d, int64_t E, Gating gating = Gating::Softmax);
+void router_forward(const cpu::ComputeContext& ctx, T* logits /*[N,E]*/, T* probs /*[N,E]*/, const T* x /*[N,d]*/,
+                    const T* weight /*[E,d]*/, int64_t N, int64_t d, int64_t E, Gating gating = Gating::Softmax);
 
 // The gradients reaching the router from above: through the scores, and straight to the logits.
 template <typename T>

@@ -194,7 +194,7 @@ Config load_checkpoint_config(const std::string& checkpoint_dir) {
 
 void load_model_weights(const std::string& checkpoint_dir, Model& model) {
   const auto file = SafetensorsFile::open((fs::path(checkpoint_dir) / "model.safetensors").string());
-  read_tensors(file, model, {{"", model.params().data()}}, Tensors::All);
+  read_tensors(file, model, {{"", model.mutable_params().data()}}, Tensors::All);
   check_finite(model, checkpoint_dir);  // every use of a checkpoint's weights comes through here
 }
 

@@ -40,7 +40,7 @@ std::unique_ptr<Model> tiny_model(const std::string& granularity, const std::str
   const float scale = rule == "top_p" ? 8.0f : 50.0f;  // top-p: spread enough that tokens keep 1..4 experts
   for (const auto& spec : m->table().specs())
     if (spec.group == ParamGroup::Router)
-      for (int64_t i = 0; i < spec.numel; ++i) m->params()[spec.offset + i] *= scale;
+      for (int64_t i = 0; i < spec.numel; ++i) m->mutable_params()[spec.offset + i] *= scale;
   return m;
 }
 

@@ -20,7 +20,7 @@ Config small(const std::string& precision) { return testing::small_model_config(
 TEST(Bf16Precision, CloseToF32ButNotIdentical) {
   Model f32(small("f32")), bf16(small("bf16"));
   f32.init_params(5);
-  bf16.params() = f32.params();
+  bf16.mutable_params() = f32.params();
   const int64_t B = 4, T = 16, N = B * T, V = 96;
   std::vector<int32_t> inputs(N), targets(N);
   for (int64_t i = 0; i < N; ++i)
@@ -55,8 +55,8 @@ TEST(Bf16Precision, EachForwardUsesTheCurrentWeights) {
   for (int64_t i = 0; i < N; ++i)
     inputs[i] = static_cast<int32_t>((5 * i) % V), targets[i] = static_cast<int32_t>((i + 2) % V);
   const Losses before = changed.forward(inputs.data(), targets.data(), B, T);
-  for (float& w : changed.params()) w *= 1.5f;
-  fresh.params() = changed.params();
+  for (float& w : changed.mutable_params()) w *= 1.5f;
+  fresh.mutable_params() = changed.params();
   const Losses after = changed.forward(inputs.data(), targets.data(), B, T);
   const Losses expected = fresh.forward(inputs.data(), targets.data(), B, T);
   EXPECT_NE(after.ce, before.ce);

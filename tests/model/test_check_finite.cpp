@@ -15,11 +15,12 @@ TEST(CheckFinite, NamesTheFirstTensorHoldingANonFiniteValue) {
   model.init_params(1);
   EXPECT_NO_THROW(check_finite(model, "ckpt"));
   const ParamSpec& spec = model.table().find("model.layers.1.block_sparse_moe.experts.2.w3.weight");
-  model.params()[spec.offset + 7] = std::numeric_limits<float>::infinity();
+  model.mutable_params()[spec.offset + 7] = std::numeric_limits<float>::infinity();
   EXPECT_CONTAINS(testing::error_of([&] { check_finite(model, "runs/x/checkpoints/step-00000010"); }),
                   "checkpoint runs/x/checkpoints/step-00000010: tensor "
                   "'model.layers.1.block_sparse_moe.experts.2.w3.weight' holds inf at element 7");
-  model.params()[model.table().find("model.embed_tokens.weight").offset] = std::numeric_limits<float>::quiet_NaN();
+  model.mutable_params()[model.table().find("model.embed_tokens.weight").offset] =
+      std::numeric_limits<float>::quiet_NaN();
   EXPECT_CONTAINS(testing::error_of([&] { check_finite(model, "c"); }), "'model.embed_tokens.weight' holds nan");
 }
 

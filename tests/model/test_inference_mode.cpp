@@ -79,8 +79,8 @@ TEST_P(InferenceModePrecisions, ANewScopeUsesTheCurrentWeights) {
     const Model::InferenceMode inference(changed);
     before = changed.forward(b.inputs.data(), b.targets.data(), kB, kT);
   }
-  for (float& w : changed.params()) w *= 1.25f;
-  fresh.params() = changed.params();
+  for (float& w : changed.mutable_params()) w *= 1.25f;
+  fresh.mutable_params() = changed.params();
   const Model::InferenceMode inference(changed);
   const Losses after = changed.forward(b.inputs.data(), b.targets.data(), kB, kT);
   const Losses expected = fresh.forward(b.inputs.data(), b.targets.data(), kB, kT);
@@ -158,7 +158,7 @@ TEST(InferenceMode, SameResultsUnderEveryRoutingRule) {
 TEST(InferenceMode, BackwardWorksAgainAfterTheScope) {
   Model model(small("f32")), fresh(small("f32"));
   model.init_params(9);
-  fresh.params() = model.params();
+  fresh.mutable_params() = model.params();
   const Batch b = batch(7);
   {
     const Model::InferenceMode inference(model);
@@ -193,7 +193,7 @@ TEST(InferenceModeDeathTest, RefusesWeightChangesInsideTheScope) {
   {
     const Model::InferenceMode inner(model);  // scopes nest: the weights stay frozen after the inner one ends
   }
-  EXPECT_DEATH(model.params()[0] = 1.0f, "the weights are frozen inside Model::InferenceMode");
+  EXPECT_DEATH(model.mutable_params()[0] = 1.0f, "the weights are frozen inside Model::InferenceMode");
   EXPECT_DEATH(model.init_params(2), "the weights are frozen inside Model::InferenceMode");
 }
 

@@ -95,7 +95,7 @@ TEST_P(ModelVsTorch, LogitsLossAndEveryGradientMatch) {
   // Spread the router logits so that no top-k choice is a near-tie that float rounding could flip.
   for (const auto& spec : model.table().specs())
     if (spec.group == ParamGroup::Router)
-      for (int64_t i = 0; i < spec.numel; ++i) model.params()[spec.offset + i] *= 40.0f;
+      for (int64_t i = 0; i < spec.numel; ++i) model.mutable_params()[spec.offset + i] *= 40.0f;
 
   const int64_t B = cfg.train.batch_size, T = cfg.train.seq_len, V = cfg.model.vocab_size;
   std::vector<int32_t> tokens(B * (T + 1)), inputs(B * T), targets(B * T);

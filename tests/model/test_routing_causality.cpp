@@ -37,7 +37,7 @@ std::vector<std::vector<int32_t>> routing_after_change(const std::string& granul
   m.init_params(9);
   for (const auto& spec : m.table().specs())  // decisive routers, so that a change shows
     if (spec.group == ParamGroup::Router)
-      for (int64_t i = 0; i < spec.numel; ++i) m.params()[spec.offset + i] *= 50.0f;
+      for (int64_t i = 0; i < spec.numel; ++i) m.mutable_params()[spec.offset + i] *= 50.0f;
   const int64_t T = 12;
   std::vector<int32_t> ids(T);
   for (int64_t i = 0; i < T; ++i) ids[i] = static_cast<int32_t>((i * 7 + 3) % 50);

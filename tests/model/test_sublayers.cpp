@@ -5,10 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <optional>
 #include <string>
 #include <vector>
 
+#include "backend/cpu/compute_context.h"
 #include "backend/cpu/gemm_bf16.h"
 #include "model/attention_block.h"
 #include "model/moe_ffn.h"
@@ -22,6 +22,8 @@ using testing::dot;
 using testing::expect_gradient_matches;
 using testing::random_vector;
 
+const cpu::ComputeContext kF32;  // f32 products, no copies of the weights
+
 TEST(SwigluMlp, GradientsMatchFiniteDifferences) {
   const int64_t n = 5, d = 6, h = 7;
   auto x = random_vector(n * d, 1), gate = random_vector(h * d, 2), up = random_vector(h * d, 3),
@@ -29,13 +31,13 @@ TEST(SwigluMlp, GradientsMatchFiniteDifferences) {
   std::vector<double> out(n * d), g(n * h), u(n * h), act(n * h);
   auto weights = [&] { return SwigluMlpWeights<double>{gate.data(), up.data(), down.data()}; };
   auto loss = [&] {
-    swiglu_mlp_forward(out.data(), g.data(), u.data(), act.data(), x.data(), weights(), n, d, h);
+    swiglu_mlp_forward(kF32, out.data(), g.data(), u.data(), act.data(), x.data(), weights(), n, d, h);
     return dot(out, r);
   };
   loss();
   std::vector<double> d_x(n * d), d_gate(h * d, 0.0), d_up(h * d, 0.0), d_down(d * h, 0.0), s1(n * h), s2(n * h),
       s3(n * h);
-  swiglu_mlp_backward(d_x.data(), SwigluMlpGrads<double>{d_gate.data(), d_up.data(), d_down.data()},
+  swiglu_mlp_backward(kF32, d_x.data(), SwigluMlpGrads<double>{d_gate.data(), d_up.data(), d_down.data()},
                       {s1.data(), s2.data(), s3.data()}, r.data(), {x.data(), g.data(), u.data(), act.data()},
                       weights(), {n, d, h});
   expect_gradient_matches("d_x", x, d_x, loss);
@@ -53,7 +55,7 @@ TEST(SwigluMlp, StagedWeightGradientsAreTheUnstagedOnes) {
        down = random_vector(d * h, 4), r = random_vector(n * d, 5);
   std::vector<double> out(n * d), g(n * h), u(n * h), act(n * h);
   const SwigluMlpWeights<double> w{gate.data(), up.data(), down.data()};
-  swiglu_mlp_forward(out.data(), g.data(), u.data(), act.data(), x.data(), w, n, d, h);
+  swiglu_mlp_forward(kF32, out.data(), g.data(), u.data(), act.data(), x.data(), w, n, d, h);
   struct Grads {
     std::vector<double> gate, up, down, d_x;
   };
@@ -61,7 +63,7 @@ TEST(SwigluMlp, StagedWeightGradientsAreTheUnstagedOnes) {
   auto run = [&](const std::vector<double>& held, SwigluGradStaging<double> staging) {
     Grads gr{held, held, held, std::vector<double>(n * d)};
     std::vector<double> s1(n * h), s2(n * h), s3(n * h);
-    swiglu_mlp_backward(gr.d_x.data(), SwigluMlpGrads<double>{gr.gate.data(), gr.up.data(), gr.down.data()},
+    swiglu_mlp_backward(kF32, gr.d_x.data(), SwigluMlpGrads<double>{gr.gate.data(), gr.up.data(), gr.down.data()},
                         {s1.data(), s2.data(), s3.data()}, r.data(), {x.data(), g.data(), u.data(), act.data()}, w,
                         {n, d, h}, staging);
     return gr;
@@ -84,7 +86,6 @@ TEST(SwigluMlp, StagedWeightGradientsAreTheUnstagedOnes) {
 // same way; on row counts with and without a partial 64-row block, with the weights in the mirror (as a model's
 // forward reads them) and without.
 TEST(SwigluMlp, ABf16ActivationGivesTheProductsOfTheF32One) {
-  const cpu::GemmPrecisionScope precision(cpu::GemmPrecision::Bf16);
   const int64_t d = 64, h = 192;
   const auto weights = testing::to_float(random_vector(3 * h * d, 2, 0.2));  // gate, up, down: [h,d], [h,d], [d,h]
   std::vector<uint16_t> weights_bf16(weights.size());
@@ -104,13 +105,15 @@ TEST(SwigluMlp, ABf16ActivationGivesTheProductsOfTheF32One) {
         std::vector<float> rows(h * d);
         std::vector<uint16_t> act_bf16(keep_bf16 ? cpu::bf16_padded_rows(n) * h : 0, uint16_t{0xffff});
         GradSquareTally tally(res.d_weights.data());
-        std::optional<cpu::Bf16MirrorScope> scope;
-        if (mirror) scope.emplace(weights.data(), static_cast<int64_t>(weights.size()), weights_bf16.data());
-        swiglu_mlp_forward(res.out.data(), g.data(), u.data(), act.data(), x.data(), w, n, d, h,
+        cpu::Bf16Copies copies;
+        cpu::ComputeContext ctx;
+        ctx.precision = cpu::GemmPrecision::Bf16, ctx.copy_store = &copies;
+        if (mirror) ctx.mirror = {weights.data(), static_cast<int64_t>(weights.size()), weights_bf16.data()};
+        swiglu_mlp_forward(ctx, res.out.data(), g.data(), u.data(), act.data(), x.data(), w, n, d, h,
                            keep_bf16 ? act_bf16.data() : nullptr);
         float* dw = res.d_weights.data();
         const float* saved_act = keep_bf16 ? nullptr : act.data();  // backward reads one or the other
-        swiglu_mlp_backward(res.d_x.data(), SwigluMlpGrads<float>{dw, dw + h * d, dw + 2 * h * d},
+        swiglu_mlp_backward(ctx, res.d_x.data(), SwigluMlpGrads<float>{dw, dw + h * d, dw + 2 * h * d},
                             {s1.data(), s2.data(), s3.data()}, r.data(),
                             {x.data(), g.data(), u.data(), saved_act, keep_bf16 ? act_bf16.data() : nullptr}, w,
                             {n, d, h}, SwigluGradStaging<float>{rows.data(), true, &tally});
@@ -131,7 +134,9 @@ TEST(SwigluMlp, ABf16ActivationGivesTheProductsOfTheF32One) {
 // including after an expert with no rows. Each expert of a bf16 layer gives the bits of that expert run alone with
 // act kept in f32 on the layer's grouped rows: outputs, input gradients and weight gradients.
 TEST(MoeFfn, Bf16ExpertsReadTheirOwnActivationRows) {
-  const cpu::GemmPrecisionScope precision(cpu::GemmPrecision::Bf16);
+  cpu::Bf16Copies copies;
+  cpu::ComputeContext bf16;
+  bf16.precision = cpu::GemmPrecision::Bf16, bf16.copy_store = &copies;
   const int64_t B = 2, T = 128, N = B * T, d = 64, h = 128, E = 4;
   MoeFfnShape s{B, T, d, E, h};
   s.top_k = 1;
@@ -155,8 +160,8 @@ TEST(MoeFfn, Bf16ExpertsReadTheirOwnActivationRows) {
   MoeFfnActivations<float> act;
   MoeFfnScratch<float> sc;
   std::vector<float> out(N * d), d_x(N * d);
-  moe_ffn_forward<float>(out.data(), act, sc, x.data(), nullptr, w, s, true);
-  moe_ffn_backward(d_x.data(), g, sc, r.data(), x.data(), act, w, s, MoeAuxCoefficients{});
+  moe_ffn_forward<float>(bf16, out.data(), act, sc, x.data(), nullptr, w, s, true);
+  moe_ffn_backward(bf16, d_x.data(), g, sc, r.data(), x.data(), act, w, s);
   ASSERT_EQ(act.plan.expert_rows(3), 0);
   for (int64_t e = 0; e < E; ++e) {
     const int64_t r0 = act.plan.expert_offsets[e], n = act.plan.expert_rows(e);
@@ -166,8 +171,9 @@ TEST(MoeFfn, Bf16ExpertsReadTheirOwnActivationRows) {
     }
     std::vector<float> y(n * d), gg(n * h), u(n * h), a(n * h), s1(n * h), s2(n * h), s3(n * h), rows(h * d);
     std::vector<float> dx(n * d), dw(3 * h * d, 0.0f);
-    swiglu_mlp_forward(y.data(), gg.data(), u.data(), a.data(), act.x_grouped.data() + r0 * d, w.experts[e], n, d, h);
-    swiglu_mlp_backward(dx.data(), SwigluMlpGrads<float>{dw.data(), dw.data() + h * d, dw.data() + 2 * h * d},
+    swiglu_mlp_forward(bf16, y.data(), gg.data(), u.data(), a.data(), act.x_grouped.data() + r0 * d, w.experts[e], n, d,
+                       h);
+    swiglu_mlp_backward(bf16, dx.data(), SwigluMlpGrads<float>{dw.data(), dw.data() + h * d, dw.data() + 2 * h * d},
                         {s1.data(), s2.data(), s3.data()}, sc.d_y_grouped.data() + r0 * d,
                         {act.x_grouped.data() + r0 * d, gg.data(), u.data(), a.data()}, w.experts[e], {n, d, h},
                         SwigluGradStaging<float>{rows.data(), false, nullptr});
@@ -191,14 +197,14 @@ TEST_P(AttentionBlockShapes, GradientsMatchFiniteDifferences) {
   AttentionActivations<double> act;
   auto weights = [&] { return AttentionWeights<double>{norm.data(), wq.data(), wk.data(), wv.data(), wo.data()}; };
   auto loss = [&] {
-    attention_block_forward(out.data(), act, x.data(), weights(), s, true);
+    attention_block_forward(kF32, out.data(), act, x.data(), weights(), s, true);
     return dot(out, r);
   };
   loss();
   std::vector<double> d_x(N * d), g_norm(d, 0.0), g_q(wq.size(), 0.0), g_k(wk.size(), 0.0), g_v(wv.size(), 0.0),
       g_o(wo.size(), 0.0);
   AttentionScratch<double> scratch;
-  attention_block_backward(d_x.data(),
+  attention_block_backward(kF32, d_x.data(),
                            AttentionGrads<double>{g_norm.data(), g_q.data(), g_k.data(), g_v.data(), g_o.data()},
                            scratch, r.data(), x.data(), act, weights(), s);
   expect_gradient_matches("d_x", x, d_x, loss);
@@ -263,10 +269,12 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
   MoeFfnActivations<double> act;
   MoeFfnScratch<double> scratch;
   auto loss = [&] {
-    const MoeAuxLosses aux = moe_ffn_forward<double>(out.data(), act, scratch, x.data(), nullptr, weights(), s, true);
+    const MoeAuxLosses aux =
+        moe_ffn_forward<double>(kF32, out.data(), act, scratch, x.data(), nullptr, weights(), s, true);
     return dot(out, r) + coef.load_balance * aux.load_balance + coef.z_loss * aux.z_loss + coef.entropy * aux.entropy;
   };
-  const MoeAuxLosses first = moe_ffn_forward<double>(out.data(), act, scratch, x.data(), nullptr, weights(), s, true);
+  const MoeAuxLosses first =
+      moe_ffn_forward<double>(kF32, out.data(), act, scratch, x.data(), nullptr, weights(), s, true);
   if (c.capacity_factor > 0 && c.rule == SelectionRule::TopK) {
     EXPECT_GT(first.dropped, 0) << "the case must exercise dropping";
   }
@@ -276,7 +284,7 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
     MoeFfnWeights<double> w = weights();
     w.selection_bias = nullptr;
     std::vector<double> out2(N * d);
-    moe_ffn_forward<double>(out2.data(), unbiased, scratch, x.data(), nullptr, w, s, true);
+    moe_ffn_forward<double>(kF32, out2.data(), unbiased, scratch, x.data(), nullptr, w, s, true);
     EXPECT_NE(unbiased.plan.slot_expert, plan.slot_expert);
     for (int64_t t = 0; t < N; ++t) {  // weights are the unbiased probabilities of the chosen experts
       for (int32_t sl = plan.token_offsets[t]; sl < plan.token_offsets[t + 1]; ++sl)
@@ -289,7 +297,7 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
   std::vector<double> d_shared_gate(hs * d, 0.0), d_shared_up(hs * d, 0.0), d_shared_down(d * hs, 0.0);
   MoeFfnGrads<double> grads{d_router.data(), {}, {d_shared_gate.data(), d_shared_up.data(), d_shared_down.data()}};
   for (int e = 0; e < E; ++e) grads.experts.push_back({d_gate[e].data(), d_up[e].data(), d_down[e].data()});
-  moe_ffn_backward(d_x.data(), grads, scratch, r.data(), x.data(), act, weights(), s, coef);
+  moe_ffn_backward(kF32, d_x.data(), grads, scratch, r.data(), x.data(), act, weights(), s, {coef});
   expect_gradient_matches("d_x", x, d_x, loss, 1e-6, 400, 1e-6);
   expect_gradient_matches("d_router", router, d_router, loss, 1e-6, 400, 1e-6);
   for (int e = 0; e < E; ++e) {
@@ -367,8 +375,8 @@ TEST(MoeFfn, ExpertRowScratchIsSizedInTheFirstStep) {
   MoeFfnScratch<double> scratch;
   std::vector<double> out(N * d), d_x(N * d);
   const auto step = [&](const std::vector<double>& x) {
-    moe_ffn_forward<double>(out.data(), act, scratch, x.data(), nullptr, w, s, true);
-    moe_ffn_backward(d_x.data(), g, scratch, r.data(), x.data(), act, w, s, MoeAuxCoefficients{});
+    moe_ffn_forward<double>(kF32, out.data(), act, scratch, x.data(), nullptr, w, s, true);
+    moe_ffn_backward(kF32, d_x.data(), g, scratch, r.data(), x.data(), act, w, s);
     return act.plan.max_expert_rows();
   };
   const auto buffers = [&] {

@@ -6,7 +6,6 @@
 #include <sstream>
 #include <vector>
 
-#include "backend/cpu/gemm_bf16.h"
 #include "ops/attention.h"
 #include "support/gradcheck.h"
 #include "support/omp_threads.h"
@@ -257,9 +256,9 @@ TEST(Attention, BackwardIsDeterministic) {
   for (int i = 0; i < 3; ++i) EXPECT_EQ(first[i], again[i]) << "gradient " << i;
 }
 
-// A bf16 model's attention keeps f32 products whether its loops run on one thread or several: the same bits as
-// outside any precision scope, forward and backward, on one thread and on two (a shape large enough to split).
-TEST(Attention, ProductsStayF32InABf16ModelOnAnyThreadCount) {
+// Attention's products run on each thread's own block (cpu::gemm without a context: f32, in a bf16 model too), so
+// the thread count changes no bit, forward or backward (a shape large enough to split).
+TEST(Attention, TheThreadCountChangesNoBit) {
   const Shape s{2, 150, 4, 2, 8};
   auto in = make_inputs(s, 25);
   auto q = testing::to_float(in.q), k = testing::to_float(in.k), v = testing::to_float(in.v);
@@ -278,7 +277,6 @@ TEST(Attention, ProductsStayF32InABf16ModelOnAnyThreadCount) {
   const Run f32 = run();
   for (int threads : {1, 2}) {
     const testing::OmpThreads team(threads);
-    const cpu::GemmPrecisionScope bf16(cpu::GemmPrecision::Bf16);
     const Run x = run();
     EXPECT_EQ(x.out, f32.out) << threads << " threads";
     EXPECT_EQ(x.lse, f32.lse) << threads << " threads";

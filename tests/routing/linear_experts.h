@@ -26,8 +26,8 @@ struct LinearExperts {
     routing::dispatch_forward(x_grouped.data(), x.data(), plan, d);
     for (int64_t e = 0; e < plan.n_experts; ++e) {
       const int64_t row = plan.expert_offsets[e];
-      ops::linear_forward(y_grouped.data() + row * d, x_grouped.data() + row * d, w.data() + e * d * d,
-                          plan.expert_rows(e), d, d);
+      ops::linear_forward(cpu::ComputeContext{}, y_grouped.data() + row * d, x_grouped.data() + row * d,
+                          w.data() + e * d * d, plan.expert_rows(e), d, d);
     }
     routing::combine_forward(out.data(), y_grouped.data(), plan, d);
   }
@@ -41,8 +41,8 @@ struct LinearExperts {
     routing::combine_backward(d_y.data(), d_slot_weight.data(), d_out.data(), y_grouped.data(), plan, d);
     for (int64_t e = 0; e < plan.n_experts; ++e) {
       const int64_t row = plan.expert_offsets[e];
-      ops::linear_backward<double>(d_xg.data() + row * d, nullptr, d_y.data() + row * d, x_grouped.data() + row * d,
-                                   w.data() + e * d * d, plan.expert_rows(e), d, d);
+      ops::linear_backward<double>(cpu::ComputeContext{}, d_xg.data() + row * d, nullptr, d_y.data() + row * d,
+                                   x_grouped.data() + row * d, w.data() + e * d * d, plan.expert_rows(e), d, d);
     }
     d_x.resize(plan.n_tokens * d);
     routing::dispatch_backward(d_x.data(), d_xg.data(), plan, d);

@@ -306,7 +306,8 @@ struct GranularPipeline {
       routing::prefix_mean_forward(pooled.data(), x.data(), B, L, d);
     else
       routing::sequence_mean_forward(pooled.data(), x.data(), B, L, d);
-    routing::router_forward(logits.data(), probs.data(), pooled.data(), w_router.data(), P, d, E);
+    routing::router_forward(cpu::ComputeContext{}, logits.data(), probs.data(), pooled.data(), w_router.data(), P, d,
+                            E);
     routing::top_k_forward(route_plan, probs.data(), P, E, k, renormalize);
     if (!prefix) routing::expand_sequence_plan(token_plan, route_plan, L);
     experts.forward(out, x, plan(), d);

@@ -19,7 +19,7 @@ TEST_P(RouterShapes, ForwardFloatMatchesReference) {
   auto x = random_vector(N * d, 81), w = random_vector(E * d, 82, 0.5);
   auto x_f = testing::to_float(x), w_f = testing::to_float(w);
   std::vector<float> logits(N * E), probs(N * E);
-  routing::router_forward(logits.data(), probs.data(), x_f.data(), w_f.data(), N, d, E);
+  routing::router_forward(cpu::ComputeContext{}, logits.data(), probs.data(), x_f.data(), w_f.data(), N, d, E);
   std::vector<double> ref_l(N * E), ref_p(N * E);
   for (int64_t n = 0; n < N; ++n) {
     double m = -INFINITY, s = 0;
@@ -43,11 +43,11 @@ TEST_P(RouterShapes, BackwardMatchesFiniteDifferences) {
   auto x = random_vector(N * d, 83), w = random_vector(E * d, 84, 0.5);
   auto r = random_vector(N * E, 85), q = random_vector(N * E, 86);
   std::vector<double> logits(N * E), probs(N * E), scratch(N * E), d_x(N * d, 9.0), d_w(E * d, 0.0);
-  routing::router_forward(logits.data(), probs.data(), x.data(), w.data(), N, d, E);
+  routing::router_forward(cpu::ComputeContext{}, logits.data(), probs.data(), x.data(), w.data(), N, d, E);
   routing::router_backward(d_x.data(), d_w.data(), scratch.data(), {r.data(), q.data()},
                            {x.data(), w.data(), probs.data()}, {N, d, E});
   auto loss = [&] {
-    routing::router_forward(logits.data(), probs.data(), x.data(), w.data(), N, d, E);
+    routing::router_forward(cpu::ComputeContext{}, logits.data(), probs.data(), x.data(), w.data(), N, d, E);
     return testing::dot(probs, r) + testing::dot(logits, q);
   };
   testing::expect_gradient_matches("d_x", x, d_x, loss);
@@ -63,7 +63,7 @@ TEST(Router, OptionalGradients) {
   const int64_t N = 9, d = 6, E = 4;
   auto x = random_vector(N * d, 87), w = random_vector(E * d, 88), r = random_vector(N * E, 89);
   std::vector<double> logits(N * E), probs(N * E), scratch(N * E), d_x(N * d), d_x2(N * d), d_w(E * d, 0.0);
-  routing::router_forward(logits.data(), probs.data(), x.data(), w.data(), N, d, E);
+  routing::router_forward(cpu::ComputeContext{}, logits.data(), probs.data(), x.data(), w.data(), N, d, E);
   routing::router_backward<double>(d_x.data(), d_w.data(), scratch.data(), {r.data(), nullptr},
                                    {x.data(), w.data(), probs.data()}, {N, d, E});
   auto once = d_w;
@@ -74,7 +74,7 @@ TEST(Router, OptionalGradients) {
                                    {x.data(), w.data(), probs.data()}, {N, d, E});
   for (size_t i = 0; i < d_w.size(); ++i) EXPECT_NEAR(d_w[i], 2 * once[i], 1e-14);
   auto loss = [&] {
-    routing::router_forward(logits.data(), probs.data(), x.data(), w.data(), N, d, E);
+    routing::router_forward(cpu::ComputeContext{}, logits.data(), probs.data(), x.data(), w.data(), N, d, E);
     return testing::dot(probs, r);
   };
   testing::expect_gradient_matches("d_x without extra", x, d_x, loss);
@@ -89,17 +89,18 @@ TEST(Router, ProductsStayF32InABf16Model) {
   struct Run {
     std::vector<float> logits, probs, d_x, d_w;
   };
-  const auto run = [&] {
+  const auto run = [&](const cpu::ComputeContext& ctx) {
     Run o{std::vector<float>(N * E), std::vector<float>(N * E), std::vector<float>(N * d), std::vector<float>(E * d)};
     std::vector<float> scratch(N * E);
-    routing::router_forward(o.logits.data(), o.probs.data(), x.data(), w.data(), N, d, E);
+    routing::router_forward(ctx, o.logits.data(), o.probs.data(), x.data(), w.data(), N, d, E);
     routing::router_backward<float>(o.d_x.data(), o.d_w.data(), scratch.data(), {r.data(), nullptr},
                                     {x.data(), w.data(), o.probs.data()}, {N, d, E});
     return o;
   };
-  const Run f32 = run();
-  const cpu::GemmPrecisionScope bf16(cpu::GemmPrecision::Bf16);
-  const Run in_bf16 = run();
+  cpu::ComputeContext bf16;
+  bf16.precision = cpu::GemmPrecision::Bf16;
+  const Run f32 = run(cpu::ComputeContext{});
+  const Run in_bf16 = run(bf16);
   EXPECT_EQ(in_bf16.logits, f32.logits);
   EXPECT_EQ(in_bf16.probs, f32.probs);
   EXPECT_EQ(in_bf16.d_x, f32.d_x);

@@ -65,7 +65,7 @@ struct Pipeline {
     const int64_t N = c.N, d = c.d, E = c.E;
     logits.resize(N * E);
     probs.resize(N * E);
-    routing::router_forward(logits.data(), probs.data(), x.data(), w_router.data(), N, d, E);
+    routing::router_forward(cpu::ComputeContext{}, logits.data(), probs.data(), x.data(), w_router.data(), N, d, E);
     rule().ops<double>().forward(plan, rows(), settings());
     experts.forward(out, x, plan, d);
     const double lb_divisor = rule().load_balance_divisor(c.k);

@@ -35,7 +35,7 @@ TEST(TopKThenSoftmax, IsTopKRenormalisedUnderSoftmaxGating) {
   const std::vector<double> x64 = testing::random_vector(N * d, 1), w64 = testing::random_vector(E * d, 2, 2.0);
   const std::vector<float> x(x64.begin(), x64.end()), w(w64.begin(), w64.end());
   std::vector<float> logits(N * E), probs(N * E);
-  routing::router_forward(logits.data(), probs.data(), x.data(), w.data(), N, d, E);
+  routing::router_forward(cpu::ComputeContext{}, logits.data(), probs.data(), x.data(), w.data(), N, d, E);
   for (int64_t k : {1, 2, 3, 8}) {
     DispatchPlan<float> a, b;
     routing::top_k_then_softmax_forward(a, logits.data(), N, E, k);

@@ -34,7 +34,7 @@ struct Trajectory {
 };
 
 // Steps as the trainer takes them (update_selection_bias does nothing without loss-free balancing). redo_passes:
-// the weights and gradients are handed out through params() and grads() before each step, which tells the model
+// the weights and gradients are handed out through mutable_params() and grads() before each step, which tells the model
 // that its rounded copy is stale and its gradients are not zero.
 Trajectory run(const Config& cfg, bool redo_passes) {
   Model model(cfg);
@@ -45,7 +45,7 @@ Trajectory run(const Config& cfg, bool redo_passes) {
   for (int64_t step = 0; step < 4; ++step) {
     for (int64_t i = 0; i < kB * kT; ++i)
       inputs[i] = static_cast<int32_t>((7 * i + 3 * step) % kV), targets[i] = static_cast<int32_t>((i + step) % kV);
-    if (redo_passes) model.params(), model.grads();
+    if (redo_passes) model.mutable_params(), model.grads();
     model.zero_grads();
     out.losses.push_back(model.forward(inputs.data(), targets.data(), kB, kT).total);
     model.backward(1.0);

@@ -184,7 +184,7 @@ TEST_F(Training, ResumingFromNonFiniteWeightsIsRefusedNamingTheTensorAndKeepsThe
   Config cfg = load_checkpoint_config(ckpt);
   Model m(cfg);
   load_model_weights(ckpt, m);
-  m.params()[m.table().find("model.norm.weight").offset] = std::numeric_limits<float>::quiet_NaN();
+  m.mutable_params()[m.table().find("model.norm.weight").offset] = std::numeric_limits<float>::quiet_NaN();
   OptimizerState opt;
   TrainState st;
   load_training_state(ckpt, m, opt, st);

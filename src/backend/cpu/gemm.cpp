@@ -19,10 +19,6 @@ void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, cons
           int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0) return scale_by_beta(M, N, beta, C, ldc);  // dnnl_sgemm leaves C unscaled for N,N, refuses empties
-  if (gemm_precision() == GemmPrecision::Bf16) return gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  if (ta == Trans::N && tb == Trans::T && alpha == 1.0f && beta == 0.0f &&
-      packed_gemm_nt(M, N, K, A, lda, B, ldb, C, ldc))
-    return;
   // oneDNN's sgemm runs a transposed A with a long depth (a weight gradient: A = d_out^T, K = tokens) well below
   // its usual speed: 262-291 GFLOP/s on the LM head's 8192 x 256 x 2048, against 340-350 in depth slices of 256
   // that each add to C (moelab_bench --benchmark_filter=SgemmTransposedDepth).
@@ -37,6 +33,22 @@ void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, cons
   };
   if (ta == Trans::N || K <= 2 * kDepthSlice) return sgemm(0, K, beta);
   for (int64_t k0 = 0; k0 < K; k0 += kDepthSlice) sgemm(k0, std::min(kDepthSlice, K - k0), k0 == 0 ? beta : 1.0f);
+}
+
+void gemm(const ComputeContext& ctx, Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) return scale_by_beta(M, N, beta, C, ldc);
+  if (ctx.precision == GemmPrecision::Bf16) return gemm_bf16(ctx, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (ta == Trans::N && tb == Trans::T && alpha == 1.0f && beta == 0.0f &&
+      packed_gemm_nt(ctx.packed, M, N, K, A, lda, B, ldb, C, ldc))
+    return;
+  gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm(const ComputeContext&, Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
+          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda,

@@ -17,11 +17,6 @@ namespace moelab::cpu {
 
 namespace {
 
-GemmPrecision g_precision = GemmPrecision::F32;
-const float* g_mirror_f32 = nullptr;  // the Bf16MirrorScope's arrays, or null
-int64_t g_mirror_n = 0;
-const uint16_t* g_mirror_bf16 = nullptr;
-
 // out [out_rows, out_cols] row-major = x [rows, cols] (row stride ld) rounded to bf16, zero beyond rows and cols.
 // The copy keeps x's layout (a transposed operand stays transposed and oneDNN reads it so): a straight pass that
 // vectorises, where a transposing copy would not. `out` serves matrices of every size, so it only grows.
@@ -40,34 +35,17 @@ void convert(const float* x, int64_t ld, int64_t rows, int64_t cols, int64_t out
   }
 }
 
-// The bf16 copies made inside a Bf16ReuseScope: entries [0, g_reuse_live) are current, the others keep their
-// storage for the next scope (no allocation once warm).
-struct Conversion {
-  const float* src;
-  int64_t ld, rows, cols, out_rows, out_cols;
-  std::vector<uint16_t> data;  // [out_rows, out_cols] at its start (grown only)
-};
-bool g_reuse_on = false;
-std::vector<Conversion> g_reuse;
-size_t g_reuse_live = 0;
-
-// convert() into `own`, or, inside a Bf16ReuseScope, into a kept copy, found again when a later GEMM asks for the
-// same matrix in the same padded layout.
-const uint16_t* converted(const float* x, int64_t ld, int64_t rows, int64_t cols, int64_t out_rows, int64_t out_cols,
-                          std::vector<uint16_t>& own) {
-  if (!g_reuse_on) {
+// convert() into `own`, or, inside a Bf16ReuseRegion, into a kept copy, found again when a later GEMM of the region
+// asks for the same matrix in the same padded layout.
+const uint16_t* converted(const ComputeContext& ctx, const float* x, int64_t ld, int64_t rows, int64_t cols,
+                          int64_t out_rows, int64_t out_cols, std::vector<uint16_t>& own) {
+  if (!ctx.reuse_copies) {
     convert(x, ld, rows, cols, out_rows, out_cols, own);
     return own.data();
   }
-  for (size_t i = 0; i < g_reuse_live; ++i) {
-    const Conversion& c = g_reuse[i];
-    if (c.src == x && c.ld == ld && c.rows == rows && c.cols == cols && c.out_rows == out_rows &&
-        c.out_cols == out_cols)
-      return c.data.data();
-  }
-  if (g_reuse_live == g_reuse.size()) g_reuse.emplace_back();
-  Conversion& c = g_reuse[g_reuse_live++];
-  c.src = x, c.ld = ld, c.rows = rows, c.cols = cols, c.out_rows = out_rows, c.out_cols = out_cols;
+  if (const Bf16Copies::Copy* kept = ctx.copy_store->find(x, ld, rows, cols, out_rows, out_cols))
+    return kept->data.data();
+  Bf16Copies::Copy& c = ctx.copy_store->add(x, ld, rows, cols, out_rows, out_cols);
   convert(x, ld, rows, cols, out_rows, out_cols, c.data);
   return c.data.data();
 }
@@ -101,23 +79,6 @@ const Matmul& primitive(int64_t rows, int64_t N, int64_t Kp, bool ta, bool tb, i
 
 }  // namespace
 
-GemmPrecision gemm_precision() { return g_precision; }
-
-GemmPrecisionScope::GemmPrecisionScope(GemmPrecision p) : saved_(g_precision) { g_precision = p; }
-GemmPrecisionScope::~GemmPrecisionScope() { g_precision = saved_; }
-
-Bf16MirrorScope::Bf16MirrorScope(const float* f32, int64_t n, const uint16_t* bf16)
-    : saved_f32_(g_mirror_f32), saved_n_(g_mirror_n), saved_bf16_(g_mirror_bf16) {
-  g_mirror_f32 = f32, g_mirror_n = n, g_mirror_bf16 = bf16;
-}
-Bf16MirrorScope::~Bf16MirrorScope() { g_mirror_f32 = saved_f32_, g_mirror_n = saved_n_, g_mirror_bf16 = saved_bf16_; }
-
-Bf16ReuseScope::Bf16ReuseScope() {
-  MOELAB_ASSERT(!g_reuse_on, "Bf16ReuseScope does not nest: an outer scope would keep copies past the inner one");
-  g_reuse_on = true;
-}
-Bf16ReuseScope::~Bf16ReuseScope() { g_reuse_on = false, g_reuse_live = 0; }
-
 void to_bf16(const float* x, int64_t n, uint16_t* out) {
 #pragma omp parallel for simd schedule(static) if (n >= (1 << 16))
   for (int64_t i = 0; i < n; ++i) out[i] = to_bf16(x[i]);
@@ -125,7 +86,7 @@ void to_bf16(const float* x, int64_t n, uint16_t* out) {
 
 namespace {
 
-// The operand copies outside a Bf16ReuseScope: A [Mp,Kp] (or [Kp,Mp] as stored when transposed) and B [Kp,N] (or
+// The operand copies outside a Bf16ReuseRegion: A [Mp,Kp] (or [Kp,Mp] as stored when transposed) and B [Kp,N] (or
 // [N,Kp]), in bf16. They serve GEMMs of every size, so they only grow (convert()).
 std::vector<uint16_t> g_a_bf16, g_b_bf16;
 
@@ -135,23 +96,17 @@ struct Bf16Operand {
   int64_t ld;
 };
 
-// Whether the stored matrix [rows, cols] (row stride ld) lies inside the Bf16MirrorScope's f32 array.
-bool mirrored(const float* x, int64_t rows, int64_t cols, int64_t ld) {
-  const auto address = [](const float* p) { return reinterpret_cast<uintptr_t>(p); };
-  return g_mirror_n > 0 && address(x) >= address(g_mirror_f32) &&
-         address(x + (rows - 1) * ld + cols) <= address(g_mirror_f32 + g_mirror_n);
-}
-
 // op(B) [Kp, N] in bf16, for a depth K padded with zeros to Kp: the mirror's copy (where Kp must be K) or a
 // converted copy. A transposed B is copied as stored, [N, Kp].
-Bf16Operand b_operand(Trans tb, int64_t N, int64_t K, int64_t Kp, const float* B, int64_t ldb) {
+Bf16Operand b_operand(const ComputeContext& ctx, Trans tb, int64_t N, int64_t K, int64_t Kp, const float* B,
+                      int64_t ldb) {
   const bool b_transposed = tb == Trans::T;
-  if (mirrored(B, b_transposed ? N : K, b_transposed ? K : N, ldb)) {
+  if (ctx.mirror.covers(B, b_transposed ? N : K, b_transposed ? K : N, ldb)) {
     MOELAB_ASSERT(Kp == K, "a mirrored weight is read with its own depth");
-    return {g_mirror_bf16 + (B - g_mirror_f32), ldb};
+    return {ctx.mirror.bf16 + (B - ctx.mirror.f32), ldb};
   }
-  if (b_transposed) return {converted(B, ldb, N, K, N, Kp, g_b_bf16), Kp};
-  return {converted(B, ldb, K, N, Kp, N, g_b_bf16), N};
+  if (b_transposed) return {converted(ctx, B, ldb, N, K, N, Kp, g_b_bf16), Kp};
+  return {converted(ctx, B, ldb, K, N, Kp, N, g_b_bf16), N};
 }
 
 // C[M,N] = alpha · op(A)[M,Kp] · op(B)[Kp,N] + beta · C from bf16 operands. op(A) is [rows, Kp] row-major (stride
@@ -188,40 +143,41 @@ void multiply(bool ta, Bf16Operand a, bool tb, Bf16Operand b, int64_t M, int64_t
 
 }  // namespace
 
-void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-               const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+void gemm_bf16(const ComputeContext& ctx, Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
+               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   MOELAB_ASSERT(!omp_in_parallel(), "gemm_bf16 runs outside OpenMP parallel regions");
   if (M == 0 || N == 0) return;
   // The depth is padded to a whole block, except under a weight read from the mirror: a model dimension, fixed.
   const bool a_transposed = ta == Trans::T, b_transposed = tb == Trans::T;
-  const bool b_mirrored = mirrored(B, b_transposed ? N : K, b_transposed ? K : N, ldb);
+  const bool b_mirrored = ctx.mirror.covers(B, b_transposed ? N : K, b_transposed ? K : N, ldb);
   const int64_t Kp = b_mirrored ? K : bf16_padded_rows(K);
   // A transposed operand is copied as stored, so [rows, cols] stored is [K, M] then; a matrix that one GEMM reads
   // as A and another as transposed A gets the same copy when both pad its rows to a block and its columns need
   // none.
   const int64_t Mp = bf16_padded_rows(M);
-  const Bf16Operand a = a_transposed ? Bf16Operand{converted(A, lda, K, M, Kp, Mp, g_a_bf16), Mp}
-                                     : Bf16Operand{converted(A, lda, M, K, Mp, Kp, g_a_bf16), Kp};
-  multiply(a_transposed, a, b_transposed, b_operand(tb, N, K, Kp, B, ldb), M, N, Kp, alpha, beta, C, ldc);
+  const Bf16Operand a = a_transposed ? Bf16Operand{converted(ctx, A, lda, K, M, Kp, Mp, g_a_bf16), Mp}
+                                     : Bf16Operand{converted(ctx, A, lda, M, K, Mp, Kp, g_a_bf16), Kp};
+  multiply(a_transposed, a, b_transposed, b_operand(ctx, tb, N, K, Kp, B, ldb), M, N, Kp, alpha, beta, C, ldc);
 }
 
-void gemm_bf16(Bf16Rows A, Trans tb, int64_t N, float alpha, const float* B, int64_t ldb, float beta, float* C,
-               int64_t ldc) {
+void gemm_bf16(const ComputeContext& ctx, Bf16Rows A, Trans tb, int64_t N, float alpha, const float* B, int64_t ldb,
+               float beta, float* C, int64_t ldc) {
   MOELAB_ASSERT(!omp_in_parallel(), "gemm_bf16 runs outside OpenMP parallel regions");
   if (A.rows == 0 || N == 0) return;
   if (A.cols == 0) return scale_by_beta(A.rows, N, beta, C, ldc);  // oneDNN refuses a matmul with no depth
   // A's columns are the depth, unpadded: B is read (or converted) at that depth.
-  multiply(false, {A.data, A.cols}, tb == Trans::T, b_operand(tb, N, A.cols, A.cols, B, ldb), A.rows, N, A.cols, alpha,
-           beta, C, ldc);
+  multiply(false, {A.data, A.cols}, tb == Trans::T, b_operand(ctx, tb, N, A.cols, A.cols, B, ldb), A.rows, N, A.cols,
+           alpha, beta, C, ldc);
 }
 
-void gemm_bf16(int64_t M, float alpha, const float* A, int64_t lda, Bf16Rows B, float beta, float* C, int64_t ldc) {
+void gemm_bf16(const ComputeContext& ctx, int64_t M, float alpha, const float* A, int64_t lda, Bf16Rows B, float beta,
+               float* C, int64_t ldc) {
   MOELAB_ASSERT(!omp_in_parallel(), "gemm_bf16 runs outside OpenMP parallel regions");
   if (M == 0 || B.cols == 0) return;
   if (B.rows == 0) return scale_by_beta(M, B.cols, beta, C, ldc);  // oneDNN refuses a matmul with no depth
   // B's padded rows are the depth: Aᵀ's copy is padded to it with zeros.
   const int64_t Kp = bf16_padded_rows(B.rows), Mp = bf16_padded_rows(M);
-  const Bf16Operand a{converted(A, lda, B.rows, M, Kp, Mp, g_a_bf16), Mp};
+  const Bf16Operand a{converted(ctx, A, lda, B.rows, M, Kp, Mp, g_a_bf16), Mp};
   multiply(true, a, false, {B.data, B.cols}, M, B.cols, Kp, alpha, beta, C, ldc);
 }
 

@@ -3,71 +3,28 @@
 // AVX-512 BF16 kernels where the CPU has them (on AMX 5-7x the f32 sgemm for experts, 3.5x for the LM head:
 // docs/performance.md). C stays f32.
 //
-// The precision is a mode of the float gemm: while a GemmPrecisionScope selects Bf16, cpu::gemm calls go through
-// gemm_bf16, which runs on all threads and so must be called outside OpenMP regions (asserted). Attention, whose
-// per-head products run inside its parallel loops, selects F32 for them. Primitives are built once per (shape,
-// layouts, alpha, beta) and cached; varying row counts and depths are bucketed to multiples of 64 so that the cache
-// stays small (gemm_bf16.cpp).
+// cpu::gemm runs here when its ComputeContext selects bf16 precision. It runs on all threads and so must be called
+// outside OpenMP regions (asserted). The context supplies the weights' bf16 mirror, read instead of converting a
+// weight, and inside a Bf16ReuseRegion the copies earlier GEMMs made (compute_context.h). Primitives are built once
+// per (shape, layouts, alpha, beta) and cached; varying row counts and depths are bucketed to multiples of 64 so
+// that the cache stays small (gemm_bf16.cpp).
 #pragma once
 
 #include <cstdint>
 
 #include "backend/cpu/bf16.h"
+#include "backend/cpu/compute_context.h"
 #include "backend/cpu/gemm.h"
 
 namespace moelab::cpu {
 
-enum class GemmPrecision { F32, Bf16 };
-
-GemmPrecision gemm_precision();
-
-// Selects the precision of float GEMMs for its lifetime (e.g. a model's forward and backward in bf16 mode).
-class GemmPrecisionScope {
- public:
-  explicit GemmPrecisionScope(GemmPrecision p);
-  ~GemmPrecisionScope();
-  GemmPrecisionScope(const GemmPrecisionScope&) = delete;
-  GemmPrecisionScope& operator=(const GemmPrecisionScope&) = delete;
-
- private:
-  GemmPrecision saved_;
-};
-
 // out[i] = to_bf16(x[i]) for i < n, on all threads. Call outside OpenMP parallel regions.
 void to_bf16(const float* x /*[n]*/, int64_t n, uint16_t* out /*[n]*/);
 
-// While one is alive, gemm_bf16 reads a B operand that lies inside f32 [n] from the bf16 copy at the same offset
-// instead of converting it: a model's weights, converted once per forward pass rather than at every GEMM. The copy
-// must be current (to_bf16 of f32) for as long as the scope lives.
-class Bf16MirrorScope {
- public:
-  Bf16MirrorScope(const float* f32, int64_t n, const uint16_t* bf16);
-  ~Bf16MirrorScope();
-  Bf16MirrorScope(const Bf16MirrorScope&) = delete;
-  Bf16MirrorScope& operator=(const Bf16MirrorScope&) = delete;
-
- private:
-  const float* saved_f32_;
-  int64_t saved_n_;
-  const uint16_t* saved_bf16_;
-};
-
-// While one is alive, gemm_bf16 keeps the bf16 copy it makes of each operand and reuses it when a later GEMM reads
-// the same matrix (address, extent, row stride) with the same padding, as A, transposed A or B. The caller
-// promises that no matrix a GEMM has read inside the scope changes before the scope ends: e.g. one SwiGLU backward
-// reads each of d_g, d_u, x and d_out twice. Scopes do not nest (a scope around a loop over experts would hand one
-// expert the copy of another's scratch at the same address); the copies are dropped when the scope ends.
-class Bf16ReuseScope {
- public:
-  Bf16ReuseScope();
-  ~Bf16ReuseScope();
-  Bf16ReuseScope(const Bf16ReuseScope&) = delete;
-  Bf16ReuseScope& operator=(const Bf16ReuseScope&) = delete;
-};
-
 // Must be called outside OpenMP parallel regions (it converts into shared scratch and runs threaded primitives).
-void gemm_bf16(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-               const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// ctx.precision is not read: this is the bf16 product.
+void gemm_bf16(const ComputeContext& ctx, Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
+               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
 // gemm_bf16 runs row counts (and depths it pads) in blocks of this many rows.
 constexpr int64_t kBf16RowBlock = 64;
@@ -83,13 +40,14 @@ struct Bf16Rows {
 };
 
 // C[A.rows, N] = alpha · A · op(B) + beta · C, depth A.cols; as gemm_bf16 with A given in bf16. The same bits as
-// gemm_bf16 on A's f32 values when B lies in the mirror or A.cols is a multiple of 64 (gemm_bf16 pads any other
+// gemm_bf16 on A's f32 values when B lies in ctx's mirror or A.cols is a multiple of 64 (gemm_bf16 pads any other
 // depth of a converted B, and a padded depth may sum in another order).
-void gemm_bf16(Bf16Rows A, Trans tb, int64_t N, float alpha, const float* B, int64_t ldb, float beta, float* C,
-               int64_t ldc);
+void gemm_bf16(const ComputeContext& ctx, Bf16Rows A, Trans tb, int64_t N, float alpha, const float* B, int64_t ldb,
+               float beta, float* C, int64_t ldc);
 
 // C[M, B.cols] = alpha · Aᵀ · B + beta · C, where A is stored [B.rows, M] (row stride lda); as gemm_bf16 with B
 // given in bf16 (a weight gradient d_W = d_outᵀ · in, depth the rows of `in`).
-void gemm_bf16(int64_t M, float alpha, const float* A, int64_t lda, Bf16Rows B, float beta, float* C, int64_t ldc);
+void gemm_bf16(const ComputeContext& ctx, int64_t M, float alpha, const float* A, int64_t lda, Bf16Rows B, float beta,
+               float* C, int64_t ldc);
 
 }  // namespace moelab::cpu

@@ -45,10 +45,6 @@ int64_t PackedWeights::size() const { return static_cast<int64_t>(store_->copies
 
 namespace {
 
-const float* g_f32 = nullptr;  // the PackedWeightsScope's array, or null
-int64_t g_n = 0;
-PackedWeights::Store* g_store = nullptr;
-
 const Matmul& primitive(PackedWeights::Store& store, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldc) {
   const auto key = std::make_tuple(M, N, K, lda, ldc);
   auto it = store.primitives.find(key);
@@ -61,23 +57,13 @@ const Matmul& primitive(PackedWeights::Store& store, int64_t M, int64_t N, int64
 
 }  // namespace
 
-PackedWeightsScope::PackedWeightsScope(const float* f32, int64_t n, PackedWeights& packed) : active_(n > 0) {
-  if (!active_) return;
-  MOELAB_ASSERT(g_store == nullptr, "PackedWeightsScope does not nest");
-  g_f32 = f32, g_n = n, g_store = packed.store_.get();
-}
-
-PackedWeightsScope::~PackedWeightsScope() {
-  if (active_) g_f32 = nullptr, g_n = 0, g_store = nullptr;
-}
-
-bool packed_gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
-                    int64_t ldc) {
+bool packed_gemm_nt(const PackedWeightsView& packed, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                    const float* B, int64_t ldb, float* C, int64_t ldc) {
   // oneDNN 2.6 runs strided operands on a kernel that does not read blocked weights: dense rows only.
-  if (g_store == nullptr || omp_in_parallel() || lda != K || ldb != K || ldc != N) return false;
+  if (packed.n == 0 || omp_in_parallel() || lda != K || ldb != K || ldc != N) return false;
   const auto address = [](const float* p) { return reinterpret_cast<uintptr_t>(p); };
-  if (address(B) < address(g_f32) || address(B + N * K) > address(g_f32 + g_n)) return false;
-  PackedWeights::Store& store = *g_store;
+  if (address(B) < address(packed.f32) || address(B + N * K) > address(packed.f32 + packed.n)) return false;
+  PackedWeights::Store& store = packed.weights->store();
   const int64_t main_rows = M / kRowStep * kRowStep, tail_rows = M - main_rows;
   // Emptied before looking either primitive up, never between: the first must outlive the second's creation.
   if (store.primitives.size() + 2 > kMaxPrimitives) store.primitives.clear();
