@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -183,7 +184,13 @@ TEST(MoeFfn, Bf16ExpertsReadTheirOwnActivationRows) {
   }
 }
 
-class AttentionBlockShapes : public ::testing::TestWithParam<std::tuple<int, int, int, int, int>> {};
+struct AttentionBlockCase {
+  int B, T, H, Hkv, D;
+};
+void PrintTo(const AttentionBlockCase& c, std::ostream* os) {
+  *os << "B=" << c.B << " T=" << c.T << " H=" << c.H << " Hkv=" << c.Hkv << " D=" << c.D;
+}
+class AttentionBlockShapes : public ::testing::TestWithParam<AttentionBlockCase> {};
 
 TEST_P(AttentionBlockShapes, GradientsMatchFiniteDifferences) {
   auto [B, T, H, Hkv, D] = GetParam();
@@ -216,8 +223,9 @@ TEST_P(AttentionBlockShapes, GradientsMatchFiniteDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionBlockShapes,
-                         ::testing::Values(std::tuple{1, 1, 1, 1, 2}, std::tuple{2, 5, 2, 2, 4},
-                                           std::tuple{1, 7, 4, 2, 2}));
+                         ::testing::Values(AttentionBlockCase{.B = 1, .T = 1, .H = 1, .Hkv = 1, .D = 2},
+                                           AttentionBlockCase{.B = 2, .T = 5, .H = 2, .Hkv = 2, .D = 4},
+                                           AttentionBlockCase{.B = 1, .T = 7, .H = 4, .Hkv = 2, .D = 2}));
 
 // The MoE FFN end to end: pooling, router, selection rule, plan expansion, dispatch, experts, combine and the
 // three auxiliary losses, with the loss sum(out * r) + lb * LB + z * Z + ent * H. Router weights are scaled so that

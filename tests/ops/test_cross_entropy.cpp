@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <ostream>
 
 #include "ops/cross_entropy.h"
 #include "support/gradcheck.h"
@@ -70,7 +71,11 @@ double sum(const std::vector<double>& v) {
   return s;
 }
 
-class CrossEntropyShapes : public ::testing::TestWithParam<std::tuple<int, int>> {};
+struct CrossEntropyCase {
+  int N, V;
+};
+void PrintTo(const CrossEntropyCase& c, std::ostream* os) { *os << "N=" << c.N << " V=" << c.V; }
+class CrossEntropyShapes : public ::testing::TestWithParam<CrossEntropyCase> {};
 
 TEST_P(CrossEntropyShapes, ForwardFloatMatchesReference) {
   auto [N, V] = GetParam();
@@ -174,8 +179,9 @@ TEST(CrossEntropy, SumIsIndependentOfThreadCount) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CrossEntropyShapes,
-                         ::testing::Values(std::tuple{1, 1}, std::tuple{1, 2}, std::tuple{7, 5}, std::tuple{13, 31},
-                                           std::tuple{64, 256}, std::tuple{17, 2053}));
+                         ::testing::Values(CrossEntropyCase{.N = 1, .V = 1}, CrossEntropyCase{.N = 1, .V = 2},
+                                           CrossEntropyCase{.N = 7, .V = 5}, CrossEntropyCase{.N = 13, .V = 31},
+                                           CrossEntropyCase{.N = 64, .V = 256}, CrossEntropyCase{.N = 17, .V = 2053}));
 
 }  // namespace
 }  // namespace moelab

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <ostream>
+
 #include "ops/embedding.h"
 #include "support/gradcheck.h"
 #include "support/omp_threads.h"
@@ -27,7 +29,11 @@ std::vector<double> embedding_reference(const std::vector<int32_t>& ids, const s
   return out;
 }
 
-class EmbeddingShapes : public ::testing::TestWithParam<std::tuple<int, int, int>> {};
+struct EmbeddingCase {
+  int N, C, V;
+};
+void PrintTo(const EmbeddingCase& c, std::ostream* os) { *os << "N=" << c.N << " C=" << c.C << " V=" << c.V; }
+class EmbeddingShapes : public ::testing::TestWithParam<EmbeddingCase> {};
 
 TEST_P(EmbeddingShapes, ForwardFloatMatchesReference) {
   auto [N, C, V] = GetParam();
@@ -83,8 +89,10 @@ TEST(Embedding, BackwardIsIndependentOfThreadCount) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, EmbeddingShapes,
-                         ::testing::Values(std::tuple{1, 1, 1}, std::tuple{7, 5, 3}, std::tuple{13, 31, 11},
-                                           std::tuple{64, 256, 50}, std::tuple{211, 163, 17}));
+                         ::testing::Values(EmbeddingCase{.N = 1, .C = 1, .V = 1}, EmbeddingCase{.N = 7, .C = 5, .V = 3},
+                                           EmbeddingCase{.N = 13, .C = 31, .V = 11},
+                                           EmbeddingCase{.N = 64, .C = 256, .V = 50},
+                                           EmbeddingCase{.N = 211, .C = 163, .V = 17}));
 
 }  // namespace
 }  // namespace moelab

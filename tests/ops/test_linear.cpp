@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <ostream>
 #include <vector>
 
 #include "backend/cpu/gemm_bf16.h"
@@ -27,7 +28,11 @@ std::vector<double> linear_reference(const std::vector<double>& in, const std::v
   return out;
 }
 
-class LinearShapes : public ::testing::TestWithParam<std::tuple<int, int, int>> {};
+struct LinearCase {
+  int N, I, O;
+};
+void PrintTo(const LinearCase& c, std::ostream* os) { *os << "N=" << c.N << " I=" << c.I << " O=" << c.O; }
+class LinearShapes : public ::testing::TestWithParam<LinearCase> {};
 
 TEST_P(LinearShapes, ForwardFloatMatchesReference) {
   auto [N, I, O] = GetParam();
@@ -122,8 +127,9 @@ TEST(Linear, StagedWeightGradientInDouble) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, LinearShapes,
-                         ::testing::Values(std::tuple{1, 1, 1}, std::tuple{7, 5, 3}, std::tuple{16, 32, 24},
-                                           std::tuple{33, 17, 65}));
+                         ::testing::Values(LinearCase{.N = 1, .I = 1, .O = 1}, LinearCase{.N = 7, .I = 5, .O = 3},
+                                           LinearCase{.N = 16, .I = 32, .O = 24},
+                                           LinearCase{.N = 33, .I = 17, .O = 65}));
 
 }  // namespace
 }  // namespace moelab

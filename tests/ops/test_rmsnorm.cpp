@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <ostream>
 
 #include "ops/rmsnorm.h"
 #include "support/gradcheck.h"
@@ -36,7 +37,11 @@ std::vector<double> rmsnorm_reference(std::vector<double>* rstd, const std::vect
   return out;
 }
 
-class RmsNormShapes : public ::testing::TestWithParam<std::tuple<int, int>> {};
+struct RmsNormCase {
+  int N, C;
+};
+void PrintTo(const RmsNormCase& c, std::ostream* os) { *os << "N=" << c.N << " C=" << c.C; }
+class RmsNormShapes : public ::testing::TestWithParam<RmsNormCase> {};
 
 TEST_P(RmsNormShapes, ForwardFloatMatchesReference) {
   auto [N, C] = GetParam();
@@ -100,8 +105,9 @@ TEST(RmsNorm, WeightGradientIsIndependentOfThreadCount) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, RmsNormShapes,
-                         ::testing::Values(std::tuple{1, 1}, std::tuple{1, 5}, std::tuple{7, 3}, std::tuple{13, 31},
-                                           std::tuple{64, 256}, std::tuple{131, 257}));
+                         ::testing::Values(RmsNormCase{.N = 1, .C = 1}, RmsNormCase{.N = 1, .C = 5},
+                                           RmsNormCase{.N = 7, .C = 3}, RmsNormCase{.N = 13, .C = 31},
+                                           RmsNormCase{.N = 64, .C = 256}, RmsNormCase{.N = 131, .C = 257}));
 
 }  // namespace
 }  // namespace moelab

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <ostream>
 
 #include "ops/softmax.h"
 #include "support/gradcheck.h"
@@ -23,7 +24,11 @@ std::vector<double> softmax_reference(const std::vector<double>& l, int64_t N, i
   return p;
 }
 
-class SoftmaxShapes : public ::testing::TestWithParam<std::tuple<int, int>> {};
+struct SoftmaxCase {
+  int N, C;
+};
+void PrintTo(const SoftmaxCase& c, std::ostream* os) { *os << "N=" << c.N << " C=" << c.C; }
+class SoftmaxShapes : public ::testing::TestWithParam<SoftmaxCase> {};
 
 TEST_P(SoftmaxShapes, ForwardFloatMatchesReference) {
   auto [N, C] = GetParam();
@@ -37,7 +42,7 @@ TEST_P(SoftmaxShapes, ForwardFloatMatchesReference) {
   for (size_t i = 0; i < p.size(); ++i) ASSERT_NEAR(p[i], ref[i], 1e-6 * ref[i]) << "element " << i;
 }
 
-class SoftmaxGradient : public ::testing::TestWithParam<std::tuple<int, int>> {};
+class SoftmaxGradient : public ::testing::TestWithParam<SoftmaxCase> {};
 
 TEST_P(SoftmaxGradient, MatchesFiniteDifferences) {
   auto [N, C] = GetParam();
@@ -66,12 +71,14 @@ TEST_P(SoftmaxShapes, BackwardFloatMatchesDouble) {
 
 // (1,1) is the degenerate row; (300,64) crosses the threads threshold; (2,1031) a long prime row.
 INSTANTIATE_TEST_SUITE_P(Shapes, SoftmaxShapes,
-                         ::testing::Values(std::tuple{1, 1}, std::tuple{1, 8}, std::tuple{7, 5}, std::tuple{33, 17},
-                                           std::tuple{300, 64}, std::tuple{2, 1031}));
+                         ::testing::Values(SoftmaxCase{.N = 1, .C = 1}, SoftmaxCase{.N = 1, .C = 8},
+                                           SoftmaxCase{.N = 7, .C = 5}, SoftmaxCase{.N = 33, .C = 17},
+                                           SoftmaxCase{.N = 300, .C = 64}, SoftmaxCase{.N = 2, .C = 1031}));
 // Finite differences stay below the threads threshold: hundreds of forward calls, each cheap.
 INSTANTIATE_TEST_SUITE_P(Shapes, SoftmaxGradient,
-                         ::testing::Values(std::tuple{1, 1}, std::tuple{1, 8}, std::tuple{7, 5}, std::tuple{33, 17},
-                                           std::tuple{2, 1031}));
+                         ::testing::Values(SoftmaxCase{.N = 1, .C = 1}, SoftmaxCase{.N = 1, .C = 8},
+                                           SoftmaxCase{.N = 7, .C = 5}, SoftmaxCase{.N = 33, .C = 17},
+                                           SoftmaxCase{.N = 2, .C = 1031}));
 
 // The float path uses its own exponential: check it over the whole range a shifted logit can take, including
 // where e^x underflows, against the double reference.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <ostream>
 #include <set>
 #include <tuple>
 
@@ -163,7 +164,13 @@ TEST(Capacity, FloatMatchesDouble) {
 
 // loss = sum(combine(top_k + capacity) * R): the selection backward on the reduced plan gives the gradient of the
 // dropped forward, for top-k without renormalisation.
-class CapacityGradient : public ::testing::TestWithParam<std::tuple<int, int, int, int>> {};
+struct CapacityCase {
+  int N, E, k, C;
+};
+void PrintTo(const CapacityCase& c, std::ostream* os) {
+  *os << "N=" << c.N << " E=" << c.E << " k=" << c.k << " C=" << c.C;
+}
+class CapacityGradient : public ::testing::TestWithParam<CapacityCase> {};
 
 TEST_P(CapacityGradient, TopKCombineMatchesFiniteDifferences) {
   auto [N, E, k, C] = GetParam();
@@ -194,8 +201,10 @@ TEST_P(CapacityGradient, TopKCombineMatchesFiniteDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CapacityGradient,
-                         ::testing::Values(std::tuple{6, 3, 1, 1}, std::tuple{13, 4, 2, 5}, std::tuple{17, 5, 3, 7},
-                                           std::tuple{9, 2, 2, 4}));
+                         ::testing::Values(CapacityCase{.N = 6, .E = 3, .k = 1, .C = 1},
+                                           CapacityCase{.N = 13, .E = 4, .k = 2, .C = 5},
+                                           CapacityCase{.N = 17, .E = 5, .k = 3, .C = 7},
+                                           CapacityCase{.N = 9, .E = 2, .k = 2, .C = 4}));
 
 // Why capacity is refused with renormalised top-k: the weights p_j / sum_K p keep the dropped expert's probability
 // in their denominator, so the loss depends on it, but top_k_backward renormalises over the slots it finds and sends

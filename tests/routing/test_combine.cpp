@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <ostream>
+
 #include "routing/combine.h"
 #include "routing/random_plan.h"
 #include "support/gradcheck.h"
@@ -32,7 +34,13 @@ routing::DispatchPlan<float> to_float(const routing::DispatchPlan<double>& p) {
   return f;
 }
 
-class CombineShapes : public ::testing::TestWithParam<std::tuple<int, int, int, int>> {};
+struct CombineCase {
+  int N, E, max_slots, C;
+};
+void PrintTo(const CombineCase& c, std::ostream* os) {
+  *os << "N=" << c.N << " E=" << c.E << " max_slots=" << c.max_slots << " C=" << c.C;
+}
+class CombineShapes : public ::testing::TestWithParam<CombineCase> {};
 
 TEST_P(CombineShapes, ForwardFloatMatchesReference) {
   auto [N, E, max_slots, C] = GetParam();
@@ -49,7 +57,7 @@ TEST_P(CombineShapes, ForwardFloatMatchesReference) {
   }
 }
 
-class CombineGradient : public ::testing::TestWithParam<std::tuple<int, int, int, int>> {};
+class CombineGradient : public ::testing::TestWithParam<CombineCase> {};
 
 TEST_P(CombineGradient, MatchesFiniteDifferences) {
   auto [N, E, max_slots, C] = GetParam();
@@ -82,12 +90,16 @@ TEST_P(CombineShapes, BackwardFloatMatchesDouble) {
 
 // (N, E, max slots per token, C); (400, 16, 4, 96) crosses the threads threshold.
 INSTANTIATE_TEST_SUITE_P(Shapes, CombineShapes,
-                         ::testing::Values(std::tuple{1, 1, 1, 1}, std::tuple{7, 3, 2, 5}, std::tuple{31, 8, 3, 17},
-                                           std::tuple{400, 16, 4, 96}));
+                         ::testing::Values(CombineCase{.N = 1, .E = 1, .max_slots = 1, .C = 1},
+                                           CombineCase{.N = 7, .E = 3, .max_slots = 2, .C = 5},
+                                           CombineCase{.N = 31, .E = 8, .max_slots = 3, .C = 17},
+                                           CombineCase{.N = 400, .E = 16, .max_slots = 4, .C = 96}));
 // Finite differences stay below the threads threshold: hundreds of forward calls, each cheap.
 INSTANTIATE_TEST_SUITE_P(Shapes, CombineGradient,
-                         ::testing::Values(std::tuple{1, 1, 1, 1}, std::tuple{7, 3, 2, 5}, std::tuple{31, 8, 3, 17},
-                                           std::tuple{53, 16, 4, 29}));
+                         ::testing::Values(CombineCase{.N = 1, .E = 1, .max_slots = 1, .C = 1},
+                                           CombineCase{.N = 7, .E = 3, .max_slots = 2, .C = 5},
+                                           CombineCase{.N = 31, .E = 8, .max_slots = 3, .C = 17},
+                                           CombineCase{.N = 53, .E = 16, .max_slots = 4, .C = 29}));
 
 // Same inputs, one thread or two: bit-identical results.
 TEST(Combine, IndependentOfThreadCount) {

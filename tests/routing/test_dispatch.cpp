@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include "routing/dispatch.h"
 #include "routing/random_plan.h"
 #include "support/gradcheck.h"
@@ -9,7 +11,13 @@ namespace {
 
 using testing::random_vector;
 
-class DispatchShapes : public ::testing::TestWithParam<std::tuple<int, int, int, int>> {};
+struct DispatchCase {
+  int N, E, max_slots, C;
+};
+void PrintTo(const DispatchCase& c, std::ostream* os) {
+  *os << "N=" << c.N << " E=" << c.E << " max_slots=" << c.max_slots << " C=" << c.C;
+}
+class DispatchShapes : public ::testing::TestWithParam<DispatchCase> {};
 
 // Plain loops over the slot list, independent of the plan's row bookkeeping: slot s of token t lands at row
 // slot_row[s], and the rows of d_x are the sums over each token's slots.
@@ -38,7 +46,7 @@ TEST_P(DispatchShapes, BackwardFloatMatchesPlainLoop) {
   EXPECT_LT(testing::max_rel_error(d_x, ref), 1e-6);
 }
 
-class DispatchGradient : public ::testing::TestWithParam<std::tuple<int, int, int, int>> {};
+class DispatchGradient : public ::testing::TestWithParam<DispatchCase> {};
 
 TEST_P(DispatchGradient, MatchesFiniteDifferences) {
   auto [N, E, max_slots, C] = GetParam();
@@ -55,12 +63,16 @@ TEST_P(DispatchGradient, MatchesFiniteDifferences) {
 
 // (N, E, max slots per token, C); (400, 16, 4, 96) crosses the threads threshold.
 INSTANTIATE_TEST_SUITE_P(Shapes, DispatchShapes,
-                         ::testing::Values(std::tuple{1, 1, 1, 1}, std::tuple{7, 3, 2, 5}, std::tuple{31, 8, 3, 17},
-                                           std::tuple{400, 16, 4, 96}));
+                         ::testing::Values(DispatchCase{.N = 1, .E = 1, .max_slots = 1, .C = 1},
+                                           DispatchCase{.N = 7, .E = 3, .max_slots = 2, .C = 5},
+                                           DispatchCase{.N = 31, .E = 8, .max_slots = 3, .C = 17},
+                                           DispatchCase{.N = 400, .E = 16, .max_slots = 4, .C = 96}));
 // Finite differences stay below the threads threshold: hundreds of forward calls, each cheap.
 INSTANTIATE_TEST_SUITE_P(Shapes, DispatchGradient,
-                         ::testing::Values(std::tuple{1, 1, 1, 1}, std::tuple{7, 3, 2, 5}, std::tuple{31, 8, 3, 17},
-                                           std::tuple{53, 16, 4, 29}));
+                         ::testing::Values(DispatchCase{.N = 1, .E = 1, .max_slots = 1, .C = 1},
+                                           DispatchCase{.N = 7, .E = 3, .max_slots = 2, .C = 5},
+                                           DispatchCase{.N = 31, .E = 8, .max_slots = 3, .C = 17},
+                                           DispatchCase{.N = 53, .E = 16, .max_slots = 4, .C = 29}));
 
 }  // namespace
 }  // namespace moelab

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include "routing/dispatch_plan.h"
 #include "routing/random_plan.h"
 
@@ -75,7 +77,13 @@ TEST(DispatchPlan, NoTokens) {
   EXPECT_TRUE(plan.row_slot.empty());
 }
 
-class DispatchPlanRandom : public ::testing::TestWithParam<std::tuple<int, int, int>> {};
+struct DispatchPlanCase {
+  int N, E, max_slots;
+};
+void PrintTo(const DispatchPlanCase& c, std::ostream* os) {
+  *os << "N=" << c.N << " E=" << c.E << " max_slots=" << c.max_slots;
+}
+class DispatchPlanRandom : public ::testing::TestWithParam<DispatchPlanCase> {};
 
 TEST_P(DispatchPlanRandom, Invariants) {
   auto [N, E, max_slots] = GetParam();
@@ -83,8 +91,11 @@ TEST_P(DispatchPlanRandom, Invariants) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, DispatchPlanRandom,
-                         ::testing::Values(std::tuple{1, 1, 1}, std::tuple{5, 3, 3}, std::tuple{37, 8, 2},
-                                           std::tuple{257, 64, 5}, std::tuple{101, 13, 13}));
+                         ::testing::Values(DispatchPlanCase{.N = 1, .E = 1, .max_slots = 1},
+                                           DispatchPlanCase{.N = 5, .E = 3, .max_slots = 3},
+                                           DispatchPlanCase{.N = 37, .E = 8, .max_slots = 2},
+                                           DispatchPlanCase{.N = 257, .E = 64, .max_slots = 5},
+                                           DispatchPlanCase{.N = 101, .E = 13, .max_slots = 13}));
 
 // A plan rebuilt for a same-sized batch must not reallocate: the training loop reuses one plan per layer.
 TEST(DispatchPlan, RebuildKeepsStorage) {

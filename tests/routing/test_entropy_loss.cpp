@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <ostream>
 
 #include "routing/entropy_loss.h"
 #include "support/gradcheck.h"
@@ -67,8 +68,12 @@ std::vector<double> random_probs(int64_t N, int64_t E, uint64_t seed, bool with_
   return p;
 }
 
-class EntropyLossGradient : public ::testing::TestWithParam<std::tuple<int, int>> {};
-class EntropyLossShapes : public ::testing::TestWithParam<std::tuple<int, int>> {};
+struct EntropyLossCase {
+  int N, E;
+};
+void PrintTo(const EntropyLossCase& c, std::ostream* os) { *os << "N=" << c.N << " E=" << c.E; }
+class EntropyLossGradient : public ::testing::TestWithParam<EntropyLossCase> {};
+class EntropyLossShapes : public ::testing::TestWithParam<EntropyLossCase> {};
 
 TEST_P(EntropyLossGradient, MatchesFiniteDifferencesAndAdds) {
   auto [N, E] = GetParam();
@@ -103,10 +108,12 @@ TEST_P(EntropyLossShapes, FloatMatchesDouble) {
 // 1e-3 make the finite difference's truncation error (h^2 / p^2) exceed the tolerance. (300, 64) crosses the
 // threads threshold.
 INSTANTIATE_TEST_SUITE_P(Shapes, EntropyLossGradient,
-                         ::testing::Values(std::tuple{1, 1}, std::tuple{3, 2}, std::tuple{17, 7}, std::tuple{97, 16}));
+                         ::testing::Values(EntropyLossCase{.N = 1, .E = 1}, EntropyLossCase{.N = 3, .E = 2},
+                                           EntropyLossCase{.N = 17, .E = 7}, EntropyLossCase{.N = 97, .E = 16}));
 INSTANTIATE_TEST_SUITE_P(Shapes, EntropyLossShapes,
-                         ::testing::Values(std::tuple{1, 1}, std::tuple{3, 2}, std::tuple{17, 7}, std::tuple{97, 16},
-                                           std::tuple{300, 64}));
+                         ::testing::Values(EntropyLossCase{.N = 1, .E = 1}, EntropyLossCase{.N = 3, .E = 2},
+                                           EntropyLossCase{.N = 17, .E = 7}, EntropyLossCase{.N = 97, .E = 16},
+                                           EntropyLossCase{.N = 300, .E = 64}));
 
 TEST(EntropyLoss, IndependentOfThreadCount) {
   const int64_t N = 1000, E = 32;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <ostream>
 #include <tuple>
 
 #include "routing/capacity.h"
@@ -119,7 +120,11 @@ TEST(ExpertChoice, FloatMatchesSortReference) {
   }
 }
 
-class ExpertChoiceGradient : public ::testing::TestWithParam<std::tuple<int, int, int>> {};
+struct ExpertChoiceCase {
+  int N, E, C;
+};
+void PrintTo(const ExpertChoiceCase& c, std::ostream* os) { *os << "N=" << c.N << " E=" << c.E << " C=" << c.C; }
+class ExpertChoiceGradient : public ::testing::TestWithParam<ExpertChoiceCase> {};
 
 TEST_P(ExpertChoiceGradient, MatchesFiniteDifferences) {
   auto [N, E, C] = GetParam();
@@ -142,8 +147,11 @@ TEST_P(ExpertChoiceGradient, MatchesFiniteDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, ExpertChoiceGradient,
-                         ::testing::Values(std::tuple{1, 1, 1}, std::tuple{7, 3, 2}, std::tuple{13, 8, 4},
-                                           std::tuple{5, 6, 5}, std::tuple{9, 4, 3}));
+                         ::testing::Values(ExpertChoiceCase{.N = 1, .E = 1, .C = 1},
+                                           ExpertChoiceCase{.N = 7, .E = 3, .C = 2},
+                                           ExpertChoiceCase{.N = 13, .E = 8, .C = 4},
+                                           ExpertChoiceCase{.N = 5, .E = 6, .C = 5},
+                                           ExpertChoiceCase{.N = 9, .E = 4, .C = 3}));
 
 TEST(ExpertChoice, BackwardFloatMatchesDouble) {
   const int64_t N = 500, E = 40, C = 30;

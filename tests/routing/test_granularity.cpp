@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include "routing/granularity.h"
 #include "routing/linear_experts.h"
 #include "routing/random_plan.h"
@@ -75,7 +77,11 @@ TEST(Granularity, LengthOneSequencesPoolToThemselves) {
   EXPECT_EQ(pre, x);
 }
 
-class Pooling : public ::testing::TestWithParam<std::tuple<int, int, int>> {};
+struct PoolingCase {
+  int B, L, d;
+};
+void PrintTo(const PoolingCase& c, std::ostream* os) { *os << "B=" << c.B << " L=" << c.L << " d=" << c.d; }
+class Pooling : public ::testing::TestWithParam<PoolingCase> {};
 
 TEST_P(Pooling, ForwardMatchesReferenceInFloatAndDouble) {
   auto [B, L, d] = GetParam();
@@ -133,8 +139,10 @@ TEST_P(Pooling, BackwardsAddFiniteDifferenceGradients) {
 // (B, L, d): L = 1; odd d; d across the 64-column blocks (65, 129, 130). Above the parallel threshold see
 // PoolingIsIndependentOfThreadCount.
 INSTANTIATE_TEST_SUITE_P(Shapes, Pooling,
-                         ::testing::Values(std::tuple{1, 1, 1}, std::tuple{3, 1, 5}, std::tuple{2, 4, 3},
-                                           std::tuple{3, 7, 65}, std::tuple{1, 13, 130}, std::tuple{2, 40, 129}));
+                         ::testing::Values(PoolingCase{.B = 1, .L = 1, .d = 1}, PoolingCase{.B = 3, .L = 1, .d = 5},
+                                           PoolingCase{.B = 2, .L = 4, .d = 3}, PoolingCase{.B = 3, .L = 7, .d = 65},
+                                           PoolingCase{.B = 1, .L = 13, .d = 130},
+                                           PoolingCase{.B = 2, .L = 40, .d = 129}));
 
 TEST(Granularity, PrefixRunningMeanIsCausal) {
   const int64_t B = 3, L = 9, d = 67;
@@ -333,7 +341,15 @@ struct GranularPipeline {
   }
 };
 
-class GranularityPipeline : public ::testing::TestWithParam<std::tuple<int, int, int, int, int, bool>> {};
+struct GranularityPipelineCase {
+  int B, L, d, E, k;
+  bool renormalize;
+};
+void PrintTo(const GranularityPipelineCase& c, std::ostream* os) {
+  *os << "B=" << c.B << " L=" << c.L << " d=" << c.d << " E=" << c.E << " k=" << c.k
+      << " renormalize=" << c.renormalize;
+}
+class GranularityPipeline : public ::testing::TestWithParam<GranularityPipelineCase> {};
 
 TEST_P(GranularityPipeline, GradientsMatchFiniteDifferences) {
   auto [B, L, d, E, k, renormalize] = GetParam();
@@ -363,11 +379,13 @@ TEST_P(GranularityPipeline, GradientsMatchFiniteDifferences) {
   }
 }
 
-// (B, L, d, E, k, renormalize)
-INSTANTIATE_TEST_SUITE_P(Shapes, GranularityPipeline,
-                         ::testing::Values(std::tuple{1, 1, 3, 2, 1, false}, std::tuple{2, 3, 4, 3, 1, true},
-                                           std::tuple{3, 5, 5, 4, 2, true}, std::tuple{2, 6, 7, 8, 3, false},
-                                           std::tuple{4, 2, 6, 3, 3, true}));
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, GranularityPipeline,
+    ::testing::Values(GranularityPipelineCase{.B = 1, .L = 1, .d = 3, .E = 2, .k = 1, .renormalize = false},
+                      GranularityPipelineCase{.B = 2, .L = 3, .d = 4, .E = 3, .k = 1, .renormalize = true},
+                      GranularityPipelineCase{.B = 3, .L = 5, .d = 5, .E = 4, .k = 2, .renormalize = true},
+                      GranularityPipelineCase{.B = 2, .L = 6, .d = 7, .E = 8, .k = 3, .renormalize = false},
+                      GranularityPipelineCase{.B = 4, .L = 2, .d = 6, .E = 3, .k = 3, .renormalize = true}));
 
 }  // namespace
 }  // namespace moelab

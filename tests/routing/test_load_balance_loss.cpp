@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include "routing/load_balance_loss.h"
 #include "routing/random_plan.h"
 #include "routing/top_k.h"
@@ -46,7 +48,13 @@ TEST(LoadBalance, FloatMatchesDouble) {
               routing::load_balance_forward(probs.data(), plan, 2.0), 1e-6);
 }
 
-class LoadBalanceGradient : public ::testing::TestWithParam<std::tuple<int, int, int>> {};
+struct LoadBalanceCase {
+  int N, E, max_slots;
+};
+void PrintTo(const LoadBalanceCase& c, std::ostream* os) {
+  *os << "N=" << c.N << " E=" << c.E << " max_slots=" << c.max_slots;
+}
+class LoadBalanceGradient : public ::testing::TestWithParam<LoadBalanceCase> {};
 
 // Through P only: the plan (hence f) is held fixed, as in training.
 TEST_P(LoadBalanceGradient, MatchesFiniteDifferencesAndAdds) {
@@ -63,8 +71,10 @@ TEST_P(LoadBalanceGradient, MatchesFiniteDifferencesAndAdds) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, LoadBalanceGradient,
-                         ::testing::Values(std::tuple{1, 1, 1}, std::tuple{7, 3, 2}, std::tuple{29, 8, 3},
-                                           std::tuple{300, 64, 4}));
+                         ::testing::Values(LoadBalanceCase{.N = 1, .E = 1, .max_slots = 1},
+                                           LoadBalanceCase{.N = 7, .E = 3, .max_slots = 2},
+                                           LoadBalanceCase{.N = 29, .E = 8, .max_slots = 3},
+                                           LoadBalanceCase{.N = 300, .E = 64, .max_slots = 4}));
 
 }  // namespace
 }  // namespace moelab

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <ostream>
 #include <vector>
 
 #include "backend/cpu/gemm_bf16.h"
@@ -12,7 +13,11 @@ namespace {
 
 using testing::random_vector;
 
-class RouterShapes : public ::testing::TestWithParam<std::tuple<int, int, int>> {};
+struct RouterCase {
+  int N, d, E;
+};
+void PrintTo(const RouterCase& c, std::ostream* os) { *os << "N=" << c.N << " d=" << c.d << " E=" << c.E; }
+class RouterShapes : public ::testing::TestWithParam<RouterCase> {};
 
 TEST_P(RouterShapes, ForwardFloatMatchesReference) {
   auto [N, d, E] = GetParam();
@@ -55,8 +60,9 @@ TEST_P(RouterShapes, BackwardMatchesFiniteDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, RouterShapes,
-                         ::testing::Values(std::tuple{1, 1, 1}, std::tuple{1, 4, 2}, std::tuple{7, 5, 3},
-                                           std::tuple{31, 16, 8}, std::tuple{64, 33, 64}));
+                         ::testing::Values(RouterCase{.N = 1, .d = 1, .E = 1}, RouterCase{.N = 1, .d = 4, .E = 2},
+                                           RouterCase{.N = 7, .d = 5, .E = 3}, RouterCase{.N = 31, .d = 16, .E = 8},
+                                           RouterCase{.N = 64, .d = 33, .E = 64}));
 
 // No extra logit gradient, frozen weight (null d_weight), and accumulation into a trained one.
 TEST(Router, OptionalGradients) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <ostream>
 
 #include "routing/top_k.h"
 #include "support/gradcheck.h"
@@ -115,7 +116,14 @@ std::vector<double> separated_probs(int64_t N, int64_t E, uint64_t seed) {
   return p;
 }
 
-class TopKGradient : public ::testing::TestWithParam<std::tuple<int, int, int, bool>> {};
+struct TopKCase {
+  int N, E, k;
+  bool renormalize;
+};
+void PrintTo(const TopKCase& c, std::ostream* os) {
+  *os << "N=" << c.N << " E=" << c.E << " k=" << c.k << " renormalize=" << c.renormalize;
+}
+class TopKGradient : public ::testing::TestWithParam<TopKCase> {};
 
 TEST_P(TopKGradient, MatchesFiniteDifferences) {
   auto [N, E, k, renormalize] = GetParam();
@@ -142,10 +150,13 @@ TEST_P(TopKGradient, MatchesFiniteDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, TopKGradient,
-                         ::testing::Values(std::tuple{1, 1, 1, true}, std::tuple{7, 5, 1, false},
-                                           std::tuple{7, 5, 2, true}, std::tuple{13, 8, 2, false},
-                                           std::tuple{13, 8, 3, true}, std::tuple{5, 6, 6, true},
-                                           std::tuple{5, 6, 6, false}));
+                         ::testing::Values(TopKCase{.N = 1, .E = 1, .k = 1, .renormalize = true},
+                                           TopKCase{.N = 7, .E = 5, .k = 1, .renormalize = false},
+                                           TopKCase{.N = 7, .E = 5, .k = 2, .renormalize = true},
+                                           TopKCase{.N = 13, .E = 8, .k = 2, .renormalize = false},
+                                           TopKCase{.N = 13, .E = 8, .k = 3, .renormalize = true},
+                                           TopKCase{.N = 5, .E = 6, .k = 6, .renormalize = true},
+                                           TopKCase{.N = 5, .E = 6, .k = 6, .renormalize = false}));
 
 // The float backward against the double one (same formula, different rounding).
 TEST(TopK, BackwardFloatMatchesDouble) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <ostream>
 
 #include "routing/top_p.h"
 #include "support/gradcheck.h"
@@ -184,7 +185,15 @@ std::vector<T> coarse_probs(int64_t N, int64_t E, uint64_t seed) {
   return probs;
 }
 
-class TopPReference : public ::testing::TestWithParam<std::tuple<int, int, double, int>> {};
+struct TopPCase {
+  int N, E;
+  double p;
+  int max_k;
+};
+void PrintTo(const TopPCase& c, std::ostream* os) {
+  *os << "N=" << c.N << " E=" << c.E << " p=" << c.p << " max_k=" << c.max_k;
+}
+class TopPReference : public ::testing::TestWithParam<TopPCase> {};
 
 // Both precisions against the plain rule, on a size that runs threaded; the same plan object is reused across
 // calls that keep more and then fewer slots, as training does.
@@ -204,9 +213,12 @@ TEST_P(TopPReference, MatchesPlainRule) {
 
 // (N, E, p, max_k); 300 x 64 crosses the threads threshold.
 INSTANTIATE_TEST_SUITE_P(Shapes, TopPReference,
-                         ::testing::Values(std::tuple{1, 1, 0.4, 0}, std::tuple{7, 3, 0.4, 0},
-                                           std::tuple{13, 8, 0.6, 2}, std::tuple{300, 64, 0.4, 0},
-                                           std::tuple{300, 64, 0.9, 5}, std::tuple{97, 16, 0.1, 0}));
+                         ::testing::Values(TopPCase{.N = 1, .E = 1, .p = 0.4, .max_k = 0},
+                                           TopPCase{.N = 7, .E = 3, .p = 0.4, .max_k = 0},
+                                           TopPCase{.N = 13, .E = 8, .p = 0.6, .max_k = 2},
+                                           TopPCase{.N = 300, .E = 64, .p = 0.4, .max_k = 0},
+                                           TopPCase{.N = 300, .E = 64, .p = 0.9, .max_k = 5},
+                                           TopPCase{.N = 97, .E = 16, .p = 0.1, .max_k = 0}));
 
 TEST(TopP, IndependentOfThreadCount) {
   const int64_t N = 500, E = 64;
@@ -273,7 +285,7 @@ std::vector<double> separated_probs(int64_t N, int64_t E, uint64_t seed) {
   return p;
 }
 
-class TopPGradient : public ::testing::TestWithParam<std::tuple<int, int, double, int>> {};
+class TopPGradient : public ::testing::TestWithParam<TopPCase> {};
 
 TEST_P(TopPGradient, MatchesFiniteDifferences) {
   auto [N, E, p, max_k] = GetParam();
@@ -300,11 +312,12 @@ TEST_P(TopPGradient, MatchesFiniteDifferences) {
   }
 }
 
-// (N, E, p, max_k)
 INSTANTIATE_TEST_SUITE_P(Shapes, TopPGradient,
-                         ::testing::Values(std::tuple{1, 1, 0.4, 0}, std::tuple{7, 5, 0.4, 0},
-                                           std::tuple{13, 8, 0.5, 0}, std::tuple{13, 8, 0.9, 3},
-                                           std::tuple{5, 6, 1.0, 0}));
+                         ::testing::Values(TopPCase{.N = 1, .E = 1, .p = 0.4, .max_k = 0},
+                                           TopPCase{.N = 7, .E = 5, .p = 0.4, .max_k = 0},
+                                           TopPCase{.N = 13, .E = 8, .p = 0.5, .max_k = 0},
+                                           TopPCase{.N = 13, .E = 8, .p = 0.9, .max_k = 3},
+                                           TopPCase{.N = 5, .E = 6, .p = 1.0, .max_k = 0}));
 
 }  // namespace
 }  // namespace moelab

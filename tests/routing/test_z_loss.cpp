@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <ostream>
 
 #include "routing/z_loss.h"
 #include "support/gradcheck.h"
@@ -39,8 +40,12 @@ TEST(ZLoss, LargeLogitsDoNotOverflow) {
   EXPECT_EQ(d[2], 0.f);
 }
 
-class ZLossGradient : public ::testing::TestWithParam<std::tuple<int, int>> {};
-class ZLossShapes : public ::testing::TestWithParam<std::tuple<int, int>> {};
+struct ZLossCase {
+  int N, E;
+};
+void PrintTo(const ZLossCase& c, std::ostream* os) { *os << "N=" << c.N << " E=" << c.E; }
+class ZLossGradient : public ::testing::TestWithParam<ZLossCase> {};
+class ZLossShapes : public ::testing::TestWithParam<ZLossCase> {};
 
 TEST_P(ZLossGradient, MatchesFiniteDifferencesAndAdds) {
   auto [N, E] = GetParam();
@@ -69,11 +74,12 @@ TEST_P(ZLossShapes, FloatMatchesDouble) {
 
 // 97 tokens: more than the forward's 64 blocks, some blocks with 1 token and some with 2.
 INSTANTIATE_TEST_SUITE_P(Shapes, ZLossGradient,
-                         ::testing::Values(std::tuple{1, 1}, std::tuple{3, 2}, std::tuple{17, 7}, std::tuple{97, 16}));
+                         ::testing::Values(ZLossCase{.N = 1, .E = 1}, ZLossCase{.N = 3, .E = 2},
+                                           ZLossCase{.N = 17, .E = 7}, ZLossCase{.N = 97, .E = 16}));
 // (300, 64) also crosses the threads threshold.
 INSTANTIATE_TEST_SUITE_P(Shapes, ZLossShapes,
-                         ::testing::Values(std::tuple{1, 1}, std::tuple{3, 2}, std::tuple{97, 16},
-                                           std::tuple{300, 64}));
+                         ::testing::Values(ZLossCase{.N = 1, .E = 1}, ZLossCase{.N = 3, .E = 2},
+                                           ZLossCase{.N = 97, .E = 16}, ZLossCase{.N = 300, .E = 64}));
 
 TEST(ZLoss, IndependentOfThreadCount) {
   const int64_t N = 1000, E = 32;
