@@ -9,7 +9,10 @@ fraction of the FP32 peak you pass, each side's spread over its runs (a wide one
 cores), and peak resident memory per training token of a step.
 
   bench/compare_with_peer.py --peer ../shared/peer/torch_moe_ref.py --peak-gflops 473 \\
-      [--shapes small large] [--precisions f32 bf16] [--repeats 3] [--json FILE]
+      [--shapes small large] [--precisions f32 bf16] [--repeats 3] [--baseline OTHER_MOELAB] [--json FILE]
+
+--baseline runs a second moelab binary (e.g. one built from the commit before a change) in the same rounds and adds
+a table of this build against it: a change's speed effect measured side by side with the peer, in one run.
 
 bf16 is moelab's train.precision = "bf16" (bf16 GEMM inputs, f32 accumulation, f32 master weights and AdamW) and
 the peer's --autocast-bf16 (torch.autocast on the CPU). Model FLOPs are counted as the peer counts them
@@ -65,20 +68,25 @@ def main():
     p.add_argument("--warmup", type=int, default=5,
                    help="moelab's untimed steps first (bf16 builds its primitives for new shapes in the first steps)")
     p.add_argument("--peer-steps", type=int, default=10)
+    p.add_argument("--baseline", help="another moelab binary to time in the same rounds, compared with --moelab")
     p.add_argument("--json", help="also write every run's numbers here")
     a = p.parse_args()
     med = lambda runs, k: statistics.median(r[k] for r in runs)
     # (max - min) / median of the runs, in %: a wide one says another process shared the cores during some run
     spread = lambda runs, k: 100 * (max(r[k] for r in runs) - min(r[k] for r in runs)) / med(runs, k)
     results = {}  # (shape, precision) -> (moelab runs, peer runs)
+    baseline = {}  # (shape, precision) -> the --baseline binary's runs
     for shape in a.shapes:
         for precision in a.precisions:
-            ours, peers = [], []
-            for i in range(a.repeats):  # alternate so that drift in machine speed hits both alike
+            ours, peers, base = [], [], []
+            for i in range(a.repeats):  # alternate so that drift in machine speed hits all alike
                 print(f"{shape} {precision}: run {i + 1}/{a.repeats}", file=sys.stderr, flush=True)
                 ours.append(run_moelab(a.moelab, shape, precision, a.peak_gflops, a.steps, a.warmup))
+                if a.baseline:
+                    base.append(run_moelab(a.baseline, shape, precision, a.peak_gflops, a.steps, a.warmup))
                 peers.append(run_peer(a.peer, shape, precision, a.peer_steps))
             results[(shape, precision)] = (ours, peers)
+            baseline[(shape, precision)] = base
 
     print(f"{'shape':6} {'prec':5} {'mode':5} {'moelab tok/s':>12} {'peer tok/s':>11} {'ratio':>6} "
           f"{'vs best peer':>12} {'moelab % peak':>13} {'peer % peak':>11} {'spread moelab/peer':>18}")
@@ -101,10 +109,20 @@ def main():
         tokens = SHAPES[shape]["tokens"]
         print(f"{shape:6} {precision:5} {med(ours, 'max_rss_mb') * 1024 / tokens:15.0f} "
               f"{med(peers, 'max_rss_mb') * 1024 / tokens:13.0f}")
+    if a.baseline:
+        print(f"\n{'shape':6} {'prec':5} {'mode':5} {'moelab tok/s':>12} {'baseline tok/s':>14} {'ratio':>6} "
+              f"{'spread moelab/baseline':>22}   (--moelab {a.moelab} against --baseline {a.baseline})")
+        for (shape, precision), (ours, _) in results.items():
+            base = baseline[(shape, precision)]
+            for kind in ("train", "infer"):
+                key = kind + "_tokens_per_s"
+                m, b = med(ours, key), med(base, key)
+                print(f"{shape:6} {precision:5} {kind:5} {m:12.0f} {b:14.0f} {m / b:6.3f} "
+                      f"{spread(ours, key):15.0f}% /{spread(base, key):4.0f}%")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump([{"shape": s, "precision": pr, "moelab": o, "peer": q} for (s, pr), (o, q) in results.items()],
-                      f, indent=2)
+            json.dump([{"shape": s, "precision": pr, "moelab": o, "peer": q, "baseline": baseline[(s, pr)]}
+                       for (s, pr), (o, q) in results.items()], f, indent=2)
 
 
 if __name__ == "__main__":
