@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
@@ -28,9 +29,12 @@ struct DTypeEntry {
   size_t size;
 };
 
-constexpr std::array<DTypeEntry, 13> kDTypes = {{{DType::BOOL, "BOOL", 1},
+constexpr std::array<DTypeEntry, 16> kDTypes = {{{DType::BOOL, "BOOL", 1},
                                                  {DType::U8, "U8", 1},
                                                  {DType::I8, "I8", 1},
+                                                 {DType::F8_E4M3, "F8_E4M3", 1},
+                                                 {DType::F8_E5M2, "F8_E5M2", 1},
+                                                 {DType::F8_E8M0, "F8_E8M0", 1},
                                                  {DType::U16, "U16", 2},
                                                  {DType::I16, "I16", 2},
                                                  {DType::F16, "F16", 2},
@@ -234,6 +238,10 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   f.data_start_ = 8 + header_len;
   const uint64_t data_size = file.size - f.data_start_;
 
+  // The reference reader refuses anything else before the JSON (whitespace included).
+  if (header_len == 0 || static_cast<char>(base[8]) != '{')
+    throw_error("file ", path, ": header must start with '{' (a JSON object)",
+                header_len == 0 ? ", found an empty header" : "");
   const json header = parse_header(path, {reinterpret_cast<const char*>(base) + 8, header_len});
   if (!header.is_object()) throw_error("file ", path, ": header must be a JSON object, found ", header.type_name());
 
@@ -251,25 +259,31 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
     f.tensors_.emplace(name, parse_entry(path, name, entry, data_size));
   }
 
-  // Order by position (ties in header order), then check that no two non-empty byte ranges share a byte.
+  // As the reference reader requires: ordered by position, the tensors tile the data section exactly, each
+  // beginning where the one before ends, from byte 0 to the end of the file (no holes, no overlaps, no trailing
+  // bytes). Empty tensors sort before a non-empty one at the same offset; ties keep the header's order.
   for (const auto& [name, entry] : header.items())
     if (name != "__metadata__") f.names_.push_back(name);
   std::stable_sort(f.names_.begin(), f.names_.end(), [&](const std::string& a, const std::string& b) {
-    return f.tensors_.at(a).offset < f.tensors_.at(b).offset;
+    const TensorInfo &x = f.tensors_.at(a), &y = f.tensors_.at(b);
+    return std::pair(x.offset, x.nbytes) < std::pair(y.offset, y.nbytes);
   });
-  const std::string* last = nullptr;  // the non-empty tensor reaching furthest so far
-  uint64_t last_end = 0;
+  const std::string* last = nullptr;  // the tensor ending at `end`, if any
+  uint64_t end = 0;
   for (const auto& name : f.names_) {
     const TensorInfo& info = f.tensors_.at(name);
-    if (info.nbytes == 0) continue;
-    if (last != nullptr && info.offset < last_end)
+    if (info.offset < end)
       throw_error("file ", path, ": tensor '", name, "' at bytes [", info.offset, ", ", info.offset + info.nbytes,
-                  ") overlaps tensor '", *last, "' ending at byte ", last_end);
-    if (info.offset + info.nbytes > last_end) {
-      last = &name;
-      last_end = info.offset + info.nbytes;
-    }
+                  ") overlaps tensor '", *last, "' ending at byte ", end);
+    if (info.offset > end)
+      throw_error("file ", path, ": a hole in the data section: bytes [", end, ", ", info.offset, ") before tensor '",
+                  name, "' belong to no tensor");
+    last = &name;
+    end = info.offset + info.nbytes;
   }
+  if (end != data_size)
+    throw_error("file ", path, ": the tensors end at byte ", end, " of the data section, but the file holds ",
+                data_size, " bytes of data (", data_size - end, " bytes belong to no tensor)");
   return f;
 }
 

@@ -8,10 +8,11 @@
 //   [rest]     the data section: each tensor's elements, row-major, little-endian, at [begin, end) relative to
 //              the start of the data section. Scalars have shape [] (one element); empty tensors have begin == end.
 //
-// Writing (write_safetensors) lays tensors out contiguously in the order given, without gaps, which is what the
-// reference (Rust/Python) implementation requires of the files it loads. Reading (SafetensorsFile::open) checks the
-// whole header against the file before any tensor is read, and accepts gaps in the data section. Every error names
-// the file, the tensor if there is one, and what was expected against what was found.
+// Writing (write_safetensors) lays tensors out contiguously in the order given, without gaps. Reading
+// (SafetensorsFile::open) checks the whole header against the file before any tensor is read, as the reference
+// (Rust) reader does: a header of at most 100 MB that starts with '{', and tensors that tile the data section
+// exactly, without holes or overlaps, up to the end of the file. Every error names the file, the tensor if there is
+// one, and what was expected against what was found.
 // The host is little-endian (x86-64, AArch64); the code asserts it at compile time.
 #pragma once
 
@@ -30,8 +31,9 @@ namespace moelab {
 
 static_assert(std::endian::native == std::endian::little, "safetensors I/O copies bytes as they are: little-endian");
 
-// Element types, spelled as in the format ("F32", "BF16", ...).
-enum class DType { BOOL, U8, I8, U16, I16, F16, BF16, U32, I32, F32, U64, I64, F64 };
+// Element types, spelled as in the format ("F32", "BF16", ...). The 8-bit floats are those quantised checkpoints
+// ship: F8_E4M3 (DeepSeek-V3's weights, with block scales beside them), F8_E5M2, and F8_E8M0 (a power-of-two scale).
+enum class DType { BOOL, U8, I8, F8_E4M3, F8_E5M2, F8_E8M0, U16, I16, F16, BF16, U32, I32, F32, U64, I64, F64 };
 
 size_t dtype_size(DType dtype);                               // bytes per element
 std::string_view dtype_name(DType dtype);                     // "F32"
