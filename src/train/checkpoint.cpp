@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "hf/hf_config.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "model/check_finite.h"
@@ -133,6 +134,9 @@ std::string save_checkpoint(const std::string& run_dir, const Model& model, cons
 
 std::string resolve_checkpoint(const std::string& path) {
   const fs::path p(path);
+  if (hf::is_hf_model_dir(path))
+    throw_error(path, ": a Hugging Face model folder (its config.json has a model_type): moelab's commands do not ",
+                "open these yet; the import is being built (docs/import.md says what works)");
   if (fs::exists(p / "model.safetensors")) return p.string();
   for (const fs::path& root : {p / "checkpoints", p}) {
     if (fs::exists(root / "latest")) {

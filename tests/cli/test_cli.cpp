@@ -56,6 +56,16 @@ TEST(Cli, MissingOrCorruptDataFolderIsNamed) {
   expect_failure_mentioning(run("train " + dir.file("c.toml")), {"nodata", "meta.json"});
 }
 
+// Until the commands open Hugging Face folders, they say so instead of misreading one as a moelab checkpoint.
+TEST(Cli, AHuggingFaceFolderIsNotTakenForACheckpoint) {
+  testing::TempDir dir;
+  testing::write_all(dir.file("config.json"), R"({"model_type": "mixtral", "vocab_size": 40})");
+  testing::write_all(dir.file("model.safetensors"), "");
+  for (const char* cmd : {"eval ", "generate --prompt hi ", "analyze report "})
+    expect_failure_mentioning(run(cmd + dir.path().string()),
+                              {dir.path().string(), "a Hugging Face model folder", "do not open these yet"});
+}
+
 TEST(Cli, EvalOfACorruptCheckpointNamesTheFile) {
   testing::TempDir dir;
   expect_failure_mentioning(run("eval " + dir.file("nothing")), {"nothing", "not a checkpoint"});

@@ -1,0 +1,278 @@
+#include "hf/hf_config.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+
+#include "core/error.h"
+#include "data/read_file.h"
+#include "model/config.h"
+
+namespace moelab::hf {
+namespace {
+
+using json = nlohmann::json;
+
+// Fields of transformers' PretrainedConfig and of the files it writes that never change a forward pass: token ids
+// (the tokenizer's business), the dtype the weights were saved in (the safetensors headers say it per tensor),
+// transformers' bookkeeping, and switches of generation, output and fine-tuning heads.
+const std::set<std::string>& bookkeeping_fields() {
+  static const std::set<std::string> fields = {"_name_or_path",
+                                               "add_cross_attention",
+                                               "architectures",
+                                               "auto_map",
+                                               "bos_token_id",
+                                               "chunk_size_feed_forward",
+                                               "cross_attention_hidden_size",
+                                               "decoder_start_token_id",
+                                               "dtype",
+                                               "eos_token_id",
+                                               "finetuning_task",
+                                               "id2label",
+                                               "is_decoder",
+                                               "is_encoder_decoder",
+                                               "label2id",
+                                               "model_type",
+                                               "output_attentions",
+                                               "output_hidden_states",
+                                               "pad_token_id",
+                                               "prefix",
+                                               "problem_type",
+                                               "pruned_heads",
+                                               "return_dict",
+                                               "sep_token_id",
+                                               "task_specific_params",
+                                               "tf_legacy_loss",
+                                               "tie_encoder_decoder",
+                                               "tokenizer_class",
+                                               "torch_dtype",
+                                               "torchscript",
+                                               "transformers_version",
+                                               "use_bfloat16",
+                                               "use_cache"};
+  return fields;
+}
+
+// The fields of one config.json, each taken at most once; finish() refuses any left over.
+class Fields {
+ public:
+  Fields(const json& j, std::string path, std::string model_type)
+      : j_(j), path_(std::move(path)), model_type_(std::move(model_type)) {}
+
+  bool has(const std::string& key) const { return j_.contains(key) && !j_[key].is_null(); }
+
+  int64_t integer(const std::string& key, std::optional<int64_t> fallback = std::nullopt) {
+    const json* v = take(key, fallback.has_value());
+    if (!v) return *fallback;
+    if (!v->is_number_integer()) wrong_type(key, "an integer", *v);
+    return v->get<int64_t>();
+  }
+  double number(const std::string& key, std::optional<double> fallback = std::nullopt) {
+    const json* v = take(key, fallback.has_value());
+    if (!v) return *fallback;
+    if (!v->is_number()) wrong_type(key, "a number", *v);
+    return v->get<double>();
+  }
+  bool boolean(const std::string& key, std::optional<bool> fallback = std::nullopt) {
+    const json* v = take(key, fallback.has_value());
+    if (!v) return *fallback;
+    if (!v->is_boolean()) wrong_type(key, "true or false", *v);
+    return v->get<bool>();
+  }
+  std::string string(const std::string& key, std::optional<std::string> fallback = std::nullopt) {
+    const json* v = take(key, fallback.has_value());
+    if (!v) return *fallback;
+    if (!v->is_string()) wrong_type(key, "a string", *v);
+    return v->get<std::string>();
+  }
+  // The field's object (absent or null: nullptr).
+  const json* object(const std::string& key) {
+    const json* v = take(key, true);
+    if (v && !v->is_object()) wrong_type(key, "an object", *v);
+    return v;
+  }
+  // A field that must be absent or null: what it would configure, moelab does not compute.
+  void require_absent(const std::string& key, const std::string& why) {
+    const json* v = take(key, true);
+    if (v) refuse(key, *v, why);
+  }
+  // A field known not to change the forward pass.
+  void unused(const std::string& key) {
+    if (j_.contains(key)) take(key, true), unused_.push_back(key);
+  }
+  [[noreturn]] void refuse(const std::string& key, const json& value, const std::string& why) const {
+    throw_error("file ", path_, ": field '", key, "' = ", value.dump(), ": ", why);
+  }
+
+  // Takes the bookkeeping fields, then refuses any field not taken; returns the unused ones, sorted.
+  std::vector<std::string> finish() {
+    for (const auto& [key, value] : j_.items())
+      if (bookkeeping_fields().count(key) && !taken_.count(key)) unused(key);
+    std::vector<std::string> unknown;
+    for (const auto& [key, value] : j_.items())
+      if (!taken_.count(key)) unknown.push_back(key);
+    if (!unknown.empty()) {
+      std::string list;
+      for (const auto& k : unknown) list += (list.empty() ? "'" : ", '") + k + "'";
+      throw_error("file ", path_, ": field", unknown.size() > 1 ? "s " : " ", list, " of a ", model_type_, " config ",
+                  unknown.size() > 1 ? "are" : "is",
+                  " not known to moelab: refused rather than ignored, as it may change what the model computes");
+    }
+    std::sort(unused_.begin(), unused_.end());
+    return unused_;
+  }
+
+ private:
+  // The value, or nullptr when absent or null (then allowed only where the field is optional).
+  const json* take(const std::string& key, bool optional) {
+    taken_.insert(key);
+    if (!has(key)) {
+      if (!optional) throw_error("file ", path_, ": missing field '", key, "'");
+      return nullptr;
+    }
+    return &j_[key];
+  }
+  [[noreturn]] void wrong_type(const std::string& key, const char* expected, const json& found) const {
+    throw_error("file ", path_, ": field '", key, "' must be ", expected, ", found ", found.dump());
+  }
+
+  const json& j_;
+  std::string path_, model_type_;
+  std::set<std::string> taken_;
+  std::vector<std::string> unused_;
+};
+
+// rope_theta (transformers v4) or rope_parameters {rope_type, rope_theta} (v5); only unscaled RoPE.
+double rope_theta(Fields& f, double fallback) {
+  f.require_absent("rope_scaling", "scaled RoPE (linear, dynamic, YaRN, ...) is not implemented");
+  double theta = f.number("rope_theta", fallback);
+  if (const json* p = f.object("rope_parameters")) {
+    // The type first: a scaled RoPE's own keys would otherwise be reported as unknown.
+    if (p->contains("rope_type") && (*p)["rope_type"] != "default")
+      f.refuse("rope_parameters", *p, "only rope_type \"default\" (unscaled) is implemented");
+    for (const auto& [key, value] : p->items()) {
+      if (key == "rope_type") {
+        continue;
+      } else if (key == "rope_theta") {
+        if (!value.is_number()) f.refuse("rope_parameters", *p, "rope_theta must be a number");
+        theta = value.get<double>();
+      } else {
+        f.refuse("rope_parameters", *p, "unknown key '" + key + "' (only rope_type and rope_theta are implemented)");
+      }
+    }
+  }
+  return theta;
+}
+
+// Mixtral (transformers' MixtralConfig; defaults are that class's): pre-RMSNorm decoder with RoPE and grouped-query
+// attention, every layer an MoE of SwiGLU experts, softmax router, top-k, the k weights renormalised to sum to 1.
+// moelab's tensor names are Mixtral's.
+Config map_mixtral(Fields& f) {
+  Config c;
+  auto& m = c.model;
+  m.vocab_size = f.integer("vocab_size", 32000);
+  m.d_model = f.integer("hidden_size", 4096);
+  m.n_layers = f.integer("num_hidden_layers", 32);
+  m.n_heads = f.integer("num_attention_heads", 32);
+  m.n_kv_heads = f.integer("num_key_value_heads", 8);
+  if (f.has("head_dim")) {
+    const int64_t head_dim = f.integer("head_dim");
+    if (m.n_heads <= 0 || head_dim * m.n_heads != m.d_model)
+      f.refuse("head_dim", head_dim, "moelab's heads are hidden_size / num_attention_heads wide");
+  } else {
+    f.unused("head_dim");  // null: the default, hidden_size / num_attention_heads
+  }
+  if (const std::string act = f.string("hidden_act", "silu"); act != "silu")
+    f.refuse("hidden_act", act, "moelab's experts are SwiGLU (silu)");
+  m.max_seq_len = f.integer("max_position_embeddings", 4096 * 32);
+  m.init_std = f.number("initializer_range", 0.02);
+  m.rms_eps = f.number("rms_norm_eps", 1e-5);
+  m.tie_embeddings = f.boolean("tie_word_embeddings", false);
+  m.rope_theta = rope_theta(f, 1e6);
+  if (f.has("sliding_window")) {
+    const int64_t window = f.integer("sliding_window");
+    if (window < m.max_seq_len)
+      f.refuse("sliding_window", window,
+               "sliding-window attention is not implemented (a window at least max_position_embeddings long is)");
+  } else {
+    f.unused("sliding_window");
+  }
+  f.unused("attention_dropout");     // training only
+  f.unused("router_jitter_noise");   // training only: noise on the router's input
+  f.unused("output_router_logits");  // what the forward returns, not what it computes
+
+  auto& moe = c.moe;
+  moe.n_experts = f.integer("num_local_experts", 8);
+  moe.expert_hidden = f.integer("intermediate_size", 14336);
+  auto& r = c.routing;
+  r.router = RouterKind::Learned;
+  r.gating = Gating::Softmax;
+  r.rule = SelectionRule::TopK;
+  r.top_k = f.integer("num_experts_per_tok", 2);
+  r.renormalize = true;
+  r.load_balance_coef = f.number("router_aux_loss_coef", 0.001);
+  r.z_loss_coef = 0.0;  // Mixtral trains without one
+  return c;
+}
+
+using Mapper = Config (*)(Fields&);
+const std::map<std::string, Mapper>& mappers() {
+  static const std::map<std::string, Mapper> m = {{"mixtral", map_mixtral}};
+  return m;
+}
+
+}  // namespace
+
+const std::vector<std::string>& supported_model_types() {
+  static const std::vector<std::string> types = [] {
+    std::vector<std::string> t;
+    for (const auto& [name, mapper] : mappers()) t.push_back(name);
+    return t;
+  }();
+  return types;
+}
+
+HfConfig read_hf_config(const std::string& path) {
+  const std::string text = data::read_file_bytes(path);
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw_error("file ", path, ": not valid JSON (", e.what(), ")");
+  }
+  if (!j.is_object()) throw_error("file ", path, ": expected a JSON object, found ", j.type_name());
+  if (!j.contains("model_type") || !j["model_type"].is_string())
+    throw_error("file ", path, ": no string field 'model_type': not a Hugging Face model config");
+  HfConfig out;
+  out.model_type = j["model_type"].get<std::string>();
+  const auto it = mappers().find(out.model_type);
+  if (it == mappers().end()) {
+    std::string known;
+    for (const auto& t : supported_model_types()) known += (known.empty() ? "" : ", ") + t;
+    throw_error("file ", path, ": model_type '", out.model_type, "' is not supported (supported: ", known, ")");
+  }
+  Fields fields(j, path, out.model_type);
+  out.config = it->second(fields);
+  out.unused = fields.finish();
+  out.config.source = path;
+  out.config.train.seq_len = std::min(out.config.train.seq_len, out.config.model.max_seq_len);
+  validate(out.config);
+  return out;
+}
+
+bool is_hf_model_dir(const std::string& dir) {
+  const std::filesystem::path config = std::filesystem::path(dir) / "config.json";
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(config, ec)) return false;
+  try {
+    const json j = json::parse(data::read_file_bytes(config.string()));
+    return j.is_object() && j.contains("model_type");
+  } catch (const std::exception&) {
+    return false;  // not ours to judge here: whoever reads the file reports what is wrong with it
+  }
+}
+
+}  // namespace moelab::hf

@@ -1,0 +1,136 @@
+// Hugging Face config.json onto moelab's Config: Mixtral-8x7B's own file maps onto the settings it means, and every
+// field moelab cannot honour is refused with its name, none ignored.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "hf/hf_config.h"
+#include "support/errors.h"
+#include "support/temp_dir.h"
+
+namespace moelab::hf {
+namespace {
+
+using testing::error_of;
+using testing::TempDir;
+using testing::write_all;
+
+// mistralai/Mixtral-8x7B-v0.1's config.json, as published.
+const std::string kMixtral8x7B = R"({
+  "architectures": ["MixtralForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 1, "eos_token_id": 2,
+  "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.02, "intermediate_size": 14336,
+  "max_position_embeddings": 32768, "model_type": "mixtral", "num_attention_heads": 32, "num_experts_per_tok": 2,
+  "num_hidden_layers": 32, "num_key_value_heads": 8, "num_local_experts": 8, "output_router_logits": false,
+  "rms_norm_eps": 1e-05, "rope_theta": 1000000.0, "router_aux_loss_coef": 0.02, "sliding_window": null,
+  "tie_word_embeddings": false, "torch_dtype": "bfloat16", "transformers_version": "4.36.0.dev0",
+  "use_cache": true, "vocab_size": 32000})";
+
+HfConfig read(const TempDir& dir, const std::string& text) {
+  write_all(dir.file("config.json"), text);
+  return read_hf_config(dir.file("config.json"));
+}
+
+// The config with `field` replaced (or added) as "field": value.
+std::string with(const std::string& field, const std::string& value) {
+  std::string text = kMixtral8x7B;
+  const std::string key = "\"" + field + "\":";
+  const auto at = text.find(key);
+  if (at == std::string::npos) return text.substr(0, text.size() - 1) + ", " + key + " " + value + "}";
+  const auto end = text.find_first_of(",}", text.find_first_not_of(' ', at + key.size()) + 1);
+  return text.substr(0, at + key.size()) + " " + value + text.substr(end);
+}
+
+TEST(HfConfig, Mixtral8x7BMapsOntoItsSettings) {
+  TempDir dir;
+  const HfConfig hf = read(dir, kMixtral8x7B);
+  EXPECT_EQ(hf.model_type, "mixtral");
+  const Config& c = hf.config;
+  EXPECT_EQ(c.model.vocab_size, 32000);
+  EXPECT_EQ(c.model.d_model, 4096);
+  EXPECT_EQ(c.model.n_layers, 32);
+  EXPECT_EQ(c.model.n_heads, 32);
+  EXPECT_EQ(c.model.n_kv_heads, 8);
+  EXPECT_EQ(c.model.rope_theta, 1e6);
+  EXPECT_EQ(c.model.rms_eps, 1e-5);
+  EXPECT_EQ(c.model.max_seq_len, 32768);
+  EXPECT_FALSE(c.model.tie_embeddings);
+  EXPECT_EQ(c.moe.n_experts, 8);
+  EXPECT_EQ(c.moe.expert_hidden, 14336);
+  EXPECT_EQ(c.moe.first_dense_layers, 0);
+  EXPECT_EQ(c.moe.n_shared_experts, 0);
+  EXPECT_EQ(c.routing.router, RouterKind::Learned);
+  EXPECT_EQ(c.routing.gating, Gating::Softmax);
+  EXPECT_EQ(c.routing.rule, SelectionRule::TopK);
+  EXPECT_EQ(c.routing.top_k, 2);
+  EXPECT_TRUE(c.routing.renormalize);
+  EXPECT_EQ(c.routing.load_balance_coef, 0.02);
+  EXPECT_EQ(c.source, dir.file("config.json"));
+  EXPECT_EQ(hf.unused, (std::vector<std::string>{"architectures", "attention_dropout", "bos_token_id", "eos_token_id",
+                                                 "model_type", "output_router_logits", "sliding_window", "torch_dtype",
+                                                 "transformers_version", "use_cache"}));
+}
+
+// transformers v5 writes the RoPE base inside rope_parameters; fields left out take MixtralConfig's defaults.
+TEST(HfConfig, RopeParametersAndDefaults) {
+  TempDir dir;
+  const HfConfig hf = read(dir, R"({"model_type": "mixtral", "vocab_size": 100, "hidden_size": 64,
+      "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 96, "num_hidden_layers": 2,
+      "rope_parameters": {"rope_type": "default", "rope_theta": 5000.0}, "head_dim": 16})");
+  EXPECT_EQ(hf.config.model.rope_theta, 5000.0);
+  EXPECT_EQ(hf.config.model.rms_eps, 1e-5);
+  EXPECT_EQ(hf.config.moe.n_experts, 8);
+  EXPECT_EQ(hf.config.routing.top_k, 2);
+  EXPECT_EQ(hf.config.model.max_seq_len, 131072);
+}
+
+struct Refusal {
+  const char* what;
+  std::string text;
+  const char* expected;  // a piece of the error, after "file <path>: "
+};
+
+TEST(HfConfig, EveryFieldMoelabCannotHonourIsRefusedByName) {
+  const std::vector<Refusal> cases = {
+      {"not JSON", "{", "not valid JSON"},
+      {"not an object", "[]", "expected a JSON object, found array"},
+      {"no model_type", R"({"vocab_size": 3})", "no string field 'model_type': not a Hugging Face model config"},
+      {"unknown architecture", with("model_type", R"("jamba")"),
+       "model_type 'jamba' is not supported (supported: mixtral)"},
+      {"string for integer", with("hidden_size", R"("4096")"),
+       "field 'hidden_size' must be an integer, found \"4096\""},
+      {"float for integer", with("num_local_experts", "8.0"), "field 'num_local_experts' must be an integer"},
+      {"string for number", with("rms_norm_eps", R"("1e-5")"), "field 'rms_norm_eps' must be a number"},
+      {"number for bool", with("tie_word_embeddings", "0"), "field 'tie_word_embeddings' must be true or false"},
+      {"gelu experts", with("hidden_act", R"("gelu")"), "field 'hidden_act' = \"gelu\": moelab's experts are SwiGLU"},
+      {"wide heads", with("head_dim", "256"),
+       "field 'head_dim' = 256: moelab's heads are hidden_size / num_attention_heads"},
+      {"sliding window", with("sliding_window", "4096"), "field 'sliding_window' = 4096: sliding-window attention"},
+      {"rope scaling", with("rope_scaling", R"({"type": "linear", "factor": 2.0})"), "field 'rope_scaling'"},
+      {"yarn parameters", with("rope_parameters", R"({"rope_type": "yarn", "factor": 4.0})"),
+       "only rope_type \"default\""},
+      {"unknown field", with("attention_bias", "true"),
+       "field 'attention_bias' of a mixtral config is not known to moelab: refused rather than ignored"},
+      {"two unknown fields", with("qk_norm", "true").substr(0, with("qk_norm", "true").size() - 1) + R"(, "x": 1})",
+       "fields 'qk_norm', 'x' of a mixtral config are not known to moelab"},
+      {"inconsistent values", with("num_key_value_heads", "5"), "n_kv_heads"},
+  };
+  for (const auto& c : cases) {
+    TempDir dir;
+    const std::string err = error_of([&] { read(dir, c.text); });
+    EXPECT_CONTAINS(err, dir.file("config.json") + ": ") << " case: " << c.what;
+    EXPECT_CONTAINS(err, c.expected) << " case: " << c.what;
+  }
+}
+
+TEST(HfConfig, TellsHuggingFaceFoldersFromMoelabCheckpoints) {
+  TempDir dir;
+  EXPECT_FALSE(is_hf_model_dir(dir.path().string()));
+  write_all(dir.file("config.json"), R"({"model": {"d_model": 256}})");  // a moelab checkpoint's
+  EXPECT_FALSE(is_hf_model_dir(dir.path().string()));
+  write_all(dir.file("config.json"), kMixtral8x7B);
+  EXPECT_TRUE(is_hf_model_dir(dir.path().string()));
+}
+
+}  // namespace
+}  // namespace moelab::hf

@@ -1,0 +1,96 @@
+// A tiny Mixtral model folder for the import tests: its config.json, random weights (rounded to bf16, so that
+// BF16 and F32 files hold the same values), and the two layouts a checkpoint may store them in.
+#pragma once
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/bf16.h"
+#include "io/safetensors.h"
+#include "model/model.h"
+#include "support/gradcheck.h"
+#include "support/temp_dir.h"
+
+namespace moelab::hf::tiny_mixtral {
+
+inline const std::string kConfig = R"({"model_type": "mixtral", "vocab_size": 40, "hidden_size": 16,
+    "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 24,
+    "num_local_experts": 4, "num_experts_per_tok": 2, "max_position_embeddings": 64, "rms_norm_eps": 1e-5,
+    "rope_theta": 10000.0, "tie_word_embeddings": false, "torch_dtype": "bfloat16"})";
+constexpr int64_t E = 4, I = 24, H = 16;
+
+// Every tensor of the model (by moelab's names, which are Mixtral's), random and rounded to bf16 so that BF16 and
+// F32 files hold the same values.
+inline std::map<std::string, std::vector<float>> random_weights(const Model& model) {
+  std::map<std::string, std::vector<float>> w;
+  uint64_t seed = 1;
+  for (const ParamSpec& spec : model.table().specs()) {
+    std::vector<float> v = testing::to_float(testing::random_vector(spec.numel, seed++, 0.5));
+    for (float& x : v) x = cpu::from_bf16(cpu::to_bf16(x));
+    w[spec.name] = v;
+  }
+  return w;
+}
+
+inline std::vector<uint16_t> to_bf16(const std::vector<float>& v) {
+  std::vector<uint16_t> out;
+  for (float x : v) out.push_back(cpu::to_bf16(x));
+  return out;
+}
+
+// Per-expert layout, BF16, the layers split over two shards with an index.
+inline void write_per_expert(const testing::TempDir& dir, const Model& model,
+                             const std::map<std::string, std::vector<float>>& w) {
+  std::vector<std::vector<uint16_t>> storage;
+  std::vector<TensorView> shard[2];
+  std::string weight_map;
+  for (const ParamSpec& spec : model.table().specs()) {
+    storage.push_back(to_bf16(w.at(spec.name)));
+    const int s = spec.name.rfind("model.layers.1.", 0) == 0 || spec.name == "lm_head.weight" ? 1 : 0;
+    shard[s].push_back({spec.name, DType::BF16, spec.shape, storage.back().data()});
+    weight_map += std::string(weight_map.empty() ? "" : ",") + "\"" + spec.name + "\":\"model-0000" +
+                  std::to_string(s + 1) + "-of-00002.safetensors\"";
+  }
+  write_safetensors(dir.file("model-00001-of-00002.safetensors"), shard[0], {{"format", "pt"}});
+  write_safetensors(dir.file("model-00002-of-00002.safetensors"), shard[1], {{"format", "pt"}});
+  testing::write_all(dir.file("model.safetensors.index.json"), R"({"metadata":{},"weight_map":{)" + weight_map + "}}");
+  testing::write_all(dir.file("config.json"), kConfig);
+}
+
+// Fused layout (transformers v5), F32, one file: mlp.gate.weight, mlp.experts.gate_up_proj [E, 2I, H] (all gates,
+// then all ups, per expert) and mlp.experts.down_proj [E, H, I].
+inline void write_fused(const testing::TempDir& dir, const Model& model,
+                        const std::map<std::string, std::vector<float>>& w) {
+  std::map<std::string, std::vector<float>> tensors;
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const ParamSpec& spec : model.table().specs()) {
+    const auto moe = spec.name.find(".block_sparse_moe.");
+    if (moe == std::string::npos) {
+      tensors[spec.name] = w.at(spec.name), shapes[spec.name] = spec.shape;
+      continue;
+    }
+    const std::string layer = spec.name.substr(0, moe);
+    if (spec.name.ends_with("gate.weight")) {
+      tensors[layer + ".mlp.gate.weight"] = w.at(spec.name), shapes[layer + ".mlp.gate.weight"] = spec.shape;
+      continue;
+    }
+    std::vector<float>& gate_up = tensors[layer + ".mlp.experts.gate_up_proj"];
+    std::vector<float>& down = tensors[layer + ".mlp.experts.down_proj"];
+    gate_up.resize(E * 2 * I * H), down.resize(E * H * I);
+    shapes[layer + ".mlp.experts.gate_up_proj"] = {E, 2 * I, H}, shapes[layer + ".mlp.experts.down_proj"] = {E, H, I};
+    const std::string e = spec.name.substr(moe + 26);  // after ".block_sparse_moe.experts."
+    const int64_t j = std::stoll(e);
+    const std::vector<float>& v = w.at(spec.name);
+    if (e.ends_with("w1.weight")) std::copy(v.begin(), v.end(), gate_up.begin() + j * 2 * I * H);
+    if (e.ends_with("w3.weight")) std::copy(v.begin(), v.end(), gate_up.begin() + (j * 2 * I + I) * H);
+    if (e.ends_with("w2.weight")) std::copy(v.begin(), v.end(), down.begin() + j * H * I);
+  }
+  std::vector<TensorView> views;
+  for (const auto& [name, v] : tensors) views.push_back({name, DType::F32, shapes[name], v.data()});
+  write_safetensors(dir.file("model.safetensors"), views, {{"format", "pt"}});
+  testing::write_all(dir.file("config.json"), kConfig);
+}
+
+}  // namespace moelab::hf::tiny_mixtral
