@@ -167,17 +167,38 @@ double rope_theta(Fields& f, double fallback) {
   return theta;
 }
 
+// The defaults of an architecture's config class for the fields every Llama-style decoder has.
+struct DecoderDefaults {
+  int64_t vocab_size, hidden_size, num_hidden_layers, num_attention_heads;
+  int64_t num_key_value_heads;  // 0: as many as the attention heads
+  int64_t max_position_embeddings;
+  double rms_norm_eps, rope_theta;
+};
+
+// The fields of a pre-RMSNorm decoder with RoPE, (grouped-query) attention and SwiGLU MLPs, onto moelab's model.
+void map_decoder(Fields& f, const DecoderDefaults& d, ModelConfig& m) {
+  m.vocab_size = f.integer("vocab_size", d.vocab_size);
+  m.d_model = f.integer("hidden_size", d.hidden_size);
+  m.n_layers = f.integer("num_hidden_layers", d.num_hidden_layers);
+  m.n_heads = f.integer("num_attention_heads", d.num_attention_heads);
+  m.n_kv_heads = f.integer("num_key_value_heads", d.num_key_value_heads > 0 ? d.num_key_value_heads : m.n_heads);
+  if (const std::string act = f.string("hidden_act", "silu"); act != "silu")
+    f.refuse("hidden_act", act, "moelab's experts are SwiGLU (silu)");
+  m.max_seq_len = f.integer("max_position_embeddings", d.max_position_embeddings);
+  m.init_std = f.number("initializer_range", 0.02);
+  m.rms_eps = f.number("rms_norm_eps", d.rms_norm_eps);
+  m.tie_embeddings = f.boolean("tie_word_embeddings", false);
+  m.rope_theta = rope_theta(f, d.rope_theta);
+  f.unused("attention_dropout");  // training only
+}
+
 // Mixtral (transformers' MixtralConfig; defaults are that class's): pre-RMSNorm decoder with RoPE and grouped-query
 // attention, every layer an MoE of SwiGLU experts, softmax router, top-k, the k weights renormalised to sum to 1.
 // moelab's tensor names are Mixtral's.
 Config map_mixtral(Fields& f) {
   Config c;
   auto& m = c.model;
-  m.vocab_size = f.integer("vocab_size", 32000);
-  m.d_model = f.integer("hidden_size", 4096);
-  m.n_layers = f.integer("num_hidden_layers", 32);
-  m.n_heads = f.integer("num_attention_heads", 32);
-  m.n_kv_heads = f.integer("num_key_value_heads", 8);
+  map_decoder(f, {32000, 4096, 32, 32, 8, 4096 * 32, 1e-5, 1e6}, m);
   if (f.has("head_dim")) {
     const int64_t head_dim = f.integer("head_dim");
     if (m.n_heads <= 0 || head_dim * m.n_heads != m.d_model)
@@ -185,13 +206,6 @@ Config map_mixtral(Fields& f) {
   } else {
     f.unused("head_dim");  // null: the default, hidden_size / num_attention_heads
   }
-  if (const std::string act = f.string("hidden_act", "silu"); act != "silu")
-    f.refuse("hidden_act", act, "moelab's experts are SwiGLU (silu)");
-  m.max_seq_len = f.integer("max_position_embeddings", 4096 * 32);
-  m.init_std = f.number("initializer_range", 0.02);
-  m.rms_eps = f.number("rms_norm_eps", 1e-5);
-  m.tie_embeddings = f.boolean("tie_word_embeddings", false);
-  m.rope_theta = rope_theta(f, 1e6);
   if (f.has("sliding_window")) {
     const int64_t window = f.integer("sliding_window");
     if (window < m.max_seq_len)
@@ -200,7 +214,6 @@ Config map_mixtral(Fields& f) {
   } else {
     f.unused("sliding_window");
   }
-  f.unused("attention_dropout");     // training only
   f.unused("router_jitter_noise");   // training only: noise on the router's input
   f.unused("output_router_logits");  // what the forward returns, not what it computes
 
@@ -218,9 +231,51 @@ Config map_mixtral(Fields& f) {
   return c;
 }
 
+// The original DeepSeekMoE (deepseek-ai/deepseek-moe-16b, remote code DeepseekForCausalLM; defaults are its
+// DeepseekConfig's): Llama attention; the first first_k_dense_replace layers, and those off the moe_layer_freq
+// rhythm, are dense SwiGLU MLPs of intermediate_size; the others route each token to num_experts_per_tok of
+// n_routed_experts experts by softmax, the weights raw unless norm_topk_prob (and k > 1), and add n_shared_experts
+// ungated shared experts, fused into one MLP of n_shared_experts x moe_intermediate_size.
+Config map_deepseek(Fields& f) {
+  Config c;
+  map_decoder(f, {102400, 4096, 30, 32, 0, 2048, 1e-6, 10000.0}, c.model);
+  if (f.boolean("attention_bias", false)) f.refuse("attention_bias", true, "moelab's attention has no biases");
+  f.unused("pretraining_tp");  // splits the same products into slices: the same model
+  f.unused("seq_aux");         // training only: the balance loss per sequence instead of per batch
+  if (const std::string score = f.string("scoring_func", "softmax"); score != "softmax")
+    f.refuse("scoring_func", score, "this architecture is implemented with softmax scores only");
+
+  auto& moe = c.moe;
+  if (!f.has("n_routed_experts")) f.refuse("n_routed_experts", nullptr, "a model without routed experts is not an MoE");
+  moe.n_experts = f.integer("n_routed_experts");
+  moe.expert_hidden = f.integer("moe_intermediate_size", 1407);
+  moe.dense_hidden = f.integer("intermediate_size", 11008);
+  moe.first_dense_layers = f.integer("first_k_dense_replace", 0);
+  const int64_t freq = f.integer("moe_layer_freq", 1);
+  // DeepSeek's MoE layers are i >= first_k_dense_replace with i % moe_layer_freq == 0; moelab's are
+  // i >= first_dense_layers with (i - first_dense_layers) % moe_every == 0: the same layers when freq divides first.
+  if (freq < 1 || moe.first_dense_layers % freq != 0)
+    f.refuse("moe_layer_freq", freq,
+             "moelab places MoE layers every moe_layer_freq layers from the first one after "
+             "the dense ones; first_k_dense_replace must then be a multiple of it");
+  moe.moe_every = freq;
+  moe.n_shared_experts = f.has("n_shared_experts") ? f.integer("n_shared_experts") : 0;
+  if (!f.has("n_shared_experts")) f.unused("n_shared_experts");
+  moe.shared_expert_hidden = moe.expert_hidden;
+  auto& r = c.routing;
+  r.router = RouterKind::Learned;
+  r.gating = Gating::Softmax;
+  r.rule = SelectionRule::TopK;
+  r.top_k = f.integer("num_experts_per_tok", 2);
+  r.renormalize = f.boolean("norm_topk_prob", false) && r.top_k > 1;  // one expert's weight is its raw probability
+  r.load_balance_coef = f.number("aux_loss_alpha", 0.001);
+  r.z_loss_coef = 0.0;
+  return c;
+}
+
 using Mapper = Config (*)(Fields&);
 const std::map<std::string, Mapper>& mappers() {
-  static const std::map<std::string, Mapper> m = {{"mixtral", map_mixtral}};
+  static const std::map<std::string, Mapper> m = {{"deepseek", map_deepseek}, {"mixtral", map_mixtral}};
   return m;
 }
 

@@ -92,12 +92,40 @@ void load_mixtral(WeightReader& r, const Model& model) {
   }
 }
 
+// The original DeepSeekMoE: its MoE layers name the router mlp.gate, the experts mlp.experts.{j}.{gate,up,down}_proj
+// and the fused shared experts mlp.shared_experts.*; dense layers and attention use moelab's (Llama's) names.
+std::string deepseek_name(const std::string& name) {
+  const std::string moe = ".block_sparse_moe.";
+  const auto at = name.find(moe);
+  if (at == std::string::npos) return name;
+  const std::string layer = name.substr(0, at), rest = name.substr(at + moe.size());
+  if (rest.rfind("experts.", 0) == 0) {
+    const auto dot = rest.find('.', 8);
+    const std::string w = rest.substr(dot + 1);
+    const std::string proj = w == "w1.weight" ? "gate_proj" : w == "w3.weight" ? "up_proj" : "down_proj";
+    return layer + ".mlp." + rest.substr(0, dot) + "." + proj + ".weight";
+  }
+  return layer + ".mlp." + rest;  // gate.weight, shared_experts.*
+}
+
+void load_deepseek(WeightReader& r, const Model& model) {
+  for (const ParamSpec& spec : model.table().specs()) {
+    const std::string source = deepseek_name(spec.name);
+    if (!r.has(source)) r.missing(spec, source == spec.name ? "" : "its DeepSeek name '" + source + "'");
+    r.read(spec.name, source, spec.shape);
+  }
+}
+
 }  // namespace
 
 void load_hf_weights(const SafetensorsFolder& folder, const std::string& model_type, Model& model) {
   WeightReader reader(folder, model);
-  MOELAB_ASSERT(model_type == "mixtral", "load_hf_weights: an architecture read_hf_config does not map");
-  load_mixtral(reader, model);
+  if (model_type == "mixtral")
+    load_mixtral(reader, model);
+  else if (model_type == "deepseek")
+    load_deepseek(reader, model);
+  else
+    MOELAB_ASSERT(false, "load_hf_weights: an architecture read_hf_config does not map");
   reader.check_all_used();
 }
 

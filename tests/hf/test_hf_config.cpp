@@ -84,11 +84,60 @@ TEST(HfConfig, RopeParametersAndDefaults) {
   EXPECT_EQ(hf.config.model.max_seq_len, 131072);
 }
 
+// The fields and sizes of DeepSeekMoE-16B's config.json (remote code DeepseekForCausalLM).
+const std::string kDeepseekMoe16B = R"({
+  "architectures": ["DeepseekForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+  "auto_map": {"AutoConfig": "configuration_deepseek.DeepseekConfig"}, "aux_loss_alpha": 0.001,
+  "bos_token_id": 100000, "eos_token_id": 100001, "first_k_dense_replace": 1, "hidden_act": "silu",
+  "hidden_size": 2048, "initializer_range": 0.02, "intermediate_size": 10944, "max_position_embeddings": 4096,
+  "model_type": "deepseek", "moe_intermediate_size": 1408, "moe_layer_freq": 1, "n_routed_experts": 64,
+  "n_shared_experts": 2, "norm_topk_prob": false, "num_attention_heads": 16, "num_experts_per_tok": 6,
+  "num_hidden_layers": 28, "num_key_value_heads": 16, "pretraining_tp": 1, "rms_norm_eps": 1e-06,
+  "rope_scaling": null, "rope_theta": 10000, "scoring_func": "softmax", "seq_aux": true,
+  "tie_word_embeddings": false, "torch_dtype": "bfloat16", "transformers_version": "4.36.0", "use_cache": true,
+  "vocab_size": 102400})";
+
+TEST(HfConfig, DeepseekMoe16BMapsOntoItsSettings) {
+  TempDir dir;
+  const Config c = read(dir, kDeepseekMoe16B).config;
+  EXPECT_EQ(c.model.d_model, 2048);
+  EXPECT_EQ(c.model.n_layers, 28);
+  EXPECT_EQ(c.model.n_kv_heads, 16);
+  EXPECT_EQ(c.model.rms_eps, 1e-6);
+  EXPECT_EQ(c.moe.n_experts, 64);
+  EXPECT_EQ(c.moe.expert_hidden, 1408);
+  EXPECT_EQ(c.moe.dense_hidden, 10944);
+  EXPECT_EQ(c.moe.first_dense_layers, 1);
+  EXPECT_EQ(c.moe.moe_every, 1);
+  EXPECT_EQ(c.moe.n_shared_experts, 2);
+  EXPECT_EQ(c.moe.shared_expert_hidden, 1408);
+  EXPECT_EQ(c.routing.top_k, 6);
+  EXPECT_FALSE(c.routing.renormalize);
+  EXPECT_EQ(c.routing.load_balance_coef, 0.001);
+}
+
+// With one expert per token DeepSeek does not normalise even under norm_topk_prob: the weight stays the raw
+// probability, so moelab's renormalize must stay off.
+TEST(HfConfig, DeepseekNormalisesOnlyAboveOneExpert) {
+  TempDir dir;
+  std::string text = kDeepseekMoe16B;
+  text.replace(text.find("\"num_experts_per_tok\": 6"), 24, "\"num_experts_per_tok\": 1");
+  text.replace(text.find("\"norm_topk_prob\": false"), 23, "\"norm_topk_prob\": true");
+  EXPECT_FALSE(read(dir, text).config.routing.renormalize);
+}
+
 struct Refusal {
   const char* what;
   std::string text;
   const char* expected;  // a piece of the error, after "file <path>: "
 };
+
+std::string deepseek_with(const std::string& field, const std::string& value) {
+  std::string text = kDeepseekMoe16B;
+  const std::string key = "\"" + field + "\": ";
+  const auto at = text.find(key) + key.size();
+  return text.substr(0, at) + value + text.substr(text.find_first_of(",}", at));
+}
 
 TEST(HfConfig, EveryFieldMoelabCannotHonourIsRefusedByName) {
   const std::vector<Refusal> cases = {
@@ -96,7 +145,7 @@ TEST(HfConfig, EveryFieldMoelabCannotHonourIsRefusedByName) {
       {"not an object", "[]", "expected a JSON object, found array"},
       {"no model_type", R"({"vocab_size": 3})", "no string field 'model_type': not a Hugging Face model config"},
       {"unknown architecture", with("model_type", R"("jamba")"),
-       "model_type 'jamba' is not supported (supported: mixtral)"},
+       "model_type 'jamba' is not supported (supported: deepseek, mixtral)"},
       {"string for integer", with("hidden_size", R"("4096")"),
        "field 'hidden_size' must be an integer, found \"4096\""},
       {"float for integer", with("num_local_experts", "8.0"), "field 'num_local_experts' must be an integer"},
@@ -114,6 +163,11 @@ TEST(HfConfig, EveryFieldMoelabCannotHonourIsRefusedByName) {
       {"two unknown fields", with("qk_norm", "true").substr(0, with("qk_norm", "true").size() - 1) + R"(, "x": 1})",
        "fields 'qk_norm', 'x' of a mixtral config are not known to moelab"},
       {"inconsistent values", with("num_key_value_heads", "5"), "n_kv_heads"},
+      {"sigmoid DeepSeek scores", deepseek_with("scoring_func", R"("sigmoid")"),
+       "field 'scoring_func' = \"sigmoid\": this architecture is implemented with softmax scores only"},
+      {"MoE layers off moelab's rhythm", deepseek_with("moe_layer_freq", "2"),
+       "field 'moe_layer_freq' = 2: moelab places MoE layers"},
+      {"attention biases", deepseek_with("attention_bias", "true"), "field 'attention_bias' = true"},
   };
   for (const auto& c : cases) {
     TempDir dir;

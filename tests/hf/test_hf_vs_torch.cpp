@@ -1,12 +1,14 @@
-// An imported Mixtral against an independent reference: tests/oracle/hf_mixtral.py, PyTorch in float64 written
-// from transformers' modeling_mixtral.py, reads the same folder itself. Logits within 1e-4 relative and the same
-// experts for every token in every layer, for per-expert BF16 shards and for the fused F32 layout.
+// Imported models against an independent reference: tests/oracle/hf_reference.py, PyTorch in float64 written from
+// the architectures' modeling code, reads the same folder itself. Logits within 1e-4 relative and the same experts
+// for every token in every MoE layer: Mixtral in per-expert BF16 shards and in the fused F32 layout, the original
+// DeepSeekMoE with raw and renormalised routing weights.
 // Needs Debian's python3-torch, which the test command installs: without it this test fails, it is not skipped.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hf/hf_config.h"
@@ -44,7 +46,7 @@ void expect_matches_oracle(const testing::TempDir& dir) {
   testing::TempDir out;
   std::string tokens;
   for (int32_t t : kTokens) tokens += (tokens.empty() ? "" : ",") + std::to_string(t);
-  const std::string cmd = "/usr/bin/python3 " + std::string(MOELAB_TEST_DIR) + "/oracle/hf_mixtral.py --model " +
+  const std::string cmd = "/usr/bin/python3 " + std::string(MOELAB_TEST_DIR) + "/oracle/hf_reference.py --model " +
                           model_dir + " --tokens " + tokens + " --out " + out.file("oracle.safetensors") + " 2> " +
                           out.file("oracle.log");
   ASSERT_EQ(std::system(cmd.c_str()), 0) << "the PyTorch reference failed (is python3-torch installed?): "
@@ -80,6 +82,47 @@ void check_layout(Write write) {
 TEST(HfMixtralVsTorch, PerExpertBf16Shards) { check_layout(write_per_expert); }
 
 TEST(HfMixtralVsTorch, FusedF32Experts) { check_layout(write_fused); }
+
+// A tiny original DeepSeekMoE: a dense first layer, then MoE layers of 6 experts, top-3, with two ungated shared
+// experts; the routing weights raw or renormalised.
+std::string deepseek_config(bool norm_topk_prob) {
+  return std::string(R"({"model_type": "deepseek", "vocab_size": 40, "hidden_size": 16, "num_hidden_layers": 3,
+      "num_attention_heads": 4, "num_key_value_heads": 4, "intermediate_size": 20, "moe_intermediate_size": 8,
+      "n_routed_experts": 6, "n_shared_experts": 2, "num_experts_per_tok": 3, "first_k_dense_replace": 1,
+      "moe_layer_freq": 1, "scoring_func": "softmax", "max_position_embeddings": 64, "rms_norm_eps": 1e-6,
+      "rope_theta": 10000.0, "norm_topk_prob": )") +
+         (norm_topk_prob ? "true" : "false") + "}";
+}
+
+// DeepSeek's names for moelab's MoE tensors, written out here rather than taken from the importer.
+std::string deepseek_name(const std::string& name) {
+  static const std::vector<std::pair<std::string, std::string>> renames = {
+      {".block_sparse_moe.gate.", ".mlp.gate."},
+      {".block_sparse_moe.shared_experts.", ".mlp.shared_experts."},
+      {".block_sparse_moe.experts.", ".mlp.experts."},
+      {".w1.weight", ".gate_proj.weight"},
+      {".w3.weight", ".up_proj.weight"},
+      {".w2.weight", ".down_proj.weight"}};
+  std::string out = name;
+  for (const auto& [from, to] : renames)
+    if (const auto at = out.find(from); at != std::string::npos) out.replace(at, from.size(), to);
+  return out;
+}
+
+void check_deepseek(bool norm_topk_prob, DType dtype) {
+  testing::TempDir dir;
+  testing::write_all(dir.file("config.json"), deepseek_config(norm_topk_prob));
+  const HfConfig hf = read_hf_config(dir.file("config.json"));
+  ASSERT_EQ(hf.config.moe.first_dense_layers, 1);
+  ASSERT_EQ(hf.config.routing.renormalize, norm_topk_prob);
+  const Model shape_of(hf.config);
+  write_renamed(dir, shape_of, random_weights(shape_of), deepseek_name, dtype);
+  expect_matches_oracle(dir);
+}
+
+TEST(HfDeepseekVsTorch, RawWeightsBf16) { check_deepseek(false, DType::BF16); }
+
+TEST(HfDeepseekVsTorch, RenormalisedWeightsF32) { check_deepseek(true, DType::F32); }
 
 }  // namespace
 }  // namespace moelab::hf

@@ -93,4 +93,18 @@ inline void write_fused(const testing::TempDir& dir, const Model& model,
   testing::write_all(dir.file("config.json"), kConfig);
 }
 
+// Every tensor under the name `rename` gives it, in `dtype` (F32 or BF16), one file.
+template <typename Rename>
+void write_renamed(const testing::TempDir& dir, const Model& model, const std::map<std::string, std::vector<float>>& w,
+                   Rename rename, DType dtype) {
+  std::vector<std::vector<uint16_t>> halves;
+  std::vector<TensorView> views;
+  for (const ParamSpec& spec : model.table().specs()) {
+    const void* data = w.at(spec.name).data();
+    if (dtype == DType::BF16) halves.push_back(to_bf16(w.at(spec.name))), data = halves.back().data();
+    views.push_back({rename(spec.name), dtype, spec.shape, data});
+  }
+  write_safetensors(dir.file("model.safetensors"), views, {{"format", "pt"}});
+}
+
 }  // namespace moelab::hf::tiny_mixtral
