@@ -94,5 +94,28 @@ TEST(HfWeights, AMissingMisshapenOrLeftOverTensorIsNamed) {
                   "tensor 'lm_head.weight': dtype I32 cannot be read as floating-point weights");
 }
 
+// transformers v5's fused experts with the up and gate halves' axis wrong ([E, H, 2I] instead of [E, 2I, H]).
+TEST(HfWeights, AFusedTensorOfTheWrongShapeIsNamed) {
+  TempDir fused, dir;
+  write_all(fused.file("config.json"), kConfig);
+  const Model model(read_hf_config(fused.file("config.json")).config);
+  write_fused(fused, model, random_weights(model));
+  const SafetensorsFile file = SafetensorsFile::open(fused.file("model.safetensors"));
+  std::vector<std::vector<std::byte>> bytes;
+  std::vector<TensorView> views;
+  for (const auto& name : file.names()) {
+    const auto span = file.bytes(name);
+    bytes.emplace_back(span.begin(), span.end());
+    std::vector<int64_t> shape = file.info(name).shape;
+    if (name == "model.layers.1.mlp.experts.gate_up_proj") shape = {E, H, 2 * I};
+    views.push_back({name, file.info(name).dtype, shape, bytes.back().data()});
+  }
+  write_safetensors(dir.file("model.safetensors"), views);
+  Model target(model.config());
+  EXPECT_CONTAINS(error_of([&] { load_hf_weights(SafetensorsFolder::open(dir.path().string()), "mixtral", target); }),
+                  "tensor 'model.layers.1.mlp.experts.gate_up_proj': expected shape [4, 48, 16] for moelab's "
+                  "model.layers.1.block_sparse_moe.experts.0.w1.weight, found [4, 16, 48]");
+}
+
 }  // namespace
 }  // namespace moelab::hf
