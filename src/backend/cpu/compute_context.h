@@ -55,8 +55,7 @@ struct ComputeContext {
   Bf16Copies* copy_store = nullptr;  // storage a Bf16ReuseRegion keeps its copies in; null: no reuse
   bool reuse_copies = false;         // set by a Bf16ReuseRegion only
 
-  // The same weights and copies, with f32 products: what the router and attention's own products use in a bf16
-  // model.
+  // The same weights and copies, with f32 products: what the router's products use in a bf16 model.
   ComputeContext with_f32_products() const;
 };
 
