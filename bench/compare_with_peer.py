@@ -103,6 +103,10 @@ def main():
                   f"{100 * med(peers, kind + '_gflops') / a.peak_gflops:10.1f}% {s_ours:11.0f}% /{s_peer:4.0f}%")
     if noisy:
         print("\nA spread over 10%: some run shared the cores with another process; rerun on an idle machine.")
+    presets = sorted({r["preset"] for _, peers in results.values() for r in peers})
+    if presets != ["blis"]:
+        print(f"\nThe peer ran with launch preset {', '.join(map(str, presets))}, not its fastest, blis (BLIS missing? "
+              "apt-get install libblis-dev): a handicapped peer proves nothing; install it and rerun.")
     print(f"\n{'shape':6} {'prec':5} {'moelab KB/token':>15} {'peer KB/token':>13}   (peak RSS of a training run "
           f"over the tokens of one step)")
     for (shape, precision), (ours, peers) in results.items():
