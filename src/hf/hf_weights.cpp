@@ -9,12 +9,6 @@
 namespace moelab::hf {
 namespace {
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 // Reads folder tensors into the model's parameters, remembering which folder tensors it used.
 class WeightReader {
  public:

@@ -56,14 +56,6 @@ const DTypeEntry& entry_of(DType dtype) {
   return kDTypes[0];
 }
 
-std::string shape_text(std::span<const int64_t> shape) {
-  std::ostringstream os;
-  os << '[';
-  for (size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
-  os << ']';
-  return os.str();
-}
-
 std::string known_dtypes() {
   std::string s;
   for (const auto& e : kDTypes) s += (s.empty() ? "" : ", ") + std::string(e.name);
@@ -171,6 +163,14 @@ TensorInfo parse_entry(const std::string& path, const std::string& name, const j
 }
 
 }  // namespace
+
+std::string shape_text(std::span<const int64_t> shape) {
+  std::ostringstream os;
+  os << '[';
+  for (size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
+  os << ']';
+  return os.str();
+}
 
 size_t dtype_size(DType dtype) { return entry_of(dtype).size; }
 

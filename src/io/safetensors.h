@@ -38,6 +38,7 @@ enum class DType { BOOL, U8, I8, F8_E4M3, F8_E5M2, F8_E8M0, U16, I16, F16, BF16,
 size_t dtype_size(DType dtype);                               // bytes per element
 std::string_view dtype_name(DType dtype);                     // "F32"
 std::optional<DType> dtype_from_name(std::string_view name);  // nullopt for an unknown spelling
+std::string shape_text(std::span<const int64_t> shape);       // "[2, 3]", as errors print shapes
 
 // A tensor to write: a view of the caller's buffer, which must hold product(shape) elements of `dtype`.
 struct TensorView {
