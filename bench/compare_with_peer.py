@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """moelab against the PyTorch peer, side by side on the same machine and the same model shapes.
 
-Runs `moelab bench` and the peer (torch_moe_ref.py, in its fastest launch preset) alternately, --repeats times
+Runs `moelab bench` and the peer (torch_moe_ref.py, in its fastest launch preset) alternately in a rotating order, --repeats times
 each, for every shape and precision, and prints median training and inference tokens/s, the moelab/peer ratios
 (against the peer at the same precision and against the peer's best precision: on a CPU with AMX the peer's
 bf16 autocast is faster than its f32), achieved model FLOP/s as a
@@ -79,12 +79,19 @@ def main():
     for shape in a.shapes:
         for precision in a.precisions:
             ours, peers, base = [], [], []
-            for i in range(a.repeats):  # alternate so that drift in machine speed hits all alike
+            runners = [(ours, lambda: run_moelab(a.moelab, shape, precision, a.peak_gflops, a.steps, a.warmup)),
+                       (peers, lambda: run_peer(a.peer, shape, precision, a.peer_steps))]
+            if a.baseline:
+                runners.insert(1, (base, lambda: run_moelab(a.baseline, shape, precision, a.peak_gflops, a.steps,
+                                                            a.warmup)))
+            for i in range(a.repeats):
+                # Alternate so that drift in machine speed hits all alike, and rotate the order: a run that follows
+                # another is slower on this machine (the same binary measured 3-7% slower second in a pair), so each
+                # program takes each place in turn (repeats a multiple of the programs compared).
                 print(f"{shape} {precision}: run {i + 1}/{a.repeats}", file=sys.stderr, flush=True)
-                ours.append(run_moelab(a.moelab, shape, precision, a.peak_gflops, a.steps, a.warmup))
-                if a.baseline:
-                    base.append(run_moelab(a.baseline, shape, precision, a.peak_gflops, a.steps, a.warmup))
-                peers.append(run_peer(a.peer, shape, precision, a.peer_steps))
+                k = i % len(runners)
+                for runs, run in runners[k:] + runners[:k]:
+                    runs.append(run())
             results[(shape, precision)] = (ours, peers)
             baseline[(shape, precision)] = base
 
