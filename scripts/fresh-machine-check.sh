@@ -3,8 +3,8 @@
 # package installed by hand on a developer's machine cannot hide a missing install step.
 #
 # It builds a minimal Debian 12 (bookworm) root with debootstrap, copies this checkout into it (without build/,
-# data/, runs/ and web/node_modules/), makes a second, identical root of it, and runs (chroot, with /proc, /sys and
-# /dev mounted, and unmounted afterwards even on failure):
+# data/, runs/, web/node_modules/ and tests/clients/node_modules/), makes a second, identical root of it, and runs
+# (chroot, with /proc, /sys and /dev mounted, and unmounted afterwards even on failure):
 #   1. in the first root, README's first command, the main job, with a short training run, as a user who has sudo;
 #   2. in the second, README's second command, the test suite, as root.
 # Each command meets a bare machine, so neither can lean on what the other installed, built or downloaded, and the
@@ -121,7 +121,7 @@ make_root() {  # make_root DIR (a new folder under $work)
     cp "$HOME/.npmrc" "$root/home/$user/.npmrc"
   fi
   mkdir -p "$root$checkout"
-  tar -C "$repo" --exclude=./build --exclude=./data --exclude=./runs --exclude=./web/node_modules -cf - . |
+  tar -C "$repo" --exclude=./build --exclude=./data --exclude=./runs --exclude=./web/node_modules --exclude=./tests/clients/node_modules -cf - . |
     tar -C "$root$checkout" -xf -
   chroot "$root" chown -R "$user:$user" "/home/$user"
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the readers of user files for a bounded time: safetensors checkpoints, TOML configs and config.json, a
-# Hugging Face model's config.json, data folders (meta.json, token and label files). Builds the fuzz targets with
-# clang, libFuzzer and the address and undefined-behaviour sanitizers (build/fuzz), seeds each from valid inputs,
-# runs each for SECONDS, and prints how many inputs each ran. Any crash, sanitizer report or exception other than
+# Hugging Face model's config.json and tokenizer.json, data folders (meta.json, token and label files). Builds the
+# fuzz targets with clang, libFuzzer and the address and undefined-behaviour sanitizers (build/fuzz), seeds each
+# from valid inputs, runs each for SECONDS, and prints how many inputs each ran. Any crash, sanitizer report or exception other than
 # moelab::Error fails it, leaving the input that caused it in build/fuzz/findings/ (rerun one with
 # build/fuzz/fuzz/TARGET FILE).
 # Usage: scripts/fuzz.sh [SECONDS per target, default 20]
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-20}"
 cmake -S . -B build/fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Release -DMOELAB_FUZZ=ON \
   -DMOELAB_TESTS=OFF -DMOELAB_BENCH=OFF >/dev/null
-targets=(fuzz_safetensors fuzz_config fuzz_hf_config fuzz_data_folder)
+targets=(fuzz_safetensors fuzz_config fuzz_hf_config fuzz_data_folder fuzz_tokenizer_json)
 cmake --build build/fuzz -j "$(nproc)" --target "${targets[@]}"
 mkdir -p build/fuzz/findings
 total=0

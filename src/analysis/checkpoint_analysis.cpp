@@ -8,8 +8,8 @@
 #include "analysis/expert_weights.h"
 #include "analysis/trace.h"
 #include "core/error.h"
-#include "data/token_file.h"
 #include "data/tokenizer.h"
+#include "eval/model_source.h"
 #include "model/config.h"
 #include "model/param_count.h"
 #include "train/checkpoint.h"
@@ -71,15 +71,19 @@ std::optional<GradNormCourse> read_grad_norms(const std::string& path, int64_t n
   return c;
 }
 
-// The prompt tokenised as a trace source, with each token's text (its byte range in the prompt) for display.
-data::TokenStream prompt_source(const data::TokenData& data, const std::string& prompt,
+// The prompt tokenised as a trace source, with each token's text (its byte range in the prompt) for display; a
+// document's beginning id first where the tokenizer's convention has one, shown as its piece ("<s>").
+data::TokenStream prompt_source(const data::Tokenizer& tokenizer, const std::string& prompt,
                                 std::vector<std::string>& pieces) {
-  const auto tokenizer = data::Tokenizer::load(data.tokenizer_path());
   std::vector<data::TokenSpan> spans;
   tokenizer.encode(prompt, spans);
   data::TokenStream s;
   s.description = "prompt";
-  s.eod_id = data.eod_id();
+  s.eod_id = tokenizer.eod_id();
+  if (!spans.empty() && tokenizer.convention().bos_before) {
+    s.tokens.push_back(tokenizer.bos_id());
+    pieces.push_back(tokenizer.piece(tokenizer.bos_id()));
+  }
   for (const auto& sp : spans) {
     s.tokens.push_back(sp.id);
     pieces.push_back(prompt.substr(sp.begin, sp.end - sp.begin));
@@ -94,11 +98,11 @@ CheckpointAnalysis analyze_checkpoint(const std::string& checkpoint, const Analy
                                       StageProgress& progress) {
   CheckpointAnalysis a;
   StageClock clock(a.timings);
-  LoadedCheckpoint loaded = load_checkpoint(checkpoint, options.data_dir);
-  const Config& cfg = loaded.config;
-  Model& model = *loaded.model;
-  const auto& data = loaded.data;
-  a.checkpoint = loaded.path;
+  ModelSource opened = open_model_source(checkpoint, options.data_dir);
+  const Config& cfg = opened.config;
+  Model& model = *opened.model;
+  a.checkpoint = opened.path;
+  a.hf_model_type = opened.hf_model_type;
   a.config = config_to_json(cfg);
   a.step = checkpoint_step(a.checkpoint);
   const auto weights = moe_expert_weights(model);
@@ -108,8 +112,8 @@ CheckpointAnalysis analyze_checkpoint(const std::string& checkpoint, const Analy
 
   // The routing trace of the evaluation tokens, with the layer inputs of the first sample_tokens.
   const data::TokenStream source = options.text_file.empty()
-                                       ? data::token_stream_from_split(data, options.split, options.max_tokens)
-                                       : data::token_stream_from_text(data, options.text_file, options.max_tokens);
+                                       ? opened.split_stream(options.split, options.max_tokens)
+                                       : opened.text_stream(options.text_file, options.max_tokens);
   clock.start("trace");
   progress.stage("tracing " + source.description, static_cast<int64_t>(source.tokens.size()));
   const RoutingTrace trace =
@@ -133,7 +137,7 @@ CheckpointAnalysis analyze_checkpoint(const std::string& checkpoint, const Analy
   }
 
   // The prompt's chosen experts and gate activations.
-  const data::TokenStream prompt = prompt_source(data, options.prompt, a.prompt_tokens);
+  const data::TokenStream prompt = prompt_source(opened.tokenizer, options.prompt, a.prompt_tokens);
   const int64_t P = static_cast<int64_t>(prompt.tokens.size());
   const RoutingTrace prompt_trace = collect_trace(model, prompt, {cfg.train.seq_len, 1, false, P}, {});
 
@@ -202,7 +206,7 @@ CheckpointAnalysis analyze_checkpoint(const std::string& checkpoint, const Analy
   a.active_params_topk = count_params(cfg, std::min<int64_t>(cfg.routing.top_k, E)).active;
 
   const std::string metrics = metrics_path(a.checkpoint);
-  if (fs::exists(metrics)) {
+  if (!opened.is_hf() && fs::exists(metrics)) {  // a Hugging Face folder has no training log
     a.course = read_training_course(metrics);
     a.grad_norms = read_grad_norms(metrics, L);
   }
@@ -246,6 +250,7 @@ nlohmann::json to_json(const CheckpointAnalysis& a) {
   return {{"format", "moelab-analysis"},
           {"format_version", 2},
           {"checkpoint", a.checkpoint},
+          {"hf_model_type", a.hf_model_type},
           {"step", a.step},
           {"config", a.config},
           {"source", a.source},

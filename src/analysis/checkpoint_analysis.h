@@ -67,12 +67,13 @@ struct GradNormCourse {
 };
 
 struct CheckpointAnalysis {
-  std::string checkpoint;
-  int64_t step = 0;       // optimizer steps of the checkpoint (0 when state.json has none)
-  nlohmann::json config;  // the checkpoint's config
-  std::string source;     // what was traced
-  int64_t tokens = 0;     // tokens traced
-  double mean_loss = 0;   // over the traced tokens with a next token
+  std::string checkpoint;     // the checkpoint folder, or the Hugging Face model folder
+  std::string hf_model_type;  // the Hugging Face architecture ("mixtral"); empty for a moelab checkpoint
+  int64_t step = 0;           // optimizer steps of the checkpoint (0 when state.json has none)
+  nlohmann::json config;      // the checkpoint's config
+  std::string source;         // what was traced
+  int64_t tokens = 0;         // tokens traced
+  double mean_loss = 0;       // over the traced tokens with a next token
   int64_t n_experts = 0, top_k = 0;
   std::vector<data::LabelChannel> labels;  // [C] the traced source's label channels; empty for a text file
   std::vector<ChannelLoss> loss_by_label;  // [C] the traced targets' loss by class of each channel

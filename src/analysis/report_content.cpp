@@ -122,9 +122,11 @@ report::ReportSection overview(const CheckpointAnalysis& a) {
   report::ReportSection s{"overview", "Overview", {}, {}, {}};
   const json& c = a.config;
   const json& r = c["routing"];
-  s.paragraphs.push_back("Checkpoint " + a.checkpoint + " (step " + std::to_string(a.step) + "), traced on " +
-                         a.source + ": " + std::to_string(a.tokens) + " tokens, mean next-token loss " +
-                         fmt(a.mean_loss, "%.4f") + " nats.");
+  s.paragraphs.push_back((a.hf_model_type.empty()
+                              ? "Checkpoint " + a.checkpoint + " (step " + std::to_string(a.step) + ")"
+                              : "Hugging Face model " + a.checkpoint + " (" + a.hf_model_type + ")") +
+                         ", traced on " + a.source + ": " + std::to_string(a.tokens) +
+                         " tokens, mean next-token loss " + fmt(a.mean_loss, "%.4f") + " nats.");
   s.paragraphs.push_back("Model: " + std::to_string(c["model"]["n_layers"].get<int64_t>()) + " layers, d_model " +
                          std::to_string(c["model"]["d_model"].get<int64_t>()) + ", " + std::to_string(a.n_experts) +
                          " experts of " + std::to_string(c["moe"]["expert_hidden"].get<int64_t>()) +
@@ -161,6 +163,10 @@ report::ReportSection overview(const CheckpointAnalysis& a) {
 
 report::ReportSection training_section(const CheckpointAnalysis& a, const std::optional<LossHistory>& history) {
   report::ReportSection s{"training", "Training", {}, {}, {}};
+  if (!history && !a.hf_model_type.empty()) {
+    s.paragraphs.push_back("A Hugging Face model, trained elsewhere: there is no training log to show.");
+    return s;
+  }
   if (!history) {
     s.paragraphs.push_back("No metrics log beside the checkpoint (" + run_folder_of(a.checkpoint) +
                            "/metrics.jsonl is missing, as for a checkpoint copied out of its run): the loss curves "
@@ -236,7 +242,7 @@ report::ReportSection routing_section(const CheckpointAnalysis& a) {
                         "From the run's metrics log (the last micro-batch of each logged step). Paper 2: 2.42 early, "
                         "1.82 after 100B tokens.",
                         whole_number_x(report::line_chart(series, "step", "experts per token", "layer"))});
-  } else {
+  } else if (a.hf_model_type.empty()) {
     s.paragraphs.push_back("No metrics log beside the checkpoint: the course over training is not shown.");
   }
   return s;
@@ -502,6 +508,20 @@ report::ReportSection dynamic_section(const CheckpointAnalysis& a) {
                       "Mean over tokens of 1 - arccos(cos)/π: 0.5 for orthogonal outputs, 1 for parallel ones.",
                       per_layer_square(a, ang, "expert", "expert", "angular similarity", angular)});
   if (!cooc.empty()) {
+    // Paper 3's measure beside the paper's value: how much more often the top-scored expert is the largest-norm one
+    // than the most frequent other norm rank, averaged over layers.
+    double ratio = 0, top = 0;
+    for (size_t l = 0; l < cooc.size(); ++l) {
+      const double first = cooc[l][0];
+      const double other = *std::max_element(cooc[l].begin() + 1, cooc[l].begin() + E);
+      ratio += (other > 0 ? first / other : std::nan("")) / static_cast<double>(cooc.size());
+    }
+    for (const auto& la : a.layers) top += la.dynamics.top_score_is_top_norm / static_cast<double>(L);
+    s.paragraphs.push_back(
+        "Measured here, averaged over layers: the top-scored expert is the largest-norm one " + fmt(ratio, "%.2f") +
+        "x as often as the next most frequent norm rank (paper 3, Mixtral: "
+        "about 4x), for " +
+        fmt(100 * top, "%.1f") + "% of tokens (chance " + fmt(100.0 / static_cast<double>(E), "%.1f") + "%).");
     std::vector<std::string> ranks;
     for (int64_t r = 0; r < E; ++r) ranks.push_back(std::to_string(r + 1));
     std::vector<json> panels;
@@ -671,7 +691,10 @@ report::ReportSection health_section(const CheckpointAnalysis& a) {
 report::ReportDoc build_report(const CheckpointAnalysis& a, const std::optional<LossHistory>& history) {
   report::ReportDoc doc;
   doc.title = "moelab analysis";
-  doc.subtitle = a.checkpoint + " (step " + std::to_string(a.step) + ") on " + a.source + " · moelab " + kVersion;
+  doc.subtitle =
+      a.checkpoint +
+      (a.hf_model_type.empty() ? " (step " + std::to_string(a.step) + ")" : " (Hugging Face " + a.hf_model_type + ")") +
+      " on " + a.source + " · moelab " + kVersion;
   doc.sections = {overview(a),        training_section(a, history), loss_by_label_section(a),
                   routing_section(a), specialisation_section(a),    dynamic_routing_section(a),
                   static_section(a),  dynamic_section(a),           health_section(a),

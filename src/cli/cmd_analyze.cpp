@@ -11,6 +11,7 @@
 #include "cli/option_checks.h"
 #include "core/error.h"
 #include "core/version.h"
+#include "eval/model_source.h"
 #include "io/atomic_file.h"
 #include "report/html_report.h"
 #include "report/png_export.h"
@@ -35,10 +36,7 @@ std::string folder_name(const ReportArgs& args, const std::string& out) {
 }
 
 void run_report(const ReportArgs& args) {
-  const std::string out =
-      !args.out.empty()
-          ? args.out
-          : (fs::path(run_folder_of(resolve_checkpoint(args.checkpoint))) / "analysis" / "report").string();
+  const std::string out = !args.out.empty() ? args.out : default_analysis_folder(args.checkpoint, "report");
   // Checked before the analysis, which takes minutes on a real split.
   std::error_code ec;
   if (fs::exists(out, ec) && !fs::is_directory(out, ec))
@@ -48,7 +46,8 @@ void run_report(const ReportArgs& args) {
   const analysis::CheckpointAnalysis a = analysis::analyze_checkpoint(args.checkpoint, args.options, progress);
   fs::create_directories(out, ec);
   if (ec) throw_error(folder_name(args, out), ": cannot create the folder (", ec.message(), ")");
-  const std::optional<analysis::LossHistory> history = analysis::read_loss_history(run_folder_of(a.checkpoint));
+  const std::optional<analysis::LossHistory> history =
+      a.hf_model_type.empty() ? analysis::read_loss_history(run_folder_of(a.checkpoint)) : std::nullopt;
   const report::ReportDoc doc = analysis::build_report(a, history);
   const auto charts = analysis::report_charts(doc);
   progress.stage("writing report.html and analysis.json", 1);
@@ -72,15 +71,16 @@ void register_analyze_report_command(CLI::App& analyze) {
   auto& o = args->options;
   CLI::App* cmd = analyze.add_subcommand(
       "report", "Every analysis of the three papers on a checkpoint: report.html, analysis.json, PNG figures");
-  cmd->add_option("checkpoint", args->checkpoint, "A checkpoint folder, or a run folder (its latest checkpoint)")
-      ->required();
+  cmd->add_option("checkpoint", args->checkpoint, kModelSourceHelp)->required();
   CLI::Option* split = cmd->add_option("--split", o.split, "Which split to trace")
                            ->check(CLI::IsMember({"val", "test", "train"}))
                            ->capture_default_str();
   cmd->add_option("--text", o.text_file, "Trace a text file instead of a split (no POS/genre analyses)")
       ->check(CLI::ExistingFile)
       ->excludes(split);
-  cmd->add_option("--out", args->out, "Output folder (default: <run folder>/analysis/report)");
+  cmd->add_option("--out", args->out,
+                  "Output folder (default: <run folder>/analysis/report; for a Hugging Face folder "
+                  "analysis/<its name>/report under the current folder)");
   cmd->add_option("--data", o.data_dir, "Data folder (default: the one in the checkpoint's config)");
   cmd->add_option("--max-tokens", o.max_tokens, "Trace only the first this many tokens (0: all)")
       ->check(whole_number(0, INT64_MAX, "0: all"));

@@ -1,4 +1,4 @@
-// moelab analyze trace CHECKPOINT [--split val|test|train] [--text FILE] [--out DIR] [--max-tokens N] [--probs]
+// moelab analyze trace CHECKPOINT|HF_DIR [--split val|test|train] [--text FILE] [--out DIR] [--max-tokens N] [--probs]
 //                                 [--data DIR]
 // Records every MoE layer's routing decision for every token of a split or a text file and writes it as .npy
 // arrays with a trace.json index (analysis/trace.h; the format is in docs/traces.md).
@@ -11,9 +11,8 @@
 #include "cli/commands.h"
 #include "cli/option_checks.h"
 #include "core/error.h"
+#include "eval/model_source.h"
 #include "model/config.h"
-#include "model/model.h"
-#include "train/checkpoint.h"
 
 namespace moelab::cli {
 
@@ -32,19 +31,17 @@ struct TraceArgs {
 };
 
 void run_trace(const TraceArgs& a) {
-  LoadedCheckpoint loaded = load_checkpoint(a.checkpoint, a.data_dir);
-  const std::string& ckpt = loaded.path;
-  const Config& cfg = loaded.config;
-  Model& model = *loaded.model;
-  const auto& data = loaded.data;
+  ModelSource opened = open_model_source(a.checkpoint, a.data_dir);
+  const std::string& ckpt = opened.path;
+  const Config& cfg = opened.config;
+  Model& model = *opened.model;
   const bool from_text = !a.text.empty();
-  const data::TokenStream source = from_text ? data::token_stream_from_text(data, a.text, a.max_tokens)
-                                             : data::token_stream_from_split(data, a.split, a.max_tokens);
-  const std::string out = !a.out.empty()
-                              ? a.out
-                              : (fs::path(run_folder_of(ckpt)) / "analysis" /
-                                 (from_text ? "trace-text-" + fs::path(a.text).stem().string() : "trace-" + a.split))
-                                    .string();
+  const data::TokenStream source =
+      from_text ? opened.text_stream(a.text, a.max_tokens) : opened.split_stream(a.split, a.max_tokens);
+  const std::string out =
+      !a.out.empty() ? a.out
+                     : default_analysis_folder(
+                           ckpt, from_text ? "trace-text-" + fs::path(a.text).stem().string() : "trace-" + a.split);
 
   const bool tty = ::isatty(STDERR_FILENO);  // a redrawn count on a terminal, nothing in logs
   const auto tr = analysis::collect_trace(model, source, {cfg.train.seq_len, cfg.train.batch_size, a.probs, 0},
@@ -60,6 +57,7 @@ void run_trace(const TraceArgs& a) {
                           {"seq_len", cfg.train.seq_len},
                           {"batch_size", cfg.train.batch_size},
                           {"config", config_to_json(cfg)}};
+  if (opened.is_hf()) about["hf_model_type"] = opened.hf_model_type;
   analysis::write_trace(out, tr, about);
 
   const int64_t L = static_cast<int64_t>(tr.layers.size());
@@ -77,16 +75,18 @@ void register_analyze_trace_command(CLI::App& analyze) {
   auto args = std::make_shared<TraceArgs>();
   CLI::App* cmd = analyze.add_subcommand(
       "trace", "Record each token's experts and weights in every MoE layer (.npy arrays + trace.json)");
-  cmd->add_option("checkpoint", args->checkpoint, "A checkpoint folder, or a run folder (its latest checkpoint)")
-      ->required();
+  cmd->add_option("checkpoint", args->checkpoint, kModelSourceHelp)->required();
   CLI::Option* split = cmd->add_option("--split", args->split, "Which split to trace")
                            ->check(CLI::IsMember({"val", "test", "train"}))
                            ->capture_default_str();
-  cmd->add_option("--text", args->text, "Trace a text file instead of a split (encoded with the data's tokenizer)")
+  cmd->add_option("--text", args->text,
+                  "Trace a text file instead of a split (encoded with the data's or the model's tokenizer)")
       ->check(CLI::ExistingFile)
       ->excludes(split);
-  cmd->add_option("--out", args->out,
-                  "Output folder (default: <run folder>/analysis/trace-<split>, or trace-text-<file stem>)");
+  cmd->add_option(
+      "--out", args->out,
+      "Output folder (default: <run folder>/analysis/trace-<split>, or trace-text-<file stem>; for a Hugging Face "
+      "folder analysis/<its name>/... under the current folder)");
   cmd->add_option("--max-tokens", args->max_tokens, "Trace only the first this many tokens (0: all)")
       ->check(whole_number(0, INT64_MAX, "0: all"));
   cmd->add_flag("--probs", args->probs, "Also record the router probabilities over all experts (probs.npy)");

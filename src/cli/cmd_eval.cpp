@@ -1,15 +1,12 @@
-// moelab eval CHECKPOINT [--split val|test|train | --text FILE] [--data DIR] [--max-tokens N] [--json]
+// moelab eval CHECKPOINT|HF_DIR [--split val|test|train | --text FILE] [--data DIR] [--max-tokens N] [--json]
 #include <cstdio>
 #include <iostream>
 
 #include "cli/commands.h"
 #include "cli/option_checks.h"
 #include "core/error.h"
-#include "data/token_stream.h"
-#include "data/tokenizer.h"
+#include "eval/model_source.h"
 #include "eval/perplexity.h"
-#include "model/model.h"
-#include "train/checkpoint.h"
 
 namespace moelab::cli {
 
@@ -25,19 +22,20 @@ struct EvalArgs {
 };
 
 void run_eval(const EvalArgs& a) {
-  LoadedCheckpoint loaded = load_checkpoint(a.checkpoint, a.data_dir);
-  const std::string& ckpt = loaded.path;
-  const Config& cfg = loaded.config;
-  const auto& data = loaded.data;
+  ModelSource source = open_model_source(a.checkpoint, a.data_dir);
+  const std::string& ckpt = source.path;
+  const Config& cfg = source.config;
   // A text file is read whole (max_tokens only limits what is scored); a split is copied whole for the same reason.
-  const data::TokenStream stream = a.text_file.empty() ? data::token_stream_from_split(data, a.split, 0)
-                                                       : data::token_stream_from_text(data, a.text_file, 0);
-  const auto piece_bytes = data::Tokenizer::load(data.tokenizer_path()).piece_bytes();  // [V]
+  const data::TokenStream stream =
+      a.text_file.empty() ? source.split_stream(a.split, 0) : source.text_stream(a.text_file, 0);
+  std::vector<int32_t> piece_bytes = source.tokenizer.piece_bytes();  // [V]
+  piece_bytes.resize(cfg.model.vocab_size, 0);  // a pretrained model's vocabulary may have padding rows past it
   const EvalResult r =
-      evaluate_perplexity(*loaded.model, stream, cfg.train.seq_len, cfg.train.batch_size, a.max_tokens, piece_bytes);
+      evaluate_perplexity(*source.model, stream, cfg.train.seq_len, cfg.train.batch_size, a.max_tokens, piece_bytes);
   if (a.json) {
     nlohmann::json j = to_json(r);
     j["checkpoint"] = ckpt;
+    if (source.is_hf()) j["hf_model_type"] = source.hf_model_type;
     std::cout << j.dump(2) << std::endl;
     return;
   }
@@ -58,8 +56,7 @@ void register_eval_command(CLI::App& app) {
   auto args = std::make_shared<EvalArgs>();
   CLI::App* cmd = app.add_subcommand(
       "eval", "Evaluate a checkpoint: loss, perplexity and bits per byte, overall and by class of each label");
-  cmd->add_option("checkpoint", args->checkpoint, "A checkpoint folder, or a run folder (its latest checkpoint)")
-      ->required();
+  cmd->add_option("checkpoint", args->checkpoint, kModelSourceHelp)->required();
   auto* split =
       cmd->add_option("--split", args->split, "Which split to score")->check(CLI::IsMember({"val", "test", "train"}));
   cmd->add_option("--text", args->text_file,

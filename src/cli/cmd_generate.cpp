@@ -1,12 +1,11 @@
-// moelab generate CHECKPOINT --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--seed S] [--data DIR]
+// moelab generate CHECKPOINT|HF_DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--seed S] [--data
+// DIR]
 #include <cstdio>
 
 #include "cli/commands.h"
 #include "cli/option_checks.h"
-#include "core/error.h"
-#include "data/tokenizer.h"
 #include "eval/generate.h"
-#include "train/checkpoint.h"
+#include "eval/model_source.h"
 
 namespace moelab::cli {
 
@@ -20,15 +19,12 @@ struct GenerateArgs {
 };
 
 void run_generate(GenerateArgs a) {
-  const LoadedCheckpoint loaded = load_checkpoint(a.checkpoint, a.data_dir);
-  const auto tokenizer = data::Tokenizer::load(loaded.data.tokenizer_path());
-  if (tokenizer.vocab_size() != loaded.config.model.vocab_size)
-    throw_error("vocab mismatch: checkpoint ", loaded.path, " was trained with vocab_size ",
-                loaded.config.model.vocab_size, " but the tokenizer ", loaded.data.tokenizer_path(), " has ",
-                tokenizer.vocab_size(), " tokens");
+  const ModelSource source = open_model_source(a.checkpoint, a.data_dir);  // tokenizer and model checked to agree
+  const data::Tokenizer& tokenizer = source.tokenizer;
   a.sampling.stop_token = tokenizer.eod_id();
-  const std::vector<int32_t> prompt = tokenizer.encode_ids(a.prompt);
-  const std::vector<int32_t> produced = generate(*loaded.model, prompt, a.sampling);
+  a.sampling.vocab_limit = tokenizer.vocab_size();
+  const std::vector<int32_t> prompt = tokenizer.encode_prompt(a.prompt);
+  const std::vector<int32_t> produced = generate(*source.model, prompt, a.sampling);
   std::printf("%s%s\n", a.prompt.c_str(), tokenizer.decode_continuation(prompt, produced).c_str());
 }
 
@@ -37,8 +33,7 @@ void run_generate(GenerateArgs a) {
 void register_generate_command(CLI::App& app) {
   auto args = std::make_shared<GenerateArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "Continue a prompt by sampling from a checkpoint");
-  cmd->add_option("checkpoint", args->checkpoint, "A checkpoint folder, or a run folder (its latest checkpoint)")
-      ->required();
+  cmd->add_option("checkpoint", args->checkpoint, kModelSourceHelp)->required();
   cmd->add_option("--prompt", args->prompt, "Text to continue")->required();
   cmd->add_option("--max-tokens", args->sampling.max_new_tokens, "Tokens to generate at most")
       ->capture_default_str()
@@ -50,7 +45,8 @@ void register_generate_command(CLI::App& app) {
       ->capture_default_str()
       ->check(whole_number(0, INT64_MAX, "0: all"));
   cmd->add_option("--seed", args->sampling.seed, "Random seed of the sampler")->capture_default_str();
-  cmd->add_option("--data", args->data_dir, "Data folder with the tokenizer (default: the checkpoint config's)");
+  cmd->add_option("--data", args->data_dir,
+                  "Data folder with the tokenizer (default: the checkpoint config's; none for a Hugging Face folder)");
   cmd->callback([args] { run_generate(*args); });
 }
 

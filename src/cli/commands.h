@@ -14,6 +14,11 @@ void register_generate_command(CLI::App& app);
 void register_params_command(CLI::App& app);
 void register_analyze_command(CLI::App& app);
 void register_bench_command(CLI::App& app);
+// The help of the first argument of eval, generate and analyze: what open_model_source opens.
+inline constexpr const char* kModelSourceHelp =
+    "A checkpoint folder, a run folder (its latest checkpoint), or a Hugging Face model folder (config.json, "
+    "safetensors, tokenizer.model)";
+
 // Adds `trace` to the `analyze` command (cmd_analyze_trace.cpp).
 void register_analyze_trace_command(CLI::App& analyze);
 

@@ -5,7 +5,6 @@
 #include "core/error.h"
 #include "data/read_file.h"
 #include "data/text_corpus.h"
-#include "data/tokenizer.h"
 
 namespace moelab::data {
 
@@ -26,17 +25,14 @@ TokenStream token_stream_from_split(const TokenData& data, const std::string& sp
   return s;
 }
 
-TokenStream token_stream_from_text(const TokenData& data, const std::string& path, int64_t max_tokens) {
+TokenStream token_stream_from_text(const Tokenizer& tokenizer, const std::string& path, int64_t max_tokens) {
   const std::vector<Document> documents = read_text_documents(path);  // a plain file, or a JSONL corpus's texts
-  const auto tokenizer = Tokenizer::load(data.tokenizer_path());
   TokenStream s;
   s.description = "text file " + path;
-  s.eod_id = data.eod_id();
+  s.eod_id = tokenizer.eod_id();
   for (const Document& doc : documents) {
-    const std::vector<int32_t> ids = tokenizer.encode_ids(doc.text);
-    if (ids.empty()) continue;
+    const std::vector<int32_t> ids = tokenizer.encode_document(doc.text);
     s.tokens.insert(s.tokens.end(), ids.begin(), ids.end());
-    s.tokens.push_back(s.eod_id);  // documents are separated as in a data folder
   }
   if (s.tokens.empty()) throw_error("text file ", path, ": no tokens (the file has no text)");
   if (max_tokens > 0 && static_cast<int64_t>(s.tokens.size()) > max_tokens) s.tokens.resize(max_tokens);

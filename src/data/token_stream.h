@@ -1,5 +1,6 @@
 // A flat stream of token ids with their labels: what evaluation and routing traces read. It is a data folder's
-// split (with the split's label channels) or a text file encoded with the data folder's tokenizer (no labels).
+// split (with the split's label channels) or a text file encoded with a tokenizer (no labels): the data folder's, or
+// a pretrained model's, each document framed by its convention (tokenizer.h).
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 
 #include "data/label_channel.h"
 #include "data/token_file.h"
+#include "data/tokenizer.h"
 
 namespace moelab::data {
 
@@ -24,8 +26,8 @@ struct TokenStream {
 // folder for an unknown split.
 TokenStream token_stream_from_split(const TokenData& data, const std::string& split, int64_t max_tokens);
 
-// The tokens of a text file (at most max_tokens; 0: all), encoded with the data folder's tokenizer. Throws
+// The tokens of a text file (at most max_tokens; 0: all), each document encoded and framed by the tokenizer. Throws
 // moelab::Error naming the file when it cannot be read, is not UTF-8 or has no text.
-TokenStream token_stream_from_text(const TokenData& data, const std::string& path, int64_t max_tokens);
+TokenStream token_stream_from_text(const Tokenizer& tokenizer, const std::string& path, int64_t max_tokens);
 
 }  // namespace moelab::data

@@ -31,14 +31,69 @@ class SentenceFeed : public sentencepiece::SentenceIterator {
   size_t i_ = 0;
 };
 
+// A SentencePiece model as a tokenizer engine.
+class SentencePieceEngine final : public TokenizerEngine {
+ public:
+  SentencePieceEngine(const std::string& model, const std::string& source) {
+    const auto status = sp_.LoadFromSerializedProto(model);
+    if (!status.ok()) throw_error("tokenizer ", source, ": not a SentencePiece model (", status.ToString(), ")");
+    if (sp_.eos_id() < 0) throw_error("tokenizer ", source, ": the model has no end-of-sentence piece </s>");
+  }
+  int64_t vocab_size() const override { return sp_.GetPieceSize(); }
+  int32_t eod_id() const override { return sp_.eos_id(); }
+  int32_t bos_id() const override { return sp_.bos_id(); }
+  std::string piece(int32_t id) const override { return sp_.IdToPiece(id); }
+
+  void encode(std::string_view text, uint32_t offset, std::vector<TokenSpan>& out) const override {
+    const auto spt = sp_.EncodeAsImmutableProto(text);
+    for (const auto& piece : spt.pieces())
+      out.push_back({static_cast<int32_t>(piece.id()), offset + static_cast<uint32_t>(piece.begin()),
+                     offset + static_cast<uint32_t>(piece.end())});
+  }
+
+  std::vector<int32_t> piece_bytes() const override {
+    static const std::string_view kWordMark = "\xe2\x96\x81";  // U+2581, 3 bytes in UTF-8
+    std::vector<int32_t> out(vocab_size(), 0);
+    for (int id = 0; id < static_cast<int>(out.size()); ++id) {
+      if (sp_.IsControl(id) || sp_.IsUnknown(id) || sp_.IsUnused(id)) continue;
+      if (sp_.IsByte(id)) {
+        out[id] = 1;
+        continue;
+      }
+      const std::string& piece = sp_.IdToPiece(id);
+      int32_t bytes = static_cast<int32_t>(piece.size());
+      for (size_t at = piece.find(kWordMark); at != std::string::npos;
+           at = piece.find(kWordMark, at + kWordMark.size()))
+        bytes -= static_cast<int32_t>(kWordMark.size()) - 1;
+      out[id] = bytes;
+    }
+    return out;
+  }
+
+  std::string decode(const std::vector<int32_t>& ids) const override {
+    const std::vector<int> as_int(ids.begin(), ids.end());
+    std::string text;
+    const auto status = sp_.Decode(as_int, &text);
+    if (!status.ok()) throw_error("tokenizer: cannot decode ids (", status.ToString(), ")");
+    return text;
+  }
+
+ private:
+  sentencepiece::SentencePieceProcessor sp_;
+};
+
 }  // namespace
 
-Tokenizer::Tokenizer(std::string model, const std::string& source)
-    : model_(std::move(model)), sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
-  const auto status = sp_->LoadFromSerializedProto(model_);
-  if (!status.ok()) throw_error("tokenizer ", source, ": not a SentencePiece model (", status.ToString(), ")");
-  if (sp_->eos_id() < 0) throw_error("tokenizer ", source, ": the model has no end-of-sentence piece </s>");
+Tokenizer::Tokenizer(std::string model, const std::string& source, TextConvention convention)
+    : model_(std::move(model)),
+      convention_(convention),
+      engine_(std::make_unique<SentencePieceEngine>(model_, source)) {
+  if (convention_.bos_before && bos_id() < 0)
+    throw_error("tokenizer ", source, ": the model has no beginning-of-sequence piece <s>, which starts a document");
 }
+
+Tokenizer::Tokenizer(std::unique_ptr<const TokenizerEngine> engine, std::string file_bytes, TextConvention convention)
+    : model_(std::move(file_bytes)), convention_(convention), engine_(std::move(engine)) {}
 
 Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
@@ -63,30 +118,30 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& sentences, int64_t vo
   if (!status.ok())
     throw_error("tokenizer training (BPE, vocab ", vocab_size, ", ", sentences.size(),
                 " sentences) failed: ", status.ToString());
-  return Tokenizer(std::move(model), "(just trained)");
+  return Tokenizer(std::move(model), "(just trained)", kMoelabText);
 }
 
-Tokenizer Tokenizer::load(const std::string& path) { return Tokenizer(read_file_bytes(path), path); }
+Tokenizer Tokenizer::load(const std::string& path, TextConvention convention) {
+  return Tokenizer(read_file_bytes(path), path, convention);
+}
 
 Tokenizer Tokenizer::from_model_bytes(std::string bytes, const std::string& source) {
-  return Tokenizer(std::move(bytes), source);
+  return Tokenizer(std::move(bytes), source, kMoelabText);
 }
 
-int64_t Tokenizer::vocab_size() const { return sp_->GetPieceSize(); }
+int64_t Tokenizer::vocab_size() const { return engine_->vocab_size(); }
 
-int32_t Tokenizer::eod_id() const { return sp_->eos_id(); }
+int32_t Tokenizer::eod_id() const { return engine_->eod_id(); }
+
+int32_t Tokenizer::bos_id() const { return engine_->bos_id(); }
+
+std::string Tokenizer::piece(int32_t id) const { return engine_->piece(id); }
 
 void Tokenizer::encode(std::string_view text, std::vector<TokenSpan>& out) const {
   for (size_t start = 0; start < text.size();) {
-    size_t end = text.find('\n', start);
+    size_t end = convention_.by_line ? text.find('\n', start) : text.size();
     if (end == std::string_view::npos) end = text.size();
-    if (end > start) {
-      const auto spt = sp_->EncodeAsImmutableProto(text.substr(start, end - start));
-      for (const auto& piece : spt.pieces()) {
-        out.push_back({static_cast<int32_t>(piece.id()), static_cast<uint32_t>(start + piece.begin()),
-                       static_cast<uint32_t>(start + piece.end())});
-      }
-    }
+    if (end > start) engine_->encode(text.substr(start, end - start), static_cast<uint32_t>(start), out);
     start = end + 1;
   }
 }
@@ -99,38 +154,31 @@ std::vector<int32_t> Tokenizer::encode_ids(std::string_view text) const {
   return ids;
 }
 
-std::vector<int32_t> Tokenizer::piece_bytes() const {
-  static const std::string_view kWordMark = "\xe2\x96\x81";  // U+2581, 3 bytes in UTF-8
-  std::vector<int32_t> out(vocab_size(), 0);
-  for (int id = 0; id < static_cast<int>(out.size()); ++id) {
-    if (sp_->IsControl(id) || sp_->IsUnknown(id) || sp_->IsUnused(id)) continue;
-    if (sp_->IsByte(id)) {
-      out[id] = 1;
-      continue;
-    }
-    const std::string& piece = sp_->IdToPiece(id);
-    int32_t bytes = static_cast<int32_t>(piece.size());
-    for (size_t at = piece.find(kWordMark); at != std::string::npos; at = piece.find(kWordMark, at + kWordMark.size()))
-      bytes -= static_cast<int32_t>(kWordMark.size()) - 1;
-    out[id] = bytes;
-  }
-  return out;
+std::vector<int32_t> Tokenizer::encode_document(std::string_view text) const {
+  std::vector<int32_t> ids = encode_prompt(text);
+  if (ids.size() == (convention_.bos_before ? 1u : 0u)) return {};  // no text: no document
+  if (convention_.eod_after) ids.push_back(eod_id());
+  return ids;
 }
 
-std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
-  const std::vector<int> as_int(ids.begin(), ids.end());
-  std::string text;
-  const auto status = sp_->Decode(as_int, &text);
-  if (!status.ok()) throw_error("tokenizer: cannot decode ids (", status.ToString(), ")");
-  return text;
+std::vector<int32_t> Tokenizer::encode_prompt(std::string_view text) const {
+  std::vector<int32_t> ids;
+  if (convention_.bos_before) ids.push_back(bos_id());
+  const std::vector<int32_t> tokens = encode_ids(text);
+  ids.insert(ids.end(), tokens.begin(), tokens.end());
+  return ids;
 }
+
+std::vector<int32_t> Tokenizer::piece_bytes() const { return engine_->piece_bytes(); }
+
+std::string Tokenizer::decode(const std::vector<int32_t>& ids) const { return engine_->decode(ids); }
 
 std::string Tokenizer::decode_continuation(const std::vector<int32_t>& context,
                                            const std::vector<int32_t>& continuation) const {
   std::vector<int32_t> all = context;
   all.insert(all.end(), continuation.begin(), continuation.end());
   const std::string whole = decode(all), head = decode(context);
-  // SentencePiece decodes a prefix of ids to a prefix of the text; anything else falls back to the piece alone.
+  // A tokenizer decodes a prefix of ids to a prefix of the text; anything else falls back to the piece alone.
   return whole.rfind(head, 0) == 0 ? whole.substr(head.size()) : decode(continuation);
 }
 

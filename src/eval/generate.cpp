@@ -31,13 +31,14 @@ std::vector<int32_t> generate(Model& model, const std::vector<int32_t>& prompt, 
   if (prompt.empty()) throw_error("generate: the prompt encodes to no tokens");
   const Model::InferenceMode inference(model);
   const int64_t V = model.config().model.vocab_size, max_ctx = model.config().model.max_seq_len;
+  const int64_t drawn = opt.vocab_limit > 0 ? std::min(opt.vocab_limit, V) : V;  // ids [0, drawn) can come out
   std::vector<int32_t> context = prompt, produced;
   Rng rng(opt.seed, /*stream=*/0x6E6572617465ull);
   for (int64_t i = 0; i < opt.max_new_tokens; ++i) {
     const int64_t start = std::max<int64_t>(0, static_cast<int64_t>(context.size()) - max_ctx);
     const int64_t T = static_cast<int64_t>(context.size()) - start;
     model.forward(context.data() + start, nullptr, 1, T);
-    const int32_t next = sample_token(model.logits() + (T - 1) * V, V, opt, rng);
+    const int32_t next = sample_token(model.logits() + (T - 1) * V, drawn, opt, rng);
     produced.push_back(next);
     context.push_back(next);
     if (next == opt.stop_token) break;

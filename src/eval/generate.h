@@ -16,6 +16,9 @@ struct SamplingOptions {
   int64_t max_new_tokens = 100;
   uint64_t seed = 0;
   int32_t stop_token = -1;  // stop after producing this token (end of document); -1: never
+  // Draw only ids below this: a pretrained model's vocabulary may have padding rows past its tokenizer's, which no
+  // text decodes from. 0: every id of the model.
+  int64_t vocab_limit = 0;
 };
 
 // Draws one token from logits [V] under the options; reproducible from rng.

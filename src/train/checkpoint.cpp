@@ -135,8 +135,8 @@ std::string save_checkpoint(const std::string& run_dir, const Model& model, cons
 std::string resolve_checkpoint(const std::string& path) {
   const fs::path p(path);
   if (hf::is_hf_model_dir(path))
-    throw_error(path, ": a Hugging Face model folder (its config.json has a model_type): moelab's commands do not ",
-                "open these yet; the import is being built (docs/import.md says what works)");
+    throw_error(path, ": a Hugging Face model folder (its config.json has a model_type), not a moelab checkpoint: ",
+                "eval, generate and analyze open it; training does not resume from it (docs/import.md)");
   if (fs::exists(p / "model.safetensors")) return p.string();
   for (const fs::path& root : {p / "checkpoints", p}) {
     if (fs::exists(root / "latest")) {

@@ -56,14 +56,22 @@ TEST(Cli, MissingOrCorruptDataFolderIsNamed) {
   expect_failure_mentioning(run("train " + dir.file("c.toml")), {"nodata", "meta.json"});
 }
 
-// Until the commands open Hugging Face folders, they say so instead of misreading one as a moelab checkpoint.
+// A Hugging Face folder is opened as one (its own errors, naming its files), never misread as a moelab checkpoint;
+// training does not resume from one.
 TEST(Cli, AHuggingFaceFolderIsNotTakenForACheckpoint) {
   testing::TempDir dir;
-  testing::write_all(dir.file("config.json"), R"({"model_type": "mixtral", "vocab_size": 40})");
-  testing::write_all(dir.file("model.safetensors"), "");
-  for (const char* cmd : {"eval ", "generate --prompt hi ", "analyze report "})
+  testing::write_all(dir.file("config.json"), R"({"model_type": "mixtral", "vocab_size": 40, "hidden_size": 16,
+      "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 24,
+      "num_local_experts": 4, "max_position_embeddings": 64})");
+  testing::write_all(dir.file("t.txt"), "Some text.");
+  const std::string text = " --text " + dir.file("t.txt") + " ";
+  for (const std::string& cmd :
+       std::vector<std::string>{"eval" + text, "generate --prompt hi ", "analyze report" + text})
     expect_failure_mentioning(run(cmd + dir.path().string()),
-                              {dir.path().string(), "a Hugging Face model folder", "do not open these yet"});
+                              {dir.path().string(), "no tokenizer.json or tokenizer.model"});
+  testing::write_all(dir.file("c.toml"), "[train]\nsteps = 1\nout_dir = \"" + dir.file("run") + "\"\n");
+  expect_failure_mentioning(run("train " + dir.file("c.toml") + " --resume " + dir.path().string()),
+                            {dir.path().string(), "a Hugging Face model folder", "not a moelab checkpoint"});
 }
 
 TEST(Cli, EvalOfACorruptCheckpointNamesTheFile) {

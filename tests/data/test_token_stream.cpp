@@ -72,31 +72,31 @@ TEST(TokenStream, FromASplitAndFromATextFile) {
   const auto tok = data::Tokenizer::load(data.tokenizer_path());
   const std::string text = "The cat said it did find the road .\nWho will pay ?";
   testing::write_all(dir.file("notes.txt"), text);
-  const data::TokenStream t = data::token_stream_from_text(data, dir.file("notes.txt"), 0);
+  const data::TokenStream t = data::token_stream_from_text(tok, dir.file("notes.txt"), 0);
   std::vector<int32_t> want = tok.encode_ids(text);
   want.push_back(data.eod_id());
   EXPECT_EQ(t.tokens, want);
   EXPECT_TRUE(t.channels.empty() && t.labels.empty());
   EXPECT_TRUE(t.split.empty());
   EXPECT_CONTAINS(t.description, "notes.txt");
-  EXPECT_EQ(data::token_stream_from_text(data, dir.file("notes.txt"), 4).tokens.size(), 4u);
+  EXPECT_EQ(data::token_stream_from_text(tok, dir.file("notes.txt"), 4).tokens.size(), 4u);
 
   // A JSONL file is its documents' texts, each closed by end-of-document.
   testing::write_all(dir.file("notes.jsonl"), "{\"text\": \"Who will pay ?\"}\n{\"text\": \"The cat said it .\"}\n");
-  const data::TokenStream j = data::token_stream_from_text(data, dir.file("notes.jsonl"), 0);
+  const data::TokenStream j = data::token_stream_from_text(tok, dir.file("notes.jsonl"), 0);
   want = tok.encode_ids("Who will pay ?");
   want.push_back(data.eod_id());
   for (int32_t id : tok.encode_ids("The cat said it .")) want.push_back(id);
   want.push_back(data.eod_id());
   EXPECT_EQ(j.tokens, want);
 
-  EXPECT_CONTAINS(testing::error_of([&] { data::token_stream_from_text(data, dir.file("missing.txt"), 0); }),
+  EXPECT_CONTAINS(testing::error_of([&] { data::token_stream_from_text(tok, dir.file("missing.txt"), 0); }),
                   "missing.txt");
   testing::write_all(dir.file("blank.txt"), "");
-  EXPECT_CONTAINS(testing::error_of([&] { data::token_stream_from_text(data, dir.file("blank.txt"), 0); }),
+  EXPECT_CONTAINS(testing::error_of([&] { data::token_stream_from_text(tok, dir.file("blank.txt"), 0); }),
                   "blank.txt: no tokens");
   testing::write_all(dir.file("latin1.txt"), "caf\xE9");
-  EXPECT_CONTAINS(testing::error_of([&] { data::token_stream_from_text(data, dir.file("latin1.txt"), 0); }),
+  EXPECT_CONTAINS(testing::error_of([&] { data::token_stream_from_text(tok, dir.file("latin1.txt"), 0); }),
                   "not UTF-8");
 }
 

@@ -127,6 +127,20 @@ TEST(Tokenizer, LoadsSavedModelAndRejectsGarbage) {
   EXPECT_THROW(Tokenizer::load(dir.file("absent.model")), Error);
 }
 
+// moelab's own convention: a document is its lines' tokens, then end-of-document; a prompt has no framing; a text
+// without tokens is no document.
+TEST(Tokenizer, MoelabsConventionEndsADocumentWithEndOfDocument) {
+  const Tokenizer& tok = tiny_tokenizer();
+  const std::string text = "The jury said it .\nWho will pay ?";
+  std::vector<int32_t> want = tok.encode_ids(text);
+  EXPECT_EQ(tok.encode_prompt(text), want);
+  want.push_back(tok.eod_id());
+  EXPECT_EQ(tok.encode_document(text), want);
+  EXPECT_TRUE(tok.encode_document("").empty());
+  EXPECT_EQ(tok.piece(tok.eod_id()), "</s>");
+  EXPECT_EQ(tok.bos_id(), 1);
+}
+
 TEST(Tokenizer, TooSmallVocabularyIsAnError) { EXPECT_THROW(Tokenizer::train(tiny_sentences(), 200), Error); }
 
 // generate prints the prompt, then what the new tokens add: their first piece's space must survive.

@@ -111,5 +111,26 @@ TEST(Generate, StopsAfterTheStopTokenAndRefusesAnEmptyPrompt) {
   EXPECT_THROW(generate(model, {}, {}), Error);
 }
 
+// A vocabulary limit below the model's: every token drawn is below it, greedy or sampled, and greedy takes the
+// largest logit among those ids.
+TEST(Generate, DrawsOnlyIdsBelowTheVocabularyLimit) {
+  const Config cfg = testing::small_model_config("f32", 8, 1);
+  Model model(cfg);
+  model.init_params(3);
+  const int64_t V = cfg.model.vocab_size;
+  const std::vector<int32_t> prompt = {5, 17, 3};
+  model.forward(prompt.data(), nullptr, 1, 3);
+  const std::vector<float> last(model.logits() + 2 * V, model.logits() + 3 * V);  // [V]
+  // The limit excludes the overall most likely id, so that greedy must choose another.
+  const int64_t limit = std::max_element(last.begin(), last.end()) - last.begin();
+  ASSERT_GT(limit, 1);
+  const std::vector<int32_t> first =
+      generate(model, prompt, {.temperature = 0, .max_new_tokens = 1, .vocab_limit = limit});
+  EXPECT_EQ(first[0], std::max_element(last.begin(), last.begin() + limit) - last.begin());
+  const std::vector<int32_t> sampled =
+      generate(model, prompt, {.temperature = 2.0, .top_k = 0, .max_new_tokens = 40, .vocab_limit = limit});
+  for (int32_t id : sampled) EXPECT_LT(id, limit);
+}
+
 }  // namespace
 }  // namespace moelab

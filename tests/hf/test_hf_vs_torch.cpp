@@ -2,16 +2,15 @@
 // the architectures' modeling code, reads the same folder itself. Logits within 1e-4 relative and the same experts
 // for every token in every MoE layer: Mixtral in per-expert BF16 shards and in the fused F32 layout, the original
 // DeepSeekMoE with raw and renormalised routing weights.
-// Needs Debian's python3-torch, which the test command installs: without it this test fails, it is not skipped.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "hf/hf_config.h"
+#include "hf/hf_oracle.h"
 #include "hf/hf_weights.h"
 #include "hf/tiny_mixtral.h"
 #include "io/safetensors.h"
@@ -27,13 +26,6 @@ using namespace tiny_mixtral;
 
 const std::vector<int32_t> kTokens = {3, 17, 5, 39, 0, 22, 8, 11, 17, 17, 30, 2};
 
-std::vector<double> read_f64(const SafetensorsFile& f, const std::string& name) {
-  const TensorInfo& info = f.info(name);
-  std::vector<double> out(info.nbytes / sizeof(double));
-  f.read(name, DType::F64, info.shape, out.data());
-  return out;
-}
-
 void expect_matches_oracle(const testing::TempDir& dir) {
   const std::string model_dir = dir.path().string();
   const HfConfig hf = read_hf_config(model_dir + "/config.json");
@@ -44,14 +36,7 @@ void expect_matches_oracle(const testing::TempDir& dir) {
   const std::vector<float> logits(model.logits(), model.logits() + T * V);
 
   testing::TempDir out;
-  std::string tokens;
-  for (int32_t t : kTokens) tokens += (tokens.empty() ? "" : ",") + std::to_string(t);
-  const std::string cmd = "/usr/bin/python3 " + std::string(MOELAB_TEST_DIR) + "/oracle/hf_reference.py --model " +
-                          model_dir + " --tokens " + tokens + " --out " + out.file("oracle.safetensors") + " 2> " +
-                          out.file("oracle.log");
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << "the PyTorch reference failed (is python3-torch installed?): "
-                                         << testing::read_all(out.file("oracle.log"));
-  const SafetensorsFile oracle = SafetensorsFile::open(out.file("oracle.safetensors"));
+  const SafetensorsFile oracle = run_hf_oracle(model_dir, kTokens, out);
   EXPECT_LT(testing::max_rel_error(logits, read_f64(oracle, "logits")), 1e-4);
 
   const int64_t k = hf.config.routing.top_k;

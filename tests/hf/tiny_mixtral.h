@@ -2,9 +2,13 @@
 // BF16 and F32 files hold the same values), and the two layouts a checkpoint may store them in.
 #pragma once
 
+#include <gtest/gtest.h>
+#include <sentencepiece_trainer.h>
+
 #include <algorithm>
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "backend/cpu/bf16.h"
@@ -15,10 +19,13 @@
 
 namespace moelab::hf::tiny_mixtral {
 
-inline const std::string kConfig = R"({"model_type": "mixtral", "vocab_size": 40, "hidden_size": 16,
+inline std::string config_text(int64_t vocab_size = 40) {
+  return R"({"model_type": "mixtral", "vocab_size": )" + std::to_string(vocab_size) + R"(, "hidden_size": 16,
     "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 24,
     "num_local_experts": 4, "num_experts_per_tok": 2, "max_position_embeddings": 64, "rms_norm_eps": 1e-5,
     "rope_theta": 10000.0, "tie_word_embeddings": false, "torch_dtype": "bfloat16"})";
+}
+inline const std::string kConfig = config_text();
 constexpr int64_t E = 4, I = 24, H = 16;
 
 // Every tensor of the model (by moelab's names, which are Mixtral's), random and rounded to bf16 so that BF16 and
@@ -38,6 +45,41 @@ inline std::vector<uint16_t> to_bf16(const std::vector<float>& v) {
   std::vector<uint16_t> out;
   for (float x : v) out.push_back(cpu::to_bf16(x));
   return out;
+}
+
+// A SentencePiece BPE tokenizer.model made as Llama's and Mistral's are: no normalisation (spaces and newlines kept;
+// a newline becomes the byte piece <0x0A>), a dummy space before the text, byte fallback, ids 0 <unk>, 1 <s>,
+// 2 </s>.
+inline std::string llama_like_tokenizer_model(int64_t vocab_size) {
+  std::vector<std::string> sentences;
+  for (int r = 0; r < 4; ++r)
+    for (const char* s : {"The jury said it did find that the election was conducted well.",
+                          "The House passed the bill on Sunday, and the governor signed it.",
+                          "Who will pay for it? We do not think the plan is wise.", "My dog ate the pie at noon."})
+      sentences.emplace_back(s);
+  const std::unordered_map<std::string, std::string> options = {{"model_type", "bpe"},
+                                                                {"vocab_size", std::to_string(vocab_size)},
+                                                                {"byte_fallback", "true"},
+                                                                {"normalization_rule_name", "identity"},
+                                                                {"add_dummy_prefix", "true"},
+                                                                {"remove_extra_whitespaces", "false"},
+                                                                {"unk_id", "0"},
+                                                                {"bos_id", "1"},
+                                                                {"eos_id", "2"},
+                                                                {"pad_id", "-1"},
+                                                                {"minloglevel", "2"}};
+  struct Feed : sentencepiece::SentenceIterator {
+    explicit Feed(const std::vector<std::string>& s) : s_(s) {}
+    bool done() const override { return i_ >= s_.size(); }
+    const std::string& value() const override { return s_[i_]; }
+    void Next() override { ++i_; }
+    sentencepiece::util::Status status() const override { return {}; }
+    const std::vector<std::string>& s_;
+    size_t i_ = 0;
+  } feed(sentences);
+  std::string model;
+  EXPECT_TRUE(sentencepiece::SentencePieceTrainer::Train(options, &feed, &model).ok());
+  return model;
 }
 
 // Per-expert layout, BF16, the layers split over two shards with an index.

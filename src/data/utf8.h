@@ -1,0 +1,31 @@
+// UTF-8 code points in and out, through utf8proc: what the tokenizer.json pipeline walks text by.
+#pragma once
+
+#include <utf8proc.h>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace moelab::data {
+
+// The code point starting at byte `at` of s, into c; returns its length in bytes, 0 where s is not valid UTF-8.
+inline size_t decode_utf8(std::string_view s, size_t at, char32_t& c) {
+  utf8proc_int32_t cp = 0;
+  const utf8proc_ssize_t n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data() + at),
+                                              static_cast<utf8proc_ssize_t>(s.size() - at), &cp);
+  if (n <= 0) return 0;
+  c = static_cast<char32_t>(cp);
+  return static_cast<size_t>(n);
+}
+
+inline void append_utf8(char32_t c, std::string& out) {
+  utf8proc_uint8_t buf[4];
+  const utf8proc_ssize_t n = utf8proc_encode_char(static_cast<utf8proc_int32_t>(c), buf);
+  out.append(reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
+}
+
+// The length of the UTF-8 character starting with byte b (1 for a continuation or invalid byte).
+inline size_t utf8_length(unsigned char b) { return b < 0xC0 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4; }
+
+}  // namespace moelab::data

@@ -1,0 +1,65 @@
+#include "eval/model_source.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "hf/hf_config.h"
+#include "hf/hf_tokenizer.h"
+#include "hf/hf_weights.h"
+#include "io/safetensors_folder.h"
+#include "model/check_finite.h"
+#include "model/memory_estimate.h"
+#include "train/checkpoint.h"
+
+namespace moelab {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+ModelSource open_hf_folder(const std::string& dir, const std::string& data_dir) {
+  if (!data_dir.empty())
+    throw_error("--data ", data_dir, ": ", dir, " is a Hugging Face model, which reads text with its own tokenizer; ",
+                "a moelab data folder holds tokens of moelab's (pass --text FILE instead)");
+  hf::HfConfig hf = hf::read_hf_config((fs::path(dir) / "config.json").string());
+  data::Tokenizer tokenizer = hf::open_hf_tokenizer(dir, hf.config.model.vocab_size);
+  check_memory_fits(hf.config, MemoryUse::Inference);
+  auto model = std::make_unique<Model>(hf.config);
+  hf::load_hf_weights(SafetensorsFolder::open(dir), hf.model_type, *model);
+  check_finite(*model, dir);
+  return {dir, hf.model_type, hf.config, std::move(model), std::nullopt, std::move(tokenizer)};
+}
+
+}  // namespace
+
+ModelSource open_model_source(const std::string& path, const std::string& data_dir) {
+  if (hf::is_hf_model_dir(path)) return open_hf_folder(path, data_dir);
+  LoadedCheckpoint loaded = load_checkpoint(path, data_dir);
+  data::Tokenizer tokenizer = data::Tokenizer::load(loaded.data.tokenizer_path());
+  if (tokenizer.vocab_size() != loaded.config.model.vocab_size)
+    throw_error("vocab mismatch: checkpoint ", loaded.path, " was trained with vocab_size ",
+                loaded.config.model.vocab_size, " but the tokenizer ", loaded.data.tokenizer_path(), " has ",
+                tokenizer.vocab_size(), " tokens");
+  return {loaded.path, "", loaded.config, std::move(loaded.model), std::move(loaded.data), std::move(tokenizer)};
+}
+
+data::TokenStream ModelSource::split_stream(const std::string& split, int64_t max_tokens) const {
+  if (!data)
+    throw_error(path, ": a Hugging Face model has no data splits; pass --text FILE to score or trace a text file");
+  return data::token_stream_from_split(*data, split, max_tokens);
+}
+
+data::TokenStream ModelSource::text_stream(const std::string& file, int64_t max_tokens) const {
+  return data::token_stream_from_text(tokenizer, file, max_tokens);
+}
+
+std::string default_analysis_folder(const std::string& path, const std::string& name) {
+  if (hf::is_hf_model_dir(path)) {
+    fs::path folder = fs::absolute(path).lexically_normal();
+    if (!folder.has_filename()) folder = folder.parent_path();  // a trailing '/'
+    return (fs::path("analysis") / folder.filename() / name).string();
+  }
+  return (fs::path(run_folder_of(resolve_checkpoint(path))) / "analysis" / name).string();
+}
+
+}  // namespace moelab
