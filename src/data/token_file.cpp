@@ -152,7 +152,7 @@ std::vector<LabelChannel> read_channels(const json& meta, const MetaReader& r, i
 std::string token_dtype(int64_t vocab_size) { return vocab_size <= 65535 ? "uint16" : "uint32"; }
 
 void write_data_folder(const std::string& dir, const DataDescription& d,
-                       const std::array<SplitTokens, kNumSplits>& splits, const std::string& tokenizer_model) {
+                       const std::array<SplitTokens, kNumSplits>& splits, const std::string& tokenizer_bytes) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw_error("data folder ", dir, ": cannot create it (", ec.message(), ")");
@@ -165,8 +165,9 @@ void write_data_folder(const std::string& dir, const DataDescription& d,
                {"vocab_size", d.vocab_size},
                {"dtype", dtype},
                {"eod_id", d.eod_id},
-               {"tokenizer", "tokenizer.model"},
+               {"tokenizer", d.tokenizer_file},
                {"labels", json::array()}};
+  if (d.whole_text || d.bos_id >= 0) meta["framing"] = {{"whole_text", d.whole_text}, {"bos_id", d.bos_id}};
   for (const LabelChannel& ch : d.labels)
     meta["labels"].push_back({{"name", ch.name}, {"per", scope_name(ch.scope)}, {"classes", ch.classes}});
   for (int s = 0; s < kNumSplits; ++s) {
@@ -187,7 +188,9 @@ void write_data_folder(const std::string& dir, const DataDescription& d,
     remove_stale_label_files(dir, name, d.labels);
     meta["splits"][std::string(name)] = {{"tokens", sp.tokens.size()}, {"documents", sp.documents}};
   }
-  write_file_atomic(join_path(dir, "tokenizer.model"), tokenizer_model);
+  for (const char* other : {"tokenizer.model", "tokenizer.json"})  // a tokenizer of an earlier run is stale
+    if (d.tokenizer_file != other) remove_if_present(join_path(dir, other));
+  write_file_atomic(join_path(dir, d.tokenizer_file), tokenizer_bytes);
   write_file_atomic(meta_path, meta.dump(2) + "\n");
 }
 
@@ -215,6 +218,13 @@ TokenData TokenData::open(const std::string& dir) {
   if (dtype == "uint16" && data.vocab_size_ > 65535) r.fail("dtype", "\"uint32\" for a vocabulary above 65535");
   data.eod_id_ = static_cast<int32_t>(r.integer(meta, "eod_id", "eod_id", 0, data.vocab_size_ - 1));
   data.tokenizer_file_ = r.string(meta, "tokenizer", "tokenizer");
+  if (data.tokenizer_file_ != "tokenizer.model" && data.tokenizer_file_ != "tokenizer.json")
+    r.fail("tokenizer", "\"tokenizer.model\" or \"tokenizer.json\"");
+  if (meta.contains("framing")) {
+    const json& framing = r.member(meta, "framing", "framing");
+    data.whole_text_ = r.boolean(framing, "whole_text", "framing.whole_text");
+    data.bos_id_ = static_cast<int32_t>(r.integer(framing, "bos_id", "framing.bos_id", -1, data.vocab_size_ - 1));
+  }
   data.channels_ = read_channels(meta, r, format_version);
   const json& splits = r.member(meta, "splits", "splits");
 

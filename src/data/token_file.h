@@ -2,8 +2,10 @@
 //
 //   meta.json          format_version, corpus, vocab_size, dtype, eod_id, tokenizer, splits{train,val,test:
 //                      {tokens, documents}}, labels: [{name, per: "word" | "document", classes: [...]}] (the label
-//                      channels, label_channel.h; empty for an unlabelled corpus)
-//   tokenizer.model    the SentencePiece model
+//                      channels, label_channel.h; empty for an unlabelled corpus); for a folder encoded with a
+//                      pretrained model's tokenizer, framing: {whole_text: true, bos_id: N or -1} (each document
+//                      encoded whole and started with bos_id; absent: moelab's line-by-line encoding, no start id)
+//   tokenizer.model    the SentencePiece model (or tokenizer.json, a pretrained model's Hugging Face tokenizer)
 //   <split>.bin        flat little-endian token ids, uint16 (vocab_size <= 65535) or uint32; every document's tokens
 //                      are followed by the end-of-document id
 //   <split>.<name>.u8  one byte per token for each label channel: the token's class id, 255 for none. Brown writes
@@ -42,7 +44,10 @@ struct DataDescription {
   std::string corpus;  // "brown", "text"
   int64_t vocab_size = 0;
   int32_t eod_id = 0;
-  std::vector<LabelChannel> labels;  // empty: an unlabelled corpus
+  std::vector<LabelChannel> labels;                // empty: an unlabelled corpus
+  std::string tokenizer_file = "tokenizer.model";  // or "tokenizer.json"
+  bool whole_text = false;                         // documents encoded whole (a pretrained model's tokenizer)
+  int32_t bos_id = -1;                             // the id each document starts with; -1: none
 };
 
 // "uint16" when every id of a vocabulary of this size fits (vocab_size <= 65535), "uint32" otherwise.
@@ -52,7 +57,7 @@ std::string token_dtype(int64_t vocab_size);
 // removed). Splits are indexed like kSplitNames; each split has one label vector per channel of the description, as
 // long as its tokens.
 void write_data_folder(const std::string& dir, const DataDescription& description,
-                       const std::array<SplitTokens, kNumSplits>& splits, const std::string& tokenizer_model);
+                       const std::array<SplitTokens, kNumSplits>& splits, const std::string& tokenizer_bytes);
 
 // One opened data folder, validated: meta.json (every field), each split's .bin (present, size a multiple of the
 // dtype, as many tokens as meta.json says, every id < vocab_size, ending with end-of-document, one
@@ -67,6 +72,10 @@ class TokenData {
   int64_t vocab_size() const { return vocab_size_; }
   int32_t eod_id() const { return eod_id_; }
   std::string tokenizer_path() const;
+  // How documents were encoded: whole (a pretrained model's tokenizer) or line by line, and the id each starts with
+  // (-1: none). Every document ends with eod_id either way.
+  bool whole_text() const { return whole_text_; }
+  int32_t bos_id() const { return bos_id_; }
   const std::vector<LabelChannel>& label_channels() const { return channels_; }  // empty for unlabelled corpora
 
   // Splits are named "train" | "val" | "test"; any other name throws moelab::Error.
@@ -89,6 +98,8 @@ class TokenData {
   std::string dir_, corpus_, tokenizer_file_;
   int64_t vocab_size_ = 0;
   int32_t eod_id_ = 0;
+  bool whole_text_ = false;
+  int32_t bos_id_ = -1;
   std::vector<LabelChannel> channels_;
   std::array<Split, kNumSplits> splits_;
 };

@@ -39,6 +39,7 @@ class SentencePieceEngine final : public TokenizerEngine {
     if (!status.ok()) throw_error("tokenizer ", source, ": not a SentencePiece model (", status.ToString(), ")");
     if (sp_.eos_id() < 0) throw_error("tokenizer ", source, ": the model has no end-of-sentence piece </s>");
   }
+  const char* file_name() const override { return "tokenizer.model"; }
   int64_t vocab_size() const override { return sp_.GetPieceSize(); }
   int32_t eod_id() const override { return sp_.eos_id(); }
   int32_t bos_id() const override { return sp_.bos_id(); }
@@ -128,6 +129,8 @@ Tokenizer Tokenizer::load(const std::string& path, TextConvention convention) {
 Tokenizer Tokenizer::from_model_bytes(std::string bytes, const std::string& source) {
   return Tokenizer(std::move(bytes), source, kMoelabText);
 }
+
+const char* Tokenizer::file_name() const { return engine_->file_name(); }
 
 int64_t Tokenizer::vocab_size() const { return engine_->vocab_size(); }
 

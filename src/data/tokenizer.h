@@ -52,6 +52,8 @@ class Tokenizer {
 
   // The serialized model (the content of tokenizer.model, or of tokenizer.json).
   const std::string& model_bytes() const { return model_; }
+  // The name that file goes by: "tokenizer.model" or "tokenizer.json".
+  const char* file_name() const;
   int64_t vocab_size() const;
   int32_t eod_id() const;
   int32_t bos_id() const;

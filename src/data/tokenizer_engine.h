@@ -17,6 +17,8 @@ struct TokenSpan {
 class TokenizerEngine {
  public:
   virtual ~TokenizerEngine() = default;
+  // The file name the engine's model is stored under: "tokenizer.model" or "tokenizer.json".
+  virtual const char* file_name() const = 0;
   virtual int64_t vocab_size() const = 0;
   virtual int32_t eod_id() const = 0;  // -1: none
   virtual int32_t bos_id() const = 0;  // -1: none

@@ -45,6 +45,7 @@ class TokenizerJson final : public TokenizerEngine {
   void set_bos_id(int32_t id) { bos_id_ = id; }
   void set_eod_id(int32_t id) { eod_id_ = id; }
 
+  const char* file_name() const override { return "tokenizer.json"; }
   int64_t vocab_size() const override { return static_cast<int64_t>(pieces_.size()); }
   int32_t eod_id() const override { return eod_id_; }
   int32_t bos_id() const override { return bos_id_; }

