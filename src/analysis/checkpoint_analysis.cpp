@@ -99,6 +99,7 @@ CheckpointAnalysis analyze_checkpoint(const std::string& checkpoint, const Analy
   CheckpointAnalysis a;
   StageClock clock(a.timings);
   ModelSource opened = open_model_source(checkpoint, options.data_dir);
+  opened.set_window(options.seq_len);
   const Config& cfg = opened.config;
   Model& model = *opened.model;
   a.checkpoint = opened.path;

@@ -29,6 +29,7 @@ struct AnalysisOptions {
   std::string text_file;         // trace this text file instead (it has no labels)
   std::string data_dir;          // the data folder; empty: the checkpoint's
   int64_t max_tokens = 0;        // trace at most this many tokens; 0: all
+  int64_t seq_len = 0;           // the window traced; 0: the config's train.seq_len
   int64_t sample_tokens = 2048;  // tokens whose layer inputs every expert is run on (paper 3, dynamic)
   int64_t permutations = 100;    // of the specialisation baseline
   bool shuffle_windows = true;   // the baseline moves whole windows' labels (else single tokens' labels)

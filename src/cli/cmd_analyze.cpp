@@ -84,6 +84,7 @@ void register_analyze_report_command(CLI::App& analyze) {
   cmd->add_option("--data", o.data_dir, "Data folder (default: the one in the checkpoint's config)");
   cmd->add_option("--max-tokens", o.max_tokens, "Trace only the first this many tokens (0: all)")
       ->check(whole_number(0, INT64_MAX, "0: all"));
+  cmd->add_option("--seq-len", o.seq_len, kSeqLenHelp)->check(whole_number(0, INT64_MAX, "0: train.seq_len"));
   cmd->add_option("--sample-tokens", o.sample_tokens, "Tokens every expert is run on for the dynamic expert analysis")
       ->check(whole_number(1))
       ->capture_default_str();

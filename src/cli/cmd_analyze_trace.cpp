@@ -27,11 +27,13 @@ struct TraceArgs {
   std::string out;
   std::string data_dir;
   int64_t max_tokens = 0;
+  int64_t seq_len = 0;
   bool probs = false;
 };
 
 void run_trace(const TraceArgs& a) {
   ModelSource opened = open_model_source(a.checkpoint, a.data_dir);
+  opened.set_window(a.seq_len);
   const std::string& ckpt = opened.path;
   const Config& cfg = opened.config;
   Model& model = *opened.model;
@@ -89,6 +91,7 @@ void register_analyze_trace_command(CLI::App& analyze) {
       "folder analysis/<its name>/... under the current folder)");
   cmd->add_option("--max-tokens", args->max_tokens, "Trace only the first this many tokens (0: all)")
       ->check(whole_number(0, INT64_MAX, "0: all"));
+  cmd->add_option("--seq-len", args->seq_len, kSeqLenHelp)->check(whole_number(0, INT64_MAX, "0: train.seq_len"));
   cmd->add_flag("--probs", args->probs, "Also record the router probabilities over all experts (probs.npy)");
   cmd->add_option("--data", args->data_dir, "Data folder (default: the one in the checkpoint's config)");
   cmd->callback([args] { run_trace(*args); });

@@ -18,11 +18,13 @@ struct EvalArgs {
   std::string text_file;
   std::string data_dir;
   int64_t max_tokens = 0;
+  int64_t seq_len = 0;
   bool json = false;
 };
 
 void run_eval(const EvalArgs& a) {
   ModelSource source = open_model_source(a.checkpoint, a.data_dir);
+  source.set_window(a.seq_len);
   const std::string& ckpt = source.path;
   const Config& cfg = source.config;
   // A text file is read whole (max_tokens only limits what is scored); a split is copied whole for the same reason.
@@ -67,6 +69,7 @@ void register_eval_command(CLI::App& app) {
   cmd->add_option("--data", args->data_dir, "Data folder (default: the one in the checkpoint's config)");
   cmd->add_option("--max-tokens", args->max_tokens, "Score only the first windows covering this many tokens (0: all)")
       ->check(whole_number(0, INT64_MAX, "0: all"));
+  cmd->add_option("--seq-len", args->seq_len, kSeqLenHelp)->check(whole_number(0, INT64_MAX, "0: train.seq_len"));
   cmd->add_flag("--json", args->json, "Print the result as JSON (for scripts)");
   cmd->callback([args] { run_eval(*args); });
 }

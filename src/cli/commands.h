@@ -19,6 +19,11 @@ inline constexpr const char* kModelSourceHelp =
     "A checkpoint folder, a run folder (its latest checkpoint), or a Hugging Face model folder (config.json, "
     "safetensors, tokenizer.model)";
 
+// The help of --seq-len of eval and analyze.
+inline constexpr const char* kSeqLenHelp =
+    "Tokens per window (at most the model's context; 0: the config's train.seq_len): a pretrained model reads a "
+    "longer context than moelab's default window";
+
 // Adds `trace` to the `analyze` command (cmd_analyze_trace.cpp).
 void register_analyze_trace_command(CLI::App& analyze);
 

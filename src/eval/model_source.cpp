@@ -58,6 +58,15 @@ ModelSource open_model_source(const std::string& path, const std::string& data_d
   return {loaded.path, "", loaded.config, std::move(loaded.model), std::move(loaded.data), std::move(tokenizer)};
 }
 
+void ModelSource::set_window(int64_t seq_len) {
+  if (seq_len == 0) return;
+  if (seq_len < 1 || seq_len > config.model.max_seq_len)
+    throw_error("--seq-len ", seq_len, ": expected a window of 1 to ", config.model.max_seq_len,
+                " tokens (model.max_seq_len of ", path, ")");
+  config.train.seq_len = seq_len;
+  check_memory_fits(config, MemoryUse::Inference);  // a longer window needs more activation memory
+}
+
 data::TokenStream ModelSource::split_stream(const std::string& split, int64_t max_tokens) const {
   if (!data)
     throw_error(path,

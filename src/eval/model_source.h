@@ -26,6 +26,10 @@ struct ModelSource {
   data::Tokenizer tokenizer;            // the data folder's, or the Hugging Face folder's
 
   bool is_hf() const { return !hf_model_type.empty(); }
+  // Score and trace in windows of `seq_len` tokens instead of the config's train.seq_len (0: keep it): a pretrained
+  // model reads a longer context than moelab's default window. Throws naming --seq-len when it is longer than the
+  // model's context (model.max_seq_len).
+  void set_window(int64_t seq_len);
   // The first max_tokens tokens of a data split (0: all) with its labels. Without a data folder (a Hugging Face
   // folder without --data) throws saying what to pass.
   data::TokenStream split_stream(const std::string& split, int64_t max_tokens) const;

@@ -120,6 +120,18 @@ TEST(HfCommands, EvalOfATextMatchesTheReference) {
   }
   const double want = sum / static_cast<double>(tokens.size() - 1);
   EXPECT_NEAR(j["loss"].get<double>(), want, 1e-4 * want);
+
+  // Shorter windows: the same targets, each seen with less context, so another loss; a window longer than the
+  // model's context is refused.
+  const auto short_windows =
+      testing::run_moelab("eval " + path() + " --text " + dir.file("notes.txt") + " --seq-len 4 --json");
+  ASSERT_EQ(short_windows.status, 0) << short_windows.output;
+  const nlohmann::json k = nlohmann::json::parse(short_windows.output.substr(short_windows.output.find('{')));
+  EXPECT_EQ(k["tokens"], j["tokens"]);
+  EXPECT_GT(std::abs(k["loss"].get<double>() - want), 1e-3);
+  const auto too_long = testing::run_moelab("eval " + path() + " --text " + dir.file("notes.txt") + " --seq-len 65");
+  EXPECT_EQ(too_long.status, 1);
+  EXPECT_CONTAINS(too_long.output, "--seq-len 65: expected a window of 1 to 64 tokens");
 }
 
 TEST(HfCommands, GenerateTraceAndReportRunOnTheFolder) {
