@@ -39,7 +39,8 @@ struct Region {
 
 }  // namespace
 
-OnigRegex::OnigRegex(const std::string& pattern, const std::string& where) : compiled_(std::make_unique<Compiled>()) {
+OnigRegex::OnigRegex(const std::string& pattern, const std::string& where)
+    : where_(where + ": the regular expression " + pattern), compiled_(std::make_unique<Compiled>()) {
   initialise_oniguruma();
   OnigErrorInfo info;
   const auto* p = reinterpret_cast<const OnigUChar*>(pattern.data());
@@ -62,7 +63,12 @@ bool OnigRegex::find(std::string_view text, size_t start, size_t& begin, size_t&
   Region region;
   while (start <= text.size()) {
     const int at = onig_search(compiled_->regex, s, stop, s + start, stop, &region.r, ONIG_OPTION_NONE);
-    if (at < 0) return false;  // ONIG_MISMATCH, or an error, which a compiled pattern over valid UTF-8 does not give
+    if (at == ONIG_MISMATCH) return false;
+    if (at < 0) {  // e.g. the match retry limit, for a pattern that backtracks without end on this text
+      OnigUChar message[ONIG_MAX_ERROR_MESSAGE_LEN];
+      onig_error_code_to_str(message, at);
+      throw_error(where_, " cannot be matched on this text (", reinterpret_cast<const char*>(message), ")");
+    }
     begin = static_cast<size_t>(region.r.beg[0]), end = static_cast<size_t>(region.r.end[0]);
     if (end > begin) return true;
     if (begin >= text.size()) return false;

@@ -17,11 +17,13 @@ class OnigRegex {
   OnigRegex(OnigRegex&&) noexcept;
   ~OnigRegex();
 
-  // The first non-empty match in text at or after byte `start`: true and its byte range, or false.
+  // The first non-empty match in text at or after byte `start`: true and its byte range, or false. Throws naming the
+  // pattern when Oniguruma gives up (its retry limit), rather than pass for no match.
   bool find(std::string_view text, size_t start, size_t& begin, size_t& end) const;
 
  private:
   struct Compiled;
+  std::string where_;  // the file, part and pattern, for errors
   std::unique_ptr<Compiled> compiled_;
 };
 

@@ -291,6 +291,13 @@ TEST(TokenizerJson, WhatIsNotImplementedIsRefusedByName) {
       error({{"model", model},
              {"pre_tokenizer", {{"type", "Split"}, {"pattern", {{"String", "a"}}}, {"behavior", "Sideways"}}}}),
       "field 'behavior'");
+  // A pattern that backtracks without end on a text is an error when it is used, not a silent "no match".
+  const auto runaway = load(
+      {{"model", bpe({{"a", 0}, {"b", 1}}, json::array())},
+       {"pre_tokenizer", {{"type", "Split"}, {"pattern", {{"Regex", "(a|aa)+(?=b$)"}}}, {"behavior", "Isolated"}}}},
+      dir);
+  EXPECT_CONTAINS(testing::error_of([&] { ids_of(*runaway, std::string(64, 'a') + "bc"); }),
+                  "cannot be matched on this text");
   testing::write_all(dir.file("tokenizer.json"), "{not json");
   EXPECT_CONTAINS(testing::error_of([&] { TokenizerJson::load(dir.file("tokenizer.json")); }),
                   dir.file("tokenizer.json") + ": not valid JSON");
