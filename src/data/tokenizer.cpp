@@ -126,10 +126,6 @@ Tokenizer Tokenizer::load(const std::string& path, TextConvention convention) {
   return Tokenizer(read_file_bytes(path), path, convention);
 }
 
-Tokenizer Tokenizer::from_model_bytes(std::string bytes, const std::string& source) {
-  return Tokenizer(std::move(bytes), source, kMoelabText);
-}
-
 const char* Tokenizer::file_name() const { return engine_->file_name(); }
 
 int64_t Tokenizer::vocab_size() const { return engine_->vocab_size(); }

@@ -41,8 +41,6 @@ class Tokenizer {
   static Tokenizer train(const std::vector<std::string>& sentences, int64_t vocab_size);
   // Loads a model file; errors name the file.
   static Tokenizer load(const std::string& path, TextConvention convention = kMoelabText);
-  // Loads a model from its serialized bytes; `source` names them in errors.
-  static Tokenizer from_model_bytes(std::string bytes, const std::string& source);
   // Another engine (a tokenizer.json); `file_bytes` is the file it was read from.
   Tokenizer(std::unique_ptr<const TokenizerEngine> engine, std::string file_bytes, TextConvention convention);
 
