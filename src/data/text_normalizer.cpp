@@ -85,8 +85,6 @@ AlignedText replace(const AlignedText& in, const std::string& literal, const Oni
   return out;
 }
 
-bool is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
-
 }  // namespace
 
 void TextNormalizer::add_steps(const json& j, const std::string& where, std::vector<Step>& steps) {
@@ -144,9 +142,12 @@ AlignedText TextNormalizer::apply(AlignedText text) const {
         text = replace(text, s.text, s.regex.get(), s.content);
         break;
       case Step::Kind::Strip: {
-        size_t begin = 0, end = text.text.size();
-        while (s.left && begin < end && is_space(static_cast<unsigned char>(text.text[begin]))) ++begin;
-        while (s.right && end > begin && is_space(static_cast<unsigned char>(text.text[end - 1]))) --end;
+        size_t begin = 0, end = text.text.size(), n = 0;
+        char32_t c = 0;
+        while (s.left && begin < end && (n = decode_utf8(text.text, begin, c)) > 0 && is_unicode_whitespace(c))
+          begin += n;
+        while (s.right && end > begin && (n = decode_utf8_before(text.text, end, c), is_unicode_whitespace(c)))
+          end -= n;
         text = text.slice(begin, end);
         break;
       }

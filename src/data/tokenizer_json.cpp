@@ -22,21 +22,6 @@ bool is_word_char(char32_t c) {
          (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO);
 }
 
-bool is_whitespace(char32_t c) {
-  if (c == U' ' || (c >= U'\t' && c <= U'\r') || c == 0x85) return true;
-  const auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(c));
-  return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP;
-}
-
-// The code point ending at byte `end` of text (end > 0).
-char32_t char_before(std::string_view text, size_t end) {
-  size_t begin = end - 1;
-  while (begin > 0 && (static_cast<unsigned char>(text[begin]) & 0xC0) == 0x80) --begin;
-  char32_t c = 0;
-  decode_utf8(text, begin, c);
-  return c;
-}
-
 // The ids a TemplateProcessing post-processor's "single" template puts before and after the text.
 void read_template(const json& post, const std::string& where, const TokenizerJson& tok, std::vector<int32_t>& before,
                    std::vector<int32_t>& after) {
@@ -124,25 +109,17 @@ bool TokenizerJson::added_at(std::string_view text, size_t at, const AddedToken*
     const AddedToken& a = added_[i];
     if (text.compare(at, a.content.size(), a.content) != 0) continue;
     begin = at, end = at + a.content.size();
+    char32_t c = 0;
     if (a.single_word) {
-      char32_t next = 0;
-      const bool word_before = begin > 0 && is_word_char(char_before(text, begin));
-      const bool word_after = end < text.size() && decode_utf8(text, end, next) > 0 && is_word_char(next);
+      const bool word_before = begin > 0 && (decode_utf8_before(text, begin, c), is_word_char(c));
+      const bool word_after = end < text.size() && decode_utf8(text, end, c) > 0 && is_word_char(c);
       if (word_before || word_after) continue;
     }
     if (a.lstrip)
-      while (begin > 0 && is_whitespace(char_before(text, begin))) {
-        const char32_t c = char_before(text, begin);
-        std::string bytes;
-        append_utf8(c, bytes);
-        begin -= bytes.size();
-      }
+      for (size_t n = 0; begin > 0 && (n = decode_utf8_before(text, begin, c), is_unicode_whitespace(c));) begin -= n;
     if (a.rstrip)
-      for (char32_t c = 0; end < text.size();) {
-        const size_t n = decode_utf8(text, end, c);
-        if (n == 0 || !is_whitespace(c)) break;
+      for (size_t n = 0; end < text.size() && (n = decode_utf8(text, end, c)) > 0 && is_unicode_whitespace(c);)
         end += n;
-      }
     token = &a;
     return true;
   }

@@ -25,6 +25,22 @@ inline void append_utf8(char32_t c, std::string& out) {
   out.append(reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
 }
 
+// Unicode White_Space, as Rust's char::is_whitespace (what tokenizers strips and lstrip/rstrip take).
+inline bool is_unicode_whitespace(char32_t c) {
+  if (c == U' ' || (c >= U'\t' && c <= U'\r') || c == 0x85) return true;
+  const auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(c));
+  return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP;
+}
+
+// The code point ending at byte `end` of s (end > 0), into c; returns its length in bytes (1 where s is not valid
+// UTF-8 there).
+inline size_t decode_utf8_before(std::string_view s, size_t end, char32_t& c) {
+  size_t begin = end - 1;
+  while (begin > 0 && end - begin < 4 && (static_cast<unsigned char>(s[begin]) & 0xC0) == 0x80) --begin;
+  if (decode_utf8(s, begin, c) != end - begin) return c = static_cast<unsigned char>(s[end - 1]), 1;
+  return end - begin;
+}
+
 // The length of the UTF-8 character starting with byte b (1 for a continuation or invalid byte).
 inline size_t utf8_length(unsigned char b) { return b < 0xC0 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4; }
 

@@ -252,6 +252,18 @@ TEST(TokenizerJson, NormalFormsKeepByteRanges) {
   EXPECT_EQ(s[4].end, 7u);
 }
 
+// Strip takes Unicode whitespace (an ideographic space, a no-break space) from both ends, as Rust's is_whitespace.
+TEST(TokenizerJson, StripTakesUnicodeWhitespace) {
+  testing::TempDir dir;
+  const auto tok = load({{"model", bpe({{"a", 0}, {"b", 1}}, json::array())},
+                         {"normalizer", {{"type", "Strip"}, {"strip_left", true}, {"strip_right", true}}}},
+                        dir);
+  const std::vector<TokenSpan> s = spans_of(*tok, "\xE3\x80\x80 ab\xC2\xA0");
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].begin, 4u);
+  EXPECT_EQ(s[1].end, 6u);
+}
+
 TEST(TokenizerJson, AddedTokensAreCutOutFirstWithTheirStripRules) {
   testing::TempDir dir;
   json vocab = {{"a", 0}, {"b", 1}, {" ", 2}};
