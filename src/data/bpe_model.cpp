@@ -5,6 +5,7 @@
 #include <queue>
 
 #include "core/error.h"
+#include "data/json_steps.h"
 #include "data/utf8.h"
 
 namespace moelab::data {
@@ -71,9 +72,9 @@ BpeModel BpeModel::from_json(const json& model, const std::string& where) {
     m.unk_id_ = m.id_of(model["unk_token"].get<std::string>());
     if (m.unk_id_ < 0) throw_error(at, ": field 'unk_token' names a piece that is not in the vocabulary");
   }
-  m.byte_fallback_ = model.value("byte_fallback", false);
-  m.fuse_unk_ = model.value("fuse_unk", false);
-  m.ignore_merges_ = model.value("ignore_merges", false);
+  m.byte_fallback_ = json_flag(model, "byte_fallback", false, at);
+  m.fuse_unk_ = json_flag(model, "fuse_unk", false, at);
+  m.ignore_merges_ = json_flag(model, "ignore_merges", false, at);
   for (int b = 0; b < 256; ++b) {
     char name[8];
     std::snprintf(name, sizeof name, "<0x%02X>", b);

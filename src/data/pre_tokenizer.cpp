@@ -48,7 +48,7 @@ bool is_numeric(char32_t c) {
 std::string metaspace_prepend_scheme(const json& step) {
   if (step.contains("prepend_scheme") && step["prepend_scheme"].is_string())
     return step["prepend_scheme"].get<std::string>();
-  return step.value("add_prefix_space", true) ? "always" : "never";
+  return json_flag(step, "add_prefix_space", true, "Metaspace") ? "always" : "never";
 }
 
 void PreTokenizer::split(const AlignedText& piece, const Step& s, std::vector<AlignedText>& out) {
@@ -141,29 +141,29 @@ void PreTokenizer::add_steps(const json& j, const std::string& where, std::vecto
         {"MergedWithPrevious", Behavior::MergedWithPrevious},
         {"MergedWithNext", Behavior::MergedWithNext},
         {"Contiguous", Behavior::Contiguous}};
-    const std::string behavior = j.value("behavior", std::string());
+    const std::string behavior = json_text(j, "behavior", "", at);
     const auto it =
         std::find_if(behaviors.begin(), behaviors.end(), [&](const auto& b) { return b.first == behavior; });
     if (it == behaviors.end())
       throw_error(at, ": field 'behavior': expected Removed, Isolated, MergedWithPrevious, MergedWithNext or ",
                   "Contiguous, found '", behavior, "'");
     s.behavior = it->second;
-    s.invert = j.value("invert", false);
+    s.invert = json_flag(j, "invert", false, at);
   } else if (type == "ByteLevel") {
     s.kind = Step::Kind::ByteLevel;
-    s.prefix_space = j.value("add_prefix_space", true);
-    if (j.value("use_regex", true)) s.regex = std::make_shared<OnigRegex>(kGpt2Pattern, at);
+    s.prefix_space = json_flag(j, "add_prefix_space", true, at);
+    if (json_flag(j, "use_regex", true, at)) s.regex = std::make_shared<OnigRegex>(kGpt2Pattern, at);
   } else if (type == "Metaspace") {
     s.kind = Step::Kind::Metaspace;
-    s.literal = j.value("replacement", std::string("\xe2\x96\x81"));
+    s.literal = json_text(j, "replacement", "\xe2\x96\x81", at);
     const std::string scheme = metaspace_prepend_scheme(j);
     if (scheme != "always" && scheme != "first" && scheme != "never")
       throw_error(at, ": field 'prepend_scheme': expected always, first or never, found '", scheme, "'");
     s.prefix_space = scheme != "never", s.first_only = scheme == "first";
-    s.split = j.value("split", true);
+    s.split = json_flag(j, "split", true, at);
   } else if (type == "Digits") {
     s.kind = Step::Kind::Digits;
-    s.individual = j.value("individual_digits", false);
+    s.individual = json_flag(j, "individual_digits", false, at);
     s.behavior = s.individual ? Behavior::Isolated : Behavior::Contiguous;
   } else {
     throw_error(at, " is not supported (supported: Sequence, Split, ByteLevel, Metaspace, Digits)");

@@ -112,7 +112,8 @@ void TextNormalizer::add_steps(const json& j, const std::string& where, std::vec
     else
       throw_error(where, ": normalizer Replace: expected a pattern {\"String\": ...} or {\"Regex\": ...}");
   } else if (type == "Strip") {
-    s.kind = Step::Kind::Strip, s.left = j.value("strip_left", true), s.right = j.value("strip_right", true);
+    s.kind = Step::Kind::Strip;
+    s.left = json_flag(j, "strip_left", true, where), s.right = json_flag(j, "strip_right", true, where);
   } else {
     throw_error(where, ": normalizer '", type,
                 "' is not supported (supported: Sequence, NFC, NFD, NFKC, NFKD, Lowercase, Prepend, Replace, Strip)");

@@ -88,11 +88,10 @@ void TokenDecoder::add_steps(const json& j, const std::string& where, std::vecto
     s.kind = Step::Kind::ByteLevel;
   } else if (type == "Metaspace") {
     s.kind = Step::Kind::Metaspace, s.to = " ";
-    s.from = j.contains("replacement") && j["replacement"].is_string() ? j["replacement"].get<std::string>()
-                                                                       : "\xe2\x96\x81";
+    s.from = json_text(j, "replacement", "\xe2\x96\x81", where);
     s.strip_first_space = metaspace_prepend_scheme(j) != "never";
   } else if (type == "Replace") {
-    s.kind = Step::Kind::Replace, s.to = j.value("content", std::string());
+    s.kind = Step::Kind::Replace, s.to = json_text(j, "content", "", where);
     const json& p = j.value("pattern", json());
     if (!p.contains("String") || !p["String"].is_string())
       throw_error(where, ": decoder Replace: expected a pattern {\"String\": ...}");
@@ -102,8 +101,9 @@ void TokenDecoder::add_steps(const json& j, const std::string& where, std::vecto
   } else if (type == "Fuse") {
     s.kind = Step::Kind::Fuse;
   } else if (type == "Strip") {
-    s.kind = Step::Kind::Strip, s.from = j.value("content", std::string(" "));
-    s.start = j.value("start", 0), s.stop = j.value("stop", 0);
+    s.kind = Step::Kind::Strip, s.from = json_text(j, "content", " ", where);
+    s.start = static_cast<int>(std::clamp<int64_t>(json_whole(j, "start", 0, where), 0, 1 << 20));
+    s.stop = static_cast<int>(std::clamp<int64_t>(json_whole(j, "stop", 0, where), 0, 1 << 20));
   } else {
     throw_error(where, ": decoder '", type,
                 "' is not supported (supported: Sequence, ByteLevel, Metaspace, Replace, ByteFallback, Fuse, Strip)");

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "data/json_steps.h"
 #include "data/read_file.h"
 #include "data/utf8.h"
 
@@ -57,7 +58,14 @@ std::unique_ptr<TokenizerJson> TokenizerJson::load(const std::string& path) {
     throw_error("file ", path, ": not valid JSON (", e.what(), ")");
   }
   if (!j.is_object() || !j.contains("model")) throw_error("file ", path, ": expected a tokenizer.json with a 'model'");
-  const std::string where = "file " + path;
+  try {
+    return from_json(j, "file " + path);
+  } catch (const json::exception& e) {  // a field of another shape than the reader checks for
+    throw_error("file ", path, ": a field does not have the shape a tokenizer.json's has (", e.what(), ")");
+  }
+}
+
+std::unique_ptr<TokenizerJson> TokenizerJson::from_json(const json& j, const std::string& where) {
   std::unique_ptr<TokenizerJson> t(new TokenizerJson(BpeModel::from_json(j["model"], where),
                                                      TextNormalizer::from_json(j.value("normalizer", json()), where),
                                                      PreTokenizer::from_json(j.value("pre_tokenizer", json()), where),
@@ -76,10 +84,10 @@ std::unique_ptr<TokenizerJson> TokenizerJson::load(const std::string& path) {
                   "), \"content\": a non-empty string}, found ", a.dump());
     AddedToken tok{static_cast<int32_t>(a["id"].get<int64_t>()),
                    a["content"].get<std::string>(),
-                   a.value("special", false),
-                   a.value("lstrip", false),
-                   a.value("rstrip", false),
-                   a.value("single_word", false)};
+                   json_flag(a, "special", false, where + ": added_tokens"),
+                   json_flag(a, "lstrip", false, where + ": added_tokens"),
+                   json_flag(a, "rstrip", false, where + ": added_tokens"),
+                   json_flag(a, "single_word", false, where + ": added_tokens")};
     if (static_cast<size_t>(tok.id) >= t->pieces_.size()) t->pieces_.resize(tok.id + 1), t->special_.resize(tok.id + 1);
     t->pieces_[tok.id] = tok.content;
     t->special_[tok.id] = tok.special;

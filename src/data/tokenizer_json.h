@@ -60,6 +60,7 @@ class TokenizerJson final : public TokenizerEngine {
         normalizer_(std::move(normalizer)),
         pre_tokenizer_(std::move(pre_tokenizer)),
         decoder_(std::move(decoder)) {}
+  static std::unique_ptr<TokenizerJson> from_json(const nlohmann::json& j, const std::string& where);
   // The added token matching at byte `at` of text (the longest), with the range it takes; false if none.
   bool added_at(std::string_view text, size_t at, const AddedToken*& token, size_t& begin, size_t& end) const;
   void encode_between(std::string_view text, uint32_t offset, std::vector<TokenSpan>& out) const;

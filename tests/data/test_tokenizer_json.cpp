@@ -303,6 +303,15 @@ TEST(TokenizerJson, WhatIsNotImplementedIsRefusedByName) {
       error({{"model", model},
              {"pre_tokenizer", {{"type", "Split"}, {"pattern", {{"String", "a"}}}, {"behavior", "Sideways"}}}}),
       "field 'behavior'");
+  // A field of the wrong type names it; one of another shape (a pattern that is a number) names the file.
+  json flag_as_text = bpe({{"a", 0}}, json::array());
+  flag_as_text["ignore_merges"] = "ByteLevel";
+  EXPECT_CONTAINS(error({{"model", flag_as_text}}),
+                  "field 'ignore_merges': expected true or false, found \"ByteLevel\"");
+  EXPECT_CONTAINS(
+      error({{"model", model},
+             {"post_processor", {{"type", "TemplateProcessing"}, {"single", {{{"SpecialToken", {{"id", 5}}}}}}}}}),
+      "does not have the shape");
   // A pattern that backtracks without end on a text is an error when it is used, not a silent "no match".
   const auto runaway = load(
       {{"model", bpe({{"a", 0}, {"b", 1}}, json::array())},
