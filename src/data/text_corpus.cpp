@@ -8,29 +8,10 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "data/read_file.h"
+#include "data/utf8.h"
 
 namespace moelab::data {
 namespace {
-
-// The offset of the first byte that does not belong to a well-formed UTF-8 character, or npos.
-size_t first_invalid_utf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    const size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    if (len == 0 || i + len > s.size()) return i;
-    for (size_t k = 1; k < len; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return i;
-    const uint32_t cp = len == 1   ? c
-                        : len == 2 ? (c & 0x1Fu) << 6 | (s[i + 1] & 0x3F)
-                        : len == 3
-                            ? (c & 0x0Fu) << 12 | (s[i + 1] & 0x3F) << 6 | (s[i + 2] & 0x3F)
-                            : (c & 0x07u) << 18 | (s[i + 1] & 0x3F) << 12 | (s[i + 2] & 0x3F) << 6 | (s[i + 3] & 0x3F);
-    const uint32_t min_for_len[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min_for_len[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;  // overlong, surrogate
-    i += len;
-  }
-  return std::string_view::npos;
-}
 
 void require_utf8(std::string_view text, const std::string& where) {
   const size_t bad = first_invalid_utf8(text);

@@ -27,16 +27,6 @@ int fallback_byte(const std::string& piece) {
   return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }
 
-bool valid_utf8(const std::string& s) {
-  for (size_t at = 0; at < s.size();) {
-    char32_t c = 0;
-    const size_t n = decode_utf8(s, at, c);
-    if (n == 0) return false;
-    at += n;
-  }
-  return true;
-}
-
 // How many bytes from `at` form the longest start of a valid UTF-8 sequence (at least 1): Unicode's "maximal
 // subpart", which from_utf8_lossy replaces by one U+FFFD.
 size_t maximal_subpart(const std::string& bytes, size_t at) {
@@ -147,7 +137,7 @@ std::string TokenDecoder::run(std::vector<std::string> pieces, bool start_of_tex
         size_t n_bytes = 0;
         const auto flush = [&] {
           if (n_bytes == 0) return;
-          if (raw_bytes || valid_utf8(pending)) {
+          if (raw_bytes || first_invalid_utf8(pending) == std::string::npos) {
             out.push_back(pending);
           } else {
             for (size_t i = 0; i < n_bytes; ++i) out.emplace_back("\xEF\xBF\xBD");

@@ -1,4 +1,5 @@
-// UTF-8 code points in and out, through utf8proc: what the tokenizer.json pipeline walks text by.
+// UTF-8 code points in and out and UTF-8 validation, through utf8proc: what text files are checked with and the
+// tokenizer.json pipeline walks text by.
 #pragma once
 
 #include <utf8proc.h>
@@ -17,6 +18,18 @@ inline size_t decode_utf8(std::string_view s, size_t at, char32_t& c) {
   if (n <= 0) return 0;
   c = static_cast<char32_t>(cp);
   return static_cast<size_t>(n);
+}
+
+// The offset of the first byte that does not begin a well-formed UTF-8 character (overlong forms, surrogates and
+// code points past U+10FFFF included), or npos.
+inline size_t first_invalid_utf8(std::string_view s) {
+  char32_t c = 0;
+  for (size_t at = 0; at < s.size();) {
+    const size_t n = decode_utf8(s, at, c);
+    if (n == 0) return at;
+    at += n;
+  }
+  return std::string_view::npos;
 }
 
 inline void append_utf8(char32_t c, std::string& out) {
