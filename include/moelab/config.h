@@ -22,7 +22,11 @@ struct ModelConfig {
   int64_t d_model = 256;
   int64_t n_layers = 4;
   int64_t n_heads = 4;
-  int64_t n_kv_heads = 0;  // 0: equal to n_heads (plain multi-head); fewer: grouped-query attention
+  int64_t n_kv_heads = 0;         // 0: equal to n_heads (plain multi-head); fewer: grouped-query attention
+  int64_t head_dim = 0;           // width of one attention head; 0: d_model / n_heads
+  QkNorm qk_norm = QkNorm::None;  // RMSNorm of each query and key: per head (Qwen3) or over all heads (OLMoE)
+  bool qkv_bias = false;          // the q, k and v projections have biases (Qwen2)
+  double clip_qkv = 0.0;          // > 0: q, k and v clamped to [-clip_qkv, clip_qkv] (OLMoE); 0: off
   double rope_theta = 10000.0;
   double rms_eps = 1e-6;
   double init_std = 0.02;       // N(0, init_std^2) for every matrix; norms start at 1
@@ -38,6 +42,9 @@ struct MoeConfig {
   int64_t dense_hidden = 0;          // hidden size of dense FFN layers; 0: expert_hidden * routing.top_k
   int64_t n_shared_experts = 0;      // experts every token of a MoE layer uses, besides its routed ones (DeepSeekMoE)
   int64_t shared_expert_hidden = 0;  // hidden size of one shared expert; 0: expert_hidden
+  bool shared_expert_gate = false;   // scale the shared experts' output by sigmoid(w . x) per token (Qwen2-MoE)
+  std::vector<int64_t> dense_layers =
+      {};  // layers that are dense whatever the rule above says (Qwen's mlp_only_layers)
 };
 
 struct RoutingConfig {

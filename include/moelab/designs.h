@@ -15,6 +15,7 @@ enum class Gating { Softmax, Sigmoid };                                  // how 
 enum class SelectionRule { TopK, TopP, ExpertChoice, TopKThenSoftmax };  // which experts a token uses
 enum class Granularity { Token, Sequence, Prefix };                      // what a routing decision sees
 enum class Precision { F32, Bf16 };                                      // the inputs of the training GEMMs
+enum class QkNorm { None, PerHead, Whole };                              // an RMSNorm of the queries and keys
 
 template <class Design>
 struct DesignNames;
@@ -37,6 +38,11 @@ struct DesignNames<Granularity> {
 template <>
 struct DesignNames<Precision> {
   static constexpr std::array<std::string_view, 2> names = {"f32", "bf16"};
+};
+
+template <>
+struct DesignNames<QkNorm> {
+  static constexpr std::array<std::string_view, 3> names = {"none", "per_head", "whole"};
 };
 
 // "top_k" for SelectionRule::TopK: the name a config writes.

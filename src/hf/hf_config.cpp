@@ -88,6 +88,28 @@ class Fields {
     if (!v->is_string()) wrong_type(key, "a string", *v);
     return v->get<std::string>();
   }
+  std::vector<int64_t> integers(const std::string& key) {  // absent or null: empty
+    const json* v = take(key, true);
+    std::vector<int64_t> out;
+    if (!v) return out;
+    if (!v->is_array()) wrong_type(key, "a list of integers", *v);
+    for (const json& x : *v) {
+      if (!x.is_number_integer()) wrong_type(key, "a list of integers", *v);
+      out.push_back(x.get<int64_t>());
+    }
+    return out;
+  }
+  std::vector<std::string> strings(const std::string& key) {  // absent or null: empty
+    const json* v = take(key, true);
+    std::vector<std::string> out;
+    if (!v) return out;
+    if (!v->is_array()) wrong_type(key, "a list of strings", *v);
+    for (const json& x : *v) {
+      if (!x.is_string()) wrong_type(key, "a list of strings", *v);
+      out.push_back(x.get<std::string>());
+    }
+    return out;
+  }
   // The field's object (absent or null: nullptr).
   const json* object(const std::string& key) {
     const json* v = take(key, true);
@@ -192,6 +214,26 @@ void map_decoder(Fields& f, const DecoderDefaults& d, ModelConfig& m) {
   f.unused("attention_dropout");  // training only
 }
 
+// head_dim, which transformers' Mixtral, Qwen2-MoE and Qwen3-MoE read when it is set (null or absent: hidden_size /
+// num_attention_heads).
+void map_head_dim(Fields& f, ModelConfig& m) {
+  if (f.has("head_dim"))
+    m.head_dim = f.integer("head_dim");
+  else
+    f.unused("head_dim");
+}
+
+// Sliding-window attention, which Qwen's configs switch on with use_sliding_window (and place with
+// max_window_layers or layer_types): moelab's attention is full, so only a config that leaves it off is mapped.
+void refuse_sliding_window(Fields& f) {
+  if (f.boolean("use_sliding_window", false))
+    f.refuse("use_sliding_window", true, "sliding-window attention is not implemented");
+  f.unused("sliding_window"), f.unused("max_window_layers");  // read only when use_sliding_window is true
+  for (const std::string& type : f.strings("layer_types"))
+    if (type != "full_attention")
+      f.refuse("layer_types", type, "only full_attention layers are implemented (no sliding windows)");
+}
+
 // Mixtral (transformers' MixtralConfig; defaults are that class's): pre-RMSNorm decoder with RoPE and grouped-query
 // attention, every layer an MoE of SwiGLU experts, softmax router, top-k, the k weights renormalised to sum to 1.
 // moelab's tensor names are Mixtral's.
@@ -199,13 +241,7 @@ Config map_mixtral(Fields& f) {
   Config c;
   auto& m = c.model;
   map_decoder(f, {32000, 4096, 32, 32, 8, 4096 * 32, 1e-5, 1e6}, m);
-  if (f.has("head_dim")) {
-    const int64_t head_dim = f.integer("head_dim");
-    if (m.n_heads <= 0 || head_dim * m.n_heads != m.d_model)
-      f.refuse("head_dim", head_dim, "moelab's heads are hidden_size / num_attention_heads wide");
-  } else {
-    f.unused("head_dim");  // null: the default, hidden_size / num_attention_heads
-  }
+  map_head_dim(f, m);
   if (f.has("sliding_window")) {
     const int64_t window = f.integer("sliding_window");
     if (window < m.max_seq_len)
@@ -273,9 +309,98 @@ Config map_deepseek(Fields& f) {
   return c;
 }
 
+// The routing of OLMoE and Qwen-MoE: a softmax router (mlp.gate), top num_experts_per_tok, the weights raw unless
+// norm_topk_prob, SwiGLU experts of moe_intermediate_size (OLMoE: intermediate_size).
+void map_softmax_top_k(Fields& f, Config& c, int64_t experts, int64_t k, double aux_loss_coef) {
+  c.moe.n_experts = f.integer("num_experts", experts);
+  if (c.moe.n_experts < 1) f.refuse("num_experts", c.moe.n_experts, "a model without routed experts is not an MoE");
+  auto& r = c.routing;
+  r.router = RouterKind::Learned;
+  r.gating = Gating::Softmax;
+  r.rule = SelectionRule::TopK;
+  r.top_k = f.integer("num_experts_per_tok", k);
+  r.renormalize = f.boolean("norm_topk_prob", false);
+  r.load_balance_coef = f.number("router_aux_loss_coef", aux_loss_coef);
+  r.z_loss_coef = 0.0;
+  f.unused("output_router_logits");  // what the forward returns, not what it computes
+}
+
+// Qwen's MoE layer placement: layer i is MoE when (i + 1) % decoder_sparse_step == 0 and i is not in
+// mlp_only_layers; the others are dense SwiGLU MLPs of intermediate_size.
+void map_qwen_layers(Fields& f, Config& c, int64_t dense_hidden) {
+  const int64_t step = f.integer("decoder_sparse_step", 1);
+  if (step < 1) f.refuse("decoder_sparse_step", step, "must be at least 1");
+  c.moe.first_dense_layers = std::min(step - 1, c.model.n_layers);  // i = step-1, 2*step-1, ...
+  c.moe.moe_every = step;
+  c.moe.dense_layers = f.integers("mlp_only_layers");
+  c.moe.dense_hidden = f.integer("intermediate_size", dense_hidden);
+}
+
+// OLMoE (transformers' OlmoeConfig; defaults are that class's): Llama attention whose queries and keys are each
+// RMS-normalised over their whole projection (q_norm [hidden], k_norm [kv heads x head size]) and then, with
+// clip_qkv, q, k and v clamped; every layer an MoE of intermediate_size experts, softmax top-k, raw weights unless
+// norm_topk_prob.
+Config map_olmoe(Fields& f) {
+  Config c;
+  map_decoder(f, {50304, 2048, 16, 16, 0, 4096, 1e-5, 10000.0}, c.model);
+  if (f.boolean("attention_bias", false))
+    f.refuse("attention_bias", true, "moelab's attention output projection has no bias");
+  c.model.qk_norm = QkNorm::Whole;
+  if (f.has("clip_qkv")) {
+    c.model.clip_qkv = f.number("clip_qkv");
+    if (c.model.clip_qkv <= 0) f.refuse("clip_qkv", c.model.clip_qkv, "must be > 0 (or null: no clamp)");
+  } else {
+    f.unused("clip_qkv");
+  }
+  c.moe.expert_hidden = f.integer("intermediate_size", 2048);
+  map_softmax_top_k(f, c, 64, 8, 0.01);
+  return c;
+}
+
+// Qwen2-MoE (transformers' Qwen2MoeConfig): Llama attention with q/k/v biases (qkv_bias); MoE layers as
+// map_qwen_layers places them, softmax top-k over num_experts experts of moe_intermediate_size, plus one shared
+// expert of shared_expert_intermediate_size whose output is scaled per token by sigmoid(shared_expert_gate . x).
+Config map_qwen2_moe(Fields& f) {
+  Config c;
+  map_decoder(f, {151936, 2048, 24, 16, 16, 32768, 1e-6, 10000.0}, c.model);
+  map_head_dim(f, c.model);
+  refuse_sliding_window(f);
+  c.model.qkv_bias = f.boolean("qkv_bias", true);
+  map_qwen_layers(f, c, 5632);
+  c.moe.expert_hidden = f.integer("moe_intermediate_size", 1408);
+  c.moe.n_shared_experts = 1;
+  c.moe.shared_expert_hidden = f.integer("shared_expert_intermediate_size", 5632);
+  if (c.moe.shared_expert_hidden < 1)
+    f.refuse("shared_expert_intermediate_size", c.moe.shared_expert_hidden, "must be at least 1");
+  c.moe.shared_expert_gate = true;
+  map_softmax_top_k(f, c, 60, 4, 0.001);
+  return c;
+}
+
+// Qwen3-MoE (transformers' Qwen3MoeConfig): Llama attention whose queries and keys are RMS-normalised per head
+// (q_norm, k_norm [head_dim]), heads head_dim wide; MoE layers as map_qwen_layers places them, softmax top-k over
+// num_experts experts of moe_intermediate_size, no shared expert.
+Config map_qwen3_moe(Fields& f) {
+  Config c;
+  map_decoder(f, {151936, 2048, 24, 32, 4, 32768, 1e-6, 10000.0}, c.model);
+  map_head_dim(f, c.model);
+  refuse_sliding_window(f);
+  if (f.boolean("attention_bias", false))
+    f.refuse("attention_bias", true, "moelab's attention output projection has no bias");
+  c.model.qk_norm = QkNorm::PerHead;
+  map_qwen_layers(f, c, 6144);
+  c.moe.expert_hidden = f.integer("moe_intermediate_size", 768);
+  map_softmax_top_k(f, c, 128, 8, 0.001);
+  return c;
+}
+
 using Mapper = Config (*)(Fields&);
 const std::map<std::string, Mapper>& mappers() {
-  static const std::map<std::string, Mapper> m = {{"deepseek", map_deepseek}, {"mixtral", map_mixtral}};
+  static const std::map<std::string, Mapper> m = {{"deepseek", map_deepseek},
+                                                  {"mixtral", map_mixtral},
+                                                  {"olmoe", map_olmoe},
+                                                  {"qwen2_moe", map_qwen2_moe},
+                                                  {"qwen3_moe", map_qwen3_moe}};
   return m;
 }
 

@@ -6,7 +6,7 @@
 // (hidden_act "silu", no RoPE scaling, ...), or known to have no effect on the forward pass (token ids, dtype,
 // training-only switches, transformers' bookkeeping), which is listed in `unused`. A field that is none of these,
 // or an architecture moelab does not implement, is refused with a message naming it: nothing is silently ignored.
-// Supported architectures: mixtral, and deepseek (the original DeepSeekMoE); docs/import.md.
+// Supported architectures: mixtral, deepseek (the original DeepSeekMoE), olmoe, qwen2_moe, qwen3_moe; docs/import.md.
 #pragma once
 
 #include <string>
@@ -17,7 +17,7 @@
 namespace moelab::hf {
 
 struct HfConfig {
-  std::string model_type;           // "mixtral", "deepseek"
+  std::string model_type;           // "mixtral", "deepseek", "olmoe", ...
   Config config;                    // validated; train.* at their defaults
   std::vector<std::string> unused;  // fields present that do not change the forward pass, sorted
 };

@@ -1,5 +1,6 @@
 #include "hf/hf_weights.h"
 
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -53,60 +54,69 @@ class WeightReader {
   std::set<std::string> used_;
 };
 
-// Mixtral, per expert (moelab's own names) or with the experts fused (transformers v5).
-void load_mixtral(WeightReader& r, const Model& model) {
+// moelab's name of a routed expert's weight, split: "model.layers.{i}", expert j, and "w1.weight" (gate), "w3.weight"
+// (up) or "w2.weight" (down); nullopt for any other tensor.
+struct ExpertWeightName {
+  std::string layer;
+  int64_t expert;
+  std::string weight;
+};
+std::optional<ExpertWeightName> expert_weight_name(const std::string& name) {
+  const std::string moe = ".block_sparse_moe.experts.";
+  const auto at = name.find(moe);
+  if (at == std::string::npos) return std::nullopt;
+  const std::string rest = name.substr(at + moe.size());  // "{j}.w1.weight"
+  const auto dot = rest.find('.');
+  return ExpertWeightName{name.substr(0, at), std::stoll(rest.substr(0, dot)), rest.substr(dot + 1)};
+}
+
+// The name an architecture stores one of moelab's tensors under (per-expert layout). moelab's names are Mixtral's;
+// DeepSeekMoE, OLMoE and Qwen name the MoE block mlp, its experts' projections gate/up/down_proj, and Qwen2-MoE its
+// one shared expert mlp.shared_expert.
+std::string hf_name(const std::string& model_type, const std::string& name) {
+  const std::string moe = ".block_sparse_moe.";
+  const auto at = name.find(moe);
+  if (model_type == "mixtral" || at == std::string::npos) return name;
+  const std::string layer = name.substr(0, at), rest = name.substr(at + moe.size());
+  if (const auto e = expert_weight_name(name)) {
+    const std::string proj = e->weight == "w1.weight"   ? "gate_proj"
+                             : e->weight == "w3.weight" ? "up_proj"
+                                                        : "down_proj";
+    return layer + ".mlp.experts." + std::to_string(e->expert) + "." + proj + ".weight";
+  }
+  if (model_type == "qwen2_moe" && rest.rfind("shared_experts.", 0) == 0)
+    return layer + ".mlp.shared_expert." + rest.substr(std::string("shared_experts.").size());
+  return layer + ".mlp." + rest;  // gate.weight, shared_experts.*, shared_expert_gate.weight
+}
+
+// Reads every tensor of the model: under its architecture's name, or, for Mixtral's router, under transformers v5's
+// mlp.gate.weight; a routed expert's weight from the fused layout when the folder has no per-expert tensor.
+void load_tensors(WeightReader& r, const Model& model, const std::string& model_type) {
   const Config& cfg = model.config();
   const int64_t E = cfg.moe.n_experts, I = cfg.moe.expert_hidden, H = cfg.model.d_model;
   for (const ParamSpec& spec : model.table().specs()) {
-    const std::string& name = spec.name;
-    const auto moe = name.find(".block_sparse_moe.");
-    if (r.has(name)) {  // stored under moelab's own name
-      r.read(name, name, spec.shape);
+    const std::string source = hf_name(model_type, spec.name);
+    if (r.has(source)) {
+      r.read(spec.name, source, spec.shape);
       continue;
     }
-    if (moe == std::string::npos) r.missing(spec);
-    // model.layers.{i}.block_sparse_moe.<rest> -> model.layers.{i}.mlp.<fused layout>
-    const std::string layer = name.substr(0, moe), rest = name.substr(moe + std::string(".block_sparse_moe.").size());
-    if (rest == "gate.weight") {
-      const std::string router = layer + ".mlp.gate.weight";
-      if (!r.has(router)) r.missing(spec, "'" + router + "'");
-      r.read(name, router, spec.shape);
+    const std::string also = source == spec.name ? "" : "its " + model_type + " name '" + source + "'";
+    if (const auto router = spec.name.find(".block_sparse_moe.gate.weight"); router != std::string::npos) {
+      const std::string v5 = spec.name.substr(0, router) + ".mlp.gate.weight";
+      if (!r.has(v5)) r.missing(spec, also.empty() ? "'" + v5 + "'" : also);
+      r.read(spec.name, v5, spec.shape);
       continue;
     }
-    // experts.{j}.w{1,2,3}.weight: w1 (gate) and w3 (up) are rows of gate_up_proj, w2 (down) a slice of down_proj.
-    const std::string prefix = "experts.";
-    const auto dot = rest.find('.', prefix.size());
-    const int64_t j = std::stoll(rest.substr(prefix.size(), dot - prefix.size()));
-    const std::string w = rest.substr(dot + 1);
-    const std::string fused = layer + (w == "w2.weight" ? ".mlp.experts.down_proj" : ".mlp.experts.gate_up_proj");
-    if (!r.has(fused)) r.missing(spec, "the fused '" + fused + "'");
-    if (w == "w1.weight") r.read(name, fused, {E, 2 * I, H}, (j * 2 * I) * H);
-    if (w == "w3.weight") r.read(name, fused, {E, 2 * I, H}, (j * 2 * I + I) * H);
-    if (w == "w2.weight") r.read(name, fused, {E, H, I}, j * H * I);
-  }
-}
-
-// The original DeepSeekMoE: its MoE layers name the router mlp.gate, the experts mlp.experts.{j}.{gate,up,down}_proj
-// and the fused shared experts mlp.shared_experts.*; dense layers and attention use moelab's (Llama's) names.
-std::string deepseek_name(const std::string& name) {
-  const std::string moe = ".block_sparse_moe.";
-  const auto at = name.find(moe);
-  if (at == std::string::npos) return name;
-  const std::string layer = name.substr(0, at), rest = name.substr(at + moe.size());
-  if (rest.rfind("experts.", 0) == 0) {
-    const auto dot = rest.find('.', 8);
-    const std::string w = rest.substr(dot + 1);
-    const std::string proj = w == "w1.weight" ? "gate_proj" : w == "w3.weight" ? "up_proj" : "down_proj";
-    return layer + ".mlp." + rest.substr(0, dot) + "." + proj + ".weight";
-  }
-  return layer + ".mlp." + rest;  // gate.weight, shared_experts.*
-}
-
-void load_deepseek(WeightReader& r, const Model& model) {
-  for (const ParamSpec& spec : model.table().specs()) {
-    const std::string source = deepseek_name(spec.name);
-    if (!r.has(source)) r.missing(spec, source == spec.name ? "" : "its DeepSeek name '" + source + "'");
-    r.read(spec.name, source, spec.shape);
+    const auto e = expert_weight_name(spec.name);
+    if (!e) r.missing(spec, also);
+    // The fused layout: gate (w1) and up (w3) are rows of gate_up_proj, down (w2) a slice of down_proj.
+    const bool down = e->weight == "w2.weight";
+    const std::string fused = e->layer + (down ? ".mlp.experts.down_proj" : ".mlp.experts.gate_up_proj");
+    if (!r.has(fused)) r.missing(spec, (also.empty() ? "" : also + ", nor ") + "the fused '" + fused + "'");
+    if (down)
+      r.read(spec.name, fused, {E, H, I}, e->expert * H * I);
+    else
+      r.read(spec.name, fused, {E, 2 * I, H}, (e->expert * 2 * I + (e->weight == "w3.weight" ? I : 0)) * H);
   }
 }
 
@@ -114,12 +124,7 @@ void load_deepseek(WeightReader& r, const Model& model) {
 
 void load_hf_weights(const SafetensorsFolder& folder, const std::string& model_type, Model& model) {
   WeightReader reader(folder, model);
-  if (model_type == "mixtral")
-    load_mixtral(reader, model);
-  else if (model_type == "deepseek")
-    load_deepseek(reader, model);
-  else
-    MOELAB_ASSERT(false, "load_hf_weights: an architecture read_hf_config does not map");
+  load_tensors(reader, model, model_type);
   reader.check_all_used();
 }
 

@@ -1,7 +1,8 @@
 // A Hugging Face model's weights read into a moelab Model whose Config read_hf_config made.
 //
-// moelab's tensor names are Mixtral's, so most tensors are found under the model's own names; the original
-// DeepSeekMoE's MoE layers use their own (mlp.gate, mlp.experts.{j}.{gate,up,down}_proj, mlp.shared_experts.*).
+// moelab's tensor names are Mixtral's, so most tensors are found under the model's own names; the MoE layers of the
+// original DeepSeekMoE, OLMoE and Qwen-MoE use their own (mlp.gate, mlp.experts.{j}.{gate,up,down}_proj,
+// mlp.shared_experts.* in DeepSeekMoE, mlp.shared_expert.* and mlp.shared_expert_gate in Qwen2-MoE).
 // The layouts a checkpoint may use for the same weights instead are converted exactly:
 //   - transformers v5 may write the experts fused, without ".weight": mlp.experts.gate_up_proj [E, 2I, H] (the
 //     gate projections of all experts, then their up projections, along dim 1) and mlp.experts.down_proj [E, H, I],

@@ -3,6 +3,8 @@
 #include "backend/cpu/gemm.h"
 #include "core/op_profile.h"
 #include "ops/attention.h"
+#include "ops/bias.h"
+#include "ops/clamp.h"
 #include "ops/linear.h"
 #include "ops/rmsnorm.h"
 #include "ops/rope.h"
@@ -19,6 +21,11 @@ void AttentionActivations<T>::resize(const AttentionShape& s, bool for_backward)
   v.resize(N * s.Hkv * s.D);
   if (for_backward) lse.resize(s.B * s.H * s.T);
   ctx.resize(N * s.H * s.D);
+  if (s.qk_norm != QkNorm::None) {
+    q_lin.resize(N * s.H * s.D), k_lin.resize(N * s.Hkv * s.D);
+    q_rstd.resize(s.qk_norm_rows(s.H)), k_rstd.resize(s.qk_norm_rows(s.Hkv));
+  }
+  if (s.clip_qkv > 0) clipped.resize(N * (s.H + 2 * s.Hkv) * s.D);
 }
 
 template <typename T>
@@ -29,6 +36,7 @@ void AttentionScratch<T>::resize(const AttentionShape& s) {
   d_k.resize(N * s.Hkv * s.D);
   d_v.resize(N * s.Hkv * s.D);
   d_normed.resize(N * s.d);
+  if (s.qk_norm != QkNorm::None) d_q_lin.resize(N * s.H * s.D), d_k_lin.resize(N * s.Hkv * s.D);
 }
 
 namespace {
@@ -51,10 +59,35 @@ void attention_block_forward(const cpu::ComputeContext& ctx, T* out, AttentionAc
     ops::rmsnorm_forward(act.normed.data(), act.rstd.data(), x, w.norm, N, s.d, s.rms_eps);
   }
   {
-    profile::Scope p("fwd attention.qkv_proj", 2.0 * N * s.d * (qw + 2 * kvw));
-    ops::linear_forward(ctx, act.q.data(), act.normed.data(), w.wq, N, s.d, qw);
-    ops::linear_forward(ctx, act.k.data(), act.normed.data(), w.wk, N, s.d, kvw);
-    ops::linear_forward(ctx, act.v.data(), act.normed.data(), w.wv, N, s.d, kvw);
+    // With a q/k norm, q and k are projected into the norm's inputs, and the norm writes q and k.
+    const bool qk_norm = s.qk_norm != QkNorm::None;
+    T* q_proj = qk_norm ? act.q_lin.data() : act.q.data();
+    T* k_proj = qk_norm ? act.k_lin.data() : act.k.data();
+    {
+      profile::Scope p("fwd attention.qkv_proj", 2.0 * N * s.d * (qw + 2 * kvw));
+      ops::linear_forward(ctx, q_proj, act.normed.data(), w.wq, N, s.d, qw);
+      ops::linear_forward(ctx, k_proj, act.normed.data(), w.wk, N, s.d, kvw);
+      ops::linear_forward(ctx, act.v.data(), act.normed.data(), w.wv, N, s.d, kvw);
+      if (s.qkv_bias) {
+        ops::bias_forward(q_proj, w.bq, N, qw);
+        ops::bias_forward(k_proj, w.bk, N, kvw);
+        ops::bias_forward(act.v.data(), w.bv, N, kvw);
+      }
+    }
+    if (qk_norm) {
+      profile::Scope p("fwd attention.qk_norm", 0);
+      ops::rmsnorm_forward(act.q.data(), act.q_rstd.data(), q_proj, w.q_norm, s.qk_norm_rows(s.H), s.qk_norm_width(s.H),
+                           s.rms_eps);
+      ops::rmsnorm_forward(act.k.data(), act.k_rstd.data(), k_proj, w.k_norm, s.qk_norm_rows(s.Hkv),
+                           s.qk_norm_width(s.Hkv), s.rms_eps);
+    }
+    if (s.clip_qkv > 0) {
+      profile::Scope p("fwd attention.clip_qkv", 0);
+      uint8_t* clipped = act.clipped.data();
+      ops::clamp_forward(act.q.data(), clipped, N * qw, s.clip_qkv);
+      ops::clamp_forward(act.k.data(), clipped + N * qw, N * kvw, s.clip_qkv);
+      ops::clamp_forward(act.v.data(), clipped + N * (qw + kvw), N * kvw, s.clip_qkv);
+    }
   }
   {
     profile::Scope p("fwd attention.rope", 0);
@@ -90,15 +123,37 @@ void attention_block_backward(const cpu::ComputeContext& ctx, T* d_x, const Atte
     ops::rope_backward(sc.d_q.data(), s.B, s.T, s.H, s.D, s.rope_theta);
     ops::rope_backward(sc.d_k.data(), s.B, s.T, s.Hkv, s.D, s.rope_theta);
   }
+  if (s.clip_qkv > 0) {
+    profile::Scope p("bwd attention.clip_qkv", 0);
+    const uint8_t* clipped = act.clipped.data();
+    ops::clamp_backward(sc.d_q.data(), clipped, N * qw);
+    ops::clamp_backward(sc.d_k.data(), clipped + N * qw, N * kvw);
+    ops::clamp_backward(sc.d_v.data(), clipped + N * (qw + kvw), N * kvw);
+  }
+  // The gradients of the projections' outputs: through the q/k norm when there is one.
+  const T* d_q = sc.d_q.data();
+  const T* d_k = sc.d_k.data();
+  if (s.qk_norm != QkNorm::None) {
+    profile::Scope p("bwd attention.qk_norm", 0);
+    ops::rmsnorm_backward(sc.d_q_lin.data(), grads.q_norm, sc.d_q.data(), act.q_lin.data(), w.q_norm, act.q_rstd.data(),
+                          s.qk_norm_rows(s.H), s.qk_norm_width(s.H));
+    ops::rmsnorm_backward(sc.d_k_lin.data(), grads.k_norm, sc.d_k.data(), act.k_lin.data(), w.k_norm, act.k_rstd.data(),
+                          s.qk_norm_rows(s.Hkv), s.qk_norm_width(s.Hkv));
+    d_q = sc.d_q_lin.data(), d_k = sc.d_k_lin.data();
+  }
   {
     // The normed input feeds three projections: its gradient is the sum of the three branches.
     profile::Scope p("bwd attention.qkv_proj", 4.0 * N * s.d * (qw + 2 * kvw));
-    ops::linear_backward(ctx, sc.d_normed.data(), grads.wq, sc.d_q.data(), act.normed.data(), w.wq, N, s.d, qw);
-    cpu::gemm(ctx, cpu::Trans::N, cpu::Trans::N, N, s.d, kvw, T(1), sc.d_k.data(), kvw, w.wk, s.d, T(1),
-              sc.d_normed.data(), s.d);
+    if (s.qkv_bias) {
+      ops::bias_backward(grads.bq, d_q, N, qw);
+      ops::bias_backward(grads.bk, d_k, N, kvw);
+      ops::bias_backward(grads.bv, sc.d_v.data(), N, kvw);
+    }
+    ops::linear_backward(ctx, sc.d_normed.data(), grads.wq, d_q, act.normed.data(), w.wq, N, s.d, qw);
+    cpu::gemm(ctx, cpu::Trans::N, cpu::Trans::N, N, s.d, kvw, T(1), d_k, kvw, w.wk, s.d, T(1), sc.d_normed.data(), s.d);
     cpu::gemm(ctx, cpu::Trans::N, cpu::Trans::N, N, s.d, kvw, T(1), sc.d_v.data(), kvw, w.wv, s.d, T(1),
               sc.d_normed.data(), s.d);
-    ops::linear_backward<T>(ctx, nullptr, grads.wk, sc.d_k.data(), act.normed.data(), w.wk, N, s.d, kvw);
+    ops::linear_backward<T>(ctx, nullptr, grads.wk, d_k, act.normed.data(), w.wk, N, s.d, kvw);
     ops::linear_backward<T>(ctx, nullptr, grads.wv, sc.d_v.data(), act.normed.data(), w.wv, N, s.d, kvw);
   }
   profile::Scope p("bwd attention.norm", 0);

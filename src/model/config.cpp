@@ -62,6 +62,17 @@ std::vector<ConfigField> make_fields() {
                    "Key/value heads. 0 means n_heads (plain multi-head attention); a divisor of n_heads gives "
                    "grouped-query attention: smaller K/V projections and generation cache, usually a small quality "
                    "cost."),
+      MOELAB_FIELD(model, head_dim,
+                   "Width of one attention head; 0 means d_model / n_heads. Another value decouples the attention "
+                   "width n_heads * head_dim from d_model (Qwen3). Must be even (RoPE rotates pairs of dimensions)."),
+      MOELAB_FIELD(model, qk_norm,
+                   "An RMSNorm (with its own gains) of the queries and keys before RoPE, which keeps attention logits "
+                   "from growing: per_head normalises each head's vector (Qwen3), whole each token's whole query or "
+                   "key projection (OLMoE); none (LLaMA, Mixtral)."),
+      MOELAB_FIELD(model, qkv_bias, "The query, key and value projections have biases (Qwen2); the output one never."),
+      MOELAB_FIELD(model, clip_qkv,
+                   "> 0: queries, keys and values are clamped to [-clip_qkv, clip_qkv] after their projection (and "
+                   "norm), a guard against loss spikes (OLMoE); 0: no clamp."),
       MOELAB_FIELD(model, rope_theta,
                    "RoPE base. A larger base stretches the longest rotary wavelength, which suits longer contexts."),
       MOELAB_FIELD(model, rms_eps,
@@ -97,6 +108,12 @@ std::vector<ConfigField> make_fields() {
                    "they hold what all tokens need, so routed experts can specialise. Stored as one SwiGLU of hidden "
                    "size n_shared_experts * shared_expert_hidden, which computes the same sum."),
       MOELAB_FIELD(moe, shared_expert_hidden, "Hidden size of one shared expert; 0 means moe.expert_hidden."),
+      MOELAB_FIELD(moe, shared_expert_gate,
+                   "Scale the shared experts' output per token by sigmoid(w . x), with w a learned vector of d_model "
+                   "(Qwen2-MoE): the model learns how much of the shared path each token takes."),
+      MOELAB_FIELD(moe, dense_layers,
+                   "Layer indices (from 0) that use a dense SwiGLU FFN even where first_dense_layers and moe_every "
+                   "make them MoE (Qwen's mlp_only_layers)."),
 
       MOELAB_FIELD(routing, router,
                    "Where router weights come from: learned (trained like every weight), frozen (random, never "
@@ -209,7 +226,7 @@ std::vector<ConfigField> make_fields() {
 // A value read from TOML or JSON, before it is checked against the field it is meant for.
 struct Value {
   // An integer is int64_t unless it only fits uint64_t (JSON); std::monostate: a type no field takes.
-  std::variant<int64_t, uint64_t, double, bool, std::string, std::monostate> v;
+  std::variant<int64_t, uint64_t, double, bool, std::string, std::vector<int64_t>, std::monostate> v;
   std::string type;  // "an integer", "a table", ...
   std::string text;  // the value as written, for messages
 };
@@ -228,8 +245,14 @@ Value from_toml(const toml::node& n) {
       return {n.as_string()->get(), "a string", os.str()};
     case toml::node_type::table:
       return {std::monostate{}, "a table", os.str()};
-    case toml::node_type::array:
-      return {std::monostate{}, "an array", os.str()};
+    case toml::node_type::array: {
+      std::vector<int64_t> integers;
+      for (const toml::node& item : *n.as_array()) {
+        if (!item.is_integer()) return {std::monostate{}, "an array of other than integers", os.str()};
+        integers.push_back(item.as_integer()->get());
+      }
+      return {integers, "an array of integers", os.str()};
+    }
     case toml::node_type::date:
       return {std::monostate{}, "a date", os.str()};
     case toml::node_type::time:
@@ -252,7 +275,17 @@ Value from_json(const nlohmann::json& j) {
   if (j.is_boolean()) return {j.get<bool>(), "a boolean", text};
   if (j.is_string()) return {j.get<std::string>(), "a string", text};
   if (j.is_object()) return {std::monostate{}, "an object", text};
-  if (j.is_array()) return {std::monostate{}, "an array", text};
+  if (j.is_array()) {
+    std::vector<int64_t> integers;
+    for (const auto& item : j) {
+      if (!item.is_number_integer() ||
+          (item.is_number_unsigned() &&
+           item.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())))
+        return {std::monostate{}, "an array of other than integers", text};
+      integers.push_back(item.get<int64_t>());
+    }
+    return {integers, "an array of integers", text};
+  }
   return {std::monostate{}, "null", text};
 }
 
@@ -308,6 +341,12 @@ void assign(Config& cfg, const ConfigField& field, const Value& value, const std
                      *p = *s;
                    else
                      mismatch("a string");
+                 },
+                 [&](std::vector<int64_t>* p) {
+                   if (auto* list = std::get_if<std::vector<int64_t>>(&value.v))
+                     *p = *list;
+                   else
+                     mismatch("an array of integers");
                  },
                  [&](ChoiceRef p) {
                    const auto* s = std::get_if<std::string>(&value.v);
@@ -394,6 +433,11 @@ std::string format_value(const ConfigFieldRef& ref) {
                         [](const double* p) { return format_double(*p); },
                         [](const bool* p) { return std::string(*p ? "true" : "false"); },
                         [](const std::string* p) { return "\"" + *p + "\""; },
+                        [](const std::vector<int64_t>* p) {
+                          std::string list = "[";
+                          for (const int64_t x : *p) list.append(list.size() > 1 ? ", " : "").append(std::to_string(x));
+                          return list + "]";
+                        },
                         [](ChoiceRef p) { return std::string(1, '"').append(p.name()).append(1, '"'); },
                     },
                     ref);
@@ -406,6 +450,7 @@ const char* type_name(const ConfigFieldRef& ref) {
                         [](const double*) { return "float"; },
                         [](const bool*) { return "boolean"; },
                         [](const std::string*) { return "string"; },
+                        [](const std::vector<int64_t>*) { return "array of integers"; },
                         [](ChoiceRef) { return "string"; },
                     },
                     ref);
@@ -570,9 +615,16 @@ void validate(const Config& cfg) {
   at_least("model.d_model", m.d_model, 1);
   at_least("model.n_layers", m.n_layers, 1);
   at_least("model.n_heads", m.n_heads, 1);
-  check(m.d_model % m.n_heads == 0, "model.d_model = ", m.d_model, " must be divisible by model.n_heads = ", m.n_heads);
-  check((m.d_model / m.n_heads) % 2 == 0, "model.d_model / model.n_heads = ", m.d_model / m.n_heads,
-        " (the head size) must be even: RoPE rotates pairs of dimensions");
+  at_least("model.head_dim", m.head_dim, 0);
+  if (m.head_dim == 0) {
+    check(m.d_model % m.n_heads == 0, "model.d_model = ", m.d_model,
+          " must be divisible by model.n_heads = ", m.n_heads, " (or model.head_dim set)");
+    check((m.d_model / m.n_heads) % 2 == 0, "model.d_model / model.n_heads = ", m.d_model / m.n_heads,
+          " (the head size) must be even: RoPE rotates pairs of dimensions");
+  } else {
+    check(m.head_dim % 2 == 0, "model.head_dim = ", m.head_dim, " must be even: RoPE rotates pairs of dimensions");
+  }
+  non_negative("model.clip_qkv", m.clip_qkv);
   check(m.n_kv_heads >= 0 && m.n_kv_heads <= m.n_heads, "model.n_kv_heads = ", m.n_kv_heads,
         " must be between 0 (= n_heads) and model.n_heads = ", m.n_heads);
   check(m.n_kv_heads == 0 || m.n_heads % m.n_kv_heads == 0, "model.n_heads = ", m.n_heads,
@@ -591,6 +643,15 @@ void validate(const Config& cfg) {
   at_least("moe.dense_hidden", e.dense_hidden, 0);
   at_least("moe.n_shared_experts", e.n_shared_experts, 0);
   at_least("moe.shared_expert_hidden", e.shared_expert_hidden, 0);
+  check(!e.shared_expert_gate || e.n_shared_experts > 0,
+        "moe.shared_expert_gate = true needs shared experts to gate (moe.n_shared_experts > 0)");
+  for (size_t i = 0; i < e.dense_layers.size(); ++i) {
+    const int64_t layer = e.dense_layers[i];
+    check(layer >= 0 && layer < m.n_layers, "moe.dense_layers[", i, "] = ", layer,
+          " must be a layer index between 0 and model.n_layers - 1 = ", m.n_layers - 1);
+    check(std::count(e.dense_layers.begin(), e.dense_layers.end(), layer) == 1, "moe.dense_layers names layer ", layer,
+          " more than once");
+  }
 
   const RoutingConfig& r = cfg.routing;
   check(r.top_k >= 1 && r.top_k <= e.n_experts, "routing.top_k = ", r.top_k,

@@ -54,7 +54,8 @@ Design parse_design(std::string_view name, const std::string& what) {
 }
 
 // Where one field lives inside a Config; the alternative held says the field's type.
-using ConfigFieldRef = std::variant<int64_t*, uint64_t*, double*, bool*, std::string*, ChoiceRef>;
+using ConfigFieldRef =
+    std::variant<int64_t*, uint64_t*, double*, bool*, std::string*, std::vector<int64_t>*, ChoiceRef>;
 
 // The reference to a field of any of the types above.
 template <class T>

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "model/param_count.h"
+#include "model/param_table.h"
 #include "routing/selection_rule.h"
 
 namespace moelab {
@@ -15,10 +16,16 @@ namespace {
 // A parameter table entry: its ParamSpec, the heap blocks of its name and shape, and the model's pointers to it.
 constexpr double kBytesPerTensor = 256;
 
-// Layers from first_dense_layers on, every moe_every-th: counted, not looped over (n_layers may be absurd).
+// Layers from first_dense_layers on, every moe_every-th, less those dense_layers names: counted, not looped over
+// (n_layers may be absurd; dense_layers is a short list).
 double moe_layer_count(const MoeConfig& moe, int64_t n_layers) {
   if (n_layers <= moe.first_dense_layers) return 0;
-  return static_cast<double>((n_layers - moe.first_dense_layers - 1) / moe.moe_every + 1);
+  double count = static_cast<double>((n_layers - moe.first_dense_layers - 1) / moe.moe_every + 1);
+  MoeConfig rhythm_only = moe;
+  rhythm_only.dense_layers.clear();
+  for (const int64_t layer : moe.dense_layers)
+    if (layer < n_layers && is_moe_layer(rhythm_only, layer)) count -= 1;
+  return count;
 }
 
 // Routed experts a token reaches, roughly: k for a rule that gives every token k, else one (top_p keeps at least
@@ -41,8 +48,11 @@ MemoryEstimate estimate_memory(const Config& cfg, MemoryUse use) {
   const MoeConfig& moe = cfg.moe;
   const double d = static_cast<double>(m.d_model), V = static_cast<double>(m.vocab_size);
   const double L = static_cast<double>(m.n_layers), E = static_cast<double>(moe.n_experts);
-  const double H = static_cast<double>(m.n_heads);
-  const double kv = static_cast<double>(m.n_kv_heads > 0 ? m.n_kv_heads : m.n_heads) * (d / H);  // K/V width
+  const double H = static_cast<double>(m.n_heads), Hkv = static_cast<double>(attention_kv_heads(m));
+  const double head_dim = static_cast<double>(attention_head_dim(m));
+  const double q = H * head_dim, kv = Hkv * head_dim;  // query and key/value widths
+  const double qk_norm_gains = m.qk_norm == QkNorm::None ? 0 : m.qk_norm == QkNorm::PerHead ? 2 * head_dim : q + kv;
+  const double qk_norm_tensors = m.qk_norm == QkNorm::None ? 0 : 2;
   const double h = static_cast<double>(moe.expert_hidden);
   const double hs = static_cast<double>(moe.n_shared_experts) *
                     static_cast<double>(moe.shared_expert_hidden > 0 ? moe.shared_expert_hidden : moe.expert_hidden);
@@ -50,15 +60,17 @@ MemoryEstimate estimate_memory(const Config& cfg, MemoryUse use) {
       moe.dense_hidden > 0 ? static_cast<double>(moe.dense_hidden) : h * static_cast<double>(cfg.routing.top_k);
   const double moe_layers = moe_layer_count(moe, m.n_layers), dense_layers = L - moe_layers;
   const bool router = cfg.routing.router != RouterKind::Hash, bias = cfg.routing.bias_update_rate > 0;
+  const double shared_gate = hs > 0 && moe.shared_expert_gate ? 1 : 0;
 
   // The same tensors as ParamTable, counted by formula.
   MemoryEstimate e;
   const double head = m.tie_embeddings ? 0 : V * d;
-  e.params = V * d + L * (2 * d + 2 * d * d + 2 * kv * d) + d + head +
-             moe_layers * ((router ? E * d : 0) + (bias ? E : 0) + 3 * E * h * d + 3 * hs * d) +
+  e.params = V * d + L * (2 * d + 2 * q * d + 2 * kv * d + (m.qkv_bias ? q + 2 * kv : 0) + qk_norm_gains) + d + head +
+             moe_layers * ((router ? E * d : 0) + (bias ? E : 0) + 3 * E * h * d + 3 * hs * d + shared_gate * d) +
              dense_layers * 3 * h_dense * d;
-  e.tensors = 1 + 6 * L + 1 + (m.tie_embeddings ? 0 : 1) +
-              moe_layers * ((router ? 1 : 0) + (bias ? 1 : 0) + 3 * E + (hs > 0 ? 3 : 0)) + dense_layers * 3;
+  e.tensors = 1 + L * (6 + (m.qkv_bias ? 3 : 0) + qk_norm_tensors) + 1 + (m.tie_embeddings ? 0 : 1) +
+              moe_layers * ((router ? 1 : 0) + (bias ? 1 : 0) + 3 * E + (hs > 0 ? 3 + shared_gate : 0)) +
+              dense_layers * 3;
   e.table_bytes = e.tensors * kBytesPerTensor;
   if (use == MemoryUse::Count) return e;
 
@@ -75,13 +87,17 @@ MemoryEstimate estimate_memory(const Config& cfg, MemoryUse use) {
   if (use == MemoryUse::Training) {
     e.bytes_per_param += 8;
     e.per_param_meaning += ", two AdamW moments";
-    const double layer = 6 * d + 2 * kv + H + 2;
+    // The residual stream, the norms' outputs, q, k, v, the context, the log-sum-exps, the rstds; a q/k norm's
+    // inputs and rstds; clip_qkv's masks (a byte per element of q, k, v).
+    const double layer = 4 * d + 2 * q + 2 * kv + H + 2 + (qk_norm_tensors > 0 ? q + kv + H + Hkv : 0) +
+                         (m.clip_qkv > 0 ? (q + 2 * kv) / 4 : 0);
     const double moe_layer = k * (2 * d + 3 * h) + 3 * E + (hs > 0 ? 3 * hs + d : 0);
     per_token = L * layer + moe_layers * moe_layer + dense_layers * 3 * h_dense +
                 (V + 9 * d + 2 * kv + 6 * h + 2 * k * d + 3 * E + (dense_layers > 0 ? 3 * h_dense : 0));
   } else {
     if (!bf16) e.bytes_per_param += 4, e.per_param_meaning += ", weights packed for inference";
-    const double layer = 6 * d + 2 * kv + 2;
+    const double layer = 4 * d + 2 * q + 2 * kv + 2 + (qk_norm_tensors > 0 ? q + kv + H + Hkv : 0) +
+                         (m.clip_qkv > 0 ? (q + 2 * kv) / 4 : 0);
     const double moe_layer = k * 2 * d + 3 * E + (hs > 0 ? 3 * hs + d : 0);
     per_token = L * layer + moe_layers * moe_layer + dense_layers * 3 * h_dense + (V + 3 * d + 3 * h);
   }

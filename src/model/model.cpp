@@ -34,14 +34,9 @@ void add_to(float* out, const float* a, const float* b, int64_t n) {
 
 AttentionShape attention_shape(const Config& cfg, int64_t B, int64_t T) {
   const auto& m = cfg.model;
-  return {B,
-          T,
-          m.d_model,
-          m.n_heads,
-          m.n_kv_heads > 0 ? m.n_kv_heads : m.n_heads,
-          m.d_model / m.n_heads,
-          m.rope_theta,
-          m.rms_eps};
+  AttentionShape s{B, T, m.d_model, m.n_heads, attention_kv_heads(m), attention_head_dim(m), m.rope_theta, m.rms_eps};
+  s.qk_norm = m.qk_norm, s.qkv_bias = m.qkv_bias, s.clip_qkv = m.clip_qkv;
+  return s;
 }
 
 MoeFfnShape moe_ffn_shape(const Config& cfg, int64_t B, int64_t T) {
@@ -52,6 +47,7 @@ MoeFfnShape moe_ffn_shape(const Config& cfg, int64_t B, int64_t T) {
   s.capacity_factor = r.capacity_factor;
   s.hash_router = r.router == RouterKind::Hash;
   s.shared_hidden = shared_experts_hidden(cfg.moe);
+  s.shared_gate = cfg.moe.shared_expert_gate;
   return s;
 }
 
@@ -125,12 +121,21 @@ Model::Model(const Config& cfg)
   for (int64_t i = 0; i < cfg.model.n_layers; ++i) {
     auto layer = std::make_unique<Layer>();
     const std::string pre = "model.layers." + std::to_string(i) + ".";
-    layer->attn_w = {p(pre + "input_layernorm.weight"), p(pre + "self_attn.q_proj.weight"),
-                     p(pre + "self_attn.k_proj.weight"), p(pre + "self_attn.v_proj.weight"),
-                     p(pre + "self_attn.o_proj.weight")};
-    layer->attn_g = {g(pre + "input_layernorm.weight"), g(pre + "self_attn.q_proj.weight"),
-                     g(pre + "self_attn.k_proj.weight"), g(pre + "self_attn.v_proj.weight"),
-                     g(pre + "self_attn.o_proj.weight")};
+    const std::string a = pre + "self_attn.";
+    layer->attn_w = {p(pre + "input_layernorm.weight"), p(a + "q_proj.weight"), p(a + "k_proj.weight"),
+                     p(a + "v_proj.weight"), p(a + "o_proj.weight")};
+    layer->attn_g = {g(pre + "input_layernorm.weight"), g(a + "q_proj.weight"), g(a + "k_proj.weight"),
+                     g(a + "v_proj.weight"), g(a + "o_proj.weight")};
+    if (cfg.model.qk_norm != QkNorm::None) {
+      layer->attn_w.q_norm = p(a + "q_norm.weight"), layer->attn_w.k_norm = p(a + "k_norm.weight");
+      layer->attn_g.q_norm = g(a + "q_norm.weight"), layer->attn_g.k_norm = g(a + "k_norm.weight");
+    }
+    if (cfg.model.qkv_bias) {
+      layer->attn_w.bq = p(a + "q_proj.bias"), layer->attn_w.bk = p(a + "k_proj.bias");
+      layer->attn_w.bv = p(a + "v_proj.bias");
+      layer->attn_g.bq = g(a + "q_proj.bias"), layer->attn_g.bk = g(a + "k_proj.bias");
+      layer->attn_g.bv = g(a + "v_proj.bias");
+    }
     layer->ffn_norm_w = p(pre + "post_attention_layernorm.weight");
     layer->ffn_norm_g = g(pre + "post_attention_layernorm.weight");
     layer->moe = is_moe_layer(cfg.moe, i);
@@ -152,6 +157,10 @@ Model::Model(const Config& cfg)
         const std::string s = m + "shared_experts.";
         layer->moe_w.shared = {p(s + "gate_proj.weight"), p(s + "up_proj.weight"), p(s + "down_proj.weight")};
         layer->moe_g.shared = {g(s + "gate_proj.weight"), g(s + "up_proj.weight"), g(s + "down_proj.weight")};
+        if (cfg.moe.shared_expert_gate) {
+          layer->moe_w.shared_gate = p(m + "shared_expert_gate.weight");
+          layer->moe_g.shared_gate = g(m + "shared_expert_gate.weight");
+        }
       }
     } else {
       layer->dense_hidden = dense_ffn_hidden(cfg);

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/grow.h"
 #include "core/op_profile.h"
+#include "ops/sigmoid_gate.h"
 #include "routing/capacity.h"
 #include "routing/combine.h"
 #include "routing/dispatch.h"
@@ -162,9 +163,15 @@ MoeAuxLosses moe_ffn_forward(const cpu::ComputeContext& ctx, T* out, MoeFfnActiv
     act.shared_out.resize(N * s.d);
     swiglu_mlp_forward(ctx, act.shared_out.data(), act.shared_g.data(), act.shared_u.data(), act.shared_act.data(), x,
                        w.shared, N, s.d, hs);
-    const T* so = act.shared_out.data();
+    if (s.shared_gate) {
+      act.shared_gate.resize(N);
+      ops::sigmoid_gate_forward(out, act.shared_gate.data(), {x, w.shared_gate, act.shared_out.data(), nullptr}, N,
+                                s.d);
+    } else {
+      const T* so = act.shared_out.data();
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < N * s.d; ++i) out[i] += so[i];
+      for (int64_t i = 0; i < N * s.d; ++i) out[i] += so[i];
+    }
   }
   return aux;
 }
@@ -217,8 +224,15 @@ void moe_ffn_backward(const cpu::ComputeContext& ctx, T* d_x, const MoeFfnGrads<
     const int64_t N = s.N(), hs = s.shared_hidden;
     sc.d_shared_act.resize(N * hs), sc.d_shared_g.resize(N * hs), sc.d_shared_u.resize(N * hs);
     sc.d_x_shared.resize(N * s.d);
+    const T* d_shared_out = d_out;
+    if (s.shared_gate) {  // the gate's own gradients, and the gradient that reaches the shared experts through it
+      sc.d_shared_out.resize(N * s.d);
+      ops::sigmoid_gate_backward({sc.d_shared_out.data(), d_x, grads.shared_gate}, d_out,
+                                 {x, w.shared_gate, act.shared_out.data(), act.shared_gate.data()}, N, s.d);
+      d_shared_out = sc.d_shared_out.data();
+    }
     swiglu_mlp_backward(ctx, sc.d_x_shared.data(), grads.shared,
-                        {sc.d_shared_act.data(), sc.d_shared_g.data(), sc.d_shared_u.data()}, d_out,
+                        {sc.d_shared_act.data(), sc.d_shared_g.data(), sc.d_shared_u.data()}, d_shared_out,
                         {x, act.shared_g.data(), act.shared_u.data(), act.shared_act.data()}, w.shared, {N, s.d, hs});
     const T* g = sc.d_x_shared.data();
 #pragma omp parallel for schedule(static)

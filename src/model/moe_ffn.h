@@ -3,7 +3,7 @@
 //   top-p | expert choice; under loss-free balancing, top-k on the scores plus a per-expert bias) -> [sequence
 //   plan expanded to tokens] -> [capacity: overflow dropped] -> dispatch plan -> gather rows by expert -> each
 //   expert's SwiGLU on its rows as dense GEMMs -> weighted combine back to token order -> [+ shared experts, on
-//   every token].
+//   every token, optionally scaled per token by a sigmoid gate].
 // A hash router replaces the router and the rule by a fixed token-id table. The auxiliary losses of the layer
 // (load balance, z-loss, dynamic/entropy loss) are returned and their gradients added in backward. The dispatch
 // plan in the activations is what statistics and traces read.
@@ -36,6 +36,7 @@ struct MoeFfnShape {
   bool hash_router = false;    // no router: experts from a fixed token-id table
   uint64_t hash_seed = 0;
   int64_t shared_hidden = 0;  // hidden size of the fused shared experts every token uses; 0: none
+  bool shared_gate = false;   // the shared experts' output scaled by sigmoid(x . w) per token (ops/sigmoid_gate.h)
   int64_t N() const { return B * T; }
   // Rows the router and the rule see: one per sequence under sequence granularity, else one per token.
   int64_t route_rows() const { return granularity == Granularity::Sequence ? B : B * T; }
@@ -52,6 +53,7 @@ struct MoeFfnWeights {
   std::vector<SwigluMlpWeights<T>> experts;  // [E]
   SwigluMlpWeights<T> shared{};              // the fused shared experts, when shape.shared_hidden > 0
   const T* selection_bias = nullptr;         // [E] loss-free balancing: added to the scores to choose only
+  const T* shared_gate = nullptr;            // [d] when shape.shared_gate
 };
 
 template <typename T>
@@ -59,6 +61,7 @@ struct MoeFfnGrads {                       // accumulated
   T* router;                               // [E,d]; null when the router is not trained
   std::vector<SwigluMlpGrads<T>> experts;  // [E]
   SwigluMlpGrads<T> shared{};
+  T* shared_gate = nullptr;  // [d]
 };
 
 // The auxiliary losses of one layer, before their coefficients, and the slots capacity dropped.
@@ -94,6 +97,7 @@ struct MoeFfnActivations {
   std::vector<T> y_grouped;                       // [S,d] expert outputs, expert order
   std::vector<T> shared_g, shared_u, shared_act;  // [N,hs] the shared experts' SwiGLU intermediates
   std::vector<T> shared_out;                      // [N,d]
+  std::vector<T> shared_gate;                     // [N] the sigmoid gate of each token, when shape.shared_gate
 };
 
 // Working memory of one MoE layer's forward and backward that no later pass reads: one per model, shared by its
@@ -116,6 +120,7 @@ struct MoeFfnScratch {
   std::vector<T> d_route_in;                // [R,d]
   std::vector<T> d_shared_act, d_shared_g, d_shared_u;  // [N,hs]
   std::vector<T> d_x_shared;                            // [N,d]
+  std::vector<T> d_shared_out;                          // [N,d] the gradient of the gated shared experts' output
 };
 
 // The GEMMs run as ctx says (the router's in f32). token_ids [N] are read only by the hash router (may be null

@@ -1,12 +1,21 @@
 #include "model/param_table.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace moelab {
 
 bool is_moe_layer(const MoeConfig& moe, int64_t layer) {
-  return layer >= moe.first_dense_layers && (layer - moe.first_dense_layers) % moe.moe_every == 0;
+  return layer >= moe.first_dense_layers && (layer - moe.first_dense_layers) % moe.moe_every == 0 &&
+         std::find(moe.dense_layers.begin(), moe.dense_layers.end(), layer) == moe.dense_layers.end();
 }
+
+int64_t attention_head_dim(const ModelConfig& model) {
+  return model.head_dim > 0 ? model.head_dim : model.d_model / model.n_heads;
+}
+
+int64_t attention_kv_heads(const ModelConfig& model) { return model.n_kv_heads > 0 ? model.n_kv_heads : model.n_heads; }
 
 int64_t shared_experts_hidden(const MoeConfig& moe) {
   return moe.n_shared_experts * (moe.shared_expert_hidden > 0 ? moe.shared_expert_hidden : moe.expert_hidden);
@@ -21,16 +30,26 @@ int64_t dense_ffn_hidden(const Config& cfg) {
 ParamTable::ParamTable(const Config& cfg) {
   const auto& m = cfg.model;
   const int64_t d = m.d_model, V = m.vocab_size;
-  const int64_t head_dim = d / m.n_heads;
-  const int64_t kv_heads = m.n_kv_heads > 0 ? m.n_kv_heads : m.n_heads;
+  const int64_t head_dim = attention_head_dim(m), q_width = m.n_heads * head_dim;
+  const int64_t kv_width = attention_kv_heads(m) * head_dim;
   add("model.embed_tokens.weight", {V, d}, ParamInit::Normal, ParamGroup::Embedding);
   for (int64_t i = 0; i < m.n_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     add(p + "input_layernorm.weight", {d}, ParamInit::Ones, ParamGroup::Norm);
-    add(p + "self_attn.q_proj.weight", {m.n_heads * head_dim, d}, ParamInit::Normal, ParamGroup::Attention);
-    add(p + "self_attn.k_proj.weight", {kv_heads * head_dim, d}, ParamInit::Normal, ParamGroup::Attention);
-    add(p + "self_attn.v_proj.weight", {kv_heads * head_dim, d}, ParamInit::Normal, ParamGroup::Attention);
-    add(p + "self_attn.o_proj.weight", {d, m.n_heads * head_dim}, ParamInit::Normal, ParamGroup::Attention);
+    add(p + "self_attn.q_proj.weight", {q_width, d}, ParamInit::Normal, ParamGroup::Attention);
+    add(p + "self_attn.k_proj.weight", {kv_width, d}, ParamInit::Normal, ParamGroup::Attention);
+    add(p + "self_attn.v_proj.weight", {kv_width, d}, ParamInit::Normal, ParamGroup::Attention);
+    add(p + "self_attn.o_proj.weight", {d, q_width}, ParamInit::Normal, ParamGroup::Attention);
+    if (m.qkv_bias) {  // decayed with the attention matrices
+      add(p + "self_attn.q_proj.bias", {q_width}, ParamInit::Zeros, ParamGroup::Attention);
+      add(p + "self_attn.k_proj.bias", {kv_width}, ParamInit::Zeros, ParamGroup::Attention);
+      add(p + "self_attn.v_proj.bias", {kv_width}, ParamInit::Zeros, ParamGroup::Attention);
+    }
+    if (m.qk_norm != QkNorm::None) {
+      const bool per_head = m.qk_norm == QkNorm::PerHead;
+      add(p + "self_attn.q_norm.weight", {per_head ? head_dim : q_width}, ParamInit::Ones, ParamGroup::Norm);
+      add(p + "self_attn.k_norm.weight", {per_head ? head_dim : kv_width}, ParamInit::Ones, ParamGroup::Norm);
+    }
     add(p + "post_attention_layernorm.weight", {d}, ParamInit::Ones, ParamGroup::Norm);
     if (is_moe_layer(cfg.moe, i)) {
       const int64_t h = cfg.moe.expert_hidden;
@@ -51,6 +70,8 @@ ParamTable::ParamTable(const Config& cfg) {
         add(s + "gate_proj.weight", {hs, d}, ParamInit::Normal, ParamGroup::SharedExpert);
         add(s + "up_proj.weight", {hs, d}, ParamInit::Normal, ParamGroup::SharedExpert);
         add(s + "down_proj.weight", {d, hs}, ParamInit::Normal, ParamGroup::SharedExpert);
+        if (cfg.moe.shared_expert_gate)  // Qwen2-MoE's name
+          add(p + "block_sparse_moe.shared_expert_gate.weight", {1, d}, ParamInit::Normal, ParamGroup::SharedExpert);
       }
     } else {
       const int64_t h = dense_ffn_hidden(cfg);

@@ -28,8 +28,13 @@ struct ParamSpec {
   bool trainable = true;
 };
 
-// Whether layer i has an MoE FFN (else a dense SwiGLU): layers from first_dense_layers on, every moe_every-th.
+// Whether layer i has an MoE FFN (else a dense SwiGLU): layers from first_dense_layers on, every moe_every-th,
+// except those listed in dense_layers.
 bool is_moe_layer(const MoeConfig& moe, int64_t layer);
+// The width of one attention head: model.head_dim, or d_model / n_heads when it is 0.
+int64_t attention_head_dim(const ModelConfig& model);
+// Key/value heads: model.n_kv_heads, or n_heads when it is 0.
+int64_t attention_kv_heads(const ModelConfig& model);
 // Hidden size of a MoE layer's shared-expert SwiGLU (all shared experts fused into one); 0 when it has none.
 int64_t shared_experts_hidden(const MoeConfig& moe);
 // Whether router weights are trained by gradient (learned) or set otherwise (frozen at init, resampled per step).

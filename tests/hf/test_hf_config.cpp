@@ -2,6 +2,7 @@
 // field moelab cannot honour is refused with its name, none ignored.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -139,21 +140,71 @@ std::string deepseek_with(const std::string& field, const std::string& value) {
   return text.substr(0, at) + value + text.substr(text.find_first_of(",}", at));
 }
 
+// The fields of allenai/OLMoE-1B-7B-0924's and Qwen/Qwen3-30B-A3B's config.json.
+const std::string kOlmoe1B7B = R"({"architectures": ["OlmoeForCausalLM"], "attention_bias": false,
+  "attention_dropout": 0.0, "clip_qkv": null, "eos_token_id": 50279, "hidden_act": "silu", "hidden_size": 2048,
+  "initializer_range": 0.02, "intermediate_size": 1024, "max_position_embeddings": 4096, "model_type": "olmoe",
+  "norm_topk_prob": false, "num_attention_heads": 16, "num_experts": 64, "num_experts_per_tok": 8,
+  "num_hidden_layers": 16, "num_key_value_heads": 16, "output_router_logits": false, "pad_token_id": 1,
+  "rms_norm_eps": 1e-05, "rope_scaling": null, "rope_theta": 10000.0, "router_aux_loss_coef": 0.01,
+  "tie_word_embeddings": false, "torch_dtype": "bfloat16", "transformers_version": "4.43.0.dev0",
+  "use_cache": true, "vocab_size": 50304})";
+const std::string kQwen3_30B = R"({"architectures": ["Qwen3MoeForCausalLM"], "attention_bias": false,
+  "attention_dropout": 0.0, "bos_token_id": 151643, "decoder_sparse_step": 1, "eos_token_id": 151645,
+  "head_dim": 128, "hidden_act": "silu", "hidden_size": 2048, "initializer_range": 0.02,
+  "intermediate_size": 6144, "max_position_embeddings": 40960, "max_window_layers": 48, "mlp_only_layers": [],
+  "model_type": "qwen3_moe", "moe_intermediate_size": 768, "norm_topk_prob": true, "num_attention_heads": 32,
+  "num_experts": 128, "num_experts_per_tok": 8, "num_hidden_layers": 48, "num_key_value_heads": 4,
+  "output_router_logits": false, "rms_norm_eps": 1e-06, "rope_scaling": null, "rope_theta": 1000000.0,
+  "router_aux_loss_coef": 0.001, "sliding_window": null, "tie_word_embeddings": false, "torch_dtype": "bfloat16",
+  "transformers_version": "4.51.0", "use_cache": true, "use_sliding_window": false, "vocab_size": 151936})";
+
+// `text` with `field` set to `value` (added when absent).
+std::string replaced(const std::string& text, const std::string& field, const std::string& value) {
+  nlohmann::json j = nlohmann::json::parse(text);
+  j[field] = nlohmann::json::parse(value);
+  return j.dump();
+}
+
+TEST(HfConfig, OlmoeAndQwen3MoeMapOntoTheirSettings) {
+  TempDir dir;
+  const Config olmoe = read(dir, kOlmoe1B7B).config;
+  EXPECT_EQ(olmoe.model.qk_norm, QkNorm::Whole);
+  EXPECT_EQ(olmoe.model.clip_qkv, 0.0);
+  EXPECT_FALSE(olmoe.model.qkv_bias);
+  EXPECT_EQ(olmoe.moe.n_experts, 64);
+  EXPECT_EQ(olmoe.moe.expert_hidden, 1024);
+  EXPECT_EQ(olmoe.routing.top_k, 8);
+  EXPECT_FALSE(olmoe.routing.renormalize);
+  EXPECT_EQ(olmoe.routing.load_balance_coef, 0.01);
+  const Config qwen3 = read(dir, kQwen3_30B).config;
+  EXPECT_EQ(qwen3.model.qk_norm, QkNorm::PerHead);
+  EXPECT_EQ(qwen3.model.head_dim, 128);
+  EXPECT_EQ(qwen3.model.n_heads * qwen3.model.head_dim, 4096) << "wider than hidden_size";
+  EXPECT_EQ(qwen3.model.n_kv_heads, 4);
+  EXPECT_EQ(qwen3.moe.n_experts, 128);
+  EXPECT_EQ(qwen3.moe.expert_hidden, 768);
+  EXPECT_EQ(qwen3.moe.n_shared_experts, 0);
+  EXPECT_EQ(qwen3.moe.first_dense_layers, 0);
+  EXPECT_TRUE(qwen3.moe.dense_layers.empty());
+  EXPECT_TRUE(qwen3.routing.renormalize);
+  EXPECT_EQ(qwen3.model.rope_theta, 1e6);
+}
+
 TEST(HfConfig, EveryFieldMoelabCannotHonourIsRefusedByName) {
   const std::vector<Refusal> cases = {
       {"not JSON", "{", "not valid JSON"},
       {"not an object", "[]", "expected a JSON object, found array"},
       {"no model_type", R"({"vocab_size": 3})", "no string field 'model_type': not a Hugging Face model config"},
       {"unknown architecture", with("model_type", R"("jamba")"),
-       "model_type 'jamba' is not supported (supported: deepseek, mixtral)"},
+       "model_type 'jamba' is not supported (supported: deepseek, mixtral, olmoe, qwen2_moe, qwen3_moe)"},
       {"string for integer", with("hidden_size", R"("4096")"),
        "field 'hidden_size' must be an integer, found \"4096\""},
       {"float for integer", with("num_local_experts", "8.0"), "field 'num_local_experts' must be an integer"},
       {"string for number", with("rms_norm_eps", R"("1e-5")"), "field 'rms_norm_eps' must be a number"},
       {"number for bool", with("tie_word_embeddings", "0"), "field 'tie_word_embeddings' must be true or false"},
       {"gelu experts", with("hidden_act", R"("gelu")"), "field 'hidden_act' = \"gelu\": moelab's experts are SwiGLU"},
-      {"wide heads", with("head_dim", "256"),
-       "field 'head_dim' = 256: moelab's heads are hidden_size / num_attention_heads"},
+      {"odd heads", with("head_dim", "127"), "model.head_dim = 127 must be even"},
       {"sliding window", with("sliding_window", "4096"), "field 'sliding_window' = 4096: sliding-window attention"},
       {"rope scaling", with("rope_scaling", R"({"type": "linear", "factor": 2.0})"), "field 'rope_scaling'"},
       {"yarn parameters", with("rope_parameters", R"({"rope_type": "yarn", "factor": 4.0})"),
@@ -168,6 +219,19 @@ TEST(HfConfig, EveryFieldMoelabCannotHonourIsRefusedByName) {
       {"MoE layers off moelab's rhythm", deepseek_with("moe_layer_freq", "2"),
        "field 'moe_layer_freq' = 2: moelab places MoE layers"},
       {"attention biases", deepseek_with("attention_bias", "true"), "field 'attention_bias' = true"},
+      {"OLMoE output bias", replaced(kOlmoe1B7B, "attention_bias", "true"),
+       "field 'attention_bias' = true: moelab's attention output projection has no bias"},
+      {"OLMoE clip of 0", replaced(kOlmoe1B7B, "clip_qkv", "0"), "field 'clip_qkv' = 0.0: must be > 0"},
+      {"Qwen sliding windows", replaced(kQwen3_30B, "use_sliding_window", "true"),
+       "field 'use_sliding_window' = true: sliding-window attention is not implemented"},
+      {"Qwen sliding layer", replaced(kQwen3_30B, "layer_types", R"(["full_attention", "sliding_attention"])"),
+       "field 'layer_types' = \"sliding_attention\": only full_attention layers"},
+      {"Qwen layer list of floats", replaced(kQwen3_30B, "mlp_only_layers", "[1.5]"),
+       "field 'mlp_only_layers' must be a list of integers, found [1.5]"},
+      {"Qwen dense layer out of range", replaced(kQwen3_30B, "mlp_only_layers", "[48]"),
+       "moe.dense_layers[0] = 48 must be a layer index between 0 and model.n_layers - 1 = 47"},
+      {"Qwen sparse step 0", replaced(kQwen3_30B, "decoder_sparse_step", "0"),
+       "field 'decoder_sparse_step' = 0: must be at least 1"},
   };
   for (const auto& c : cases) {
     TempDir dir;

@@ -101,37 +101,49 @@ inline void write_per_expert(const testing::TempDir& dir, const Model& model,
   testing::write_all(dir.file("config.json"), kConfig);
 }
 
-// Fused layout (transformers v5), F32, one file: mlp.gate.weight, mlp.experts.gate_up_proj [E, 2I, H] (all gates,
-// then all ups, per expert) and mlp.experts.down_proj [E, H, I].
-inline void write_fused(const testing::TempDir& dir, const Model& model,
-                        const std::map<std::string, std::vector<float>>& w) {
+// Every tensor in F32 in one file, the routed experts fused as transformers v5 writes them:
+// LAYER.mlp.experts.gate_up_proj [E, 2I, H] (each expert's gate rows, then its up rows) and
+// LAYER.mlp.experts.down_proj [E, H, I]; every other tensor under the name `rename` gives it.
+template <typename Rename>
+void write_fused_renamed(const testing::TempDir& dir, const Model& model,
+                         const std::map<std::string, std::vector<float>>& w, Rename rename) {
+  const int64_t n_experts = model.config().moe.n_experts, inter = model.config().moe.expert_hidden,
+                hidden = model.config().model.d_model;
   std::map<std::string, std::vector<float>> tensors;
   std::map<std::string, std::vector<int64_t>> shapes;
+  const std::string experts = ".block_sparse_moe.experts.";
   for (const ParamSpec& spec : model.table().specs()) {
-    const auto moe = spec.name.find(".block_sparse_moe.");
-    if (moe == std::string::npos) {
-      tensors[spec.name] = w.at(spec.name), shapes[spec.name] = spec.shape;
+    const auto at = spec.name.find(experts);
+    if (at == std::string::npos) {
+      tensors[rename(spec.name)] = w.at(spec.name), shapes[rename(spec.name)] = spec.shape;
       continue;
     }
-    const std::string layer = spec.name.substr(0, moe);
-    if (spec.name.ends_with("gate.weight")) {
-      tensors[layer + ".mlp.gate.weight"] = w.at(spec.name), shapes[layer + ".mlp.gate.weight"] = spec.shape;
-      continue;
-    }
+    const std::string layer = spec.name.substr(0, at);
     std::vector<float>& gate_up = tensors[layer + ".mlp.experts.gate_up_proj"];
     std::vector<float>& down = tensors[layer + ".mlp.experts.down_proj"];
-    gate_up.resize(E * 2 * I * H), down.resize(E * H * I);
-    shapes[layer + ".mlp.experts.gate_up_proj"] = {E, 2 * I, H}, shapes[layer + ".mlp.experts.down_proj"] = {E, H, I};
-    const std::string e = spec.name.substr(moe + 26);  // after ".block_sparse_moe.experts."
+    gate_up.resize(n_experts * 2 * inter * hidden), down.resize(n_experts * hidden * inter);
+    shapes[layer + ".mlp.experts.gate_up_proj"] = {n_experts, 2 * inter, hidden};
+    shapes[layer + ".mlp.experts.down_proj"] = {n_experts, hidden, inter};
+    const std::string e = spec.name.substr(at + experts.size());
     const int64_t j = std::stoll(e);
     const std::vector<float>& v = w.at(spec.name);
-    if (e.ends_with("w1.weight")) std::copy(v.begin(), v.end(), gate_up.begin() + j * 2 * I * H);
-    if (e.ends_with("w3.weight")) std::copy(v.begin(), v.end(), gate_up.begin() + (j * 2 * I + I) * H);
-    if (e.ends_with("w2.weight")) std::copy(v.begin(), v.end(), down.begin() + j * H * I);
+    if (e.ends_with("w1.weight")) std::copy(v.begin(), v.end(), gate_up.begin() + j * 2 * inter * hidden);
+    if (e.ends_with("w3.weight")) std::copy(v.begin(), v.end(), gate_up.begin() + (j * 2 * inter + inter) * hidden);
+    if (e.ends_with("w2.weight")) std::copy(v.begin(), v.end(), down.begin() + j * hidden * inter);
   }
   std::vector<TensorView> views;
   for (const auto& [name, v] : tensors) views.push_back({name, DType::F32, shapes[name], v.data()});
   write_safetensors(dir.file("model.safetensors"), views, {{"format", "pt"}});
+}
+
+// Mixtral fused (transformers v5): the router as mlp.gate.weight, the experts fused.
+inline void write_fused(const testing::TempDir& dir, const Model& model,
+                        const std::map<std::string, std::vector<float>>& w) {
+  write_fused_renamed(dir, model, w, [](const std::string& name) {
+    const std::string router = ".block_sparse_moe.gate.weight";
+    const auto at = name.find(router);
+    return at == std::string::npos ? name : name.substr(0, at) + ".mlp.gate.weight";
+  });
   testing::write_all(dir.file("config.json"), kConfig);
 }
 

@@ -48,6 +48,10 @@ d_model = 96
 n_layers = 3
 n_heads = 6
 n_kv_heads = 2
+head_dim = 32
+qk_norm = "per_head"
+qkv_bias = true
+clip_qkv = 8.0
 rope_theta = 500000.0
 rms_eps = 1e-5
 init_std = 0.01
@@ -62,6 +66,8 @@ moe_every = 2
 dense_hidden = 300
 n_shared_experts = 2
 shared_expert_hidden = 48
+shared_expert_gate = true
+dense_layers = [2]
 
 [routing]
 router = "frozen"
@@ -112,6 +118,10 @@ void expect_full_values(const Config& c, const fs::path& folder) {
   EXPECT_EQ(c.model.n_layers, 3);
   EXPECT_EQ(c.model.n_heads, 6);
   EXPECT_EQ(c.model.n_kv_heads, 2);
+  EXPECT_EQ(c.model.head_dim, 32);
+  EXPECT_EQ(c.model.qk_norm, QkNorm::PerHead);
+  EXPECT_TRUE(c.model.qkv_bias);
+  EXPECT_EQ(c.model.clip_qkv, 8.0);
   EXPECT_EQ(c.model.rope_theta, 500000.0);
   EXPECT_EQ(c.model.rms_eps, 1e-5);
   EXPECT_EQ(c.model.init_std, 0.01);
@@ -124,6 +134,8 @@ void expect_full_values(const Config& c, const fs::path& folder) {
   EXPECT_EQ(c.moe.dense_hidden, 300);
   EXPECT_EQ(c.moe.n_shared_experts, 2);
   EXPECT_EQ(c.moe.shared_expert_hidden, 48);
+  EXPECT_TRUE(c.moe.shared_expert_gate);
+  EXPECT_EQ(c.moe.dense_layers, std::vector<int64_t>{2});
   EXPECT_EQ(c.routing.router, RouterKind::Frozen);
   EXPECT_EQ(c.routing.gating, Gating::Sigmoid);
   EXPECT_EQ(c.routing.rule, SelectionRule::TopP);
@@ -162,9 +174,9 @@ void expect_full_values(const Config& c, const fs::path& folder) {
 }
 
 TEST(ConfigFields, OneEntryPerStructFieldWithUniqueNames) {
-  // 54 fields in include/moelab/config.h; kFullToml sets each once. Update all three together.
+  // 60 fields in include/moelab/config.h; kFullToml sets each once. Update all three together.
   const auto& fields = config_fields();
-  EXPECT_EQ(fields.size(), 54u);
+  EXPECT_EQ(fields.size(), 60u);
   std::set<std::string> names;
   for (const auto& f : fields) {
     EXPECT_TRUE(names.insert(f.name()).second) << f.name();
@@ -308,6 +320,19 @@ TEST(ConfigValidate, EachRuleNamesTheKey) {
       {[](Config& c) { c.model.d_model = 0; }, "model.d_model = 0 must be at least 1"},
       {[](Config& c) { c.model.d_model = 12; }, "model.d_model / model.n_heads = 3 (the head size) must be even"},
       {[](Config& c) { c.model.n_heads = 0; }, "model.n_heads = 0 must be at least 1"},
+      {[](Config& c) { c.model.head_dim = 7; }, "model.head_dim = 7 must be even"},
+      {[](Config& c) { c.model.head_dim = -2; }, "model.head_dim = -2 must be at least 0"},
+      {[](Config& c) { c.model.clip_qkv = -1; }, "model.clip_qkv = -1 must be >= 0"},
+      {[](Config& c) { c.moe.shared_expert_gate = true; },
+       "moe.shared_expert_gate = true needs shared experts to gate (moe.n_shared_experts > 0)"},
+      {[](Config& c) {
+         c.moe.dense_layers = {1, 4};
+       },
+       "moe.dense_layers[1] = 4 must be a layer index between 0 and model.n_layers - 1 = 3"},
+      {[](Config& c) {
+         c.moe.dense_layers = {2, 2};
+       },
+       "moe.dense_layers names layer 2 more than once"},
       {[](Config& c) { c.model.n_kv_heads = 3; }, "model.n_heads = 4 must be divisible by model.n_kv_heads = 3"},
       {[](Config& c) { c.model.n_kv_heads = 8; }, "model.n_kv_heads = 8 must be between 0"},
       {[](Config& c) { c.model.vocab_size = -1; }, "model.vocab_size = -1 must be at least 0"},
@@ -493,6 +518,24 @@ TEST(ConfigJson, FromJsonIsStrict) {
   const Config partial = config_from_json(nlohmann::json::parse(R"({"train": {"lr": 1}})"), src);
   EXPECT_EQ(partial.train.lr, 1.0);
   EXPECT_EQ(partial.model.d_model, 256);
+}
+
+// A list of layers, from TOML, --set and a checkpoint's config.json; anything but integers is refused by name.
+TEST(Config, ALayerListReadsFromEveryFormAndRefusesOtherThanIntegers) {
+  Config c;
+  apply_overrides(c, {"moe.dense_layers=[1, 3]"});
+  EXPECT_EQ(c.moe.dense_layers, (std::vector<int64_t>{1, 3}));
+  const Config back = config_from_json(config_to_json(c), "config.json");
+  EXPECT_EQ(back.moe.dense_layers, c.moe.dense_layers);
+  EXPECT_TRUE(same_settings(back, c));
+  EXPECT_EQ(TomlFile("[moe]\ndense_layers = [0]\n").load().moe.dense_layers, std::vector<int64_t>{0});
+  EXPECT_CONTAINS(error_of([&] { apply_overrides(c, {"moe.dense_layers=[1.5]"}); }),
+                  "key 'moe.dense_layers': expected an array of integers, found an array of other than integers");
+  EXPECT_CONTAINS(error_of([&] { apply_overrides(c, {"moe.dense_layers=2"}); }),
+                  "key 'moe.dense_layers': expected an array of integers, found an integer");
+  EXPECT_CONTAINS(
+      error_of([&] { config_from_json(nlohmann::json::parse(R"({"moe": {"dense_layers": ["1"]}})"), "x"); }),
+      "expected an array of integers");
 }
 
 TEST(Config, SameSettingsComparesEveryFieldButSource) {

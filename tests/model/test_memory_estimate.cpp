@@ -38,6 +38,16 @@ TEST(MemoryEstimate, CountsTheParametersAndTensorsOfTheTable) {
   cfg.routing.router = RouterKind::Hash, cfg.routing.bias_update_rate = 0;
   validate(cfg);
   expect_counts_match_the_table(cfg, "hash router");
+  // The imported architectures' layers: wide heads with per-head q/k norms, biases, a gated shared expert, a layer
+  // made dense by the list (3: MoE by the rhythm) and one the list names that the rhythm already makes dense (2).
+  cfg.routing.router = RouterKind::Learned;
+  cfg.model.head_dim = 48, cfg.model.qk_norm = QkNorm::PerHead, cfg.model.qkv_bias = true;
+  cfg.moe.shared_expert_gate = true, cfg.moe.dense_layers = {2, 3};
+  validate(cfg);
+  expect_counts_match_the_table(cfg, "head_dim, per-head q/k norm, q/k/v biases, gated shared experts, dense_layers");
+  cfg.model.qk_norm = QkNorm::Whole;
+  validate(cfg);
+  expect_counts_match_the_table(cfg, "whole q/k norm");
 }
 
 // `moelab bench`'s default shape (d 256, 4 layers, 8 experts top-2, vocab 8192, 8 x 256 tokens) peaks at 365 KB

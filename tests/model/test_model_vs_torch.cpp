@@ -31,6 +31,13 @@ struct OracleCase {
   std::string granularity = "token";
   std::string router = "learned";
   int64_t max_k = 0;
+  int64_t head_dim = 0;
+  std::string qk_norm = "none";
+  bool qkv_bias = false;
+  double clip_qkv = 0;
+  int64_t n_shared_experts = 0;
+  bool shared_expert_gate = false;
+  std::vector<int64_t> dense_layers = {};
 };
 
 void PrintTo(const OracleCase& c, std::ostream* os) { *os << c.name; }  // readable test names in ctest
@@ -48,6 +55,14 @@ Config small_config(const OracleCase& c) {
   cfg.moe.expert_hidden = 40;
   cfg.moe.first_dense_layers = c.first_dense_layers;
   cfg.moe.moe_every = c.moe_every;
+  cfg.model.head_dim = c.head_dim;
+  cfg.model.qk_norm = parse_design<QkNorm>(c.qk_norm, "qk_norm");
+  cfg.model.qkv_bias = c.qkv_bias;
+  cfg.model.clip_qkv = c.clip_qkv;
+  cfg.moe.n_shared_experts = c.n_shared_experts;
+  cfg.moe.shared_expert_hidden = 16;
+  cfg.moe.shared_expert_gate = c.shared_expert_gate;
+  cfg.moe.dense_layers = c.dense_layers;
   cfg.routing.top_k = 2;
   cfg.routing.renormalize = c.renormalize;
   cfg.routing.load_balance_coef = 0.05;  // larger than the default so the aux gradients are well above noise
@@ -96,6 +111,12 @@ TEST_P(ModelVsTorch, LogitsLossAndEveryGradientMatch) {
   for (const auto& spec : model.table().specs())
     if (spec.group == ParamGroup::Router)
       for (int64_t i = 0; i < spec.numel; ++i) model.mutable_params()[spec.offset + i] *= 40.0f;
+  // Biases start at 0 and q/k norm gains at 1: moved, so that a bias or gain read in the wrong place shows.
+  Rng perturb(13, 0);
+  for (const auto& spec : model.table().specs())
+    if (spec.name.ends_with(".bias") || spec.name.ends_with("q_norm.weight") || spec.name.ends_with("k_norm.weight"))
+      for (int64_t i = 0; i < spec.numel; ++i)
+        model.mutable_params()[spec.offset + i] += static_cast<float>(0.3 * (perturb.uniform() - 0.5));
 
   const int64_t B = cfg.train.batch_size, T = cfg.train.seq_len, V = cfg.model.vocab_size;
   std::vector<int32_t> tokens(B * (T + 1)), inputs(B * T), targets(B * T);
@@ -152,7 +173,20 @@ INSTANTIATE_TEST_SUITE_P(
         OracleCase{.name = "sequence_top2", .renormalize = true, .granularity = "sequence"},
         OracleCase{.name = "sequence_top_p_frozen", .rule = "top_p", .granularity = "sequence", .router = "frozen"},
         // renormalize = false: this rule always normalises over its k.
-        OracleCase{.name = "top_k_then_softmax_prefix", .rule = "top_k_then_softmax", .granularity = "prefix"}),
+        OracleCase{.name = "top_k_then_softmax_prefix", .rule = "top_k_then_softmax", .granularity = "prefix"},
+        // The layers of the imported architectures, in a model moelab trains.
+        OracleCase{.name = "head_dim_per_head_qk_norm",
+                   .n_kv_heads = 2,
+                   .renormalize = true,
+                   .head_dim = 16,
+                   .qk_norm = "per_head"},
+        OracleCase{.name = "whole_qk_norm_clip_qkv", .qk_norm = "whole", .clip_qkv = 1.5},
+        OracleCase{.name = "qkv_bias_gated_shared_dense_layer",
+                   .n_kv_heads = 2,
+                   .qkv_bias = true,
+                   .n_shared_experts = 2,
+                   .shared_expert_gate = true,
+                   .dense_layers = {1}}),
     [](const ::testing::TestParamInfo<OracleCase>& info) { return info.param.name; });
 
 }  // namespace

@@ -186,46 +186,87 @@ TEST(MoeFfn, Bf16ExpertsReadTheirOwnActivationRows) {
 
 struct AttentionBlockCase {
   int B, T, H, Hkv, D;
+  QkNorm qk_norm = QkNorm::None;
+  bool qkv_bias = false;
+  double clip_qkv = 0;
 };
 void PrintTo(const AttentionBlockCase& c, std::ostream* os) {
-  *os << "B=" << c.B << " T=" << c.T << " H=" << c.H << " Hkv=" << c.Hkv << " D=" << c.D;
+  *os << "B=" << c.B << " T=" << c.T << " H=" << c.H << " Hkv=" << c.Hkv << " D=" << c.D
+      << " qk_norm=" << name_of(c.qk_norm) << " bias=" << c.qkv_bias << " clip=" << c.clip_qkv;
 }
 class AttentionBlockShapes : public ::testing::TestWithParam<AttentionBlockCase> {};
 
 TEST_P(AttentionBlockShapes, GradientsMatchFiniteDifferences) {
-  auto [B, T, H, Hkv, D] = GetParam();
-  const int64_t d = 8, N = B * T;
-  const AttentionShape s{B, T, d, H, Hkv, D, 10000.0, 1e-6};
+  const AttentionBlockCase c = GetParam();
+  const int64_t B = c.B, T = c.T, H = c.H, Hkv = c.Hkv, D = c.D, d = 8, N = B * T;
+  AttentionShape s{B, T, d, H, Hkv, D, 10000.0, 1e-6};
+  s.qk_norm = c.qk_norm, s.qkv_bias = c.qkv_bias, s.clip_qkv = c.clip_qkv;
   auto x = random_vector(N * d, 10), norm = random_vector(d, 11, 0.5), wq = random_vector(H * D * d, 12),
        wk = random_vector(Hkv * D * d, 13), wv = random_vector(Hkv * D * d, 14), wo = random_vector(d * H * D, 15),
        r = random_vector(N * d, 16);
   for (auto& v : norm) v += 1.0;
+  // The q/k norm gains (around 1) and the biases, at their sizes (unused ones stay, never read).
+  const int64_t q_gains = s.qk_norm_width(H), k_gains = s.qk_norm_width(Hkv);
+  auto q_norm = random_vector(q_gains, 17, 0.5), k_norm = random_vector(k_gains, 18, 0.5);
+  for (auto& v : q_norm) v += 1.0;
+  for (auto& v : k_norm) v += 1.0;
+  auto bq = random_vector(H * D, 19), bk = random_vector(Hkv * D, 20), bv = random_vector(Hkv * D, 21);
   std::vector<double> out(N * d);
   AttentionActivations<double> act;
-  auto weights = [&] { return AttentionWeights<double>{norm.data(), wq.data(), wk.data(), wv.data(), wo.data()}; };
+  auto weights = [&] {
+    AttentionWeights<double> w{norm.data(), wq.data(), wk.data(), wv.data(), wo.data()};
+    if (c.qk_norm != QkNorm::None) w.q_norm = q_norm.data(), w.k_norm = k_norm.data();
+    if (c.qkv_bias) w.bq = bq.data(), w.bk = bk.data(), w.bv = bv.data();
+    return w;
+  };
   auto loss = [&] {
     attention_block_forward(kF32, out.data(), act, x.data(), weights(), s, true);
     return dot(out, r);
   };
   loss();
+  const std::vector<uint8_t> clipped = act.clipped;
+  if (c.clip_qkv > 0) {  // the case must clip some values and keep others, or it tests nothing
+    const auto n_clipped = std::count(clipped.begin(), clipped.end(), 1);
+    EXPECT_GT(n_clipped, 0);
+    EXPECT_LT(n_clipped, static_cast<int64_t>(clipped.size()) / 2);
+  }
   std::vector<double> d_x(N * d), g_norm(d, 0.0), g_q(wq.size(), 0.0), g_k(wk.size(), 0.0), g_v(wv.size(), 0.0),
-      g_o(wo.size(), 0.0);
+      g_o(wo.size(), 0.0), g_qn(q_gains, 0.0), g_kn(k_gains, 0.0), g_bq(bq.size(), 0.0), g_bk(bk.size(), 0.0),
+      g_bv(bv.size(), 0.0);
+  AttentionGrads<double> grads{g_norm.data(), g_q.data(), g_k.data(), g_v.data(), g_o.data()};
+  if (c.qk_norm != QkNorm::None) grads.q_norm = g_qn.data(), grads.k_norm = g_kn.data();
+  if (c.qkv_bias) grads.bq = g_bq.data(), grads.bk = g_bk.data(), grads.bv = g_bv.data();
   AttentionScratch<double> scratch;
-  attention_block_backward(kF32, d_x.data(),
-                           AttentionGrads<double>{g_norm.data(), g_q.data(), g_k.data(), g_v.data(), g_o.data()},
-                           scratch, r.data(), x.data(), act, weights(), s);
+  attention_block_backward(kF32, d_x.data(), grads, scratch, r.data(), x.data(), act, weights(), s);
   expect_gradient_matches("d_x", x, d_x, loss);
   expect_gradient_matches("d_norm", norm, g_norm, loss);
   expect_gradient_matches("d_wq", wq, g_q, loss);
   expect_gradient_matches("d_wk", wk, g_k, loss);
   expect_gradient_matches("d_wv", wv, g_v, loss);
   expect_gradient_matches("d_wo", wo, g_o, loss);
+  if (c.qk_norm != QkNorm::None) {
+    expect_gradient_matches("d_q_norm", q_norm, g_qn, loss);
+    expect_gradient_matches("d_k_norm", k_norm, g_kn, loss);
+  }
+  if (c.qkv_bias) {
+    expect_gradient_matches("d_bq", bq, g_bq, loss);
+    expect_gradient_matches("d_bk", bk, g_bk, loss);
+    expect_gradient_matches("d_bv", bv, g_bv, loss);
+  }
+  loss();
+  EXPECT_EQ(act.clipped, clipped) << "a value crossed the clamp's limit during the check";
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, AttentionBlockShapes,
-                         ::testing::Values(AttentionBlockCase{.B = 1, .T = 1, .H = 1, .Hkv = 1, .D = 2},
-                                           AttentionBlockCase{.B = 2, .T = 5, .H = 2, .Hkv = 2, .D = 4},
-                                           AttentionBlockCase{.B = 1, .T = 7, .H = 4, .Hkv = 2, .D = 2}));
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, AttentionBlockShapes,
+    ::testing::Values(AttentionBlockCase{.B = 1, .T = 1, .H = 1, .Hkv = 1, .D = 2},
+                      AttentionBlockCase{.B = 2, .T = 5, .H = 2, .Hkv = 2, .D = 4},
+                      AttentionBlockCase{.B = 1, .T = 7, .H = 4, .Hkv = 2, .D = 2},
+                      AttentionBlockCase{.B = 2, .T = 4, .H = 4, .Hkv = 2, .D = 6, .qk_norm = QkNorm::PerHead},
+                      AttentionBlockCase{
+                          .B = 2, .T = 4, .H = 2, .Hkv = 1, .D = 4, .qk_norm = QkNorm::Whole, .clip_qkv = 1.2},
+                      AttentionBlockCase{.B = 1, .T = 6, .H = 2, .Hkv = 2, .D = 4, .qkv_bias = true},
+                      AttentionBlockCase{.B = 2, .T = 3, .H = 2, .Hkv = 1, .D = 4, .qkv_bias = true, .clip_qkv = 2.0}));
 
 // The MoE FFN end to end: pooling, router, selection rule, plan expansion, dispatch, experts, combine and the
 // three auxiliary losses, with the loss sum(out * r) + lb * LB + z * Z + ent * H. Router weights are scaled so that
@@ -240,6 +281,7 @@ struct MoeCase {
   int64_t shared_hidden = 0;
   routing::Gating gating = routing::Gating::Softmax;
   bool selection_bias = false;  // loss-free balancing: choose by biased scores
+  bool shared_gate = false;     // the shared experts scaled by a sigmoid gate per token
 };
 
 void PrintTo(const MoeCase& c, std::ostream* os) { *os << c.name; }  // readable test names in ctest
@@ -253,6 +295,7 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
   s.rule = c.rule, s.top_k = c.k, s.renormalize = c.renormalize, s.top_p = 0.5, s.granularity = c.granularity;
   s.capacity_factor = c.capacity_factor;
   s.shared_hidden = c.shared_hidden;
+  s.shared_gate = c.shared_gate;
   s.gating = c.gating;
   const MoeAuxCoefficients coef{0.3, 0.05, 0.2};
   auto x = random_vector(N * d, 20), router = random_vector(E * d, 21, 3.0), r = random_vector(N * d, 22);
@@ -266,10 +309,11 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
   std::vector<double> bias(E, 0.0);
   for (int64_t e = 0; e < E; ++e) bias[e] = 0.4 * ((e * 7) % 3 - 1.0);  // large enough to change choices
   auto shared_gate = random_vector(hs * d, 120), shared_up = random_vector(hs * d, 121),
-       shared_down = random_vector(d * hs, 122);
+       shared_down = random_vector(d * hs, 122), shared_gate_w = random_vector(d, 123);
   auto weights = [&] {
     MoeFfnWeights<double> w{router.data(), {}, {shared_gate.data(), shared_up.data(), shared_down.data()}};
     if (c.selection_bias) w.selection_bias = bias.data();
+    if (c.shared_gate) w.shared_gate = shared_gate_w.data();
     for (int e = 0; e < E; ++e) w.experts.push_back({gate[e].data(), up[e].data(), down[e].data()});
     return w;
   };
@@ -302,8 +346,10 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
   std::vector<double> d_x(N * d), d_router(E * d, 0.0);
   std::vector<std::vector<double>> d_gate(E, std::vector<double>(h * d, 0.0)),
       d_up = d_gate, d_down(E, std::vector<double>(d * h, 0.0));
-  std::vector<double> d_shared_gate(hs * d, 0.0), d_shared_up(hs * d, 0.0), d_shared_down(d * hs, 0.0);
+  std::vector<double> d_shared_gate(hs * d, 0.0), d_shared_up(hs * d, 0.0), d_shared_down(d * hs, 0.0),
+      d_shared_gate_w(d, 0.0);
   MoeFfnGrads<double> grads{d_router.data(), {}, {d_shared_gate.data(), d_shared_up.data(), d_shared_down.data()}};
+  if (c.shared_gate) grads.shared_gate = d_shared_gate_w.data();
   for (int e = 0; e < E; ++e) grads.experts.push_back({d_gate[e].data(), d_up[e].data(), d_down[e].data()});
   moe_ffn_backward(kF32, d_x.data(), grads, scratch, r.data(), x.data(), act, weights(), s, {coef});
   expect_gradient_matches("d_x", x, d_x, loss, 1e-6, 400, 1e-6);
@@ -318,6 +364,7 @@ TEST_P(MoeFfnCases, GradientsMatchFiniteDifferences) {
     expect_gradient_matches("d_shared_up", shared_up, d_shared_up, loss);
     expect_gradient_matches("d_shared_down", shared_down, d_shared_down, loss);
   }
+  if (c.shared_gate) expect_gradient_matches("d_shared_gate_w", shared_gate_w, d_shared_gate_w, loss);
   loss();
   EXPECT_EQ(act.plan.slot_expert, plan.slot_expert) << "the selection changed during the check";
   if (c.granularity == Granularity::Sequence) {  // one expert set per sequence
@@ -347,6 +394,8 @@ INSTANTIATE_TEST_SUITE_P(
         MoeCase{"prefix_top1_capacity", 4, 1, false, SelectionRule::TopK, Granularity::Prefix, 0.5},
         MoeCase{"expert_choice_cf2", 4, 2, false, SelectionRule::ExpertChoice, Granularity::Token, 2.0},
         MoeCase{"top1_two_shared", 4, 1, false, SelectionRule::TopK, Granularity::Token, 0, 7},
+        MoeCase{"top2_gated_shared", 4, 2, false, SelectionRule::TopK, Granularity::Token, 0, 7,
+                routing::Gating::Softmax, false, true},
         MoeCase{"sigmoid_top2", 4, 2, true, SelectionRule::TopK, Granularity::Token, 0, 0, routing::Gating::Sigmoid},
         MoeCase{"sigmoid_top1_raw", 5, 1, false, SelectionRule::TopK, Granularity::Token, 0, 0,
                 routing::Gating::Sigmoid},

@@ -7,7 +7,10 @@ Mixtral names), runs the forward pass on a batch of tokens with autograd, and wr
 gradient of the total loss for every parameter. Routing: softmax gating, rule top_k, top_p (with max_k) or
 top_k_then_softmax (the k largest logits weighted by a softmax over them),
 granularity token, sequence or prefix, router learned, frozen or resampled (one forward; the router gradient is
-written for all three), dropless; anything else is refused.
+written for all three), dropless; anything else is refused. Attention variants: model.head_dim (0 = d_model /
+n_heads), q/k/v biases (model.qkv_bias), a q/k RMSNorm per head or over the whole projection (model.qk_norm) and
+clamping of q, k, v (model.clip_qkv); FFN variants: fused shared experts, optionally sigmoid-gated
+(moe.n_shared_experts, shared_expert_hidden, shared_expert_gate), and dense layers by index (moe.dense_layers).
 
   /usr/bin/python3 tests/oracle/torch_model.py --checkpoint DIR --tokens TOKENS.safetensors --out OUT.safetensors
                                                [--dtype float64|float32] [--threads N]
@@ -72,8 +75,10 @@ _KEYS = [
     ("model", "vocab_size", int), ("model", "d_model", int), ("model", "n_layers", int),
     ("model", "n_heads", int), ("model", "n_kv_heads", int), ("model", "rope_theta", float),
     ("model", "rms_eps", float), ("model", "tie_embeddings", bool),
+    ("model", "head_dim", int), ("model", "qk_norm", str), ("model", "qkv_bias", bool), ("model", "clip_qkv", float),
     ("moe", "n_experts", int), ("moe", "expert_hidden", int), ("moe", "first_dense_layers", int),
-    ("moe", "moe_every", int), ("moe", "dense_hidden", int),
+    ("moe", "moe_every", int), ("moe", "dense_hidden", int), ("moe", "dense_layers", list),
+    ("moe", "n_shared_experts", int), ("moe", "shared_expert_hidden", int), ("moe", "shared_expert_gate", bool),
     ("routing", "top_k", int), ("routing", "renormalize", bool), ("routing", "load_balance_coef", float),
     ("routing", "z_loss_coef", float), ("routing", "dynamic_loss_coef", float),
     ("routing", "top_p", float), ("routing", "max_k", int), ("routing", "capacity_factor", float),
@@ -82,6 +87,7 @@ _KEYS = [
 # Routing designs this oracle implements; a config naming another one is refused rather than silently misread.
 # frozen and resampled routers compute the same function as learned (they differ only in how W_r is updated):
 # the oracle writes the router gradient for them too, and the caller decides whether to compare it.
+_QK_NORMS = ("none", "per_head", "whole")
 _CHOICES = {"router": ("learned", "frozen", "resampled"), "gating": ("softmax",), "rule": ("top_k", "top_p", "top_k_then_softmax"),
             "granularity": ("token", "sequence", "prefix")}
 
@@ -105,9 +111,11 @@ def load_config(path):
             raise OracleError(f"config {path}: missing key '{section}.{key}'")
         v = sec[key]
         ok = {int: is_int(v), bool: isinstance(v, bool), str: isinstance(v, str),
-              float: isinstance(v, (int, float)) and not isinstance(v, bool)}[kind]
+              float: isinstance(v, (int, float)) and not isinstance(v, bool),
+              list: isinstance(v, list) and all(is_int(e) for e in v)}[kind]
         if not ok:
-            raise OracleError(f"config {path}: key '{section}.{key}': expected {kind.__name__}, found {v!r}")
+            expected = "a list of int" if kind is list else kind.__name__
+            raise OracleError(f"config {path}: key '{section}.{key}': expected {expected}, found {v!r}")
         cfg[key] = kind(v)
     for key, allowed in _CHOICES.items():
         if cfg[key] not in allowed:
@@ -129,9 +137,25 @@ def load_config(path):
                 "dense_hidden", "moe_every"):
         need(cfg[key] >= 1, f"{key} = {cfg[key]} must be >= 1")
     need(cfg["first_dense_layers"] >= 0, "moe.first_dense_layers must be >= 0")
-    need(cfg["d_model"] % cfg["n_heads"] == 0,
-         f"model.d_model = {cfg['d_model']} is not divisible by model.n_heads = {cfg['n_heads']}")
-    need((cfg["d_model"] // cfg["n_heads"]) % 2 == 0, "the head dimension d_model / n_heads must be even (RoPE)")
+    need(cfg["head_dim"] >= 0, f"model.head_dim = {cfg['head_dim']} must be >= 0 (0: d_model / n_heads)")
+    if cfg["head_dim"] == 0:  # from here on cfg["head_dim"] is the width actually used
+        need(cfg["d_model"] % cfg["n_heads"] == 0,
+             f"model.d_model = {cfg['d_model']} is not divisible by model.n_heads = {cfg['n_heads']} "
+             f"(model.head_dim = 0)")
+        cfg["head_dim"] = cfg["d_model"] // cfg["n_heads"]
+    need(cfg["head_dim"] % 2 == 0, f"model.head_dim: the head dimension {cfg['head_dim']} must be even (RoPE)")
+    need(cfg["qk_norm"] in _QK_NORMS, f"model.qk_norm = {cfg['qk_norm']!r}: expected one of "
+         + ", ".join(repr(a) for a in _QK_NORMS))
+    need(cfg["clip_qkv"] >= 0 and math.isfinite(cfg["clip_qkv"]),
+         f"model.clip_qkv = {cfg['clip_qkv']} must be finite and >= 0 (0: off)")
+    need(cfg["n_shared_experts"] >= 0, f"moe.n_shared_experts = {cfg['n_shared_experts']} must be >= 0")
+    need(cfg["shared_expert_hidden"] >= 0,
+         f"moe.shared_expert_hidden = {cfg['shared_expert_hidden']} must be >= 0 (0: moe.expert_hidden)")
+    # The shared experts as the one fused SwiGLU they are: hidden n_shared_experts x (shared_expert_hidden or
+    # expert_hidden); 0 = none (and then there is no shared-expert gate either).
+    cfg["shared_hidden"] = cfg["n_shared_experts"] * (cfg["shared_expert_hidden"] or cfg["expert_hidden"])
+    bad = [i for i in cfg["dense_layers"] if not 0 <= i < cfg["n_layers"]]
+    need(not bad, f"moe.dense_layers: layer {bad[0] if bad else 0} outside [0, model.n_layers = {cfg['n_layers']})")
     need(cfg["n_heads"] % cfg["n_kv_heads"] == 0,
          f"model.n_heads = {cfg['n_heads']} is not divisible by model.n_kv_heads = {cfg['n_kv_heads']}")
     need(1 <= cfg["top_k"] <= cfg["n_experts"],
@@ -145,25 +169,41 @@ def load_config(path):
 
 
 def is_moe_layer(cfg, i):
-    return i >= cfg["first_dense_layers"] and (i - cfg["first_dense_layers"]) % cfg["moe_every"] == 0
+    return (i >= cfg["first_dense_layers"] and (i - cfg["first_dense_layers"]) % cfg["moe_every"] == 0
+            and i not in cfg["dense_layers"])
 
 
 def param_specs(cfg):
     """Every parameter as (name, shape), in checkpoint order."""
     V, d, H, Hkv = cfg["vocab_size"], cfg["d_model"], cfg["n_heads"], cfg["n_kv_heads"]
-    hd, h, hdense, E = d // H, cfg["expert_hidden"], cfg["dense_hidden"], cfg["n_experts"]
+    hd, h, hdense, E = cfg["head_dim"], cfg["expert_hidden"], cfg["dense_hidden"], cfg["n_experts"]
+    hs = cfg["shared_hidden"]
     specs = [("model.embed_tokens.weight", (V, d))]
     for i in range(cfg["n_layers"]):
         p = f"model.layers.{i}."
-        specs += [(p + "input_layernorm.weight", (d,)),
-                  (p + "self_attn.q_proj.weight", (H * hd, d)), (p + "self_attn.k_proj.weight", (Hkv * hd, d)),
-                  (p + "self_attn.v_proj.weight", (Hkv * hd, d)), (p + "self_attn.o_proj.weight", (d, H * hd)),
-                  (p + "post_attention_layernorm.weight", (d,))]
+        a = p + "self_attn."
+        specs.append((p + "input_layernorm.weight", (d,)))
+        for proj, rows in (("q_proj", H * hd), ("k_proj", Hkv * hd), ("v_proj", Hkv * hd)):
+            specs.append((a + proj + ".weight", (rows, d)))
+            if cfg["qkv_bias"]:
+                specs.append((a + proj + ".bias", (rows,)))
+        specs.append((a + "o_proj.weight", (d, H * hd)))
+        if cfg["qk_norm"] == "per_head":  # one gain vector shared by all heads (Qwen3)
+            specs += [(a + "q_norm.weight", (hd,)), (a + "k_norm.weight", (hd,))]
+        elif cfg["qk_norm"] == "whole":  # over each token's whole projection (OLMoE)
+            specs += [(a + "q_norm.weight", (H * hd,)), (a + "k_norm.weight", (Hkv * hd,))]
+        specs.append((p + "post_attention_layernorm.weight", (d,)))
         if is_moe_layer(cfg, i):
             specs.append((p + "block_sparse_moe.gate.weight", (E, d)))
             for j in range(E):
                 q = p + f"block_sparse_moe.experts.{j}."
                 specs += [(q + "w1.weight", (h, d)), (q + "w2.weight", (d, h)), (q + "w3.weight", (h, d))]
+            if hs > 0:
+                q = p + "block_sparse_moe.shared_experts."
+                specs += [(q + "gate_proj.weight", (hs, d)), (q + "up_proj.weight", (hs, d)),
+                          (q + "down_proj.weight", (d, hs))]
+                if cfg["shared_expert_gate"]:
+                    specs.append((p + "block_sparse_moe.shared_expert_gate.weight", (1, d)))
         else:
             specs += [(p + "mlp.gate_proj.weight", (hdense, d)), (p + "mlp.up_proj.weight", (hdense, d)),
                       (p + "mlp.down_proj.weight", (d, hdense))]
@@ -223,13 +263,32 @@ def rope(x, theta):
     return x * cos + torch.cat([-x2, x1], dim=-1) * sin
 
 
-def attention(u, params, p, cfg):
-    B, T, d = u.shape
-    H, Hkv = cfg["n_heads"], cfg["n_kv_heads"]
-    hd = d // H
-    q = (u @ params[p + "self_attn.q_proj.weight"].T).view(B, T, H, hd).transpose(1, 2)
-    k = (u @ params[p + "self_attn.k_proj.weight"].T).view(B, T, Hkv, hd).transpose(1, 2)
-    v = (u @ params[p + "self_attn.v_proj.weight"].T).view(B, T, Hkv, hd).transpose(1, 2)
+def attention(u, params, p, cfg, stats=None):
+    """Projections (+ biases) -> q/k RMSNorm (per head or over the whole row) -> clamp of q, k, v to
+    [-clip_qkv, clip_qkv] -> RoPE on q and k -> causal attention -> o_proj. stats, a dict, counts the clamped
+    values of q, k and v ('clipped_q', ...) and all of them ('qkv_values')."""
+    B, T, _ = u.shape
+    H, Hkv, hd, eps = cfg["n_heads"], cfg["n_kv_heads"], cfg["head_dim"], cfg["rms_eps"]
+    a = p + "self_attn."
+
+    def project(name):
+        y = u @ params[a + name + ".weight"].T
+        return y + params[a + name + ".bias"] if cfg["qkv_bias"] else y
+
+    q, k, v = project("q_proj"), project("k_proj"), project("v_proj")  # [B, T, heads * hd]
+    if cfg["qk_norm"] == "whole":
+        q, k = rms_norm(q, params[a + "q_norm.weight"], eps), rms_norm(k, params[a + "k_norm.weight"], eps)
+    q, k, v = q.view(B, T, H, hd), k.view(B, T, Hkv, hd), v.view(B, T, Hkv, hd)
+    if cfg["qk_norm"] == "per_head":
+        q, k = rms_norm(q, params[a + "q_norm.weight"], eps), rms_norm(k, params[a + "k_norm.weight"], eps)
+    if cfg["clip_qkv"] > 0:
+        c = cfg["clip_qkv"]
+        if stats is not None:
+            for n, t in (("q", q), ("k", k), ("v", v)):
+                stats[f"clipped_{n}"] = stats.get(f"clipped_{n}", 0) + int((t.detach().abs() > c).sum())
+            stats["qkv_values"] = stats.get("qkv_values", 0) + q.numel() + k.numel() + v.numel()
+        q, k, v = q.clamp(-c, c), k.clamp(-c, c), v.clamp(-c, c)
+    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
     q, k = rope(q, cfg["rope_theta"]), rope(k, cfg["rope_theta"])
     # Query head h reads kv head h // (H / Hkv): repeat_interleave lays kv heads out in exactly that order.
     k = k.repeat_interleave(H // Hkv, dim=1)
@@ -238,7 +297,7 @@ def attention(u, params, p, cfg):
     causal = torch.ones(T, T, dtype=torch.bool).tril()
     scores = scores.masked_fill(~causal, float("-inf"))
     out = torch.softmax(scores, dim=-1) @ v  # [B, H, T, hd]
-    return out.transpose(1, 2).reshape(B, T, H * hd) @ params[p + "self_attn.o_proj.weight"].T
+    return out.transpose(1, 2).reshape(B, T, H * hd) @ params[a + "o_proj.weight"].T
 
 
 def swiglu(u, w_gate, w_up, w_down):
@@ -278,7 +337,7 @@ def router_input(u, granularity):
 
 def moe_ffn(u, params, p, cfg, trace=None):
     """u [B, T, d] -> (out [B, T, d], load-balance loss, z-loss, entropy) for one MoE layer, experts run on their
-    tokens only. The router sees router_input(u); the experts see each token's own u."""
+    tokens only. The router sees router_input(u); the experts and the shared experts see each token's own u."""
     B, T, d = u.shape
     E, k = cfg["n_experts"], cfg["top_k"]
     logits_r = router_input(u, cfg["granularity"]) @ params[p + "block_sparse_moe.gate.weight"].T  # [R, E]
@@ -315,6 +374,12 @@ def moe_ffn(u, params, p, cfg, trace=None):
         q = p + f"block_sparse_moe.experts.{e}."
         y = swiglu(x[rows], params[q + "w1.weight"], params[q + "w3.weight"], params[q + "w2.weight"])
         out = out.index_add(0, rows, w_tok[rows, e][:, None] * y)
+    if cfg["shared_hidden"] > 0:  # one fused SwiGLU on every token, optionally scaled by sigmoid(u . w_gate)
+        s = p + "block_sparse_moe.shared_experts."
+        y = swiglu(x, params[s + "gate_proj.weight"], params[s + "up_proj.weight"], params[s + "down_proj.weight"])
+        if cfg["shared_expert_gate"]:
+            y = torch.sigmoid(x @ params[p + "block_sparse_moe.shared_expert_gate.weight"].T) * y  # [N, 1] * [N, d]
+        out = out + y
     f = mask.sum(dim=0).to(u.dtype) / (R * divisor)  # a count: no gradient
     lb = E * (f * prob.mean(dim=0)).sum()
     z = torch.logsumexp(logits_r, dim=-1).pow(2).mean()
@@ -322,9 +387,10 @@ def moe_ffn(u, params, p, cfg, trace=None):
     return out.view(B, T, d), lb, z, entropy
 
 
-def forward(params, cfg, tokens, trace=None):
+def forward(params, cfg, tokens, trace=None, stats=None):
     """tokens [B, T+1] -> dict of logits [B,T,V], ce, load_balance, z, entropy, loss (tensors of the params' dtype).
-    trace, a list, gets (probabilities, kept mask) of every MoE layer's router rows."""
+    trace, a list, gets (probabilities, kept mask) of every MoE layer's router rows; stats, a dict, the clip_qkv
+    counts of attention()."""
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
     B, T = inputs.shape
     d, eps = cfg["d_model"], cfg["rms_eps"]
@@ -333,7 +399,7 @@ def forward(params, cfg, tokens, trace=None):
     lbs, zs, hs = [], [], []
     for i in range(cfg["n_layers"]):
         p = f"model.layers.{i}."
-        x = x + attention(rms_norm(x, params[p + "input_layernorm.weight"], eps), params, p, cfg)
+        x = x + attention(rms_norm(x, params[p + "input_layernorm.weight"], eps), params, p, cfg, stats)
         u = rms_norm(x, params[p + "post_attention_layernorm.weight"], eps)
         if is_moe_layer(cfg, i):
             y, lb, z, h = moe_ffn(u, params, p, cfg, trace)
@@ -378,16 +444,37 @@ def run_oracle(checkpoint, tokens_path, out_path, dtype_name):
 # ---------------------------------------------------------------------------------------------------------------
 
 def forward_alt(params, cfg, tokens):
-    """A deliberately different formulation of the same function: one-hot embedding, an explicit rotation matrix
-    for RoPE, a loop over query heads, every expert run on every token weighted by a dense [N, E] gate matrix built
-    from ranks, cross-entropy as logsumexp minus the target logit. Only for the self-test."""
+    """A deliberately different formulation of the same function: one-hot embedding, per-head slices of the
+    projections (a whole-row q/k norm from the heads' summed squares), clip_qkv by torch.where, an explicit
+    rotation matrix for RoPE, a loop over query heads, every expert run on every token weighted by a dense [N, E]
+    gate matrix built from ranks, the fused shared experts as a sum over their n_shared_experts blocks, the MoE
+    layers as a set, cross-entropy as logsumexp minus the target logit. Only for the self-test."""
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
     B, T = inputs.shape
     d, V, H, Hkv, E, k = (cfg[n] for n in ("d_model", "vocab_size", "n_heads", "n_kv_heads", "n_experts", "top_k"))
-    hd, eps, dt = d // H, cfg["rms_eps"], params["model.embed_tokens.weight"].dtype
+    hd, eps, dt = cfg["head_dim"], cfg["rms_eps"], params["model.embed_tokens.weight"].dtype
+    moe_layers = set(range(cfg["first_dense_layers"], cfg["n_layers"], cfg["moe_every"])) - set(cfg["dense_layers"])
 
     def norm(x, w):
-        return x / torch.sqrt((x * x).sum(dim=-1, keepdim=True) / d + eps) * w
+        return x / torch.sqrt((x * x).sum(dim=-1, keepdim=True) / x.shape[-1] + eps) * w
+
+    def clip(x):  # equal to clamp, and to its gradient away from +-clip_qkv
+        c = cfg["clip_qkv"]
+        return torch.where(x.abs() > c, c * torch.sign(x), x) if c > 0 else x
+
+    def head_slices(u, name, n, li):
+        """The n heads' [B, T, hd] projections of u, each from its own rows of the weight (and bias)."""
+        a = f"model.layers.{li}.self_attn.{name}."
+        w, b = params[a + "weight"], params.get(a + "bias")
+        return [u @ w[j * hd:(j + 1) * hd].T + (b[j * hd:(j + 1) * hd] if cfg["qkv_bias"] else 0) for j in range(n)]
+
+    def qk_norm(slices, w):
+        if cfg["qk_norm"] == "per_head":
+            return [norm(s, w) for s in slices]
+        if cfg["qk_norm"] == "whole":
+            ms = sum((s * s).sum(dim=-1, keepdim=True) for s in slices) / (len(slices) * hd)
+            return [s / torch.sqrt(ms + eps) * w[j * hd:(j + 1) * hd] for j, s in enumerate(slices)]
+        return slices
 
     # R[t] maps a head vector to its rotated self at position t.
     R = torch.zeros(T, hd, hd, dtype=torch.float64)
@@ -404,12 +491,13 @@ def forward_alt(params, cfg, tokens):
     for li in range(cfg["n_layers"]):
         p = f"model.layers.{li}."
         u = norm(x, params[p + "input_layernorm.weight"])
+        qs = qk_norm(head_slices(u, "q_proj", H, li), params.get(p + "self_attn.q_norm.weight"))
+        ks = qk_norm(head_slices(u, "k_proj", Hkv, li), params.get(p + "self_attn.k_norm.weight"))
+        vs = head_slices(u, "v_proj", Hkv, li)
         heads = []
         for h in range(H):
             g = h // (H // Hkv)
-            q = u @ params[p + "self_attn.q_proj.weight"][h * hd:(h + 1) * hd].T  # [B, T, hd]
-            kk = u @ params[p + "self_attn.k_proj.weight"][g * hd:(g + 1) * hd].T
-            vv = u @ params[p + "self_attn.v_proj.weight"][g * hd:(g + 1) * hd].T
+            q, kk, vv = clip(qs[h]), clip(ks[g]), clip(vs[g])  # [B, T, hd]
             q = torch.einsum("tij,btj->bti", R, q)
             kk = torch.einsum("tij,btj->bti", R, kk)
             s = torch.einsum("bti,bsi->bts", q, kk) / math.sqrt(hd)
@@ -418,7 +506,7 @@ def forward_alt(params, cfg, tokens):
             heads.append((e / e.sum(dim=-1, keepdim=True)) @ vv)
         x = x + torch.cat(heads, dim=-1) @ params[p + "self_attn.o_proj.weight"].T
         u = norm(x, params[p + "post_attention_layernorm.weight"]).reshape(B * T, d)
-        if is_moe_layer(cfg, li):
+        if li in moe_layers:
             # Every token gets its own router row: A mixes positions (identity, running mean, whole-sequence mean).
             # Under sequence granularity the T rows of a sequence are equal, so means over the B*T rows are the
             # means over the B sequences.
@@ -461,6 +549,19 @@ def forward_alt(params, cfg, tokens):
                 q = p + f"block_sparse_moe.experts.{j}."
                 hid = F.silu(u @ params[q + "w1.weight"].T) * (u @ params[q + "w3.weight"].T)
                 y = y + gates[:, j:j + 1] * (hid @ params[q + "w2.weight"].T)
+            if cfg["n_shared_experts"] > 0:  # the fused MLP as the sum of its n_shared_experts blocks of rows
+                q = p + "block_sparse_moe.shared_experts."
+                hb = cfg["shared_hidden"] // cfg["n_shared_experts"]
+                ys = torch.zeros_like(u)
+                for j in range(cfg["n_shared_experts"]):
+                    rows = slice(j * hb, (j + 1) * hb)
+                    hid = F.silu(u @ params[q + "gate_proj.weight"][rows].T) * (
+                        u @ params[q + "up_proj.weight"][rows].T)
+                    ys = ys + hid @ params[q + "down_proj.weight"][:, rows].T
+                if cfg["shared_expert_gate"]:
+                    s = (u * params[p + "block_sparse_moe.shared_expert_gate.weight"][0]).sum(dim=-1, keepdim=True)
+                    ys = ys / (1 + torch.exp(-s))
+                y = y + ys
             lbs.append(E * (mask.sum(dim=0) / (B * T * divisor) * prob.sum(dim=0) / (B * T)).sum())
             zs.append((lse * lse).sum() / (B * T))
             hs.append(-(prob * (lr - lse[:, None])).sum() / (B * T))
@@ -531,13 +632,46 @@ _SELF_TEST_CASES = [
      "routing": {"top_k": 2, "renormalize": False, "load_balance_coef": 0.3, "z_loss_coef": 0.05,
                  "dynamic_loss_coef": 0.05, "rule": "top_k_then_softmax", "granularity": "prefix"},
      "batch": (3, 6)},
+    # Heads of 6 (head_dim 6, not d_model / n_heads = 4) with a per-head q/k RMSNorm (Qwen3), GQA 4 on 2.
+    {"model": {"vocab_size": 11, "d_model": 16, "n_layers": 3, "n_heads": 4, "n_kv_heads": 2, "rope_theta": 10000.0,
+               "rms_eps": 1e-6, "tie_embeddings": False, "head_dim": 6, "qk_norm": "per_head"},
+     "moe": {"n_experts": 4, "expert_hidden": 6, "first_dense_layers": 1, "moe_every": 1, "dense_hidden": 0},
+     "routing": {"top_k": 2, "renormalize": True, "load_balance_coef": 0.3, "z_loss_coef": 0.05,
+                 "dynamic_loss_coef": 0.05},
+     "batch": (3, 6)},
+    # A q/k RMSNorm over each token's whole projection and clip_qkv = 1.2, which clips some q, k and v (OLMoE);
+    # one ungated shared expert of expert_hidden; tied embeddings, top-p.
+    {"model": {"vocab_size": 13, "d_model": 18, "n_layers": 3, "n_heads": 3, "n_kv_heads": 1, "rope_theta": 500.0,
+               "rms_eps": 1e-5, "tie_embeddings": True, "qk_norm": "whole", "clip_qkv": 1.2},
+     "moe": {"n_experts": 5, "expert_hidden": 5, "first_dense_layers": 1, "moe_every": 1, "dense_hidden": 0,
+             "n_shared_experts": 1},
+     "routing": {"top_k": 2, "renormalize": False, "load_balance_coef": 0.2, "z_loss_coef": 0.1,
+                 "dynamic_loss_coef": 0.05, "rule": "top_p", "top_p": 0.6},
+     "batch": (3, 6)},
+    # q/k/v biases (Qwen2), two shared experts of 4 fused into one MLP of 8 under a sigmoid gate (Qwen2-MoE), and
+    # layer 2 dense by moe.dense_layers where first_dense_layers 0 / moe_every 1 make every layer MoE.
+    {"model": {"vocab_size": 11, "d_model": 16, "n_layers": 4, "n_heads": 4, "n_kv_heads": 2, "rope_theta": 10000.0,
+               "rms_eps": 1e-6, "tie_embeddings": False, "head_dim": 4, "qkv_bias": True},
+     "moe": {"n_experts": 4, "expert_hidden": 5, "first_dense_layers": 0, "moe_every": 1, "dense_hidden": 7,
+             "n_shared_experts": 2, "shared_expert_hidden": 4, "shared_expert_gate": True, "dense_layers": [2]},
+     "routing": {"top_k": 2, "renormalize": True, "load_balance_coef": 0.3, "z_loss_coef": 0.05,
+                 "dynamic_loss_coef": 0.05, "granularity": "prefix"},
+     "batch": (3, 6)},
 ]
+
+# The attention and FFN variants' defaults: off (what the engine writes for a plain Mixtral-style model).
+_VARIANT_DEFAULTS = {"model": {"head_dim": 0, "qk_norm": "none", "qkv_bias": False, "clip_qkv": 0.0},
+                     "moe": {"n_shared_experts": 0, "shared_expert_hidden": 0, "shared_expert_gate": False,
+                             "dense_layers": []}}
 
 
 def _full_config(case):
     """A config.json as the engine writes it: the oracle's keys plus the fixed routing choices and other fields."""
     cfg = {s: dict(case[s]) for s in ("model", "moe", "routing")}
     cfg["model"].update({"init_std": 0.02, "max_seq_len": 64})
+    for section, defaults in _VARIANT_DEFAULTS.items():
+        for key, v in defaults.items():
+            cfg[section].setdefault(key, v)
     for key, v in {"router": "learned", "gating": "softmax", "rule": "top_k", "granularity": "token",
                    "capacity_factor": 0.0, "top_p": 0.4, "max_k": 0, "dynamic_loss_coef": 0.0}.items():
         cfg["routing"].setdefault(key, v)
@@ -555,9 +689,11 @@ def _write_case(case, folder, gen):
     cfg = load_config(os.path.join(ckpt, "config.json"))
     tensors = []
     for name, shape in param_specs(cfg):
-        if len(shape) == 1:
+        if name.endswith(".bias"):  # clearly nonzero, of the size of the projections' entries
+            w = 0.5 * torch.randn(shape, generator=gen, dtype=torch.float64)
+        elif len(shape) == 1:  # gains, q/k norm gains included: not all 1
             w = 1.0 + 0.2 * torch.randn(shape, generator=gen, dtype=torch.float64)
-        elif "gate.weight" in name and "block_sparse_moe" in name:
+        elif name.endswith("block_sparse_moe.gate.weight"):
             # Router logits of std ~1.5: clear top-k margins for finite differences, yet every expert gets tokens.
             w = 1.5 * torch.randn(shape, generator=gen, dtype=torch.float64) / math.sqrt(shape[1])
         else:
@@ -615,9 +751,11 @@ def self_test():
             rule = {"top_k": f"top-{cfg['top_k']}, renormalize={cfg['renormalize']}",
                     "top_k_then_softmax": f"top-{cfg['top_k']} then softmax",
                     "top_p": f"top-p {cfg['top_p']} max_k={cfg['max_k']}"}[cfg["rule"]]
-            print(f"case {ci}: {cfg['n_layers']} layers, H={cfg['n_heads']} Hkv={cfg['n_kv_heads']}, {rule} of "
-                  f"{cfg['n_experts']}, {cfg['granularity']}, {cfg['router']} router, dynamic "
-                  f"{cfg['dynamic_loss_coef']}, tied={cfg['tie_embeddings']}")
+            print(f"case {ci}: {cfg['n_layers']} layers, H={cfg['n_heads']} Hkv={cfg['n_kv_heads']} "
+                  f"hd={cfg['head_dim']}, {rule} of {cfg['n_experts']}, {cfg['granularity']}, {cfg['router']} "
+                  f"router, dynamic {cfg['dynamic_loss_coef']}, tied={cfg['tie_embeddings']}, qk_norm "
+                  f"{cfg['qk_norm']}, qkv_bias={cfg['qkv_bias']}, clip_qkv {cfg['clip_qkv']}, shared hidden "
+                  f"{cfg['shared_hidden']} (gate {cfg['shared_expert_gate']}), dense_layers {cfg['dense_layers']}")
             check(any(is_moe_layer(cfg, i) for i in range(cfg["n_layers"])) and
                   not all(is_moe_layer(cfg, i) for i in range(cfg["n_layers"])), "has both MoE and dense layers")
             out64 = os.path.join(folder, "out64.safetensors")
@@ -648,9 +786,21 @@ def self_test():
                   float(got["entropy_loss"]) > 0, "auxiliary losses are live (LB near 1, z > 0, entropy > 0)")
 
             # The routing itself: rows, experts per row, the max_k cap, (non-)causality.
-            trace = []
+            trace, stats = [], {}
             with torch.no_grad():
-                fwd = forward({n: torch.from_numpy(a).to(torch.float64) for n, a in tensors}, cfg, tokens, trace)
+                fwd = forward({n: torch.from_numpy(a).to(torch.float64) for n, a in tensors}, cfg, tokens, trace,
+                              stats)
+            if cfg["clip_qkv"] > 0:
+                cq, ck, cv, nv = stats["clipped_q"], stats["clipped_k"], stats["clipped_v"], stats["qkv_values"]
+                check(cq > 0 and ck > 0 and cv > 0 and cq + ck + cv < nv / 2,
+                      f"clip_qkv = {cfg['clip_qkv']} clips some of q ({cq}), k ({ck}) and v ({cv}) but not most "
+                      f"(of {nv})")
+            if cfg["dense_layers"]:
+                plain = [i for i in cfg["dense_layers"] if i >= cfg["first_dense_layers"] and
+                         (i - cfg["first_dense_layers"]) % cfg["moe_every"] == 0]
+                check(plain and not any(is_moe_layer(cfg, i) for i in plain) and
+                      all(f"grad.model.layers.{i}.mlp.gate_proj.weight" in got for i in plain),
+                      f"moe.dense_layers makes layers {plain} dense that first_dense_layers/moe_every make MoE")
             rows = B if cfg["granularity"] == "sequence" else B * T
             check(all(pr.shape[0] == rows for pr, _ in trace), f"{len(trace)} MoE layer(s) route {rows} rows each")
             counts = torch.cat([m.sum(dim=-1) for _, m in trace])
@@ -753,6 +903,28 @@ def self_test():
                         json.dump(cfg_bad, f)
                     refused(lambda: run_oracle(bad, tok_path, os.path.join(bad, "o"), "float64"), f"routing.{key}",
                             f"routing.{key} = {v!r}")
+                for section, key, v in (("model", "qk_norm", "rms"), ("model", "head_dim", 5),
+                                        ("model", "head_dim", -2), ("model", "clip_qkv", -1.0),
+                                        ("model", "qkv_bias", 1),
+                                        ("moe", "dense_layers", [cfg["n_layers"]]), ("moe", "dense_layers", 1),
+                                        ("moe", "dense_layers", [0.5]), ("moe", "n_shared_experts", -1),
+                                        ("moe", "shared_expert_hidden", -1), ("moe", "shared_expert_gate", "true")):
+                    cfg_bad = _full_config(case)
+                    cfg_bad[section][key] = v
+                    with open(os.path.join(bad, "config.json"), "w") as f:
+                        json.dump(cfg_bad, f)
+                    refused(lambda: run_oracle(bad, tok_path, os.path.join(bad, "o"), "float64"), f"{section}.{key}",
+                            f"{section}.{key} = {v!r}")
+                for section, key in (("model", "head_dim"), ("model", "qk_norm"), ("model", "qkv_bias"),
+                                     ("model", "clip_qkv"), ("moe", "n_shared_experts"),
+                                     ("moe", "shared_expert_hidden"), ("moe", "shared_expert_gate"),
+                                     ("moe", "dense_layers")):
+                    cfg_bad = _full_config(case)
+                    del cfg_bad[section][key]
+                    with open(os.path.join(bad, "config.json"), "w") as f:
+                        json.dump(cfg_bad, f)
+                    refused(lambda: run_oracle(bad, tok_path, os.path.join(bad, "o"), "float64"),
+                            f"missing key '{section}.{key}'", f"a config without {section}.{key}")
                 cfg_bad = _full_config(case)
                 del cfg_bad["routing"]["dynamic_loss_coef"]
                 with open(os.path.join(bad, "config.json"), "w") as f:
