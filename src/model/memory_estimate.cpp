@@ -75,9 +75,11 @@ MemoryEstimate estimate_memory(const Config& cfg, MemoryUse use) {
   if (use == MemoryUse::Count) return e;
 
   const bool bf16 = cfg.train.precision == Precision::Bf16;
-  e.bytes_per_param = 8 + (bf16 ? 2 : 0);
-  e.per_param_meaning = bf16 ? "weights, gradients, bf16 weights" : "weights, gradients";
-  if (use == MemoryUse::Model) return e;
+  const bool gradients = use == MemoryUse::Model || use == MemoryUse::Training;
+  e.bytes_per_param = (gradients ? 8 : 4) + (bf16 ? 2 : 0);
+  e.per_param_meaning = gradients ? "weights, gradients" : "weights";
+  if (bf16) e.per_param_meaning += ", bf16 weights";
+  if (use == MemoryUse::Model || use == MemoryUse::InferenceModel) return e;
 
   // Floats per token of one pass, from the buffers of model.cpp (Model::Layer, Model::Workspace) and
   // moe_ffn.h: the residual stream, attention's q/k/v/context, the experts' slots and SwiGLU rows, the logits.
@@ -95,7 +97,6 @@ MemoryEstimate estimate_memory(const Config& cfg, MemoryUse use) {
     per_token = L * layer + moe_layers * moe_layer + dense_layers * 3 * h_dense +
                 (V + 9 * d + 2 * kv + 6 * h + 2 * k * d + 3 * E + (dense_layers > 0 ? 3 * h_dense : 0));
   } else {
-    if (!bf16) e.bytes_per_param += 4, e.per_param_meaning += ", weights packed for inference";
     const double layer = 4 * d + 2 * q + 2 * kv + 2 + (qk_norm_tensors > 0 ? q + kv + H + Hkv : 0) +
                          (m.clip_qkv > 0 ? (q + 2 * kv) / 4 : 0);
     const double moe_layer = k * 2 * d + 3 * E + (hs > 0 ? 3 * hs + d : 0);
@@ -103,6 +104,13 @@ MemoryEstimate estimate_memory(const Config& cfg, MemoryUse use) {
   }
   e.activation_bytes = 4 * N * per_token;
   return e;
+}
+
+bool inference_packing_fits(const Config& cfg) {
+  if (cfg.train.precision == Precision::Bf16) return false;  // a bf16 model reads its rounded copy, never packed
+  const double machine = static_cast<double>(machine_memory_bytes());
+  const MemoryEstimate e = estimate_memory(cfg, MemoryUse::Inference);
+  return machine <= 0 || e.total_bytes() + 4 * e.params <= machine;
 }
 
 int64_t machine_memory_bytes() {
@@ -132,8 +140,8 @@ void check_memory_fits(const Config& cfg, MemoryUse use) {
   const double machine = static_cast<double>(machine_memory_bytes());
   const MemoryEstimate e = estimate_memory(cfg, use);
   if (machine <= 0 || e.total_bytes() <= machine) return;
-  static constexpr const char* kPurpose[] = {"to list its parameter tensors", "to hold its model", "to evaluate",
-                                             "to train"};
+  static constexpr const char* kPurpose[] = {"to list its parameter tensors", "to hold its model",
+                                             "to hold its model for inference", "to evaluate", "to train"};
   std::ostringstream what;
   if (use == MemoryUse::Count) {
     what << format_count(e.tensors) << " tensors";

@@ -16,10 +16,12 @@
 namespace moelab {
 
 enum class MemoryUse {
-  Count,      // the parameter table alone (`moelab params`)
-  Model,      // what the Model constructor allocates: weights, gradients (and a bf16 model's rounded weights)
-  Inference,  // a model and one forward of batch_size x seq_len tokens (evaluation, traces, analyses)
-  Training,   // a model, the AdamW moments and one training step's activations
+  Count,           // the parameter table alone (`moelab params`)
+  Model,           // what the Model constructor allocates: weights, gradients (and a bf16 model's rounded weights)
+  InferenceModel,  // what it allocates for ModelUse::Inference: the weights (and a bf16 model's rounded weights)
+  Inference,       // an inference model and one forward of batch_size x seq_len tokens (evaluation, traces,
+                   // analyses), its weights read as they are (inference_packing_fits says whether packed copies fit)
+  Training,        // a model, the AdamW moments and one training step's activations
 };
 
 struct MemoryEstimate {
@@ -39,6 +41,10 @@ MemoryEstimate estimate_memory(const Config& cfg, MemoryUse use);
 
 // MemTotal from /proc/meminfo, in bytes; 0 when it cannot be read (then nothing is refused).
 int64_t machine_memory_bytes();
+
+// Whether an f32 inference model's packed copy of its weights (Model::set_pack_weights_for_inference) fits in this
+// machine's memory beside what MemoryUse::Inference counts: faster forwards when it does.
+bool inference_packing_fits(const Config& cfg);
 
 // Throws moelab::Error naming cfg.source, what the config needs and what the machine has, when the estimate for
 // `use` exceeds the machine's memory.

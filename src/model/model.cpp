@@ -57,8 +57,8 @@ cpu::GemmPrecision gemm_precision_of(const Config& cfg) {
 
 // The config, once its parameter table and buffers are known to fit in this machine's memory: checked before the
 // members that allocate them are built (a config.json of absurd sizes must not end in the OOM killer).
-const Config& fits_in_memory(const Config& cfg) {
-  check_memory_fits(cfg, MemoryUse::Model);
+const Config& fits_in_memory(const Config& cfg, ModelUse use) {
+  check_memory_fits(cfg, use == ModelUse::Training ? MemoryUse::Model : MemoryUse::InferenceModel);
   return cfg;
 }
 
@@ -108,16 +108,17 @@ struct Model::Workspace {
   Losses losses;
 };
 
-Model::Model(const Config& cfg)
-    : cfg_(fits_in_memory(cfg)),
+Model::Model(const Config& cfg, ModelUse use)
+    : cfg_(fits_in_memory(cfg, use)),
+      use_(use),
       table_(cfg),
       params_(table_.total_numel(), 0.0f),
-      grads_(table_.total_numel(), 0.0f),
+      grads_(use == ModelUse::Training ? table_.total_numel() : 0, 0.0f),
       grad_squares_(grads_.data()),
       ws_(std::make_unique<Workspace>()) {
   MOELAB_ASSERT(cfg.model.vocab_size > 0, "vocab_size must be resolved before building a model");
   auto p = [&](const std::string& n) { return params_.data() + table_.find(n).offset; };
-  auto g = [&](const std::string& n) { return grads_.data() + table_.find(n).offset; };
+  auto g = [&](const std::string& n) { return grads_.empty() ? nullptr : grads_.data() + table_.find(n).offset; };
   for (int64_t i = 0; i < cfg.model.n_layers; ++i) {
     auto layer = std::make_unique<Layer>();
     const std::string pre = "model.layers." + std::to_string(i) + ".";
@@ -185,6 +186,10 @@ void Model::check_weights_may_change() const {
   MOELAB_ASSERT(inference_depth_ == 0, "the weights are frozen inside Model::InferenceMode");
 }
 
+void Model::check_trains() const {
+  MOELAB_ASSERT(use_ == ModelUse::Training, "a model built for inference has no gradients");
+}
+
 std::vector<float>& Model::mutable_params() {
   check_weights_may_change();
   compute_caches_.weights_changed();
@@ -192,6 +197,7 @@ std::vector<float>& Model::mutable_params() {
 }
 
 std::vector<float>& Model::grads() {
+  check_trains();
   grads_zero_ = false;
   grad_squares_.forget();
   return grads_;
@@ -201,6 +207,7 @@ double Model::grad_norm() const { return grad_squares_.norm(static_cast<int64_t>
 
 Model::OptimizerAccess Model::optimizer_access() {
   check_weights_may_change();
+  check_trains();
   const bool bf16 = gemm_precision_of(cfg_) == cpu::GemmPrecision::Bf16;
   grads_zero_ = true;
   grad_squares_.forget();
@@ -266,6 +273,7 @@ void Model::update_selection_bias() {
 }
 
 void Model::zero_grads() {
+  check_trains();
   if (grads_zero_) return;
   grads_zero_ = true;
   grad_squares_.forget();
@@ -299,7 +307,7 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
   auto& ws = *ws_;
   ws.B = B, ws.T = T;
   ws.inputs.assign(inputs, inputs + N);
-  ws.backward_ready = targets != nullptr && !inference;
+  ws.backward_ready = targets != nullptr && !inference && use_ == ModelUse::Training;
   if (targets) ws.targets.assign(targets, targets + N);
   ws.sub_out.resize(N * d);
 
@@ -380,6 +388,7 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
 void Model::backward(double scale) {
   const cpu::ComputeContext ctx = compute_context(false);
   auto& ws = *ws_;
+  check_trains();
   MOELAB_ASSERT(ws.backward_ready, "backward needs a forward with targets, outside Model::InferenceMode");
   const bool grads_were_zero = grads_zero_;
   grads_zero_ = false;

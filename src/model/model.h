@@ -29,10 +29,15 @@ struct Losses {
   int64_t n_targets = 0;    // targets that counted (target >= 0)
 };
 
+// What a model is built for: training (weights and their gradients) or only forwards (evaluation, generation,
+// traces, analyses: the weights alone, half the memory of an f32 model).
+enum class ModelUse { Training, Inference };
+
 class Model {
  public:
-  // cfg must be validated and have model.vocab_size resolved (> 0).
-  explicit Model(const Config& cfg);
+  // cfg must be validated and have model.vocab_size resolved (> 0). A model built for inference has no gradients:
+  // backward, grads(), zero_grads() and optimizer_access() are not for it.
+  explicit Model(const Config& cfg, ModelUse use = ModelUse::Training);
   ~Model();
 
   // While one is alive, the model only runs forwards (an evaluation, a generation, a benchmark, an analysis): no
@@ -121,9 +126,10 @@ class Model {
   struct Workspace;
 
   Config cfg_;
+  ModelUse use_;
   ParamTable table_;
   std::vector<float> params_;  // [table_.total_numel()]
-  std::vector<float> grads_;   // [table_.total_numel()]
+  std::vector<float> grads_;   // [table_.total_numel()], empty for ModelUse::Inference
   // The copies of params_ the GEMMs read: rounded to bf16 (train.precision = bf16; made again by a pass only after
   // the weights changed outside optimizer_access()), packed for oneDNN (an f32 model inside InferenceMode; dropped
   // when it ends). Every call that changes the weights, or lets a caller change them, tells it.
@@ -139,6 +145,7 @@ class Model {
   std::unique_ptr<Workspace> ws_;
 
   void check_weights_may_change() const;  // refuses inside InferenceMode
+  void check_trains() const;              // refuses in a model built for inference
   // The context of one forward (forward_only: inside InferenceMode) or backward over params_.
   cpu::ComputeContext compute_context(bool forward_only);
 };

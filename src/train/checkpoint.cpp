@@ -180,8 +180,9 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& dat
     throw_error("checkpoint ", ckpt, ": its data folder ", cfg.data.dir,
                 " (data.dir in its config.json) does not exist; pass --data DIR to name the data folder it was "
                 "trained on");
-  auto model = std::make_unique<Model>(cfg);
   check_memory_fits(cfg, MemoryUse::Inference);  // what its users (eval, traces, analyses) run on it
+  auto model = std::make_unique<Model>(cfg, ModelUse::Inference);
+  model->set_pack_weights_for_inference(inference_packing_fits(cfg));
   load_model_weights(ckpt, *model);
   data::TokenData data = open_checkpoint_data(cfg, ckpt);
   return {ckpt, cfg, std::move(model), std::move(data)};

@@ -54,7 +54,8 @@ data::TokenData open_checkpoint_data(const Config& cfg, const std::string& check
 
 // A checkpoint ready to evaluate or analyse: its folder (resolved from a run folder), its config (the data folder
 // replaced by data_dir when that is not empty), the model with its weights, and the data folder, checked against
-// the model's vocabulary. A config whose inference does not fit this machine's memory is refused
+// the model's vocabulary. The model is built for inference (no gradients; weights packed where they fit). A config
+// whose inference does not fit this machine's memory is refused
 // (memory_estimate.h) before the weights are read; a data folder of the config that does not exist is refused
 // naming it and --data.
 struct LoadedCheckpoint {

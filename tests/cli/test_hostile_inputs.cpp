@@ -199,7 +199,7 @@ const std::vector<HostileCase> kCases = {
      .args = "eval {R}/run-huge-config",
      .status = 1,
      .expected = {"config {R}/run-huge-config/checkpoints/step-00000002/config.json: this config needs about",
-                  "to hold its model"}},
+                  "to evaluate"}},
     // Memory the machine cannot give although the estimate fits (here a limit of the process's address space):
     // std::bad_alloc, caught as the last resort.
     {.name = "AllocationFailing",

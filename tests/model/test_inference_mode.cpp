@@ -6,9 +6,11 @@
 
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/config.h"
+#include "model/memory_estimate.h"
 #include "model/model.h"
 #include "support/small_model.h"
 
@@ -52,6 +54,25 @@ void expect_same(double actual, double expected, const std::string& precision) {
 }
 
 class InferenceModePrecisions : public ::testing::TestWithParam<std::string> {};
+
+// A model built for inference holds no gradients, half an f32 model's memory, and computes the very function of one
+// built for training: the same bits outside InferenceMode, with or without targets.
+TEST_P(InferenceModePrecisions, AModelBuiltForInferenceHasNoGradientsAndTheSameForward) {
+  const Config cfg = small(GetParam());
+  Model training(cfg), inference(cfg, ModelUse::Inference);
+  training.init_params(7), inference.init_params(7);
+  EXPECT_EQ(std::as_const(training).grads().size(), training.params().size());
+  EXPECT_TRUE(std::as_const(inference).grads().empty());
+  const Batch b = batch(3);
+  const Losses want = training.forward(b.inputs.data(), b.targets.data(), kB, kT);
+  const std::vector<float> want_logits = logits_of(training);
+  const Losses got = inference.forward(b.inputs.data(), b.targets.data(), kB, kT);
+  EXPECT_EQ(got.total, want.total);
+  EXPECT_EQ(logits_of(inference), want_logits);
+  const MemoryEstimate model = estimate_memory(cfg, MemoryUse::Model),
+                       weights = estimate_memory(cfg, MemoryUse::InferenceModel);
+  EXPECT_EQ(model.bytes_per_param - weights.bytes_per_param, 4) << "the gradients' 4 bytes";
+}
 
 TEST_P(InferenceModePrecisions, GivesTheSameLogitsAndLossesAsAnOrdinaryForward) {
   Model model(small(GetParam()));
@@ -183,6 +204,15 @@ TEST(InferenceModeDeathTest, RefusesBackwardAfterAnInferenceForward) {
     model.forward(b.inputs.data(), b.targets.data(), kB, kT);
   }
   EXPECT_DEATH(model.backward(1.0), "backward needs a forward with targets, outside Model::InferenceMode");
+}
+
+TEST(InferenceModeDeathTest, AModelBuiltForInferenceRefusesBackward) {
+  Model model(small("f32"), ModelUse::Inference);
+  model.init_params(7);
+  const Batch b = batch(3);
+  model.forward(b.inputs.data(), b.targets.data(), kB, kT);
+  EXPECT_DEATH(model.backward(1.0), "a model built for inference has no gradients");
+  EXPECT_DEATH(model.zero_grads(), "a model built for inference has no gradients");
 }
 
 TEST(InferenceModeDeathTest, RefusesWeightChangesInsideTheScope) {
