@@ -27,8 +27,9 @@ class WeightReader {
       throw_error(what, ": expected shape ", shape_text(shape), " for moelab's ", target, ", found ",
                   shape_text(info.shape));
     const size_t elem = dtype_size(info.dtype);
-    decode_to_f32(info.dtype, folder_.bytes(source).subspan(first * elem, spec.numel * elem), spec.numel,
-                  params_.data() + spec.offset, what);
+    const std::span<const std::byte> bytes = folder_.bytes(source).subspan(first * elem, spec.numel * elem);
+    decode_to_f32(info.dtype, bytes, spec.numel, params_.data() + spec.offset, what);
+    SafetensorsFile::release(bytes);  // read once: the decoded copy is what the model keeps
     used_.insert(source);
   }
 

@@ -293,6 +293,14 @@ const TensorInfo& SafetensorsFile::info(const std::string& name) const {
   return it->second;
 }
 
+void SafetensorsFile::release(std::span<const std::byte> bytes) {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(bytes.data()), end = begin + bytes.size();
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;  // whole pages inside
+  // Advice only: a failure leaves the pages where they are, which costs memory, not correctness.
+  if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 std::span<const std::byte> SafetensorsFile::bytes(const std::string& name) const {
   const TensorInfo& t = info(name);
   return {map_.get() + data_start_ + t.offset, t.nbytes};

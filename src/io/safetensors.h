@@ -77,6 +77,10 @@ class SafetensorsFile {
   const TensorInfo& info(const std::string& name) const;
   // The tensor's raw bytes inside the mapping (not necessarily aligned for its dtype).
   std::span<const std::byte> bytes(const std::string& name) const;
+  // Lets the kernel drop the pages of `bytes` (part of this file's mapping) from this process's memory: for bytes
+  // read once, so that loading a model bigger than half the memory does not hold its file and its decoded copy at
+  // once. The bytes stay readable (read from the file again); pages they share with other bytes are kept.
+  static void release(std::span<const std::byte> bytes);
   // Copies the tensor into dst (room for product(expected_shape) elements) after checking that it exists and has
   // exactly this dtype and shape: "file X: tensor 'model.norm.weight': expected shape [256], found [128]".
   void read(const std::string& name, DType expected, std::span<const int64_t> expected_shape, void* dst) const;

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -129,6 +130,22 @@ TEST(Safetensors, RoundTripOfDTypesShapesAndMetadata) {
   f.read("empty.u16", DType::U16, std::vector<int64_t>{1, 0, 4}, nullptr);
   EXPECT_EQ(f.bytes("empty.u8").size(), 0u);
   EXPECT_EQ(f.bytes("u8").size(), 3u);
+}
+
+// Released pages read back the same from the file (what leaving the process's memory costs is a measurement:
+// docs/import.md).
+TEST(Safetensors, ReleasedBytesReadBackTheSame) {
+  TempDir dir;
+  std::vector<float> values(5 * 4096);  // a few pages
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i) * 0.5f;
+  const std::vector<TensorView> views = {{"w", DType::F32, {static_cast<int64_t>(values.size())}, values.data()}};
+  write_safetensors(dir.file("a.safetensors"), views);
+  const SafetensorsFile f = SafetensorsFile::open(dir.file("a.safetensors"));
+  const std::span<const std::byte> bytes = f.bytes("w");
+  const std::vector<std::byte> before(bytes.begin(), bytes.end());
+  SafetensorsFile::release(bytes);
+  SafetensorsFile::release(bytes.subspan(3, 10));  // less than a page: nothing to release, no harm
+  EXPECT_TRUE(std::equal(bytes.begin(), bytes.end(), before.begin(), before.end()));
 }
 
 TEST(Safetensors, WriterOutputMatchesReferenceLayoutByteForByte) {
