@@ -386,6 +386,12 @@ report::ReportSection static_section(const CheckpointAnalysis& a) {
   // Neuron matching: the pairs' similarity after reordering (all three matrices) and Kendall tau of the matching.
   if (!a.layers.front().statics.reordering.empty()) {
     std::vector<std::vector<double>> after, tau;
+    const auto& first = a.layers.front().statics;
+    if (static_cast<int64_t>(first.reordering.front().neurons.size()) < first.h)
+      s.paragraphs.push_back("Each pair is matched on " + std::to_string(first.reordering.front().neurons.size()) +
+                             " of its " + std::to_string(first.h) +
+                             " neurons, evenly spaced and at the same positions in both experts (--match-neurons): "
+                             "the cosines before and after matching are those of these neurons.");
     s.table.push_back(
         {"layer", "pairs matched", "mean cosine before (gate/up/down)", "after matching", "mean Kendall tau"});
     for (const auto& la : a.layers) {

@@ -56,18 +56,20 @@ std::vector<double> gram_to_cosine(std::vector<double> g /*[E,E]*/, int64_t E) {
   return g;
 }
 
-// Expert e's neurons as unit rows [h, 3d]: (w1 row i, w3 row i, w2 column i) / its norm (a zero neuron stays 0).
-std::vector<float> unit_neurons(const ExpertWeights& w, int64_t e) {
-  const int64_t d = w.d, h = w.h, D = 3 * d;
+// Expert e's neurons `neurons` as unit rows [m, 3d]: (w1 row n, w3 row n, w2 column n) / its norm (a zero neuron
+// stays 0).
+std::vector<float> unit_neurons(const ExpertWeights& w, int64_t e, const std::vector<int64_t>& neurons /*[m]*/) {
+  const int64_t d = w.d, h = w.h, D = 3 * d, m = static_cast<int64_t>(neurons.size());
   const float* w1 = w.w1[e];      // [h,d]
   const float* w3 = w.w3[e];      // [h,d]
   const float* w2 = w.w2[e];      // [d,h]
-  std::vector<float> out(h * D);  // [h,3d]
-  for (int64_t i = 0; i < h; ++i) {
+  std::vector<float> out(m * D);  // [m,3d]
+  for (int64_t i = 0; i < m; ++i) {
+    const int64_t n = neurons[i];
     float* row = out.data() + i * D;  // [3d]
     double ss = 0;
     for (int64_t c = 0; c < d; ++c) {
-      row[c] = w1[i * d + c], row[d + c] = w3[i * d + c], row[2 * d + c] = w2[c * h + i];
+      row[c] = w1[n * d + c], row[d + c] = w3[n * d + c], row[2 * d + c] = w2[c * h + n];
     }
     for (int64_t c = 0; c < D; ++c) ss += static_cast<double>(row[c]) * row[c];
     const double inv = ss > 0 ? 1.0 / std::sqrt(ss) : 0.0;
@@ -76,55 +78,60 @@ std::vector<float> unit_neurons(const ExpertWeights& w, int64_t e) {
   return out;
 }
 
-// Flattened cosine between a [rows,cols] and b with b's neurons permuted: the neuron axis is the rows (w1, w3:
-// neuron_is_row) or the columns (w2). perm = identity gives the plain flattened cosine.
-double permuted_cosine(const float* a, const float* b, int64_t rows, int64_t cols, bool neuron_is_row,
-                       const std::vector<int64_t>& perm /*[h]*/) {
-  double dot = 0, na = 0, nb = 0;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) {
-      const double x = a[r * cols + c];
-      const double y = neuron_is_row ? b[perm[r] * cols + c] : b[r * cols + perm[c]];
-      dot += x * y, na += x * x, nb += y * y;
+// Flattened cosine between a [rows,cols] and b, over a's neurons na[i] against b's neurons nb[i]: the neuron axis is
+// the rows (w1, w3: neuron_is_row) or the columns (w2). na = nb = every neuron gives the plain flattened cosine.
+double matched_cosine(const float* a, const float* b, int64_t rows, int64_t cols, bool neuron_is_row,
+                      const std::vector<int64_t>& na /*[m]*/, const std::vector<int64_t>& nb /*[m]*/) {
+  const int64_t m = static_cast<int64_t>(na.size()), other = neuron_is_row ? cols : rows;
+  double dot = 0, sa = 0, sb = 0;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t c = 0; c < other; ++c) {
+      const double x = neuron_is_row ? a[na[i] * cols + c] : a[c * cols + na[i]];
+      const double y = neuron_is_row ? b[nb[i] * cols + c] : b[c * cols + nb[i]];
+      dot += x * y, sa += x * x, sb += y * y;
     }
-  return na > 0 && nb > 0 ? dot / std::sqrt(na * nb) : 0.0;
+  return sa > 0 && sb > 0 ? dot / std::sqrt(sa * sb) : 0.0;
 }
 
 std::array<double, kMatrixKinds> kind_cosines(const ExpertWeights& w, int64_t a, int64_t b,
-                                              const std::vector<int64_t>& perm /*[h]*/) {
-  return {permuted_cosine(w.w1[a], w.w1[b], w.h, w.d, true, perm),
-          permuted_cosine(w.w3[a], w.w3[b], w.h, w.d, true, perm),
-          permuted_cosine(w.w2[a], w.w2[b], w.d, w.h, false, perm)};
+                                              const std::vector<int64_t>& na /*[m]*/,
+                                              const std::vector<int64_t>& nb /*[m]*/) {
+  return {matched_cosine(w.w1[a], w.w1[b], w.h, w.d, true, na, nb),
+          matched_cosine(w.w3[a], w.w3[b], w.h, w.d, true, na, nb),
+          matched_cosine(w.w2[a], w.w2[b], w.d, w.h, false, na, nb)};
 }
 
 // dlib's Hungarian algorithm needs integer costs. A cosine in [-1, 1] scaled by 2^30 and rounded: |cost| <= 2^30,
-// and the algorithm's labels and sums stay below a few times h * 2^30 (< 2^43 for h <= 4096), far from the int64
+// and the algorithm's labels and sums stay below a few times m * 2^30 (< 2^43 for m <= 4096), far from the int64
 // limit; rounding moves each cost by at most 2^-31, so the matching found is optimal for the real cosines to within
-// h * 2^-31 (2e-6 at h = 4096) of total similarity, below the float error of the cosines themselves.
+// m * 2^-31 (2e-6 at m = 4096) of total similarity, below the float error of the cosines themselves.
 constexpr double kCostScale = 1073741824.0;  // 2^30
 static_assert(sizeof(long) == 8, "dlib cost type long must be 64-bit");
 
-NeuronReordering reorder_pair(const ExpertWeights& w, const std::vector<float>& na /*[h,3d]*/,
-                              const std::vector<float>& nb /*[h,3d]*/, int64_t a, int64_t b) {
-  const int64_t h = w.h, D = 3 * w.d;
-  std::vector<float> sim(h * h);  // [h,h] cosine of a's neuron i with b's neuron j
-  cpu::gemm(cpu::Trans::N, cpu::Trans::T, h, h, D, 1.0f, na.data(), D, nb.data(), D, 0.0f, sim.data(), h);
-  dlib::matrix<long> cost(h, h);
-  for (int64_t i = 0; i < h; ++i)
-    for (int64_t j = 0; j < h; ++j) cost(i, j) = std::lround(static_cast<double>(sim[i * h + j]) * kCostScale);
-  const std::vector<long> match = dlib::max_cost_assignment(cost);  // [h] row i -> column match[i]
+// ua, ub: the unit rows of a's and b's neurons `neurons` (unit_neurons).
+NeuronReordering reorder_pair(const ExpertWeights& w, const std::vector<float>& ua /*[m,3d]*/,
+                              const std::vector<float>& ub /*[m,3d]*/, const std::vector<int64_t>& neurons /*[m]*/,
+                              int64_t a, int64_t b) {
+  const int64_t m = static_cast<int64_t>(neurons.size()), D = 3 * w.d;
+  std::vector<float> sim(m * m);  // [m,m] cosine of a's neuron i with b's neuron j
+  cpu::gemm(cpu::Trans::N, cpu::Trans::T, m, m, D, 1.0f, ua.data(), D, ub.data(), D, 0.0f, sim.data(), m);
+  dlib::matrix<long> cost(m, m);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < m; ++j) cost(i, j) = std::lround(static_cast<double>(sim[i * m + j]) * kCostScale);
+  const std::vector<long> match = dlib::max_cost_assignment(cost);  // [m] row i -> column match[i]
 
   NeuronReordering r;
   r.a = a, r.b = b;
+  r.neurons = neurons;
   r.permutation.assign(match.begin(), match.end());
-  std::vector<int64_t> identity(h);  // [h]
-  for (int64_t i = 0; i < h; ++i) identity[i] = i;
+  std::vector<int64_t> identity(m), matched_in_b(m);  // [m]
+  for (int64_t i = 0; i < m; ++i) identity[i] = i, matched_in_b[i] = neurons[r.permutation[i]];
   r.kendall_tau = kendall_tau(r.permutation, identity);
   double matched = 0;
-  for (int64_t i = 0; i < h; ++i) matched += sim[i * h + r.permutation[i]];
-  r.mean_matched_similarity = matched / static_cast<double>(h);
-  r.cosine_before = kind_cosines(w, a, b, identity);
-  r.cosine_after = kind_cosines(w, a, b, r.permutation);
+  for (int64_t i = 0; i < m; ++i) matched += sim[i * m + r.permutation[i]];
+  r.mean_matched_similarity = matched / static_cast<double>(m);
+  r.cosine_before = kind_cosines(w, a, b, neurons, neurons);
+  r.cosine_after = kind_cosines(w, a, b, neurons, matched_in_b);
   return r;
 }
 
@@ -285,9 +292,19 @@ std::vector<double> strict_lower_triangle(const std::vector<double>& m /*[E,E]*/
   return out;
 }
 
+std::vector<int64_t> evenly_spaced_neurons(int64_t h, int64_t m) {
+  const int64_t n = std::min(h, m);
+  std::vector<int64_t> out(n);  // [n]
+  for (int64_t i = 0; i < n; ++i) out[i] = i * h / n;
+  return out;
+}
+
 std::vector<NeuronReordering> reorder_neuron_pairs(const ExpertWeights& w,
-                                                   const std::vector<std::pair<int64_t, int64_t>>& pairs) {
+                                                   const std::vector<std::pair<int64_t, int64_t>>& pairs,
+                                                   int64_t max_neurons) {
   check_weights(w);
+  if (max_neurons < 2)
+    throw_error("static expert analysis: the neurons matched per expert pair must be at least 2, got ", max_neurons);
   std::vector<char> used(w.E, 0);  // [E] experts some pair names
   for (const auto& [a, b] : pairs) {
     if (a < 0 || a >= w.E || b < 0 || b >= w.E || a == b)
@@ -295,24 +312,26 @@ std::vector<NeuronReordering> reorder_neuron_pairs(const ExpertWeights& w,
                   "): expected two different experts in [0, ", w.E, ")");
     used[a] = used[b] = 1;
   }
-  std::vector<std::vector<float>> neurons(w.E);  // [E] each [h,3d] for the experts in some pair, else empty
+  const std::vector<int64_t> matched = evenly_spaced_neurons(w.h, max_neurons);  // [m]
+  std::vector<std::vector<float>> neurons(w.E);  // [E] each [m,3d] for the experts in some pair, else empty
 #pragma omp parallel for schedule(static) if (w.E * w.h * w.d >= kParallelWork)
   for (int64_t e = 0; e < w.E; ++e)
-    if (used[e]) neurons[e] = unit_neurons(w, e);
+    if (used[e]) neurons[e] = unit_neurons(w, e, matched);
   const int64_t P = static_cast<int64_t>(pairs.size());
   std::vector<NeuronReordering> out(P);
-  const bool parallel = P * w.h * w.h * w.d >= kParallelWork;
+  const int64_t m = static_cast<int64_t>(matched.size());
+  const bool parallel = P * m * m * w.d >= kParallelWork;
   // Results are per pair, so a dynamic schedule only balances the load (matchings differ in cost).
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
   for (int64_t p = 0; p < P; ++p) {
     const auto [a, b] = pairs[p];
-    out[p] = reorder_pair(w, neurons[a], neurons[b], a, b);
+    out[p] = reorder_pair(w, neurons[a], neurons[b], matched, a, b);
   }
   return out;
 }
 
-NeuronReordering reorder_neurons(const ExpertWeights& w, int64_t a, int64_t b) {
-  return reorder_neuron_pairs(w, {{a, b}}).front();
+NeuronReordering reorder_neurons(const ExpertWeights& w, int64_t a, int64_t b, int64_t max_neurons) {
+  return reorder_neuron_pairs(w, {{a, b}}, max_neurons).front();
 }
 
 std::vector<std::pair<int64_t, int64_t>> default_reorder_pairs(int64_t E, int64_t max_pairs) {
@@ -466,7 +485,8 @@ StaticLayerAnalysis analyze_static(const ExpertWeights& w, const StaticOptions& 
   a.layer = w.layer, a.E = w.E, a.d = w.d, a.h = w.h;
   a.flattened = flattened_similarity(w);
   a.neuron_averaged = neuron_averaged_similarity(w);
-  a.reordering = reorder_neuron_pairs(w, options.reorder_pairs ? *options.reorder_pairs : default_reorder_pairs(w.E));
+  a.reordering = reorder_neuron_pairs(w, options.reorder_pairs ? *options.reorder_pairs : default_reorder_pairs(w.E),
+                                      options.max_matched_neurons);
   if (w.router) {
     a.router = router_similarity(w);
     const std::vector<double> y = strict_lower_triangle(a.router, w.E);  // [E(E-1)/2]
@@ -510,6 +530,7 @@ nlohmann::json to_json(const StaticLayerAnalysis& a) {
                           {"mean_matched_similarity", r.mean_matched_similarity},
                           {"cosine_before", per_kind([&](int k) { return r.cosine_before[k]; })},
                           {"cosine_after", per_kind([&](int k) { return r.cosine_after[k]; })},
+                          {"neurons", r.neurons},
                           {"permutation", r.permutation}});
   nlohmann::json router = nullptr, router_fit = nullptr;
   if (!a.router.empty()) router = rows_json(a.router, E, E);

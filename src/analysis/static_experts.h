@@ -76,22 +76,35 @@ double linear_fit_r2(const std::vector<double>& x, const std::vector<double>& y)
 // The strict lower triangle of a [E,E] matrix, row by row (m[1,0], m[2,0], m[2,1], ...): E(E-1)/2 values.
 std::vector<double> strict_lower_triangle(const std::vector<double>& m /*[E,E]*/, int64_t E);
 
+// The most neurons of an expert pair matched by default: a 2048 x 2048 assignment takes about 10 s of one core.
+constexpr int64_t kMaxMatchedNeurons = 2048;
+
 // The maximum-weight matching between expert a's and expert b's neurons (neuron i = (w1 row i, w3 row i, w2
-// column i), matched by the cosine of the concatenated 3d-vectors).
+// column i), matched by the cosine of the concatenated 3d-vectors). An expert of more neurons than a cap (experts
+// of 14336 neurons make a 14336 x 14336 assignment problem, hours per pair) is matched on a sample: m neurons
+// evenly spaced, the same positions in both experts, so that experts whose neurons share one order still match
+// position to position.
 struct NeuronReordering {
   int64_t a = 0, b = 0;
-  std::vector<int64_t> permutation;    // [h] b's neuron matched to a's neuron i; b reordered = b[permutation]
+  std::vector<int64_t> neurons;        // [m] the neurons matched, ascending (all h when no cap applies)
+  std::vector<int64_t> permutation;    // [m] position in `neurons` of b's neuron matched to a's neuron neurons[i]
   double kendall_tau = 0;              // tau-b of permutation against the identity
   double mean_matched_similarity = 0;  // mean over i of the neuron cosine (i, permutation[i])
-  std::array<double, kMatrixKinds> cosine_before;  // flattened cosine of a and b per kind
+  std::array<double, kMatrixKinds> cosine_before;  // flattened cosine of a's and b's matched neurons, per kind
   std::array<double, kMatrixKinds> cosine_after;   // the same with b's neurons in a's order
 };
-NeuronReordering reorder_neurons(const ExpertWeights& w, int64_t a, int64_t b);
+// max_neurons: the cap (>= 2); every neuron when h <= max_neurons.
+NeuronReordering reorder_neurons(const ExpertWeights& w, int64_t a, int64_t b,
+                                 int64_t max_neurons = kMaxMatchedNeurons);
 
 // Every pair (a, b) in pairs, in parallel (OpenMP, one pair per thread); results in the order of pairs. Throws
 // moelab::Error when a pair names an expert outside [0, E) or an expert twice.
 std::vector<NeuronReordering> reorder_neuron_pairs(const ExpertWeights& w,
-                                                   const std::vector<std::pair<int64_t, int64_t>>& pairs);
+                                                   const std::vector<std::pair<int64_t, int64_t>>& pairs,
+                                                   int64_t max_neurons = kMaxMatchedNeurons);
+
+// m of h neurons evenly spaced: floor(i * h / m) for i < m; all h when h <= m.
+std::vector<int64_t> evenly_spaced_neurons(int64_t h, int64_t m);
 
 // The pairs reordered by default: every pair (i < j) when there are at most max_pairs of them, else every expert
 // against expert 0. One 704x704 matching (with its neuron similarity product) costs about 20 ms of one core, so the 28
@@ -139,8 +152,9 @@ NeuronPca pca_neurons(const ExpertWeights& w, MatrixKind kind, int64_t max_neuro
 struct StaticOptions {
   // Expert pairs to reorder; unset: default_reorder_pairs(E). An empty list skips the reordering.
   std::optional<std::vector<std::pair<int64_t, int64_t>>> reorder_pairs;
-  int64_t max_neurons_per_expert = 128;  // neuron PCA points kept per expert
-  bool pca_standardize = true;           // as the notebook
+  int64_t max_neurons_per_expert = 128;              // neuron PCA points kept per expert
+  int64_t max_matched_neurons = kMaxMatchedNeurons;  // the neuron matching's cap (NeuronReordering)
+  bool pca_standardize = true;                       // as the notebook
 };
 
 struct StaticLayerAnalysis {

@@ -88,6 +88,11 @@ void register_analyze_report_command(CLI::App& analyze) {
   cmd->add_option("--sample-tokens", o.sample_tokens, "Tokens every expert is run on for the dynamic expert analysis")
       ->check(whole_number(1))
       ->capture_default_str();
+  cmd->add_option("--match-neurons", o.static_options.max_matched_neurons,
+                  "Neurons matched per expert pair in the static analysis: experts with more are matched on this many, "
+                  "evenly spaced (a matching costs the cube of it)")
+      ->check(whole_number(2))
+      ->capture_default_str();
   cmd->add_option("--permutations", o.permutations, "Shuffled-label permutations of the specialisation baseline")
       ->check(whole_number(2, 100000))
       ->capture_default_str();

@@ -8,6 +8,7 @@
 #include "analysis/static_experts.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "support/errors.h"
 
 namespace moelab {
 namespace {
@@ -124,6 +125,38 @@ TEST(StaticExperts, ReorderingRecoversPermutation) {
     EXPECT_NEAR(r.cosine_after[k], 1.0, 1e-12) << analysis::kMatrixKindNames[k];
     EXPECT_LT(std::abs(r.cosine_before[k]), 0.3) << analysis::kMatrixKindNames[k];
   }
+}
+
+// Over the cap, the matching runs on evenly spaced neurons, the same positions in both experts. b is a with the
+// sampled neurons shuffled among their positions (the others left in place): the matching finds that shuffle, and
+// the cosines before and after are those of the sampled neurons alone.
+TEST(StaticExperts, ACappedMatchingRunsOnEvenlySpacedNeurons) {
+  OwnedExperts L = random_experts(2, 16, 50, 7);
+  const int64_t cap = 10;
+  const std::vector<int64_t> sample = analysis::evenly_spaced_neurons(L.h, cap);  // [10]
+  EXPECT_EQ(sample, (std::vector<int64_t>{0, 5, 10, 15, 20, 25, 30, 35, 40, 45}));
+  EXPECT_EQ(analysis::evenly_spaced_neurons(7, cap), iota(7)) << "no cap below it";
+  const std::vector<int64_t> shuffle = shuffled(cap, 8);  // [10] positions within the sample
+  std::vector<int64_t> perm = iota(L.h);                  // [h] b's neuron n is a's neuron perm[n]
+  for (int64_t i = 0; i < cap; ++i) perm[sample[i]] = sample[shuffle[i]];
+  copy_permuted(L, 0, 1, perm);
+  const auto r = analysis::reorder_neurons(L.view(), 0, 1, cap);
+  EXPECT_EQ(r.neurons, sample);
+  EXPECT_EQ(r.permutation, shuffle);
+  EXPECT_DOUBLE_EQ(r.kendall_tau, analysis::kendall_tau(shuffle, iota(cap)));
+  EXPECT_NEAR(r.mean_matched_similarity, 1.0, 1e-6);
+  for (int k = 0; k < analysis::kMatrixKinds; ++k) EXPECT_NEAR(r.cosine_after[k], 1.0, 1e-12);
+  // Before matching: the flattened cosine of the sampled rows of w1 as they stand, computed here directly.
+  double dot = 0, na = 0, nb = 0;
+  for (int64_t n : sample)
+    for (int64_t c = 0; c < L.d; ++c) {
+      const double x = L.w1[0][n * L.d + c], y = L.w1[1][n * L.d + c];
+      dot += x * y, na += x * x, nb += y * y;
+    }
+  EXPECT_NEAR(r.cosine_before[0], dot / std::sqrt(na * nb), 1e-12);
+  EXPECT_LT(r.cosine_before[0], 0.9) << "the shuffle moved the sampled rows";
+  EXPECT_CONTAINS(testing::error_of([&] { analysis::reorder_neurons(L.view(), 0, 1, 1); }),
+                  "the neurons matched per expert pair must be at least 2, got 1");
 }
 
 // Pairs run in parallel; each result is the one a single call gives, in the order asked.

@@ -153,11 +153,14 @@ TEST_F(AnalyzeReport, WritesEveryFileAndTheReportDrawsInChromium) {
 TEST_F(AnalyzeReport, UnlabelledTextSaysWhatItCannotMeasure) {
   std::ofstream(dir.file("notes.txt")) << "The jury said the election was conducted well.\n"
                                           "Nobody expected the committee to agree so soon.\n";
+  // --match-neurons below the experts' 32 neurons: the matching runs on a sample, and the report says so.
   const auto r = testing::run_moelab("analyze report " + run() + " --text " + dir.file("notes.txt") +
-                                     " --sample-tokens 16 --permutations 2 --no-png --out " + dir.file("report"));
+                                     " --sample-tokens 16 --permutations 2 --match-neurons 8 --no-png --out " +
+                                     dir.file("report"));
   ASSERT_EQ(r.status, 0) << r.output;
   const std::string html = testing::read_all(dir.file("report") + "/report.html");
   EXPECT_CONTAINS(html, "has no labels");
+  EXPECT_CONTAINS(html, "Each pair is matched on 8 of its 32 neurons");
   EXPECT_FALSE(fs::exists(dir.file("report") + "/figures"));
   std::ifstream in(dir.file("report") + "/analysis.json");
   const json a = json::parse(in);
@@ -165,6 +168,7 @@ TEST_F(AnalyzeReport, UnlabelledTextSaysWhatItCannotMeasure) {
   EXPECT_EQ(a["loss_by_label"], json::object());
   EXPECT_EQ(a["layers"][0]["by_label"], json::object());
   EXPECT_EQ(a["source"], "text file " + dir.file("notes.txt"));
+  EXPECT_EQ(a["layers"][0]["static"]["reordering"][0]["neurons"], json({0, 4, 8, 12, 16, 20, 24, 28}));
 }
 
 TEST_F(AnalyzeReport, ACheckpointOutsideItsRunSaysItHasNoLossCurves) {
