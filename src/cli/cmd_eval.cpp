@@ -19,6 +19,7 @@ struct EvalArgs {
   std::string data_dir;
   int64_t max_tokens = 0;
   int64_t seq_len = 0;
+  int64_t stride = 0;
   bool json = false;
 };
 
@@ -32,8 +33,11 @@ void run_eval(const EvalArgs& a) {
       a.text_file.empty() ? source.split_stream(a.split, 0) : source.text_stream(a.text_file, 0);
   std::vector<int32_t> piece_bytes = source.tokenizer.piece_bytes();  // [V]
   piece_bytes.resize(cfg.model.vocab_size, 0);  // a pretrained model's vocabulary may have padding rows past it
-  const EvalResult r =
-      evaluate_perplexity(*source.model, stream, cfg.train.seq_len, cfg.train.batch_size, a.max_tokens, piece_bytes);
+  if (a.stride > cfg.train.seq_len)
+    throw_error("--stride ", a.stride, ": a window starts at most every window, ", cfg.train.seq_len,
+                " tokens (--seq-len)");
+  const EvalResult r = evaluate_perplexity(*source.model, stream, cfg.train.seq_len, cfg.train.batch_size, a.max_tokens,
+                                           piece_bytes, a.stride);
   if (a.json) {
     nlohmann::json j = to_json(r);
     j["checkpoint"] = ckpt;
@@ -44,6 +48,9 @@ void run_eval(const EvalArgs& a) {
   std::printf("%s on %s:\n  loss %.4f  perplexity %.2f  bits per byte %.4f  (%lld tokens, %lld bytes)\n", ckpt.c_str(),
               r.source.c_str(), r.loss, r.perplexity, r.bits_per_byte, static_cast<long long>(r.tokens),
               static_cast<long long>(r.bytes));
+  if (r.stride < r.window)
+    std::printf("  windows of %lld tokens every %lld tokens (each token scored once)\n",
+                static_cast<long long>(r.window), static_cast<long long>(r.stride));
   for (const auto& channel : r.per_label) {
     std::printf("  by %s:\n", channel.channel.c_str());
     for (const auto& c : channel.classes)
@@ -70,6 +77,11 @@ void register_eval_command(CLI::App& app) {
   cmd->add_option("--max-tokens", args->max_tokens, "Score only the first windows covering this many tokens (0: all)")
       ->check(whole_number(0, INT64_MAX, "0: all"));
   cmd->add_option("--seq-len", args->seq_len, kSeqLenHelp)->check(whole_number(0, INT64_MAX, "0: train.seq_len"));
+  cmd->add_option("--stride", args->stride,
+                  "Tokens between window starts (0: the window, disjoint windows): less gives a sliding context, "
+                  "each token scored once with at least window - stride tokens before it, for one forward per "
+                  "stride tokens")
+      ->check(whole_number(0, INT64_MAX, "0: the window"));
   cmd->add_flag("--json", args->json, "Print the result as JSON (for scripts)");
   cmd->callback([args] { run_eval(*args); });
 }

@@ -22,26 +22,34 @@ void sample_train_batch(const TokenData& data, uint64_t seed, int64_t step, int6
   }
 }
 
-int64_t count_eval_windows(int64_t n, int64_t T, int64_t max_tokens) {
-  MOELAB_ASSERT(T > 0 && max_tokens >= 0 && n >= 0, "window length must be positive");
+int64_t count_eval_windows(int64_t n, int64_t T, int64_t max_tokens, int64_t stride) {
+  MOELAB_ASSERT(T > 0 && max_tokens >= 0 && n >= 0 && stride >= 0 && stride <= T, "window length must be positive");
+  const int64_t S = stride > 0 ? stride : T;
   if (max_tokens > 0) n = std::min(n, max_tokens);
-  if (n < 2) return 0;         // no token has a predecessor to predict it from
-  return (n - 1 + T - 1) / T;  // windows of T targets over tokens 1..n-1
+  if (n < 2) return 0;  // no token has a predecessor to predict it from
+  // Window k's targets are tokens k*S+1 .. k*S+T: the last window is the first to reach token n-1.
+  return n - 1 <= T ? 1 : (n - 1 - T + S - 1) / S + 1;
 }
 
-void eval_window(const TokenStream& stream, int64_t T, int64_t index, EvalWindow& out) {
+void eval_window(const TokenStream& stream, int64_t T, int64_t index, EvalWindow& out, int64_t stride) {
   const int64_t n = static_cast<int64_t>(stream.tokens.size());
-  MOELAB_ASSERT(index >= 0 && index < count_eval_windows(n, T, 0), "evaluation window out of range");
-  const int64_t start = index * T;
+  MOELAB_ASSERT(index >= 0 && index < count_eval_windows(n, T, 0, stride), "evaluation window out of range");
+  const int64_t S = stride > 0 ? stride : T;
+  const int64_t start = index * S;
   const int64_t have = std::min(T + 1, n - start);  // tokens of the stream in this window (>= 2)
+  // The window before scored targets up to token (index-1)*S + T: this one starts after them.
+  const int64_t first = index == 0 ? 0 : T - S;  // first scored target of the window
   out.tokens.assign(T + 1, stream.eod_id);
   out.targets.assign(T, -1);
   std::copy_n(stream.tokens.begin() + start, have, out.tokens.begin());
-  std::copy_n(out.tokens.begin() + 1, have - 1, out.targets.begin());
+  if (have - 1 > first)
+    std::copy(out.tokens.begin() + 1 + first, out.tokens.begin() + have, out.targets.begin() + first);
   out.target_labels.resize(stream.labels.size());
   for (size_t c = 0; c < stream.labels.size(); ++c) {
     out.target_labels[c].assign(T, kNoLabel);
-    std::copy_n(stream.labels[c].begin() + start + 1, have - 1, out.target_labels[c].begin());
+    if (have - 1 > first)
+      std::copy(stream.labels[c].begin() + start + 1 + first, stream.labels[c].begin() + start + have,
+                out.target_labels[c].begin() + first);
   }
 }
 

@@ -32,10 +32,14 @@ struct EvalWindow {
   std::vector<std::vector<uint8_t>> target_labels;  // [channels][T] each target's class, 255 = none
 };
 
-// Number of evaluation windows of a stream of n tokens. max_tokens > 0 keeps only the windows needed to cover its
-// first max_tokens tokens (whole windows: up to T-1 targets beyond that are evaluated too); 0 keeps all.
-int64_t count_eval_windows(int64_t n, int64_t T, int64_t max_tokens);
-// Window `index` (< count_eval_windows(stream.tokens.size(), T, 0)) of the stream.
-void eval_window(const TokenStream& stream, int64_t T, int64_t index, EvalWindow& out);
+// Number of evaluation windows of a stream of n tokens, windows of T targets starting every `stride` tokens
+// (0 or T: disjoint windows; less than T: a sliding context, each target scored once, in the first window that has
+// it, with at least T - stride tokens before it but at the stream's start). max_tokens > 0 keeps only the windows
+// needed to cover its first max_tokens tokens (whole windows: up to T-1 targets beyond that are evaluated too); 0
+// keeps all.
+int64_t count_eval_windows(int64_t n, int64_t T, int64_t max_tokens, int64_t stride = 0);
+// Window `index` (< count_eval_windows(stream.tokens.size(), T, 0, stride)) of the stream: tokens from index *
+// stride; its targets already scored by the window before are -1.
+void eval_window(const TokenStream& stream, int64_t T, int64_t index, EvalWindow& out, int64_t stride = 0);
 
 }  // namespace moelab::data

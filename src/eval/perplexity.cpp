@@ -19,12 +19,14 @@ void check_scorable(const data::TokenStream& stream, int64_t max_tokens) {
 }
 
 EvalResult evaluate_perplexity(Model& model, const data::TokenStream& stream, int64_t seq_len, int64_t batch_size,
-                               int64_t max_tokens, const std::vector<int32_t>& piece_bytes) {
+                               int64_t max_tokens, const std::vector<int32_t>& piece_bytes, int64_t stride) {
   const Model::InferenceMode inference(model);
   check_scorable(stream, max_tokens);
   MOELAB_ASSERT(piece_bytes.empty() || static_cast<int64_t>(piece_bytes.size()) == model.config().model.vocab_size,
                 "one byte count per token id");
-  const int64_t n_windows = data::count_eval_windows(static_cast<int64_t>(stream.tokens.size()), seq_len, max_tokens);
+  MOELAB_ASSERT(stride >= 0 && stride <= seq_len, "a window stride between 1 and the window (0: the window)");
+  const int64_t n_windows =
+      data::count_eval_windows(static_cast<int64_t>(stream.tokens.size()), seq_len, max_tokens, stride);
   std::vector<ClassLossTally> by_label;  // [channels]
   for (const auto& channel : stream.channels) by_label.emplace_back(channel);
   double sum = 0;
@@ -37,7 +39,7 @@ EvalResult evaluate_perplexity(Model& model, const data::TokenStream& stream, in
     const int64_t B = std::min(batch_size, n_windows - first);
     inputs.resize(B * seq_len), targets.resize(B * seq_len);
     for (int64_t b = 0; b < B; ++b) {
-      data::eval_window(stream, seq_len, first + b, windows[b]);
+      data::eval_window(stream, seq_len, first + b, windows[b], stride);
       std::copy_n(windows[b].tokens.begin(), seq_len, inputs.begin() + b * seq_len);
       std::copy_n(windows[b].targets.begin(), seq_len, targets.begin() + b * seq_len);
     }
@@ -55,6 +57,8 @@ EvalResult evaluate_perplexity(Model& model, const data::TokenStream& stream, in
   EvalResult r;
   r.source = stream.description;
   r.split = stream.split;
+  r.window = seq_len;
+  r.stride = stride > 0 ? stride : seq_len;
   r.tokens = count;
   r.loss = count ? sum / count : 0.0;
   r.perplexity = std::exp(r.loss);
@@ -66,7 +70,8 @@ EvalResult evaluate_perplexity(Model& model, const data::TokenStream& stream, in
 }
 
 nlohmann::json to_json(const EvalResult& r) {
-  nlohmann::json j = {{"source", r.source}, {"loss", r.loss}, {"perplexity", r.perplexity}, {"tokens", r.tokens}};
+  nlohmann::json j = {{"source", r.source}, {"loss", r.loss},     {"perplexity", r.perplexity},
+                      {"tokens", r.tokens}, {"window", r.window}, {"stride", r.stride}};
   if (r.bytes > 0) j["bytes"] = r.bytes, j["bits_per_byte"] = r.bits_per_byte;
   if (!r.split.empty()) j["split"] = r.split;
   nlohmann::json labels = nlohmann::json::object();

@@ -18,6 +18,8 @@ namespace moelab {
 struct EvalResult {
   std::string source;                  // the stream's description ("the val split of data/brown")
   std::string split;                   // the split scored; empty for a text file
+  int64_t window = 0;                  // tokens per window
+  int64_t stride = 0;                  // tokens between window starts (= window: disjoint windows)
   double loss = 0;                     // mean cross-entropy in nats per token
   double perplexity = 0;               // exp(loss)
   int64_t tokens = 0;                  // targets scored
@@ -31,11 +33,12 @@ struct EvalResult {
 // max_tokens > 0) would score no token: a mean over none would read as loss 0, perplexity 1.
 void check_scorable(const data::TokenStream& stream, int64_t max_tokens);
 
-// Scores the stream in windows of seq_len tokens, batch_size windows per forward pass. max_tokens > 0 scores only
-// the first windows covering that many tokens (quick evaluations during training). piece_bytes [vocab] gives the
-// bytes each token id stands for (Tokenizer::piece_bytes); empty leaves bits per byte out.
+// Scores the stream in windows of seq_len tokens, batch_size windows per forward pass; a window starts every
+// stride tokens (0: seq_len, disjoint windows; less: a sliding context, data::count_eval_windows). max_tokens > 0
+// scores only the first windows covering that many tokens (quick evaluations during training). piece_bytes
+// [vocab] gives the bytes each token id stands for (Tokenizer::piece_bytes); empty leaves bits per byte out.
 EvalResult evaluate_perplexity(Model& model, const data::TokenStream& stream, int64_t seq_len, int64_t batch_size,
-                               int64_t max_tokens, const std::vector<int32_t>& piece_bytes);
+                               int64_t max_tokens, const std::vector<int32_t>& piece_bytes, int64_t stride = 0);
 
 // {"source", "split" (for a split), "loss", "perplexity", "tokens", "bytes" and "bits_per_byte" (when computed),
 //  "per_label": {"<channel>": {"<class>":

@@ -156,6 +156,44 @@ TEST(Loader, EvalWindowsCoverEveryTargetOnce) {
   }
 }
 
+// Windows every S tokens: window k reads tokens from k*S, and the targets it scores are those no earlier window
+// scored, at least T - S tokens into it after the first; together, tokens 1..n-1 once each, in order.
+TEST(Loader, SlidingEvalWindowsScoreEveryTargetOnce) {
+  data::TokenStream stream;
+  stream.eod_id = kEod;
+  stream.labels.resize(1);
+  for (int32_t i = 0; i < 23; ++i) stream.tokens.push_back(100 + i), stream.labels[0].push_back(i % 3);
+  const int64_t n = 23;
+  for (const int64_t T : {int64_t{1}, int64_t{4}, int64_t{7}, int64_t{22}, int64_t{30}})
+    for (int64_t S = 1; S <= T; ++S) {
+      SCOPED_TRACE("T=" + std::to_string(T) + " S=" + std::to_string(S));
+      const int64_t count = data::count_eval_windows(n, T, 0, S);
+      std::vector<int32_t> seen;
+      std::vector<uint8_t> seen_labels;
+      data::EvalWindow w;
+      for (int64_t k = 0; k < count; ++k) {
+        data::eval_window(stream, T, k, w, S);
+        for (int64_t t = 0; t <= T; ++t) EXPECT_EQ(w.tokens[t], k * S + t < n ? 100 + k * S + t : kEod);
+        for (int64_t t = 0; t < T; ++t) {
+          if (w.targets[t] < 0) continue;
+          EXPECT_TRUE(k == 0 || t >= T - S) << "window " << k << " scores target " << t;
+          EXPECT_EQ(w.targets[t], w.tokens[t + 1]);
+          seen.push_back(w.targets[t]), seen_labels.push_back(w.target_labels[0][t]);
+        }
+      }
+      ASSERT_EQ(seen.size(), size_t(n - 1));
+      for (int64_t p = 1; p < n; ++p) {
+        EXPECT_EQ(seen[p - 1], 100 + p);
+        EXPECT_EQ(seen_labels[p - 1], p % 3);
+      }
+      if (S == T) {
+        EXPECT_EQ(count, data::count_eval_windows(n, T, 0)) << "stride T: the disjoint windows";
+      }
+      EXPECT_TRUE((count - 1) * S + T >= n - 1) << "the last window reaches the last token";
+      EXPECT_TRUE(count == 1 || (count - 2) * S + T < n - 1) << "and the one before it does not";
+    }
+}
+
 TEST(Loader, EvalWindowCountHonoursMaxTokens) {
   EXPECT_EQ(data::count_eval_windows(500, 7, 100), 15);  // ceil(99 / 7)
   EXPECT_EQ(data::count_eval_windows(500, 7, 100000), data::count_eval_windows(500, 7, 0));

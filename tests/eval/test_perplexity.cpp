@@ -103,6 +103,39 @@ TEST(Perplexity, MatchesTargetByTargetForwardsOverallByClassAndPerByte) {
   EXPECT_FALSE(to_json(head).contains("bits_per_byte")) << "no byte counts, no bits per byte";
 }
 
+// A sliding context: windows every `stride` tokens, each target scored once, by the first window that has it, with
+// the inputs from that window's start. The reference finds that window by its own rule: the first k whose targets
+// (tokens k*S+1 .. k*S+T) reach p.
+TEST(Perplexity, ASlidingContextScoresEachTargetOnceFromItsFirstWindow) {
+  auto model = tiny_model();
+  const data::TokenStream stream = labelled_stream();
+  const int64_t n = static_cast<int64_t>(stream.tokens.size());
+  for (const int64_t S : {int64_t{1}, int64_t{3}, int64_t{5}}) {
+    SCOPED_TRACE("stride " + std::to_string(S));
+    double sum = 0;
+    for (int64_t p = 1; p < n; ++p) {
+      int64_t k = 0;
+      while (k * S + kT < p) ++k;
+      const int64_t start = k * S, len = p - start;
+      ASSERT_TRUE(k == 0 || len >= kT - S) << "a target after the first window sees at least T - S tokens";
+      std::vector<int32_t> inputs(stream.tokens.begin() + start, stream.tokens.begin() + p);
+      std::vector<int32_t> targets(len, -1);
+      targets[len - 1] = stream.tokens[p];
+      model->forward(inputs.data(), targets.data(), 1, len);
+      sum += model->row_losses()[len - 1];
+    }
+    const EvalResult r = evaluate_perplexity(*model, stream, kT, 2, 0, {}, S);
+    EXPECT_EQ(r.tokens, n - 1);
+    EXPECT_NEAR(r.loss, sum / (n - 1), 1e-5);
+    EXPECT_EQ(r.window, kT);
+    EXPECT_EQ(r.stride, S);
+    EXPECT_EQ(to_json(r)["stride"], S);
+  }
+  EXPECT_EQ(evaluate_perplexity(*model, stream, kT, 2, 0, {}, kT).loss,
+            evaluate_perplexity(*model, stream, kT, 2, 0, {}).loss)
+      << "a stride of the window is the disjoint windows";
+}
+
 TEST(Perplexity, RefusesStreamsWithNothingToScore) {
   auto model = tiny_model();
   data::TokenStream one = labelled_stream();
