@@ -69,9 +69,11 @@ void run_bench(const BenchArgs& a) {
   const bool training = !a.forward_only;
   check_memory_fits(cfg, training ? MemoryUse::Training : MemoryUse::Inference);
   const int64_t B = cfg.train.batch_size, T = cfg.train.seq_len, N = B * T;
-  Model model(cfg);
+  Model model(cfg, training ? ModelUse::Training : ModelUse::Inference);
+  if (!training) model.set_pack_weights_for_inference(inference_packing_fits(cfg));
   model.init_params(cfg.train.seed);
-  OptimizerState opt{std::vector<float>(model.params().size()), std::vector<float>(model.params().size())};
+  const size_t moments = training ? model.params().size() : 0;  // AdamW's state, for training only
+  OptimizerState opt{std::vector<float>(moments), std::vector<float>(moments)};
   std::vector<int32_t> inputs(N), targets(N);  // [B,T]
   Rng rng(3, 0);
   for (int64_t i = 0; i < N; ++i)

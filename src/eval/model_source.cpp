@@ -66,6 +66,7 @@ void ModelSource::set_window(int64_t seq_len) {
                 " tokens (model.max_seq_len of ", path, ")");
   config.train.seq_len = seq_len;
   check_memory_fits(config, MemoryUse::Inference);  // a longer window needs more activation memory
+  model->set_pack_weights_for_inference(inference_packing_fits(config));
 }
 
 data::TokenStream ModelSource::split_stream(const std::string& split, int64_t max_tokens) const {

@@ -26,7 +26,9 @@ struct EvalResult {
   int64_t bytes = 0;                   // UTF-8 bytes the targets stand for (piece_bytes); 0 without piece_bytes
   double bits_per_byte = 0;            // loss * tokens / ln 2 / bytes; NaN without piece_bytes
   std::vector<ChannelLoss> per_label;  // one per label channel of the stream
-  nlohmann::json routing;              // per MoE layer routing statistics over the scored tokens (RoutingTally)
+  nlohmann::json routing;              // per MoE layer routing statistics (RoutingTally) over every position of every
+                                       // window forwarded: with a stride below the window, a token counts once per
+                                       // window that reads it
 };
 
 // Throws moelab::Error naming the stream when an evaluation of it (of its first max_tokens tokens, when

@@ -93,13 +93,16 @@ MemoryEstimate estimate_memory(const Config& cfg, MemoryUse use) {
     // inputs and rstds; clip_qkv's masks (a byte per element of q, k, v).
     const double layer = 4 * d + 2 * q + 2 * kv + H + 2 + (qk_norm_tensors > 0 ? q + kv + H + Hkv : 0) +
                          (m.clip_qkv > 0 ? (q + 2 * kv) / 4 : 0);
-    const double moe_layer = k * (2 * d + 3 * h) + 3 * E + (hs > 0 ? 3 * hs + d : 0);
+    const double moe_layer = k * (2 * d + 3 * h) + 3 * E + (hs > 0 ? 3 * hs + d + shared_gate : 0);
+    // The workspace: the final norm, the residual and sublayer gradients, attention's d_ctx, d_q, d_k, d_v (and a
+    // q/k norm's input gradients), the expert and shared-gate scratch, the logits.
     per_token = L * layer + moe_layers * moe_layer + dense_layers * 3 * h_dense +
-                (V + 9 * d + 2 * kv + 6 * h + 2 * k * d + 3 * E + (dense_layers > 0 ? 3 * h_dense : 0));
+                (V + 7 * d + 2 * q + 2 * kv + (qk_norm_tensors > 0 ? q + kv : 0) + shared_gate * d + 6 * h + 2 * k * d +
+                 3 * E + (dense_layers > 0 ? 3 * h_dense : 0));
   } else {
     const double layer = 4 * d + 2 * q + 2 * kv + 2 + (qk_norm_tensors > 0 ? q + kv + H + Hkv : 0) +
                          (m.clip_qkv > 0 ? (q + 2 * kv) / 4 : 0);
-    const double moe_layer = k * 2 * d + 3 * E + (hs > 0 ? 3 * hs + d : 0);
+    const double moe_layer = k * 2 * d + 3 * E + (hs > 0 ? 3 * hs + d + shared_gate : 0);
     per_token = L * layer + moe_layers * moe_layer + dense_layers * 3 * h_dense + (V + 3 * d + 3 * h);
   }
   e.activation_bytes = 4 * N * per_token;

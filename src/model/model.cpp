@@ -307,7 +307,9 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
   auto& ws = *ws_;
   ws.B = B, ws.T = T;
   ws.inputs.assign(inputs, inputs + N);
-  ws.backward_ready = targets != nullptr && !inference && use_ == ModelUse::Training;
+  // What backward reads is kept only where a backward may follow: outside InferenceMode, in a model that trains.
+  const bool keep_for_backward = !inference && use_ == ModelUse::Training;
+  ws.backward_ready = targets != nullptr && keep_for_backward;
   if (targets) ws.targets.assign(targets, targets + N);
   ws.sub_out.resize(N * d);
 
@@ -324,7 +326,7 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
   for (size_t i = 0; i < layers_.size(); ++i) {
     Layer& L = *layers_[i];
     L.x_mid.resize(N * d);
-    attention_block_forward(ctx, ws.sub_out.data(), L.attn, L.x_in.data(), L.attn_w, shape, !inference);
+    attention_block_forward(ctx, ws.sub_out.data(), L.attn, L.x_in.data(), L.attn_w, shape, keep_for_backward);
     add_to(L.x_mid.data(), L.x_in.data(), ws.sub_out.data(), N * d);
 
     L.ffn_normed.resize(N * d);
@@ -337,7 +339,7 @@ Losses Model::forward(const int32_t* inputs, const int32_t* targets, int64_t B, 
       MoeFfnShape layer_shape = moe_shape;
       layer_shape.hash_seed = splitmix64(i + 1);  // a fixed table per layer, independent of the training seed
       L.aux = moe_ffn_forward(ctx, ws.sub_out.data(), L.moe_act, ws.moe_scratch, L.ffn_normed.data(), ws.inputs.data(),
-                              L.moe_w, layer_shape, !inference);
+                              L.moe_w, layer_shape, keep_for_backward);
     } else {
       const int64_t h = L.dense_hidden;
       L.dense_g_act.resize(N * h), L.dense_u_act.resize(N * h), L.dense_act.resize(N * h);

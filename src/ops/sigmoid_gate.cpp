@@ -1,7 +1,6 @@
 #include "ops/sigmoid_gate.h"
 
 #include <cmath>
-#include <vector>
 
 namespace moelab::ops {
 namespace {
@@ -34,24 +33,28 @@ void sigmoid_gate_forward(T* out, T* gate, const SigmoidGateInputs<T>& in, int64
 template <typename T>
 void sigmoid_gate_backward(const SigmoidGateGrads<T>& grads, const T* d_out, const SigmoidGateInputs<T>& in, int64_t N,
                            int64_t D) {
-  std::vector<T> a(N);  // [N] the gradient of each row's gate logit
+  // a[n], the gradient of row n's gate logit, is made again where it is used: no buffer of N.
+  auto logit_grad = [&](int64_t n) {
+    const T g = in.gate[n];
+    return g * (1 - g) * dot(d_out + n * D, in.y + n * D, D);
+  };
 #pragma omp parallel for schedule(static) if (N * D >= kParallelElements)
   for (int64_t n = 0; n < N; ++n) {
-    const T g = in.gate[n];
+    const T g = in.gate[n], a = logit_grad(n);
     const T* dy = d_out + n * D;
-    a[n] = g * (1 - g) * dot(dy, in.y + n * D, D);
     T* d_y = grads.d_y + n * D;
     T* d_x = grads.d_x + n * D;
 #pragma omp simd
     for (int64_t i = 0; i < D; ++i) {
       d_y[i] = g * dy[i];
-      d_x[i] += a[n] * in.w[i];
+      d_x[i] += a * in.w[i];
     }
   }
   for (int64_t n = 0; n < N; ++n) {  // rows in order: the same bits for any thread count
+    const T a = logit_grad(n);
     const T* x = in.x + n * D;
 #pragma omp simd
-    for (int64_t i = 0; i < D; ++i) grads.d_w[i] += a[n] * x[i];
+    for (int64_t i = 0; i < D; ++i) grads.d_w[i] += a * x[i];
   }
 }
 
