@@ -70,7 +70,6 @@ void run_bench(const BenchArgs& a) {
   check_memory_fits(cfg, training ? MemoryUse::Training : MemoryUse::Inference);
   const int64_t B = cfg.train.batch_size, T = cfg.train.seq_len, N = B * T;
   Model model(cfg, training ? ModelUse::Training : ModelUse::Inference);
-  if (!training) model.set_pack_weights_for_inference(inference_packing_fits(cfg));
   model.init_params(cfg.train.seed);
   const size_t moments = training ? model.params().size() : 0;  // AdamW's state, for training only
   OptimizerState opt{std::vector<float>(moments), std::vector<float>(moments)};

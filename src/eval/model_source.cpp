@@ -40,7 +40,6 @@ ModelSource open_hf_folder(const std::string& dir, const std::string& data_dir) 
   if (!data_dir.empty()) data = open_model_data(data_dir, dir, tokenizer, hf.config.model.vocab_size);
   check_memory_fits(hf.config, MemoryUse::Inference);
   auto model = std::make_unique<Model>(hf.config, ModelUse::Inference);
-  model->set_pack_weights_for_inference(inference_packing_fits(hf.config));
   hf::load_hf_weights(SafetensorsFolder::open(dir), hf.model_type, *model);
   check_finite(*model, dir);
   return {dir, hf.model_type, hf.config, std::move(model), std::move(data), std::move(tokenizer)};

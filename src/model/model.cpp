@@ -117,6 +117,7 @@ Model::Model(const Config& cfg, ModelUse use)
       grad_squares_(grads_.data()),
       ws_(std::make_unique<Workspace>()) {
   MOELAB_ASSERT(cfg.model.vocab_size > 0, "vocab_size must be resolved before building a model");
+  if (use == ModelUse::Inference) pack_for_inference_ = inference_packing_fits(cfg);
   auto p = [&](const std::string& n) { return params_.data() + table_.find(n).offset; };
   auto g = [&](const std::string& n) { return grads_.empty() ? nullptr : grads_.data() + table_.find(n).offset; };
   for (int64_t i = 0; i < cfg.model.n_layers; ++i) {

@@ -36,7 +36,8 @@ enum class ModelUse { Training, Inference };
 class Model {
  public:
   // cfg must be validated and have model.vocab_size resolved (> 0). A model built for inference has no gradients:
-  // backward, grads(), zero_grads() and optimizer_access() are not for it.
+  // backward, grads(), zero_grads() and optimizer_access() are not for it; it packs its weights for inference only
+  // where the packed copy fits in memory.
   explicit Model(const Config& cfg, ModelUse use = ModelUse::Training);
   ~Model();
 
@@ -134,8 +135,8 @@ class Model {
   // the weights changed outside optimizer_access()), packed for oneDNN (an f32 model inside InferenceMode; dropped
   // when it ends). Every call that changes the weights, or lets a caller change them, tells it.
   cpu::ComputeCaches compute_caches_;
-  int inference_depth_ = 0;  // InferenceMode scopes alive
-  bool pack_for_inference_ = true;
+  int inference_depth_ = 0;         // InferenceMode scopes alive
+  bool pack_for_inference_ = true;  // built for inference: where the packed copy fits (inference_packing_fits)
   // Every gradient is 0: set by zero_grads() and optimizer_access(); cleared by backward() and grads().
   bool grads_zero_ = true;
   // Filled by backward(); forgotten by zero_grads(), optimizer_access() and grads().

@@ -182,7 +182,6 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const std::string& dat
                 "trained on");
   check_memory_fits(cfg, MemoryUse::Inference);  // what its users (eval, traces, analyses) run on it
   auto model = std::make_unique<Model>(cfg, ModelUse::Inference);
-  model->set_pack_weights_for_inference(inference_packing_fits(cfg));
   load_model_weights(ckpt, *model);
   data::TokenData data = open_checkpoint_data(cfg, ckpt);
   return {ckpt, cfg, std::move(model), std::move(data)};
